@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Build the libFuzzer targets (clang, AddressSanitizer + UBSan) into build-fuzz
+# and run each one for a bounded time from its seed corpus in fuzz/corpus/<name>.
+#   bash fuzz/run.sh [seconds-per-target] [target...]
+# Run longer, e.g. an hour on the shard parser:
+#   bash fuzz/run.sh 3600 fuzz_shard
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-10}
+shift || true
+CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSOJU_FUZZ=ON -DSOJU_NATIVE=OFF >/dev/null
+cmake --build build-fuzz -j "$(nproc)" >/dev/null
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+  for f in fuzz/fuzz_*.c; do targets+=("$(basename "$f" .c)"); done
+fi
+for t in "${targets[@]}"; do
+  seeds="fuzz/corpus/${t#fuzz_}"
+  work="build-fuzz/corpus/${t#fuzz_}"
+  mkdir -p "$work"
+  echo "== fuzz $t for ${secs}s (seeds: $seeds)"
+  # New inputs go to the scratch corpus; the checked-in seeds are only read.
+  build-fuzz/"$t" -max_total_time="$secs" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
+    -print_final_stats=0 "$work" "$seeds" 2>&1 | tail -n 3
+done

@@ -1,0 +1,20 @@
+/* commands.h — every `soju <command>` entry point. One file per command
+ * (cmd_<name>.c); each parses its arguments, calls the library, prints. */
+#ifndef SOJU_CLI_COMMANDS_H
+#define SOJU_CLI_COMMANDS_H
+
+typedef int (*cli_command_fn)(int argc, char **argv);
+
+typedef struct cli_command {
+    const char *name;
+    cli_command_fn fn;
+    const char *summary;
+} cli_command;
+
+/* Dispatch argv[1] among a table of subcommands (used by main and by groups
+ * such as `soju tokenizer` and `soju data`). */
+int cli_dispatch(const char *prog, const cli_command *table, int argc, char **argv);
+
+int cmd_version(int argc, char **argv);
+
+#endif
