@@ -1,0 +1,28 @@
+/* Backend selection by name. Each backend registers one constructor here. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "soju/ops.h"
+
+int soju_cpu_backend_create(soju_backend **be, soju_err *err);
+#ifdef SOJU_HAVE_CUDA
+int soju_cuda_backend_create(soju_backend **be, soju_err *err);
+#endif
+
+int soju_backend_create(soju_backend **be, const char *name, soju_err *err) {
+    if (!name || !strcmp(name, "cpu")) return soju_cpu_backend_create(be, err);
+    if (!strcmp(name, "cuda")) {
+#ifdef SOJU_HAVE_CUDA
+        return soju_cuda_backend_create(be, err);
+#else
+        return soju_errf(err, SOJU_EUNSUP, "device 'cuda': this soju was built without CUDA (rebuild with nvcc present)");
+#endif
+    }
+    return soju_errf(err, SOJU_EARG, "unknown device '%s' (expected cpu or cuda)", name);
+}
+
+void soju_backend_free(soju_backend *be) {
+    if (!be) return;
+    free(be->state);
+    free(be);
+}

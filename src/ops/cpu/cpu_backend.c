@@ -1,0 +1,105 @@
+/* The CPU backend: host memory, OpenMP loops, OpenBLAS matrix products.
+ * This file holds the backend table and the memory and optimizer ops; the
+ * layer ops live beside it, one file per op family. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu_ops.h"
+
+static void *cpu_alloc(soju_backend *be, size_t bytes) {
+    (void)be;
+    void *p = soju_aligned_alloc(bytes);
+    memset(p, 0, bytes);
+    return p;
+}
+
+static void cpu_free(soju_backend *be, void *p) {
+    (void)be;
+    free(p);
+}
+
+static void cpu_copy(soju_backend *be, void *dst, const void *src, size_t bytes) {
+    (void)be;
+    if (bytes) memcpy(dst, src, bytes);
+}
+
+static void cpu_memzero(soju_backend *be, void *p, size_t bytes) {
+    (void)be;
+    if (bytes) memset(p, 0, bytes);
+}
+
+static void cpu_sync(soju_backend *be) { (void)be; }
+
+static size_t cpu_act_bytes(soju_backend *be) {
+    (void)be;
+    return sizeof(float);
+}
+
+/* AdamW, element-wise, so any split across threads gives identical bits. */
+static void cpu_adamw(soju_backend *be, float *p, const float *grad, float *m, float *v, size_t n, float lr,
+                      float beta1, float beta2, float eps, float weight_decay, float grad_scale, int step) {
+    (void)be;
+    const float c1 = 1.0f - powf(beta1, (float)step);
+    const float c2 = 1.0f - powf(beta2, (float)step);
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float g = grad[i] * grad_scale;
+        float mi = beta1 * m[i] + (1.0f - beta1) * g;
+        float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
+        m[i] = mi;
+        v[i] = vi;
+        float mhat = mi / c1, vhat = vi / c2;
+        p[i] -= lr * (mhat / (sqrtf(vhat) + eps) + weight_decay * p[i]);
+    }
+}
+
+/* Sum of squares in fixed 4096-element chunks, each summed in double and the
+ * chunk sums added in order: the result does not depend on the thread count. */
+#define SUMSQ_CHUNK 4096
+static double cpu_sum_squares(soju_backend *be, const float *x, size_t n) {
+    (void)be;
+    size_t nchunks = (n + SUMSQ_CHUNK - 1) / SUMSQ_CHUNK;
+    if (nchunks == 0) return 0.0;
+    double *partial = soju_malloc(nchunks * sizeof(double));
+#pragma omp parallel for schedule(static)
+    for (size_t c = 0; c < nchunks; c++) {
+        size_t lo = c * SUMSQ_CHUNK, hi = lo + SUMSQ_CHUNK < n ? lo + SUMSQ_CHUNK : n;
+        double s = 0;
+        for (size_t i = lo; i < hi; i++) s += (double)x[i] * x[i];
+        partial[c] = s;
+    }
+    double total = 0;
+    for (size_t c = 0; c < nchunks; c++) total += partial[c];
+    free(partial);
+    return total;
+}
+
+static void cpu_scale(soju_backend *be, float *x, size_t n, float s) {
+    (void)be;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) x[i] *= s;
+}
+
+static const soju_backend_ops cpu_ops = {
+    .name = "cpu",
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .upload = cpu_copy,
+    .download = cpu_copy,
+    .memzero = cpu_memzero,
+    .sync = cpu_sync,
+    .act_bytes = cpu_act_bytes,
+    .adamw = cpu_adamw,
+    .sum_squares = cpu_sum_squares,
+    .scale = cpu_scale,
+};
+
+int soju_cpu_backend_create(soju_backend **out, soju_err *err) {
+    (void)err;
+    soju_backend *be = soju_calloc(1, sizeof *be);
+    be->ops = &cpu_ops;
+    be->num_threads = soju_num_threads();
+    *out = be;
+    return SOJU_OK;
+}
