@@ -67,6 +67,26 @@ typedef struct soju_text_codec {
 int soju_text_codec_open(soju_text_codec *c, const char *tokenizer_path, soju_err *err);
 void soju_text_codec_close(soju_text_codec *c);
 
+/* Text files (.txt blocks, .jsonl records, .zst) -> train/val token shards,
+ * each document followed by the codec's EOS. This is the corpus -> shards
+ * step of the demo; the real tokenizer plugs in through the codec. */
+typedef struct soju_shard_text_opts {
+    const char *const *inputs;
+    int n_inputs;
+    const char *train_out, *val_out; /* val_out NULL: everything to train */
+    double val_frac;                 /* share of documents for validation */
+    uint64_t seed;                   /* of the document hash that splits */
+    int line_docs;                   /* one document per line (else per record / text block) */
+    const char *text_field;          /* JSONL field ("text" when NULL) */
+} soju_shard_text_opts;
+
+typedef struct soju_shard_text_stats {
+    uint64_t docs, train_docs, val_docs, train_tokens, val_tokens, empty_docs, bad_records;
+} soju_shard_text_stats;
+
+int soju_shard_text(const soju_text_codec *codec, const soju_shard_text_opts *o, soju_shard_text_stats *stats,
+                    soju_err *err);
+
 /* ================================================================ decoding */
 
 typedef struct soju_generate_opts {
@@ -86,8 +106,9 @@ typedef struct soju_generate_stats {
 } soju_generate_stats;
 
 /* Continue `prompt` (n_prompt >= 1 ids) through the KV cache of sequence 0,
- * which is reset first. New ids go to out (room for max_new_tokens) and to
- * on_token when given. Stops at EOS, at max_new_tokens, or when the cache is full. */
+ * which is reset first and must hold n_prompt + max_new_tokens tokens. New
+ * ids go to out (room for max_new_tokens) and to on_token when given (EOS is
+ * stored in out but not passed on). Stops at EOS or after max_new_tokens. */
 int soju_generate(soju_model *m, soju_kv_cache *kv, const int32_t *prompt, int n_prompt, const soju_generate_opts *o,
                   int32_t *out, soju_token_fn on_token, void *ctx, soju_generate_stats *st, soju_err *err);
 

@@ -16,5 +16,8 @@ typedef struct cli_command {
 int cli_dispatch(const char *prog, const cli_command *table, int argc, char **argv);
 
 int cmd_version(int argc, char **argv);
+int cmd_pretrain(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_shard_text(int argc, char **argv);
 
 #endif

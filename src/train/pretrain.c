@@ -1,0 +1,359 @@
+/* `soju pretrain`: next-token training over token shards into a run directory.
+ *
+ *   RUN/metrics.jsonl                  one JSON object per step, and one per evaluation
+ *   RUN/checkpoints/step_NNNNNNNN/     config.json, model.safetensors,
+ *                                      trainer_state.json, optimizer.safetensors
+ *
+ * A run starts from a config (fresh weights from a seed), from a checkpoint's
+ * weights (--init, fresh optimizer) or from a run directory (--resume, which
+ * restores weights, moments, schedule position and data position exactly).
+ *
+ * The hot loop is: fill `accum` micro-batch buffers from the loader, one
+ * trainer step, one metrics line. Buffers are allocated before the loop; the
+ * progress bar and the metrics file only format numbers. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "soju/train.h"
+
+#define UNSET (-1)
+
+void soju_pretrain_defaults(soju_pretrain_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->micro_B = 4;
+    o->T = 256;
+    o->train.sched = (soju_lr_schedule){SOJU_SCHED_COSINE, 3e-4, 0, 0, 0.1, 0.2, SOJU_DECAY_LINEAR};
+    o->train.adamw = soju_adamw_defaults();
+    o->train.grad_clip = 1.0;
+    /* Intervals left UNSET take the saved values on --resume, these otherwise. */
+    o->eval_every = UNSET;
+    o->eval_batches = UNSET;
+    o->save_every = UNSET;
+    o->keep = UNSET;
+    o->device = "cpu";
+    o->doc_mask = 1;
+    o->shuffle = 1;
+    o->init_seed = o->data_seed = 1337;
+}
+
+/* Everything one run holds, so cleanup is one function. */
+typedef struct run {
+    const soju_pretrain_opts *o;
+    const char *dir;
+    soju_trainer_state st;
+    soju_model *model;
+    soju_loader *train, *val;
+    soju_trainer *trainer;
+    soju_batch_buf *bufs;
+    soju_batch *views;
+    int n_bufs;
+    FILE *metrics;
+    char last_ckpt[1024];
+    double flops_per_token, peak_flops;
+} run;
+
+static void run_free(run *r) {
+    for (int i = 0; i < r->n_bufs; i++) soju_batch_buf_free(&r->bufs[i]);
+    free(r->bufs);
+    free(r->views);
+    soju_trainer_free(r->trainer);
+    soju_loader_close(r->train);
+    soju_loader_close(r->val);
+    soju_model_free(r->model);
+    if (r->metrics) fclose(r->metrics);
+    soju_trainer_state_free(&r->st);
+}
+
+static long ceil_div(long a, long b) { return (a + b - 1) / b; }
+
+/* A fresh run: the trainer state from the options. */
+static int plan_fresh(run *r, soju_err *err) {
+    const soju_pretrain_opts *o = r->o;
+    soju_trainer_state *st = &r->st;
+    if (o->n_train <= 0) return soju_errf(err, SOJU_EARG, "no training shards (--train)");
+    if (o->n_train > SOJU_MAX_SHARDS || o->n_val > SOJU_MAX_SHARDS)
+        return soju_errf(err, SOJU_EARG, "at most %d shards per split", SOJU_MAX_SHARDS);
+    if (o->micro_B <= 0 || o->T <= 0)
+        return soju_errf(err, SOJU_EARG, "--micro-batch and --seq-len must be > 0");
+    long per_micro = (long)o->micro_B * o->T;
+    long batch = o->batch_tokens > 0 ? o->batch_tokens : per_micro;
+    if (batch % per_micro != 0)
+        return soju_errf(err, SOJU_EARG,
+                         "--batch-tokens %ld is not a multiple of micro-batch x seq-len = %d x %d = %ld (try %ld)",
+                         batch, o->micro_B, o->T, per_micro, ceil_div(batch, per_micro) * per_micro);
+    long steps = o->steps > 0 ? o->steps : o->tokens_budget > 0 ? ceil_div(o->tokens_budget, batch) : 0;
+    if (steps <= 0) return soju_errf(err, SOJU_EARG, "give a training length: --steps or --tokens");
+    st->micro_B = o->micro_B;
+    st->T = o->T;
+    st->accum = (int)(batch / per_micro);
+    st->world = 1;
+    st->batch_tokens = batch;
+    st->total_steps = steps;
+    st->train = o->train;
+    st->train.sched.total_steps = steps;
+    st->shuffle = o->shuffle;
+    st->doc_mask = o->doc_mask;
+    st->data_seed = o->data_seed;
+    st->init_seed = o->init_seed;
+    soju_rng_seed(&st->rng, o->init_seed);
+    for (int i = 0; i < o->n_train; i++) st->train_paths[st->n_train++] = soju_strdup(o->train_paths[i]);
+    for (int i = 0; i < o->n_val; i++) st->val_paths[st->n_val++] = soju_strdup(o->val_paths[i]);
+    st->eval_every = o->eval_every != UNSET ? o->eval_every : 100;
+    st->eval_batches = o->eval_batches != UNSET ? o->eval_batches : 20;
+    st->save_every = o->save_every != UNSET ? o->save_every : 0;
+    st->keep = o->keep != UNSET ? o->keep : 2;
+    return soju_lr_schedule_check(&st->train.sched, err);
+}
+
+/* A resume: the saved state, with the few options a resume may change. */
+static int plan_resume(run *r, const char *ckpt, soju_err *err) {
+    const soju_pretrain_opts *o = r->o;
+    char *path = soju_path_join(ckpt, "trainer_state.json");
+    int rc = soju_trainer_state_load(&r->st, path, err);
+    free(path);
+    if (rc) return rc;
+    soju_trainer_state *st = &r->st;
+    long steps = o->steps > 0 ? o->steps : o->tokens_budget > 0 ? ceil_div(o->tokens_budget, st->batch_tokens) : 0;
+    if (steps > 0 && steps != st->total_steps) {
+        if (steps < st->step)
+            return soju_errf(err, SOJU_EARG, "--steps %ld is before the checkpoint's step %ld", steps, st->step);
+        soju_warn("resume: total steps changed from %ld to %ld (the schedule stretches)", st->total_steps, steps);
+        st->total_steps = st->train.sched.total_steps = steps;
+    }
+    if (o->eval_every != UNSET) st->eval_every = o->eval_every;
+    if (o->eval_batches != UNSET) st->eval_batches = o->eval_batches;
+    if (o->save_every != UNSET) st->save_every = o->save_every;
+    if (o->keep != UNSET) st->keep = o->keep;
+    return soju_lr_schedule_check(&st->train.sched, err);
+}
+
+/* On resume, keep only the metrics lines up to the checkpoint's step. */
+static int trim_metrics(const char *path, long step, soju_err *err) {
+    if (!soju_file_exists(path)) return SOJU_OK;
+    char *text;
+    size_t len;
+    int rc = soju_read_file(path, &text, &len, err);
+    if (rc) return rc;
+    soju_buf keep = {0};
+    for (char *line = text, *next; line < text + len; line = next) {
+        char *nl = memchr(line, '\n', (size_t)(text + len - line));
+        next = nl ? nl + 1 : text + len;
+        cJSON *j = cJSON_ParseWithLength(line, (size_t)(next - line));
+        const cJSON *s = j ? cJSON_GetObjectItemCaseSensitive(j, "step") : NULL;
+        if (cJSON_IsNumber(s) && s->valuedouble <= (double)step) soju_buf_append(&keep, line, (size_t)(next - line));
+        cJSON_Delete(j);
+    }
+    rc = soju_write_file_atomic(path, keep.data ? keep.data : "", keep.len, err);
+    soju_buf_free(&keep);
+    free(text);
+    return rc;
+}
+
+static int open_loaders(run *r, soju_err *err) {
+    const soju_trainer_state *st = &r->st;
+    uint32_t vocab = (uint32_t)soju_model_config_of(r->model)->vocab_size;
+    soju_loader_opts lo = {.paths = (const char *const *)st->train_paths, .n_paths = st->n_train,
+                           .B = st->micro_B, .T = st->T, .shuffle = st->shuffle, .seed = st->data_seed,
+                           .rank = 0, .world = 1, .doc_mask = st->doc_mask, .max_vocab = vocab};
+    int rc = soju_loader_open(&r->train, &lo, err);
+    if (rc) return rc;
+    soju_loader_set_state(r->train, st->loader);
+    if (st->n_val > 0) {
+        lo.paths = (const char *const *)st->val_paths;
+        lo.n_paths = st->n_val;
+        lo.shuffle = 0;
+        rc = soju_loader_open(&r->val, &lo, err);
+    }
+    return rc;
+}
+
+static int validate(run *r, double *val_loss, soju_err *err) {
+    const soju_trainer_state *st = &r->st;
+    uint64_t per_batch = (uint64_t)st->micro_B;
+    long n = st->eval_batches > 0 ? st->eval_batches : 1;
+    long avail = (long)(soju_loader_samples(r->val) / per_batch);
+    if (avail < 1) avail = 1;
+    if (n > avail) n = avail;
+    soju_loader_rewind(r->val);
+    double sum = 0;
+    for (long i = 0; i < n; i++) {
+        int rc = soju_loader_next(r->val, &r->bufs[0], err);
+        if (rc) return rc;
+        double l;
+        rc = soju_eval_loss(r->model, &r->views[0], 1, &l, err);
+        if (rc) return rc;
+        sum += l;
+    }
+    *val_loss = sum / (double)n;
+    return SOJU_OK;
+}
+
+static int save(run *r, soju_err *err) {
+    r->st.loader = soju_loader_get_state(r->train);
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/checkpoints/step_%08ld", r->dir, r->st.step);
+    int rc = soju_checkpoint_save(dir, r->model, soju_trainer_optimizer(r->trainer), &r->st, err);
+    if (rc) return rc;
+    snprintf(r->last_ckpt, sizeof r->last_ckpt, "%s", dir);
+    soju_checkpoint_prune(r->dir, r->st.keep);
+    return SOJU_OK;
+}
+
+static int setup(run *r, soju_err *err) {
+    const soju_pretrain_opts *o = r->o;
+    int sources = !!o->config_path + !!o->init_dir + !!o->resume_dir;
+    if (sources != 1) return soju_errf(err, SOJU_EARG, "give exactly one of --config, --init or --resume");
+    r->dir = o->resume_dir ? o->resume_dir : o->out_dir;
+    if (!r->dir) return soju_errf(err, SOJU_EARG, "give the run directory: --out RUN_DIR");
+    int rc;
+    if (o->resume_dir) {
+        char *ck = soju_checkpoint_latest(o->resume_dir);
+        if (!ck)
+            return soju_errf(err, SOJU_EIO, "%s: nothing to resume (no checkpoints/step_* directory)", o->resume_dir);
+        snprintf(r->last_ckpt, sizeof r->last_ckpt, "%s", ck);
+        rc = plan_resume(r, ck, err);
+        if (rc == SOJU_OK) rc = soju_checkpoint_load_model(ck, o->device, r->st.micro_B, r->st.T, &r->model, err);
+        free(ck);
+        if (rc) return rc;
+    } else {
+        char *existing = soju_checkpoint_latest(r->dir);
+        if (existing) {
+            free(existing);
+            return soju_errf(err, SOJU_EARG, "%s: already holds a run (continue it with --resume %s, or pick another --out)",
+                             r->dir, r->dir);
+        }
+        if ((rc = soju_mkdirs(r->dir, err))) return rc;
+        if ((rc = plan_fresh(r, err))) return rc;
+        if (o->config_path) {
+            soju_model_config cfg;
+            if ((rc = soju_config_load(&cfg, o->config_path, err))) return rc;
+            if (r->st.T > cfg.max_position_embeddings)
+                return soju_errf(err, SOJU_EARG, "--seq-len %d exceeds max_position_embeddings %d of %s", r->st.T,
+                                 cfg.max_position_embeddings, o->config_path);
+            if ((rc = soju_model_create(&r->model, &cfg, o->device, r->st.micro_B, r->st.T, err))) return rc;
+            soju_model_init_weights(r->model, o->init_seed);
+        } else {
+            if ((rc = soju_checkpoint_load_model(o->init_dir, o->device, r->st.micro_B, r->st.T, &r->model, err)))
+                return rc;
+        }
+    }
+    if ((rc = open_loaders(r, err))) return rc;
+    if ((rc = soju_trainer_create(&r->trainer, r->model, &r->st.train, err))) return rc;
+    if (o->resume_dir) {
+        char *p = soju_path_join(r->last_ckpt, "optimizer.safetensors");
+        rc = soju_adamw_load(soju_trainer_optimizer(r->trainer), p, err);
+        if (rc == SOJU_OK && soju_trainer_steps(r->trainer) != r->st.step)
+            rc = soju_errf(err, SOJU_EFORMAT, "%s: optimizer step %ld does not match trainer_state.json step %ld", p,
+                           soju_trainer_steps(r->trainer), r->st.step);
+        free(p);
+        if (rc) return rc;
+    }
+    r->n_bufs = r->st.accum;
+    r->bufs = soju_calloc((size_t)r->n_bufs, sizeof *r->bufs);
+    r->views = soju_calloc((size_t)r->n_bufs, sizeof *r->views);
+    for (int i = 0; i < r->n_bufs; i++) {
+        soju_batch_buf_init(&r->bufs[i], r->st.micro_B, r->st.T);
+        r->views[i] = soju_batch_buf_view(&r->bufs[i]);
+    }
+    char *mpath = soju_path_join(r->dir, "metrics.jsonl");
+    rc = o->resume_dir ? trim_metrics(mpath, r->st.step, err) : soju_write_file_atomic(mpath, "", 0, err);
+    if (rc == SOJU_OK && !(r->metrics = fopen(mpath, "a")))
+        rc = soju_errf(err, SOJU_EIO, "%s: cannot open for appending", mpath);
+    free(mpath);
+    if (rc) return rc;
+    const soju_model_config *cfg = soju_model_config_of(r->model);
+    r->flops_per_token = soju_config_flops_per_token(cfg, r->st.T);
+    r->peak_flops = o->peak_flops > 0 ? o->peak_flops : soju_cpu_peak_flops(o->threads);
+    return SOJU_OK;
+}
+
+static void log_step(run *r, const soju_step_stats *s, double tok_s, double mfu, double elapsed) {
+    fprintf(r->metrics,
+            "{\"step\":%ld,\"loss\":%.6f,\"lr\":%.6e,\"grad_norm\":%.6f,\"tokens\":%llu,\"tokens_per_s\":%.1f,"
+            "\"mfu\":%.5f,\"step_s\":%.4f,\"time\":%.3f}\n",
+            s->step, s->loss, s->lr, s->grad_norm, (unsigned long long)r->st.tokens, tok_s, mfu, s->seconds, elapsed);
+    fflush(r->metrics);
+}
+
+int soju_pretrain(const soju_pretrain_opts *o, soju_pretrain_summary *sum, soju_err *err) {
+    memset(sum, 0, sizeof *sum);
+    sum->first_loss = sum->last_loss = sum->last_val_loss = NAN;
+    if (o->threads > 0) soju_set_num_threads(o->threads);
+    run r = {.o = o};
+    soju_trainer_state_init(&r.st);
+    int rc = setup(&r, err);
+    if (rc) {
+        run_free(&r);
+        return rc;
+    }
+    soju_trainer_state *st = &r.st;
+    const long first_step = st->step;
+    long end = st->total_steps;
+    if (o->stop_at > 0 && o->stop_at < end) end = o->stop_at;
+    sum->n_params = (long)soju_model_num_params(r.model);
+    soju_log("%s: %ld params, %s steps %ld..%ld of %ld, %ld tokens/step (%d x %d x %d accum), %s schedule, lr %g",
+             r.dir, sum->n_params, o->resume_dir ? "resuming," : "", first_step + 1, end, st->total_steps,
+             st->batch_tokens, st->micro_B, st->T, st->accum, soju_sched_name(st->train.sched.kind),
+             st->train.sched.peak_lr);
+
+    soju_progress bar;
+    if (!o->quiet) {
+        soju_progress_init(&bar, "pretrain", "tok", (double)st->batch_tokens * (double)(end - first_step));
+        bar.log_every_s = 5;
+    }
+    double train_s = 0, t_run = soju_now();
+    long steps_done = 0;
+    while (st->step < end && rc == SOJU_OK) {
+        double t0 = soju_now();
+        for (int i = 0; i < r.n_bufs && rc == SOJU_OK; i++) rc = soju_loader_next(r.train, &r.bufs[i], err);
+        soju_step_stats s;
+        if (rc == SOJU_OK) rc = soju_trainer_step(r.trainer, r.views, r.n_bufs, &s, err);
+        if (rc == SOJU_ENUM) {
+            soju_err_prefix(err, rc, "%s", r.dir);
+            size_t l = strlen(err->msg);
+            snprintf(err->msg + l, sizeof err->msg - l, " (last good checkpoint: %s)",
+                     r.last_ckpt[0] ? r.last_ckpt : "none saved yet");
+        }
+        if (rc) break;
+        double dt = soju_now() - t0;
+        train_s += dt;
+        steps_done++;
+        st->step = s.step;
+        st->tokens += (uint64_t)s.tokens;
+        st->last_loss = s.loss;
+        st->seconds += dt;
+        if (isnan(sum->first_loss)) sum->first_loss = s.loss;
+        double tok_s = (double)s.tokens / dt, mfu = r.flops_per_token * tok_s / r.peak_flops;
+        log_step(&r, &s, tok_s, mfu, soju_now() - t_run);
+        if (!o->quiet) {
+            soju_progress_set_extra(&bar, "step %ld/%ld loss %.4f lr %.2e mfu %.1f%%", s.step, st->total_steps, s.loss,
+                                    s.lr, 100 * mfu);
+            soju_progress_update(&bar, (double)st->batch_tokens * (double)steps_done);
+        }
+        int last = st->step == end;
+        if (r.val && st->eval_every >= 0 && ((st->eval_every > 0 && st->step % st->eval_every == 0) || last)) {
+            double vl;
+            if ((rc = validate(&r, &vl, err))) break;
+            sum->last_val_loss = vl;
+            if (isnan(st->best_val_loss) || vl < st->best_val_loss) st->best_val_loss = vl, st->best_val_step = st->step;
+            fprintf(r.metrics, "{\"step\":%ld,\"val_loss\":%.6f,\"tokens\":%llu}\n", st->step, vl,
+                    (unsigned long long)st->tokens);
+            fflush(r.metrics);
+            if (o->quiet || !bar.is_tty) soju_log("step %ld: val loss %.4f", st->step, vl);
+        }
+        if ((st->save_every > 0 && st->step % st->save_every == 0) || last) rc = save(&r, err);
+    }
+    if (!o->quiet) soju_progress_finish(&bar);
+    sum->steps = st->step;
+    sum->steps_this_run = steps_done;
+    sum->tokens = st->tokens;
+    sum->last_loss = st->last_loss;
+    sum->seconds = soju_now() - t_run;
+    sum->tokens_per_s = train_s > 0 ? (double)st->batch_tokens * (double)steps_done / train_s : 0;
+    sum->mfu = r.flops_per_token * sum->tokens_per_s / r.peak_flops;
+    snprintf(sum->last_checkpoint, sizeof sum->last_checkpoint, "%s", r.last_ckpt);
+    run_free(&r);
+    return rc;
+}
