@@ -22,7 +22,7 @@ fuzz:
 	bash fuzz/run.sh $(FUZZ_SECONDS)
 
 demo: build
-	bash recipes/demo.sh
+	bash scripts/demo.sh
 
 clean:
 	rm -rf $(BUILD) build-fuzz
