@@ -21,8 +21,18 @@ int soju_backend_create(soju_backend **be, const char *name, soju_err *err) {
     return soju_errf(err, SOJU_EARG, "unknown device '%s' (expected cpu or cuda)", name);
 }
 
+#ifdef SOJU_HAVE_CUDA
+void soju_cuda_backend_free(soju_backend *be);
+#endif
+
 void soju_backend_free(soju_backend *be) {
     if (!be) return;
+#ifdef SOJU_HAVE_CUDA
+    if (!strcmp(be->ops->name, "cuda")) {
+        soju_cuda_backend_free(be);
+        return;
+    }
+#endif
     free(be->state);
     free(be);
 }
