@@ -183,11 +183,11 @@ typedef struct soju_backend_ops {
 
     /* ---------------------------------------------------------- MLP activations */
     /* SwiGLU (Llama MLP): out = silu(gate) * up, silu(x) = x / (1 + e^-x).
-     * gate_up (BT, 2I) act: per row the I gate values, then the I up values
-     * (the output of the fused gate|up projection). out (BT, I) act. */
-    void (*swiglu_forward)(soju_backend *be, void *out, const void *gate_up, int BT, int I);
-    /* dgate_up (BT, 2I) act, overwritten. */
-    void (*swiglu_backward)(soju_backend *be, void *dgate_up, const void *dout, const void *gate_up, int BT, int I);
+     * gate_up (BT, 2F) act: per row the F gate values, then the F up values
+     * (the output of the fused gate|up projection; F = MLP width). out (BT, F) act. */
+    void (*swiglu_forward)(soju_backend *be, void *out, const void *gate_up, int BT, int F);
+    /* dgate_up (BT, 2F) act, overwritten. */
+    void (*swiglu_backward)(soju_backend *be, void *dgate_up, const void *dout, const void *gate_up, int BT, int F);
     /* GELU, tanh approximation (GPT-2 "gelu_new"):
      * out = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), n elements act. */
     void (*gelu_forward)(soju_backend *be, void *out, const void *inp, size_t n);
