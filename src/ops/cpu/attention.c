@@ -45,11 +45,11 @@ static int block_key_lo(const int32_t *key_start, int b, int T, int qs, int wind
 }
 
 /* Turn the score row s[0 .. n) (keys k_lo .. k_lo + n) of query qi into
- * probabilities in place, masking keys the query may not see; returns the
- * log-sum-exp of the visible scores. */
+ * probabilities in place, masking keys the query may not see (probability
+ * 0); returns the log-sum-exp of the visible scores. */
 static float softmax_row(float *s, int n, int k_lo, int qi, const int32_t *doc, int window) {
     int visible = qi - k_lo + 1; /* causal: keys k_lo .. qi */
-    for (int j = visible; j < n; j++) s[j] = -INFINITY;
+    for (int j = visible; j < n; j++) s[j] = 0.0f;
     if (doc) {
         int32_t di = doc[qi];
         for (int j = 0; j < visible; j++) s[j] = doc[k_lo + j] == di ? s[j] : -INFINITY;
