@@ -7,10 +7,10 @@
 
 /* Six floats: [a.weight a.weight | norm.weight | emb emb | b.bias], listed out of order. */
 static const soju_param_view views_[] = {
-    {"emb", 3, 2, 1, {2, 0}, SOJU_PARAM_EMBEDDING},
-    {"a.weight", 0, 2, 2, {1, 2}, SOJU_PARAM_MATRIX},
-    {"b.bias", 5, 1, 1, {1, 0}, SOJU_PARAM_BIAS},
-    {"norm.weight", 2, 1, 1, {1, 0}, SOJU_PARAM_NORM},
+    {.name = "emb", .offset = 3, .numel = 2, .ndim = 1, .shape = {2, 0}, .kind = SOJU_PARAM_EMBEDDING},
+    {.name = "a.weight", .offset = 0, .numel = 2, .ndim = 2, .shape = {1, 2}, .kind = SOJU_PARAM_MATRIX},
+    {.name = "b.bias", .offset = 5, .numel = 1, .ndim = 1, .shape = {1, 0}, .kind = SOJU_PARAM_BIAS},
+    {.name = "norm.weight", .offset = 2, .numel = 1, .ndim = 1, .shape = {1, 0}, .kind = SOJU_PARAM_NORM},
 };
 enum { NV = 4, NP = 6 };
 
@@ -87,7 +87,7 @@ TEST(grad_scale_and_clipping) {
     for (int i = 0; i < NP; i++) CHECK_NEAR(p[i], -0.5, 1e-6);
     soju_adamw_free(a);
     /* Views that overlap are refused. */
-    soju_param_view bad[2] = {{"x", 0, 4, 1, {4, 0}, 0}, {"y", 2, 4, 1, {4, 0}, 0}};
+    soju_param_view bad[2] = {{.name = "x", .offset = 0, .numel = 4, .ndim = 1, .shape = {4, 0}, .kind = 0}, {.name = "y", .offset = 2, .numel = 4, .ndim = 1, .shape = {4, 0}, .kind = 0}};
     soju_adamw_opts o = soju_adamw_defaults();
     CHECK(soju_adamw_create(&a, be, bad, 2, 6, &o, &err) == SOJU_EARG);
     CHECK(strstr(err.msg, "\"y\"") != NULL);
@@ -163,14 +163,14 @@ TEST(load_errors) {
         free(p);
     }
     /* A file for a different parameter table: a tensor is missing. */
-    soju_param_view other[1] = {{"other.weight", 0, 6, 1, {6, 0}, 0}};
+    soju_param_view other[1] = {{.name = "other.weight", .offset = 0, .numel = 6, .ndim = 1, .shape = {6, 0}, .kind = 0}};
     soju_adamw_opts o = soju_adamw_defaults();
     soju_adamw *b;
     CHECK_OK(soju_adamw_create(&b, be, other, 1, NP, &o, &err));
     CHECK(soju_adamw_load(b, good, &err) == SOJU_EFORMAT);
     CHECK_MSG(strstr(err.msg, "missing tensor \"exp_avg.other.weight\""), "message: %s", err.msg);
     /* Same names, different sizes. */
-    soju_param_view bigger[1] = {{"a.weight", 0, 3, 1, {3, 0}, 0}};
+    soju_param_view bigger[1] = {{.name = "a.weight", .offset = 0, .numel = 3, .ndim = 1, .shape = {3, 0}, .kind = 0}};
     soju_adamw *c;
     CHECK_OK(soju_adamw_create(&c, be, bigger, 1, NP, &o, &err));
     CHECK(soju_adamw_load(c, good, &err) == SOJU_EFORMAT);
