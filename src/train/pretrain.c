@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "soju/ops.h"
 #include "soju/train.h"
 
 #define UNSET (-1)
@@ -191,6 +192,13 @@ static int validate(run *r, double *val_loss, soju_err *err) {
 }
 
 static int save(run *r, soju_err *err) {
+    /* Never write a checkpoint that could not be resumed from: a finite loss
+     * can still be followed by an update that overflows. */
+    soju_backend *be = soju_model_backend(r->model);
+    if (!isfinite(be->ops->sum_squares(be, soju_model_params(r->model), soju_model_num_params(r->model))))
+        return soju_errf(err, SOJU_ENUM,
+                         "%s: step %ld: the parameters are not finite; not saving (last good checkpoint: %s)", r->dir,
+                         r->st.step, r->last_ckpt[0] ? r->last_ckpt : "none saved yet");
     r->st.loader = soju_loader_get_state(r->train);
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/checkpoints/step_%08ld", r->dir, r->st.step);
@@ -271,7 +279,7 @@ static int setup(run *r, soju_err *err) {
 
 static void log_step(run *r, const soju_step_stats *s, double tok_s, double mfu, double elapsed) {
     fprintf(r->metrics,
-            "{\"step\":%ld,\"loss\":%.6f,\"lr\":%.6e,\"grad_norm\":%.6f,\"tokens\":%llu,\"tokens_per_s\":%.1f,"
+            "{\"step\":%ld,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,\"tokens\":%llu,\"tokens_per_s\":%.1f,"
             "\"mfu\":%.5f,\"step_s\":%.4f,\"time\":%.3f}\n",
             s->step, s->loss, s->lr, s->grad_norm, (unsigned long long)r->st.tokens, tok_s, mfu, s->seconds, elapsed);
     fflush(r->metrics);
@@ -338,7 +346,7 @@ int soju_pretrain(const soju_pretrain_opts *o, soju_pretrain_summary *sum, soju_
             if ((rc = validate(&r, &vl, err))) break;
             sum->last_val_loss = vl;
             if (isnan(st->best_val_loss) || vl < st->best_val_loss) st->best_val_loss = vl, st->best_val_step = st->step;
-            fprintf(r.metrics, "{\"step\":%ld,\"val_loss\":%.6f,\"tokens\":%llu}\n", st->step, vl,
+            fprintf(r.metrics, "{\"step\":%ld,\"val_loss\":%.9g,\"tokens\":%llu}\n", st->step, vl,
                     (unsigned long long)st->tokens);
             fflush(r.metrics);
             if (o->quiet || !bar.is_tty) soju_log("step %ld: val loss %.4f", st->step, vl);

@@ -105,19 +105,18 @@ void soju_checkpoint_prune(const char *run_dir, int keep) {
 }
 
 int soju_checkpoint_resolve(const char *dir, char **ckpt, soju_err *err) {
-    char *cfg = soju_path_join(dir, "config.json");
-    int is_ckpt = soju_file_exists(cfg);
+    char *cfg = soju_path_join(dir, "config.json"), *sub = soju_path_join(dir, "checkpoints");
+    int rc = SOJU_OK;
+    *ckpt = NULL;
+    if (soju_file_exists(cfg)) *ckpt = soju_strdup(dir);
+    else if (!soju_is_dir(dir)) rc = soju_errf(err, SOJU_EIO, "%s: no such checkpoint directory", dir);
+    else if (!soju_is_dir(sub))
+        rc = soju_errf(err, SOJU_EIO, "%s: missing (not a checkpoint directory, nor a run directory with checkpoints/)",
+                       cfg);
+    else if (!(*ckpt = soju_checkpoint_latest(dir)))
+        rc = soju_errf(err, SOJU_EIO, "%s: no complete checkpoint (step_*) in it", sub);
     free(cfg);
-    if (is_ckpt) {
-        *ckpt = soju_strdup(dir);
-        return SOJU_OK;
-    }
-    if (!soju_is_dir(dir)) return soju_errf(err, SOJU_EIO, "%s: no such checkpoint directory", dir);
-    char *latest = soju_checkpoint_latest(dir);
-    if (!latest)
-        return soju_errf(err, SOJU_EIO, "%s: not a checkpoint (no config.json) and not a run directory (no checkpoints/step_*)",
-                         dir);
-    *ckpt = latest;
-    return SOJU_OK;
+    free(sub);
+    return rc;
 }
 

@@ -186,7 +186,12 @@ TEST(run_directory_checkpoints) {
     CHECK(soju_checkpoint_latest(run) == NULL);
     char *ck = NULL;
     CHECK(soju_checkpoint_resolve(run, &ck, &err) == SOJU_EIO);
-    CHECK_MSG(strstr(err.msg, run) && strstr(err.msg, "not a checkpoint"), "message: %s", err.msg);
+    CHECK_MSG(strstr(err.msg, run) && strstr(err.msg, "config.json: missing"), "message: %s", err.msg);
+    char *sub = soju_path_join(run, "checkpoints");
+    CHECK_OK(soju_mkdirs(sub, &err));
+    CHECK(soju_checkpoint_resolve(run, &ck, &err) == SOJU_EIO);
+    CHECK_MSG(strstr(err.msg, "no complete checkpoint"), "message: %s", err.msg);
+    free(sub);
     char *nothere = soju_path_join(run, "nothere");
     CHECK(soju_checkpoint_resolve(nothere, &ck, &err) == SOJU_EIO);
     CHECK(strstr(err.msg, "no such checkpoint directory") != NULL);
