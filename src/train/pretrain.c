@@ -340,8 +340,8 @@ int soju_pretrain(const soju_pretrain_opts *o, soju_pretrain_summary *sum, soju_
                                     s.lr, 100 * mfu);
             soju_progress_update(&bar, (double)st->batch_tokens * (double)steps_done);
         }
-        int last = st->step == end;
-        if (r.val && st->eval_every >= 0 && ((st->eval_every > 0 && st->step % st->eval_every == 0) || last)) {
+        int last = st->step == end, finished = st->step == st->total_steps; /* --stop-at: last, not finished */
+        if (r.val && st->eval_every >= 0 && ((st->eval_every > 0 && st->step % st->eval_every == 0) || finished)) {
             double vl;
             if ((rc = validate(&r, &vl, err))) break;
             sum->last_val_loss = vl;
