@@ -375,5 +375,67 @@ TEST(decode_matches_forward) {
     decode_case(GPT2_JSON, 40, 3);
 }
 
+/* ---------------------------------------------------------------- export */
+
+/* Checkpoints of each family with the logits soju computes for them, in
+ * $SOJU_TMP/hf_export/<family>/ (config.json, model.safetensors,
+ * soju_logits.safetensors). tools/hf_check.py loads them with transformers
+ * and compares; here they must at least load back into soju identically. */
+TEST(hf_export) {
+    static const char *MISTRAL_JSON =
+        "{\"model_type\":\"mistral\",\"vocab_size\":40,\"hidden_size\":16,\"intermediate_size\":24,"
+        "\"num_hidden_layers\":2,\"num_attention_heads\":4,\"num_key_value_heads\":1,"
+        "\"max_position_embeddings\":256,\"sliding_window\":6,\"tie_word_embeddings\":false}";
+    static const char *LLAMA_BIAS_JSON =
+        "{\"model_type\":\"llama\",\"vocab_size\":40,\"hidden_size\":16,\"intermediate_size\":24,"
+        "\"num_hidden_layers\":2,\"num_attention_heads\":2,\"head_dim\":12,\"attention_bias\":true,"
+        "\"mlp_bias\":true,\"max_position_embeddings\":256,\"rope_theta\":500000.0,"
+        "\"rope_scaling\":{\"rope_type\":\"linear\",\"factor\":2.0}}";
+    const char *names[] = {"llama", "qwen2", "gpt2", "mistral", "llama_bias"};
+    const char *jsons[] = {LLAMA_JSON, QWEN_JSON, GPT2_JSON, MISTRAL_JSON, LLAMA_BIAS_JSON};
+    char *root = test_tmp_dir("hf_export");
+    for (int k = 0; k < 5; k++) {
+        enum { B = 2, T = 24 };
+        soju_model *m = make_model(jsons[k], B, T, 31 + k);
+        /* larger weights than the init so that every layer matters */
+        size_t N = soju_model_num_params(m);
+        float *p = malloc(N * 4);
+        soju_model_get_params(m, p);
+        for (size_t i = 0; i < N; i++) p[i] *= 10.0f;
+        soju_model_set_params(m, p);
+        free(p);
+        char *dir = soju_path_join(root, names[k]);
+        soju_err err;
+        CHECK_OK(soju_mkdirs(dir, &err));
+        char *cfg = soju_path_join(dir, "config.json"), *w = soju_path_join(dir, "model.safetensors"),
+             *lg = soju_path_join(dir, "soju_logits.safetensors");
+        CHECK_OK(soju_config_save(soju_model_config_of(m), cfg, &err));
+        CHECK_OK(soju_model_save_safetensors(m, w, &err));
+        int32_t x[B * T];
+        random_tokens(x, B * T, 40, 77);
+        soju_batch b = {B, T, x, NULL, NULL, NULL};
+        CHECK_OK(soju_model_forward(m, &b, NULL, NULL, &err));
+        soju_st_tensor t[2] = {
+            {.name = "input_ids", .dtype = SOJU_DT_I32, .ndim = 2, .shape = {B, T}, .nbytes = sizeof x,
+             .data = (const uint8_t *)x},
+            {.name = "logits", .dtype = SOJU_DT_F32, .ndim = 3, .shape = {B, T, 40}, .nbytes = sizeof(float) * B * T * 40,
+             .data = (const uint8_t *)soju_model_logits(m)},
+        };
+        CHECK_OK(soju_st_write(lg, t, 2, NULL, &err));
+        /* and it loads back into soju with identical logits */
+        soju_model_config c2;
+        CHECK_OK(soju_config_load(&c2, cfg, &err));
+        soju_model *m2;
+        CHECK_OK(soju_model_create(&m2, &c2, "cpu", B, T, &err));
+        CHECK_OK(soju_model_load_safetensors(m2, w, &err));
+        CHECK_OK(soju_model_forward(m2, &b, NULL, NULL, &err));
+        CHECK(!memcmp(soju_model_logits(m), soju_model_logits(m2), sizeof(float) * B * T * 40));
+        soju_model_free(m2);
+        free(cfg), free(w), free(lg), free(dir);
+        soju_model_free(m);
+    }
+    free(root);
+}
+
 TEST_MAIN(config_families, config_roundtrip, config_errors, param_table, safetensors_roundtrip, safetensors_errors,
-          batch_errors, grad_accumulation_and_determinism, decode_matches_forward)
+          batch_errors, grad_accumulation_and_determinism, decode_matches_forward, hf_export)
