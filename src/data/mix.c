@@ -122,7 +122,6 @@ int soju_mix(const soju_mix_opts *o, cJSON **stats, soju_err *err) {
     soju_buf line = {0};
     soju_progress bar;
     soju_progress_init(&bar, "data mix", "doc", (double)out_total);
-    if (o->quiet) bar.out = NULL;
     for (uint64_t k = 0; k < out_total && !rc; k++) {
         /* Source with probability proportional to what it still has to give. */
         uint64_t left = out_total - k, u = soju_rng_below(&pick, left);
@@ -147,9 +146,9 @@ int soju_mix(const soju_mix_opts *o, cJSON **stats, soju_err *err) {
             }
         }
         rc = soju_writer_line(w, line.data, line.len, err);
-        if ((k & 1023) == 0) soju_progress_update(&bar, (double)k);
+        if ((k & 1023) == 0 && !o->quiet) soju_progress_update(&bar, (double)k);
     }
-    soju_progress_finish(&bar);
+    if (!o->quiet) soju_progress_finish(&bar);
     if (w) {
         if (!rc) rc = soju_writer_close(w, err);
         else soju_writer_abort(w);

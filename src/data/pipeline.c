@@ -378,7 +378,6 @@ static int run_segment(soju_pipeline *p, const soju_pipeline_opts *o, const path
     char label[64];
     snprintf(label, sizeof label, "data %s", sg->index ? "resume" : (o->name ? o->name : "pipeline"));
     soju_progress_init(&bar, label, "B", (double)in->bytes_total);
-    if (o->quiet) bar.out = NULL;
     uint64_t seq = 0;
     int rc = SOJU_OK;
     for (int eof = 0; !eof && rc == SOJU_OK;) {
@@ -490,9 +489,9 @@ static int run_segment(soju_pipeline *p, const soju_pipeline_opts *o, const path
             rs->kept_docs++;
             rs->kept_bytes += s->doc.text.len;
         }
-        soju_progress_update(&bar, input_progress(in));
+        if (!o->quiet) soju_progress_update(&bar, input_progress(in));
     }
-    soju_progress_finish(&bar);
+    if (!o->quiet) soju_progress_finish(&bar);
     for (int t = 0; t < nth; t++)
         for (int i = 0; i < n; i++) add_step_stats(&rs->steps[i], &tst[t * (n + 1) + i]);
     for (int t = 0; t < nth; t++)
