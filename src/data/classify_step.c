@@ -10,7 +10,7 @@ typedef struct cls_state {
     soju_clf *clf;
     int label;
     double threshold;
-    const char *field;
+    char *field; /* owned: the config tree does not outlive create */
     int r_low;
 } cls_state;
 
@@ -18,6 +18,7 @@ static void cls_destroy(soju_step *s) {
     cls_state *c = s->state;
     if (!c) return;
     soju_clf_free(c->clf);
+    free(c->field);
     free(c);
 }
 
@@ -26,12 +27,13 @@ static int cls_create(soju_step *s, const cJSON *cfg, soju_err *err) {
     if (soju_cfg_check_keys(cfg, "classify", keys, err)) return SOJU_EARG;
     cls_state *c = soju_calloc(1, sizeof *c);
     s->state = c;
-    const char *model, *label;
+    const char *model, *label, *field;
     if (soju_cfg_str(cfg, "classify", "model", NULL, &model, err) ||
         soju_cfg_str(cfg, "classify", "label", NULL, &label, err) ||
         soju_cfg_num(cfg, "classify", "threshold", 0, 0, 1, &c->threshold, err) ||
-        soju_cfg_str(cfg, "classify", "field", "score", &c->field, err))
+        soju_cfg_str(cfg, "classify", "field", "score", &field, err))
         return SOJU_EARG;
+    c->field = soju_strdup(field);
     if (!model) return soju_errf(err, SOJU_EARG, "step classify: model is required");
     if (soju_clf_load(&c->clf, model, err)) return soju_err_prefix(err, SOJU_EIO, "step classify");
     c->label = label ? soju_clf_label(c->clf, label) : (c->clf->n_labels > 1 ? 1 : 0);

@@ -20,7 +20,7 @@ typedef struct lid_state {
     double ko_share, en_function;
     data_hset en_words;
     soju_clf *model;
-    const char *field;
+    char *field; /* owned, or NULL for no field */
     char keep[16][8];
     int n_keep;
     int r_lang;
@@ -34,6 +34,7 @@ static void lid_destroy(soju_step *s) {
     if (!l) return;
     data_hset_free(&l->en_words);
     soju_clf_free(l->model);
+    free(l->field);
     free(l);
 }
 
@@ -48,7 +49,7 @@ static int lid_create(soju_step *s, const cJSON *cfg, soju_err *err) {
         soju_cfg_str(cfg, "langid", "model", NULL, &model, err))
         return SOJU_EARG;
     const cJSON *f = cfg ? cJSON_GetObjectItemCaseSensitive(cfg, "field") : NULL;
-    l->field = !f ? "lang" : cJSON_IsString(f) ? f->valuestring : NULL;
+    l->field = !f ? soju_strdup("lang") : cJSON_IsString(f) ? soju_strdup(f->valuestring) : NULL;
     if (f && !cJSON_IsString(f) && !cJSON_IsNull(f)) return soju_errf(err, SOJU_EARG, "step langid: field must be a string or null");
     const cJSON *keep = cfg ? cJSON_GetObjectItemCaseSensitive(cfg, "keep") : NULL;
     if (keep && !cJSON_IsArray(keep) && !cJSON_IsString(keep))

@@ -18,6 +18,7 @@
  *          +82 forms, North American (XXX) XXX-XXXX, other +CC numbers
  * Separated groups are required for landlines and short numbers, so prices
  * and IDs (123456789) are not taken for phone numbers. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -294,6 +295,7 @@ size_t soju_pii_redact(const soju_pii_opts *o, const char *s, size_t n, soju_buf
 
 typedef struct pii_state {
     soju_pii_opts o;
+    char placeholders[SOJU_PII_COUNT][64]; /* owned copies */
     int c[SOJU_PII_COUNT];
     int c_docs;
 } pii_state;
@@ -315,6 +317,10 @@ static int pii_create(soju_step *s, const cJSON *cfg, soju_err *err) {
     const cJSON *ph = cfg ? cJSON_GetObjectItemCaseSensitive(cfg, "placeholders") : NULL;
     for (int i = 0; i < SOJU_PII_COUNT; i++)
         if (soju_cfg_str(ph, "pii", pii_names[i], p->o.placeholder[i], &p->o.placeholder[i], err)) return SOJU_EARG;
+    for (int i = 0; i < SOJU_PII_COUNT; i++) {
+        snprintf(p->placeholders[i], sizeof p->placeholders[i], "%s", p->o.placeholder[i]);
+        p->o.placeholder[i] = p->placeholders[i];
+    }
     for (int i = 0; i < SOJU_PII_COUNT; i++) p->c[i] = soju_step_counter(s, pii_names[i]);
     p->c_docs = soju_step_counter(s, "docs_changed");
     return SOJU_OK;
