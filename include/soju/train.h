@@ -49,9 +49,9 @@ soju_batch soju_batch_buf_view(const soju_batch_buf *b);
  * targets the last T (the next token). Samples never span two shards.
  *
  * One epoch visits every sample of every shard once, in a stream order:
- * sequential (shard by shard, sample by sample), or shuffled, where the shard
- * order and each shard's sample order are permutations drawn from
- * (seed, epoch, shard) alone. A step of W workers takes B W consecutive stream
+ * sequential (shard by shard, sample by sample), or shuffled: a pseudorandom
+ * permutation of all samples of all shards drawn from (seed, epoch) alone, so
+ * the shards are mixed from the first step. A step of W workers takes B W consecutive stream
  * positions; worker r of W takes positions [r B, r B + B) of them, so the
  * workers read disjoint samples. The whole state is (epoch, pos): saving it and
  * restoring it gives back exactly the same batches.

@@ -1,10 +1,14 @@
 /* The data loader: token shards -> (B, T) micro-batches (see soju/train.h for
  * the sample layout, the stream order and the worker split).
  *
- * Everything about the order is a pure function of (seed, epoch, shard), so the
- * loader's state is just (epoch, pos). Two things are cached because they are
- * costly to rebuild per sample: the shard order of the current epoch (with the
- * running sample counts) and the sample permutation of the current shard. */
+ * Samples are numbered globally: shard 0's first, then shard 1's, ... In
+ * sequential mode stream position q reads global sample q. In shuffled mode it
+ * reads sample perm_e(q), where perm_e is a pseudorandom bijection of
+ * [0, samples) keyed by (seed, epoch): every epoch visits every sample of
+ * every shard once, and the shards are mixed from the first step (a corpus of
+ * English and Korean shards does not arrive one language after the other).
+ * The bijection is computed, not stored (a Feistel network, below), so the
+ * loader's whole state is (epoch, pos) whatever the corpus size. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,30 +18,42 @@ struct soju_loader {
     soju_loader_opts o;
     int n;                 /* shards */
     soju_shard *shards;
-    uint64_t *samples;     /* per shard: (n_tokens - 1) / T */
+    uint64_t *first;       /* first[k] = global index of shard k's first sample; first[n] = samples */
     uint64_t total;        /* samples in one epoch */
     uint64_t tokens;
     soju_loader_state st;
-
-    /* cache: stream order of epoch `order_epoch` */
-    uint64_t order_epoch;
-    int order_valid;
-    uint64_t *order;       /* order[k] = shard visited k-th */
-    uint64_t *first;       /* first[k] = stream position of its first sample; first[n] = total */
-
-    /* cache: sample permutation of shard `perm_shard` in epoch `perm_epoch` */
-    uint64_t perm_epoch;
-    int perm_shard;
-    uint64_t *perm;
-    size_t perm_cap;
-
     uint32_t *window;      /* T + 1 tokens */
 };
 
-/* A seed for one (epoch, shard) pair; shard = -1 seeds the shard order. */
-static uint64_t sub_seed(uint64_t seed, uint64_t epoch, int64_t shard) {
-    uint64_t key[3] = {seed, epoch, (uint64_t)shard};
+/* The key of an epoch's permutation. */
+static uint64_t epoch_key(uint64_t seed, uint64_t epoch) {
+    uint64_t key[2] = {seed, epoch};
     return soju_hash64(key, sizeof key, 0x736f6a75 /* "soju" */);
+}
+
+/* A bijection of [0, n) chosen by key. A balanced Feistel network permutes
+ * the 2h-bit numbers (2^2h >= n, h as small as possible): split x into halves
+ * L, R and apply four rounds (L, R) <- (R, L ^ F(R)), where F is a keyed
+ * 64-bit mix cut to h bits; any F makes each round invertible. Values that
+ * land outside [0, n) are fed through again ("cycle walking"), which stays a
+ * bijection on [0, n) and takes fewer than 4 passes on average (2^2h < 4n). */
+static uint64_t permute(uint64_t x, uint64_t n, uint64_t key) {
+    if (n <= 1) return 0;
+    int bits = 64 - __builtin_clzll(n - 1);
+    if (bits & 1) bits++;
+    int h = bits / 2;
+    uint64_t mask = h >= 64 ? ~0ULL : (1ULL << h) - 1;
+    do {
+        uint64_t L = x >> h, R = x & mask;
+        for (uint64_t round = 0; round < 4; round++) {
+            uint64_t f = soju_mix64(R ^ key ^ (round * 0x9e3779b97f4a7c15ULL)) & mask;
+            uint64_t t = L ^ f;
+            L = R;
+            R = t;
+        }
+        x = (L << h) | R;
+    } while (x >= n);
+    return x;
 }
 
 int soju_loader_open(soju_loader **out, const soju_loader_opts *o, soju_err *err) {
@@ -50,11 +66,8 @@ int soju_loader_open(soju_loader **out, const soju_loader_opts *o, soju_err *err
     l->o.paths = NULL;
     l->n = o->n_paths;
     l->shards = soju_calloc((size_t)l->n, sizeof *l->shards);
-    l->samples = soju_calloc((size_t)l->n, sizeof *l->samples);
-    l->order = soju_calloc((size_t)l->n, sizeof *l->order);
     l->first = soju_calloc((size_t)l->n + 1, sizeof *l->first);
     l->window = soju_calloc((size_t)o->T + 1, sizeof *l->window);
-    l->perm_shard = -1;
     for (int i = 0; i < l->n; i++) {
         int rc = soju_shard_open(&l->shards[i], o->paths[i], err);
         if (rc) {
@@ -70,8 +83,9 @@ int soju_loader_open(soju_loader **out, const soju_loader_opts *o, soju_err *err
             soju_loader_close(l);
             return SOJU_EFORMAT;
         }
-        l->samples[i] = in->n_tokens > (uint64_t)o->T ? (in->n_tokens - 1) / (uint64_t)o->T : 0;
-        l->total += l->samples[i];
+        uint64_t samples = in->n_tokens > (uint64_t)o->T ? (in->n_tokens - 1) / (uint64_t)o->T : 0;
+        l->first[i + 1] = l->first[i] + samples;
+        l->total += samples;
         l->tokens += in->n_tokens;
     }
     if (l->total == 0) {
@@ -88,10 +102,7 @@ void soju_loader_close(soju_loader *l) {
     if (!l) return;
     for (int i = 0; i < l->n; i++) soju_shard_close(&l->shards[i]);
     free(l->shards);
-    free(l->samples);
-    free(l->order);
     free(l->first);
-    free(l->perm);
     free(l->window);
     free(l);
 }
@@ -105,51 +116,17 @@ void soju_loader_set_state(soju_loader *l, soju_loader_state s) {
 }
 void soju_loader_rewind(soju_loader *l) { l->st.epoch = l->st.pos = 0; }
 
-static void build_order(soju_loader *l, uint64_t epoch) {
-    for (int i = 0; i < l->n; i++) l->order[i] = (uint64_t)i;
-    if (l->o.shuffle) {
-        soju_rng r;
-        soju_rng_seed(&r, sub_seed(l->o.seed, epoch, -1));
-        soju_rng_shuffle_u64(&r, l->order, (size_t)l->n);
-    }
-    l->first[0] = 0;
-    for (int k = 0; k < l->n; k++) l->first[k + 1] = l->first[k] + l->samples[l->order[k]];
-    l->order_epoch = epoch;
-    l->order_valid = 1;
-}
-
-static void build_perm(soju_loader *l, uint64_t epoch, int shard) {
-    size_t n = (size_t)l->samples[shard];
-    if (n > l->perm_cap) {
-        l->perm = soju_realloc(l->perm, n * sizeof *l->perm);
-        l->perm_cap = n;
-    }
-    for (size_t i = 0; i < n; i++) l->perm[i] = i;
-    soju_rng r;
-    soju_rng_seed(&r, sub_seed(l->o.seed, epoch, shard));
-    soju_rng_shuffle_u64(&r, l->perm, n);
-    l->perm_epoch = epoch;
-    l->perm_shard = shard;
-}
-
 /* Stream position q of an epoch -> (shard, first token of its sample). */
-static void locate(soju_loader *l, uint64_t epoch, uint64_t q, int *shard, uint64_t *start) {
-    if (!l->order_valid || l->order_epoch != epoch) build_order(l, epoch);
-    int lo = 0, hi = l->n - 1; /* last k with first[k] <= q (skipping empty shards) */
+static void locate(const soju_loader *l, uint64_t epoch, uint64_t q, int *shard, uint64_t *start) {
+    uint64_t g = l->o.shuffle ? permute(q, l->total, epoch_key(l->o.seed, epoch)) : q;
+    int lo = 0, hi = l->n - 1; /* the last shard k with first[k] <= g; empty shards share its first[] */
     while (lo < hi) {
         int mid = (lo + hi + 1) / 2;
-        if (l->first[mid] <= q) lo = mid;
+        if (l->first[mid] <= g) lo = mid;
         else hi = mid - 1;
     }
-    while (l->first[lo + 1] <= q) lo++; /* land on a shard that has samples */
-    int s = (int)l->order[lo];
-    uint64_t local = q - l->first[lo];
-    if (l->o.shuffle) {
-        if (l->perm_shard != s || l->perm_epoch != epoch) build_perm(l, epoch, s);
-        local = l->perm[local];
-    }
-    *shard = s;
-    *start = local * (uint64_t)l->o.T;
+    *shard = lo;
+    *start = (g - l->first[lo]) * (uint64_t)l->o.T;
 }
 
 int soju_loader_next(soju_loader *l, soju_batch_buf *b, soju_err *err) {

@@ -162,9 +162,11 @@ static int open_loaders(run *r, soju_err *err) {
     if (rc) return rc;
     soju_loader_set_state(r->train, st->loader);
     if (st->n_val > 0) {
+        /* Validation reads the same random subset of all validation shards
+         * every time (shuffled, rewound before each pass). */
         lo.paths = (const char *const *)st->val_paths;
         lo.n_paths = st->n_val;
-        lo.shuffle = 0;
+        lo.shuffle = 1;
         rc = soju_loader_open(&r->val, &lo, err);
     }
     return rc;

@@ -158,6 +158,32 @@ TEST(shuffle_is_seeded_and_covers_epoch) {
     free((char *)p[1]);
 }
 
+/* Shuffling mixes the shards from the first step, and each epoch is a
+ * permutation also for sample counts far from a power of two. */
+TEST(shuffle_mixes_shards) {
+    dir_ = test_tmp_dir("loader_mix");
+    const char *p[3] = {counting_shard("a.bin", 0, 4 * 30 + 1), counting_shard("b.bin", 10000, 4 * 5 + 1),
+                        counting_shard("c.bin", 20000, 4 * 2 + 1)}; /* 30 + 5 + 2 = 37 samples */
+    soju_loader *l = open_loader(p, 3, 1, 4, 1, 11, 0, 1);
+    soju_batch_buf b;
+    soju_batch_buf_init(&b, 1, 4);
+    int seen[37] = {0}, from_a_in_first_half = 0;
+    for (int i = 0; i < 37; i++) {
+        int32_t t;
+        next_rows(l, &b, &t);
+        int idx = t >= 20000 ? 35 + (t - 20000) / 4 : t >= 10000 ? 30 + (t - 10000) / 4 : t / 4;
+        seen[idx]++;
+        if (i < 18) from_a_in_first_half += t < 10000;
+    }
+    int ok = 1;
+    for (int i = 0; i < 37; i++) ok &= seen[i] == 1;
+    CHECK(ok);
+    CHECK(from_a_in_first_half > 0 && from_a_in_first_half < 18); /* shards a and b/c both appear early */
+    soju_loader_close(l);
+    soju_batch_buf_free(&b);
+    for (int i = 0; i < 3; i++) free((char *)p[i]);
+}
+
 TEST(state_restores_exactly) {
     dir_ = test_tmp_dir("loader_state");
     const char *p[2] = {counting_shard("a.bin", 0, 41), counting_shard("b.bin", 1000, 29)};
@@ -301,5 +327,5 @@ TEST(bad_shards) {
 }
 
 TEST_MAIN(sequential_samples_and_targets, several_shards_never_span, workers_disjoint_sequential,
-          workers_disjoint_shuffled, shuffle_is_seeded_and_covers_epoch, state_restores_exactly, document_masking,
+          workers_disjoint_shuffled, shuffle_is_seeded_and_covers_epoch, shuffle_mixes_shards, state_restores_exactly, document_masking,
           bad_shards)
