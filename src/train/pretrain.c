@@ -303,8 +303,8 @@ int soju_pretrain(const soju_pretrain_opts *o, soju_pretrain_summary *sum, soju_
     long end = st->total_steps;
     if (o->stop_at > 0 && o->stop_at < end) end = o->stop_at;
     sum->n_params = (long)soju_model_num_params(r.model);
-    soju_log("%s: %ld params, %s steps %ld..%ld of %ld, %ld tokens/step (%d x %d x %d accum), %s schedule, lr %g",
-             r.dir, sum->n_params, o->resume_dir ? "resuming," : "", first_step + 1, end, st->total_steps,
+    soju_log("%s: %ld params, %ssteps %ld..%ld of %ld, %ld tokens/step (%d x %d x %d accum), %s schedule, lr %g",
+             r.dir, sum->n_params, o->resume_dir ? "resuming, " : "", first_step + 1, end, st->total_steps,
              st->batch_tokens, st->micro_B, st->T, st->accum, soju_sched_name(st->train.sched.kind),
              st->train.sched.peak_lr);
 
