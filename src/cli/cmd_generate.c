@@ -100,6 +100,7 @@ int cmd_generate(int argc, char **argv) {
         fwrite(prompt, 1, prompt_len, stdout);
         rc = soju_generate(m, kv, ids, (int)n, &go, out, print_token, &st, &gs, &err);
         printf("\n");
+        fflush(stdout); /* the text ends before the timing line on stderr */
     }
     if (rc == SOJU_OK)
         soju_log("%d prompt tokens in %.2f s, %d new tokens in %.2f s (%.1f tokens/s)%s", gs.prompt_tokens,
