@@ -57,8 +57,10 @@ static float softmax_row(float *s, int n, int k_lo, int qi, const int32_t *doc, 
     if (window > 0)
         for (int j = 0; j < visible; j++) s[j] = qi - (k_lo + j) < window ? s[j] : -INFINITY;
     float m = -INFINITY;
+#pragma omp simd reduction(max : m)
     for (int j = 0; j < visible; j++) m = s[j] > m ? s[j] : m;
     float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
     for (int j = 0; j < visible; j++) {
         s[j] = cpu_expf(s[j] - m);
         sum += s[j];
@@ -168,6 +170,7 @@ void cpu_attention_backward(soju_backend *be, void *dqkv_, const void *dout_, co
                     if (window > 0)
                         for (int j = 0; j < visible; j++) p[j] = qi - (k_lo + j) < window ? p[j] : 0.0f;
                     float dsum = 0.0f;
+#pragma omp simd reduction(+ : dsum)
                     for (int d = 0; d < hd; d++) dsum += dO[(size_t)i * OW + d] * o[(size_t)i * OW + d];
                     D[i] = dsum;
                 }
@@ -219,7 +222,7 @@ void cpu_attention_decode(soju_backend *be, void *out_, const void *q_, size_t q
     const float *qs = q_, *kc = k_cache_, *vc = v_cache_;
     const int KW = NKV * hd, rep = NH / NKV, n_kv = n_past + n_new;
     float *tiles = cpu_scratch(be, CPU_SCRATCH_A, (size_t)omp_get_max_threads() * n_kv);
-#pragma omp parallel
+#pragma omp parallel if ((size_t)n_new * NH * n_kv * hd >= CPU_PAR_MIN)
     {
         float *s = tiles + (size_t)omp_get_thread_num() * n_kv;
 #pragma omp for schedule(static)
@@ -231,11 +234,13 @@ void cpu_attention_decode(soju_backend *be, void *out_, const void *q_, size_t q
             for (int j = lo; j <= pos; j++) {
                 const float *k = kc + (size_t)j * KW + (size_t)g * hd;
                 float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
                 for (int d = 0; d < hd; d++) dot += q[d] * k[d];
                 s[j] = dot * scale;
                 m = s[j] > m ? s[j] : m;
             }
             float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
             for (int j = lo; j <= pos; j++) {
                 s[j] = cpu_expf(s[j] - m);
                 sum += s[j];
