@@ -60,9 +60,7 @@ static float exp_row(float *s, int n, int k_lo, int qi, const int32_t *doc, int 
     }
     if (window > 0)
         for (int j = 0; j < visible; j++) s[j] = qi - (k_lo + j) < window ? s[j] : -INFINITY;
-    float m = -INFINITY;
-#pragma omp simd reduction(max : m)
-    for (int j = 0; j < visible; j++) m = s[j] > m ? s[j] : m;
+    float m = cpu_maxf(s, visible);
     float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
     for (int j = 0; j < visible; j++) {

@@ -70,6 +70,17 @@ static inline float cpu_expf(float x) {
     return x < -87.0f ? 0.0f : p * scale;
 }
 
+/* max of x[0 .. n) (-inf when n == 0). GCC vectorizes the reduction when
+ * told it may; clang cannot without fast-math and would fail the request. */
+static inline float cpu_maxf(const float *x, int n) {
+    float m = -INFINITY;
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma omp simd reduction(max : m)
+#endif
+    for (int i = 0; i < n; i++) m = x[i] > m ? x[i] : m;
+    return m;
+}
+
 /* tanh(u) = 1 - 2 / (e^{2u} + 1): saturates cleanly at +-1 for large |u|. */
 static inline float cpu_tanhf(float u) { return 1.0f - 2.0f / (cpu_expf(2.0f * u) + 1.0f); }
 
