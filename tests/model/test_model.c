@@ -283,8 +283,12 @@ TEST(batch_errors) {
 /* Two micro-batches accumulate; repeating a step gives identical bits; an
  * external dlogits gives the same gradients as the built-in loss. */
 TEST(grad_accumulation_and_determinism) {
-    const char *all[] = {LLAMA_JSON, GPT2_JSON};
-    for (int k = 0; k < 2; k++) {
+    static const char *SOFTCAP_JSON =
+        "{\"model_type\":\"llama\",\"vocab_size\":40,\"hidden_size\":16,\"intermediate_size\":24,"
+        "\"num_hidden_layers\":2,\"num_attention_heads\":4,\"num_key_value_heads\":2,"
+        "\"max_position_embeddings\":256,\"final_logit_softcapping\":0.05}";
+    const char *all[] = {LLAMA_JSON, GPT2_JSON, SOFTCAP_JSON};
+    for (int k = 0; k < 3; k++) {
         soju_model *m = make_model(all[k], 2, 16, 3);
         int32_t x[32], y[32];
         random_tokens(x, 32, 40, 5);
@@ -314,6 +318,11 @@ TEST(grad_accumulation_and_determinism) {
         int V = 40;
         float *dl = malloc(sizeof(float) * 32 * V);
         const float *lg = soju_model_logits(m);
+        if (k == 2) { /* capped: |logit| < 0.05, and the cap is active (tanh bends large values) */
+            float mx = 0;
+            for (int i = 0; i < 32 * V; i++) mx = fmaxf(mx, fabsf(lg[i]));
+            CHECK(mx < 0.05f && mx > 0.03f);
+        }
         for (int r = 0; r < 32; r++) {
             double mx = -INFINITY, s = 0;
             for (int v = 0; v < V; v++) mx = fmax(mx, lg[r * V + v]);
