@@ -14,10 +14,10 @@ static int train(int argc, char **argv) {
     soju_clf_defaults(&o);
     const char *input = NULL, *model = NULL, *tf = "text", *lf = "label";
     long long dim = o.dim, bucket = o.bucket, ng = o.word_ngrams, minn = o.minn, maxn = o.maxn, ep = o.epochs,
-              th = o.threads, seed = (long long)o.seed;
+              th = o.threads, seed = (long long)o.seed, window_mb = (long long)(o.window_bytes >> 20);
     double lr = o.lr;
     int ova = 0, quiet = 0;
-    cli_opt opts[] = {{"input", CLI_STR, &input, "labeled JSONL"},
+    cli_opt opts[] = {{"input", CLI_STR, &input, "labeled JSONL (.jsonl or .jsonl.zst)"},
                       {"model", CLI_STR, &model, "model file to write (.safetensors)"},
                       {"text-field", CLI_STR, &tf, "text field"},
                       {"label-field", CLI_STR, &lf, "label field"},
@@ -29,6 +29,7 @@ static int train(int argc, char **argv) {
                       {"epoch", CLI_INT, &ep, "epochs"},
                       {"lr", CLI_FLOAT, &lr, "learning rate"},
                       {"ova", CLI_FLAG, &ova, "one-vs-all logistic instead of softmax"},
+                      {"window-mb", CLI_INT, &window_mb, "MiB of text held and shuffled at a time"},
                       {"threads", CLI_INT, &th, "threads"},
                       {"seed", CLI_INT, &seed, "seed"},
                       {"quiet", CLI_FLAG, &quiet, "no progress"},
@@ -40,24 +41,24 @@ static int train(int argc, char **argv) {
     if (!input && npos) input = pos[0];
     free(pos);
     if (!input || !model) return cli_fail("--input and --model are required");
+    if (window_mb < 1) return cli_fail("--window-mb must be at least 1");
     o.dim = (int)dim, o.bucket = (int)bucket, o.word_ngrams = (int)ng, o.minn = (int)minn, o.maxn = (int)maxn;
     o.epochs = (int)ep, o.lr = lr, o.ova = ova, o.threads = (int)th, o.seed = (uint64_t)seed;
+    o.window_bytes = (size_t)window_mb << 20;
     soju_err err = {{0}};
-    soju_clf_data d = {0};
-    if (soju_clf_data_load(&d, input, tf, lf, &err)) return cli_fail(err.msg);
     soju_progress bar;
-    soju_progress_init(&bar, "classify train", "doc", (double)d.ex.len * o.epochs);
+    soju_progress_init(&bar, "classify train", "doc", 0);
     soju_clf *c = NULL;
+    soju_clf_file_stats fs;
     double t0 = soju_now();
-    rc = soju_clf_train(&c, &o, d.labels.data, (int)d.labels.len, d.ex.data, d.ex.len, quiet ? NULL : &bar, &err);
+    rc = soju_clf_train_file(&c, &o, input, tf, lf, &fs, quiet ? NULL : &bar, &err);
     if (!quiet) soju_progress_finish(&bar);
     double secs = soju_now() - t0;
     if (!rc) rc = soju_clf_save(c, model, &err);
     if (!rc)
-        printf("trained on %zu examples (%zu skipped), %zu labels, %.2f s; saved %s\n", d.ex.len, d.bad,
-               d.labels.len, secs, model);
+        printf("trained on %zu examples (%zu skipped), %d labels, %.2f s; saved %s\n", fs.examples, fs.bad, fs.labels,
+               secs, model);
     soju_clf_free(c);
-    soju_clf_data_free(&d);
     return rc ? cli_fail(err.msg) : 0;
 }
 
@@ -73,27 +74,22 @@ static int test(int argc, char **argv) {
     if (rc) return rc == 1 ? 0 : 2;
     soju_err err = {{0}};
     soju_clf *c = NULL;
-    if (!model || npos != 1) { free(pos); return cli_fail("--model and one labeled file are required"); }
-    if (soju_clf_load(&c, model, &err)) { free(pos); return cli_fail(err.msg); }
-    soju_clf_data d = {0};
-    rc = soju_clf_data_load(&d, pos[0], tf, lf, &err);
+    soju_clf_eval ev;
+    if (!model || npos != 1) rc = soju_errf(&err, SOJU_EARG, "--model and one labeled file are required");
+    else if (!(rc = soju_clf_load(&c, model, &err))) rc = soju_clf_test_file(c, pos[0], tf, lf, &ev, &err);
     free(pos);
-    if (rc) { soju_clf_free(c); return cli_fail(err.msg); }
-    size_t correct = 0, n = 0;
-    float probs[256];
-    double t0 = soju_now();
-    for (size_t i = 0; i < d.ex.len; i++) {
-        int truth = soju_clf_label(c, d.labels.data[d.ex.data[i].label]);
-        int k = soju_clf_predict(c, d.ex.data[i].text, d.ex.data[i].len, probs);
-        correct += k == truth;
-        n++;
+    if (!rc) {
+        printf("examples %zu  accuracy %.4f  (%.0f docs/s)\n", ev.n, ev.n ? (double)ev.correct / (double)ev.n : 0,
+               ev.seconds > 0 ? (double)ev.n / ev.seconds : 0);
+        for (int k = 0; k < c->n_labels; k++) {
+            size_t tp = ev.tp[k], p = tp + ev.fp[k], t = tp + ev.fn[k];
+            printf("  %-16s precision %.4f  recall %.4f  (%zu examples)\n", c->labels[k],
+                   p ? (double)tp / (double)p : 0, t ? (double)tp / (double)t : 0, t);
+        }
+        if (ev.bad || ev.unknown) printf("skipped %zu unlabeled/malformed, %zu with labels the model lacks\n", ev.bad, ev.unknown);
     }
-    double secs = soju_now() - t0;
-    printf("examples %zu  accuracy %.4f  (%.0f docs/s)\n", n, n ? (double)correct / (double)n : 0,
-           secs > 0 ? (double)n / secs : 0);
     soju_clf_free(c);
-    soju_clf_data_free(&d);
-    return 0;
+    return rc ? cli_fail(err.msg) : 0;
 }
 
 static int apply(int argc, char **argv) {
