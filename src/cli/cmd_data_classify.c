@@ -106,22 +106,30 @@ static int apply(int argc, char **argv) {
     int npos;
     int rc = cli_parse(argc, argv, opts, "soju data classify apply IN... --model m --out OUT", &pos, &npos);
     if (rc) return rc == 1 ? 0 : 2;
-    if (!model) { free(pos); return cli_fail("--model is required"); }
-    char buf[4][512];
-    const char *extra[4];
-    int ne = 0;
-    snprintf(buf[ne], sizeof buf[0], "classify.model=%s", model), extra[ne] = buf[ne], ne++;
-    if (label) snprintf(buf[ne], sizeof buf[0], "classify.label=%s", label), extra[ne] = buf[ne], ne++;
-    snprintf(buf[ne], sizeof buf[0], "classify.threshold=%g", threshold), extra[ne] = buf[ne], ne++;
-    snprintf(buf[ne], sizeof buf[0], "classify.field=%s", field), extra[ne] = buf[ne], ne++;
-    const char **items = soju_calloc((size_t)(io.set.n + ne), sizeof(char *));
-    for (int i = 0; i < io.set.n; i++) items[i] = io.set.items[i];
-    for (int i = 0; i < ne; i++) items[io.set.n + i] = extra[i];
-    free(io.set.items);
-    io.set.items = items;
-    io.set.n += ne;
-    rc = data_run_steps("classify", &io, pos, npos, 0);
-    free(items);
+    soju_err err = {{0}};
+    cJSON *cfg = NULL;
+    soju_pipeline p;
+    if (!model) rc = soju_errf(&err, SOJU_EARG, "--model is required");
+    else if (!npos || !io.out) rc = soju_errf(&err, SOJU_EARG, "inputs and --out are required");
+    else rc = data_settings(&io, &cfg, &err);
+    if (!rc) {
+        /* The options are the classify step's settings. */
+        cJSON *cs = cJSON_GetObjectItemCaseSensitive(cfg, "classify");
+        if (!cs) cs = cJSON_AddObjectToObject(cfg, "classify");
+        const char *keys[] = {"model", "label", "field"}, *vals[] = {model, label, field};
+        for (int i = 0; i < 3; i++)
+            if (vals[i]) cJSON_DeleteItemFromObjectCaseSensitive(cs, keys[i]), cJSON_AddStringToObject(cs, keys[i], vals[i]);
+        cJSON_DeleteItemFromObjectCaseSensitive(cs, "threshold");
+        cJSON_AddNumberToObject(cs, "threshold", threshold);
+        rc = data_build_steps("classify", cfg, &p, &err);
+    }
+    cJSON_Delete(cfg);
+    if (rc) {
+        free(pos);
+        return cli_fail(err.msg);
+    }
+    rc = data_run_pipeline(&p, &io, pos, npos, 0, NULL, "classify");
+    soju_pipeline_free(&p);
     free(pos);
     return rc;
 }

@@ -221,11 +221,6 @@ static int gr_create(soju_step *s, const cJSON *cfg, soju_err *err) {
 }
 
 static void gr_destroy(soju_step *s) { free(s->state); }
-static void *gr_scratch_new(const soju_step *s) { return soju_calloc(1, sizeof(data_htab)); }
-static void gr_scratch_free(void *p) {
-    data_htab_free(p);
-    free(p);
-}
 
 /* Hash of words [i, i+n). */
 static inline uint64_t ngram_hash(const soju_span *w, size_t i, int n) {
@@ -237,7 +232,7 @@ static inline uint64_t ngram_hash(const soju_span *w, size_t i, int n) {
 static int gr_apply(const soju_step *s, void *scratch, soju_doc *d, soju_verdict *v, soju_step_stats *st) {
     const gr_state *g = s->state;
     const gr_params *p = &g->p[data_lang_index(d)];
-    data_htab *tab = scratch;
+    data_htab *tab = &((data_scratch *)scratch)->tab;
     const soju_doc_view *w = soju_doc_view_get(d);
     const char *t = d->text.data;
     double total = (double)w->nchars;
@@ -320,5 +315,5 @@ static int gr_apply(const soju_step *s, void *scratch, soju_doc *d, soju_verdict
 
 const soju_step_kind soju_kind_gopher_repetition = {
     "gopher_repetition", "Gopher repetition rules (duplicate lines, paragraphs, n-grams)",
-    gr_create, gr_destroy, gr_scratch_new, gr_scratch_free, gr_apply, NULL, NULL, NULL, NULL,
+    gr_create, gr_destroy, data_scratch_new, data_scratch_free, gr_apply, NULL, NULL, NULL, NULL,
 };
