@@ -52,11 +52,13 @@ void data_htab_free(data_htab *t);
 
 /* ---------------------------------------------------------------- scratch
  * The per-thread scratch of the per-document steps (scratch.c): two text
- * buffers and a counting table; kinds use data_scratch_new/free as their
+ * buffers, a counting table and an array of hashes; kinds use data_scratch_new/free as their
  * scratch_new/scratch_free and take the parts they need. */
 typedef struct data_scratch {
     soju_buf a, b;
     data_htab tab;
+    uint64_t *hashes; /* n_hashes values */
+    size_t n_hashes;
 } data_scratch;
 void *data_scratch_new(const soju_step *s);
 void data_scratch_free(void *p);

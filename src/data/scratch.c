@@ -1,5 +1,5 @@
 /* The per-thread scratch state shared by the per-document steps: two text
- * buffers and a counting hash table, grown on first use and reused for every
+ * buffers, a counting hash table and an array of hashes, grown on first use and reused for every
  * document a thread handles. Each kind uses the parts it needs. */
 #include <stdlib.h>
 
@@ -16,5 +16,6 @@ void data_scratch_free(void *p) {
     soju_buf_free(&x->a);
     soju_buf_free(&x->b);
     data_htab_free(&x->tab);
+    free(x->hashes);
     free(x);
 }
