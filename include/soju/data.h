@@ -400,7 +400,9 @@ int soju_pipeline_merge(soju_pipeline *p, const soju_pipeline_opts *o, soju_err 
 enum { SOJU_PIPE_WAIT = 1 };
 int soju_pipeline_run(soju_pipeline *p, const soju_pipeline_opts *o, cJSON **stats, soju_err *err);
 
-/* Render one or more stats JSON objects (summed) as a readable report. */
+/* Render stats JSON objects as a readable report: those of the same pipeline
+ * (same name and steps, e.g. one per shard) summed into one section, others
+ * in sections of their own. */
 void soju_data_report(const cJSON *const *stats, int n, soju_buf *out);
 
 /* ================================================================ mixing */

@@ -20,20 +20,28 @@ int data_settings(const data_io *io, cJSON **out, soju_err *err) {
     }
     for (int i = 0; i < io->set.n; i++) {
         const char *s = io->set.items[i], *dot = strchr(s, '.'), *eq = strchr(s, '=');
-        if (!dot || !eq || dot > eq) {
+        if (!dot || !eq || dot > eq || eq[-1] == '.' || (strstr(s, "..") && strstr(s, "..") < eq)) {
             cJSON_Delete(cfg);
-            return soju_errf(err, SOJU_EARG, "--set %s: want step.key=value", s);
+            return soju_errf(err, SOJU_EARG, "--set %s: want step.key=value (or step.lang.key=value)", s);
         }
-        char step[64], key[128];
-        snprintf(step, sizeof step, "%.*s", (int)(dot - s), s);
-        snprintf(key, sizeof key, "%.*s", (int)(eq - dot - 1), dot + 1);
+        /* step.a.b=v sets cfg[step][a][b] (e.g. gopher_quality.ko.min_words=20). */
+        char path[256];
+        snprintf(path, sizeof path, "%.*s", (int)(eq - s), s);
+        cJSON *obj = cfg;
+        char *save = NULL, *key = strtok_r(path, ".", &save);
+        for (char *next; key && (next = strtok_r(NULL, ".", &save)); key = next) {
+            cJSON *sub = cJSON_GetObjectItemCaseSensitive(obj, key);
+            if (!cJSON_IsObject(sub)) {
+                cJSON_DeleteItemFromObjectCaseSensitive(obj, key);
+                sub = cJSON_AddObjectToObject(obj, key);
+            }
+            obj = sub;
+        }
         cJSON *v = NULL;
         soju_err e2;
         if (soju_yaml_parse(eq + 1, strlen(eq + 1), "--set", &v, &e2) || !v) v = cJSON_CreateString(eq + 1);
-        cJSON *st = cJSON_GetObjectItemCaseSensitive(cfg, step);
-        if (!st) st = cJSON_AddObjectToObject(cfg, step);
-        cJSON_DeleteItemFromObjectCaseSensitive(st, key);
-        cJSON_AddItemToObject(st, key, v);
+        cJSON_DeleteItemFromObjectCaseSensitive(obj, key);
+        cJSON_AddItemToObject(obj, key, v);
     }
     *out = cfg;
     return SOJU_OK;
