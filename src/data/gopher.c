@@ -280,7 +280,7 @@ static int gr_apply(const soju_step *s, void *scratch, soju_doc *d, soju_verdict
         x->n_hashes = nw;
     }
     uint64_t *h = x->hashes;
-    memset(h, 0, nw * sizeof *h);
+    if (nw) memset(h, 0, nw * sizeof *h);
     ngrams_grow(h, wd, nw, 1);
     for (int k = 0; k < 3; k++) {
         int n = k + 2;
