@@ -16,5 +16,10 @@ typedef struct cli_command {
 int cli_dispatch(const char *prog, const cli_command *table, int argc, char **argv);
 
 int cmd_version(int argc, char **argv);
+int cmd_tokenizer(int argc, char **argv);
+int cmd_tokenizer_train(int argc, char **argv);
+int cmd_tokenizer_extend(int argc, char **argv);
+int cmd_tokenizer_stats(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
 
 #endif

@@ -30,7 +30,7 @@ typedef struct cache_slot {
 struct soju_tok_encoder {
     const soju_tokenizer *t;
     soju_regex_match *m;
-    soju_buf norm, spm;
+    soju_buf norm, spm, tmp;
     uint32_t *syms;
     size_t syms_cap;
     uint32_t scratch[2 * TOK_SHORT_PIECE];
@@ -57,6 +57,7 @@ void soju_tok_encoder_free(soju_tok_encoder *e) {
     soju_regex_match_free(e->m);
     soju_buf_free(&e->norm);
     soju_buf_free(&e->spm);
+    soju_buf_free(&e->tmp);
     free(e->syms);
     free(e->slots);
     soju_buf_free(&e->keys);
@@ -156,7 +157,7 @@ static size_t fix_missing(const soju_tokenizer *t, uint32_t *ids, size_t k) {
 
 /* ---------------------------------------------------------------- byte-level */
 
-static void encode_piece_bytes(soju_tok_encoder *e, const uint8_t *p, size_t n, soju_ids *out) {
+void tok_encode_piece(soju_tok_encoder *e, const uint8_t *p, size_t n, soju_ids *out) {
     const soju_tokenizer *t = e->t;
     if (n == 1 && t->byte_id[p[0]] != SOJU_TOK_NONE) {
         soju_ids_push(out, t->byte_id[p[0]]);
@@ -189,24 +190,19 @@ static void encode_piece_bytes(soju_tok_encoder *e, const uint8_t *p, size_t n, 
     push_ids(out, syms, k);
 }
 
-/* Split by the regex; runs of bytes between matches are pre-tokens too. */
+typedef struct piece_ctx {
+    soju_tok_encoder *e;
+    soju_ids *out;
+} piece_ctx;
+
+static void on_piece(void *ctx, const uint8_t *p, size_t n) {
+    piece_ctx *c = ctx;
+    tok_encode_piece(c->e, p, n, c->out);
+}
+
 static void encode_bytelevel(soju_tok_encoder *e, const char *s, size_t n, soju_ids *out) {
-    const soju_tokenizer *t = e->t;
-    size_t pos = 0;
-    while (pos < n) {
-        size_t a = n, b = n;
-        int rc = soju_regex_find(t->re, e->m, s, n, pos, &a, &b);
-        if (rc != 1) a = b = n;
-        if (a > pos) encode_piece_bytes(e, (const uint8_t *)s + pos, a - pos, out);
-        if (b == a && a < n) {
-            /* An empty match (a custom regex can have one): take one character. */
-            uint32_t cp;
-            int k = soju_utf8_decode((const uint8_t *)s + a, n - a, &cp);
-            b = a + (size_t)(k ? k : 1);
-        }
-        if (b > a) encode_piece_bytes(e, (const uint8_t *)s + a, b - a, out);
-        pos = b;
-    }
+    piece_ctx c = {e, out};
+    tok_split(e->t->re, e->m, s, n, on_piece, &c);
 }
 
 /* ---------------------------------------------------------------- SentencePiece */
@@ -297,28 +293,26 @@ static void encode_spm(soju_tok_encoder *e, const char *s, size_t n, int at_star
 
 /* ---------------------------------------------------------------- text segments */
 
-/* Normalize the valid UTF-8 runs of s into e->norm; invalid bytes pass through. */
-static void normalize_segment(soju_tok_encoder *e, const char *s, size_t n) {
-    soju_buf_clear(&e->norm);
-    soju_buf tmp = {0};
+void tok_normalize_runs(soju_norm_form form, const char *s, size_t n, soju_buf *out, soju_buf *tmp) {
+    soju_buf_clear(out);
     size_t pos = 0;
     while (pos < n) {
         size_t bad = pos + soju_utf8_validate((const uint8_t *)s + pos, n - pos);
         if (bad > pos) {
             soju_err err;
-            if (soju_normalize(s + pos, bad - pos, e->t->norm, &tmp, &err) == 0) soju_buf_append(&e->norm, tmp.data, tmp.len);
-            else soju_buf_append(&e->norm, s + pos, bad - pos);
+            if (soju_normalize(s + pos, bad - pos, form, tmp, &err) == 0) soju_buf_append(out, tmp->data, tmp->len);
+            else soju_buf_append(out, s + pos, bad - pos);
         }
-        if (bad < n) soju_buf_append(&e->norm, s + bad, 1);
+        if (bad < n) soju_buf_append(out, s + bad, 1);
         pos = bad + 1;
     }
-    soju_buf_free(&tmp);
+    if (!out->data) soju_buf_append(out, "", 0);
 }
 
 static void encode_segment(soju_tok_encoder *e, const char *s, size_t n, int at_start, soju_ids *out) {
     if (!n) return;
     if (e->t->norm != SOJU_NORM_NONE) {
-        normalize_segment(e, s, n);
+        tok_normalize_runs(e->t->norm, s, n, &e->norm, &e->tmp);
         s = e->norm.data;
         n = e->norm.len;
     }

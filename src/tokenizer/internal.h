@@ -167,6 +167,17 @@ size_t tok_bpe_merge(const soju_tokenizer *t, uint32_t *syms, size_t n, uint32_t
 size_t tok_bpe_bytes(const soju_tokenizer *t, const uint8_t *bytes, size_t n, uint32_t *syms, uint32_t *scratch);
 #define TOK_SHORT_PIECE 96
 
+/* Encode one pre-token (byte-level; no regex split) through the encoder's cache (encode.c). */
+void tok_encode_piece(soju_tok_encoder *e, const uint8_t *p, size_t n, soju_ids *out);
+/* Normalize the valid UTF-8 runs of s into out; invalid bytes pass through unchanged. */
+void tok_normalize_runs(soju_norm_form form, const char *s, size_t n, soju_buf *out, soju_buf *tmp);
+
+/* Split s into pre-tokens with the regex; the bytes between two matches
+ * (which can only be invalid UTF-8 for the built-in patterns) form one
+ * pre-token each, so the pieces cover s exactly (pretok.c). */
+typedef void (*tok_piece_fn)(void *ctx, const uint8_t *p, size_t n);
+void tok_split(const soju_regex *re, soju_regex_match *m, const char *s, size_t n, tok_piece_fn fn, void *ctx);
+
 /* The UTF-8 of U+2581 "▁". */
 #define TOK_SPM_SPACE "\xe2\x96\x81"
 
