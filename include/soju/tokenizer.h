@@ -132,6 +132,31 @@ enum { SOJU_DEC_SKIP_SPECIAL = 1 };
 /* Append the bytes of ids to out (not cleared). Fails on an id out of range. */
 int soju_tok_decode(const soju_tokenizer *t, const uint32_t *ids, size_t n, int flags, soju_buf *out, soju_err *err);
 
+/* ---------------------------------------------------------------- corpus → token shards */
+
+typedef struct soju_tokenize_opts {
+    const char *text_field; /* JSONL field ("text") */
+    int specials;           /* recognize special-token strings in documents (default: plain text) */
+    uint64_t shard_tokens;  /* 0: one shard file at `out`; else `out` is a directory of shard_NNNNN.bin
+                               files of about this many tokens each */
+    int quiet;
+} soju_tokenize_opts;
+
+typedef struct soju_tokenize_report {
+    uint64_t docs, bad_records, bytes, tokens, shards;
+    uint64_t cache_hits, cache_misses;
+    double seconds;
+    uint32_t separator;   /* the id between documents */
+    int sep_after;        /* 1: EOS after each document, 0: BOS before */
+} soju_tokenize_report;
+
+/* Encode every document of the inputs (JSONL, JSONL.zst, txt) with all
+ * threads and write token shards (soju/io.h format). Documents are
+ * separated by the tokenizer's EOS (after each) or, without one, its BOS
+ * (before each). Bad records are counted and skipped. */
+int soju_tokenize_files(const soju_tokenizer *t, const char *const *inputs, int n_inputs, const char *out,
+                        const soju_tokenize_opts *opts, soju_tokenize_report *rep, soju_err *err);
+
 /* ---------------------------------------------------------------- training */
 
 typedef struct soju_tok_train_opts {
