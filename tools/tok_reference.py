@@ -119,9 +119,37 @@ def corpus_blocks(shared, encode):
     return out
 
 
+TRAINED = [  # (fixture name, extra soju tokenizer train options)
+    ("trained_llama3", ["--pretok", "llama3"]),
+    ("trained_gpt2_nfkc", ["--pretok", "gpt2", "--norm", "nfkc"]),
+]
+
+
+def trained_parity(soju):
+    """Train with soju on fixtures/train.jsonl, load the tokenizer.json it
+    writes with `tokenizers`, and record tokenizers' ids for the test set."""
+    import subprocess
+    import tempfile
+    from tokenizers import Tokenizer
+    with open(os.path.join(FIX, "train.jsonl"), "w", encoding="utf-8") as f:
+        for t in TEXTS * 3:
+            f.write(json.dumps({"text": t}, ensure_ascii=False) + "\n")
+    for name, extra in TRAINED:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "tokenizer.json")
+            subprocess.run([soju, "tokenizer", "train", "--quiet", "--vocab-size", "700", "--min-frequency", "2",
+                            "--out", out] + extra + [os.path.join(FIX, "train.jsonl")], check=True, capture_output=True)
+            tok = Tokenizer.from_file(out)
+        ids = [tok.encode(t, add_special_tokens=True).ids for t in TEXTS]
+        with open(os.path.join(FIX, f"ids_{name}.json"), "w") as f:
+            f.write('{"options": ' + json.dumps(extra) + ',\n"texts": [\n' + ",\n".join(json.dumps(x) for x in ids) + "\n]}\n")
+        print(name, sum(map(len, ids)), "ids")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--shared", default=os.path.join(HERE, "..", "..", "shared"))
+    ap.add_argument("--soju", default=os.path.join(HERE, "..", "build", "soju"))
     args = ap.parse_args()
     data = os.path.join(args.shared, "data")
     os.makedirs(FIX, exist_ok=True)
@@ -150,6 +178,7 @@ def main():
                     f.write(f',\n"{k}": ' + json.dumps(res[k]))
             f.write("\n}\n")
         print(name, sum(map(len, res["texts"])), "ids ->", path)
+    trained_parity(args.soju)
 
 
 if __name__ == "__main__":

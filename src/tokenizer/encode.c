@@ -65,6 +65,8 @@ void soju_tok_encoder_free(soju_tok_encoder *e) {
     free(e);
 }
 
+const soju_tokenizer *tok_encoder_tokenizer(const soju_tok_encoder *e) { return e->t; }
+
 void soju_tok_encoder_cache_stats(const soju_tok_encoder *e, uint64_t *hits, uint64_t *misses) {
     *hits = e->hits;
     *misses = e->misses;

@@ -169,6 +169,8 @@ size_t tok_bpe_bytes(const soju_tokenizer *t, const uint8_t *bytes, size_t n, ui
 
 /* Encode one pre-token (byte-level; no regex split) through the encoder's cache (encode.c). */
 void tok_encode_piece(soju_tok_encoder *e, const uint8_t *p, size_t n, soju_ids *out);
+/* The tokenizer an encoder belongs to. */
+const soju_tokenizer *tok_encoder_tokenizer(const soju_tok_encoder *e);
 /* Normalize the valid UTF-8 runs of s into out; invalid bytes pass through unchanged. */
 void tok_normalize_runs(soju_norm_form form, const char *s, size_t n, soju_buf *out, soju_buf *tmp);
 
