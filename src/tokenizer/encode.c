@@ -49,6 +49,8 @@ soju_tok_encoder *soju_tok_encoder_new(const soju_tokenizer *t) {
     size_t n = 1u << 16;
     e->slots = soju_calloc(n, sizeof *e->slots);
     e->mask = n - 1;
+    e->ids_cap = 1 << 16;
+    e->ids = soju_malloc(e->ids_cap * sizeof *e->ids);
     return e;
 }
 
@@ -121,7 +123,7 @@ static void cache_put(soju_tok_encoder *e, const uint8_t *p, size_t n, uint64_t 
     s->ioff = (uint32_t)e->ids_len;
     s->nids = (uint32_t)k;
     soju_buf_append(&e->keys, p, n);
-    memcpy(e->ids + e->ids_len, ids, k * sizeof *ids);
+    if (k) memcpy(e->ids + e->ids_len, ids, k * sizeof *ids);
     e->ids_len += k;
     e->count++;
 }
@@ -129,6 +131,7 @@ static void cache_put(soju_tok_encoder *e, const uint8_t *p, size_t n, uint64_t 
 /* ---------------------------------------------------------------- output */
 
 static inline void push_ids(soju_ids *out, const uint32_t *ids, size_t k) {
+    if (!k) return;
     if (out->len + k > out->cap) {
         size_t cap = out->cap ? out->cap : 256;
         while (cap < out->len + k) cap *= 2;

@@ -214,7 +214,7 @@ int soju_tok_parse_spm(const uint8_t *data, size_t len, const char *name, soju_t
             order[n_order++] = (by_score){p->score, id};
         }
     }
-    qsort(order, n_order, sizeof *order, cmp_score);
+    if (n_order) qsort(order, n_order, sizeof *order, cmp_score);
     uint32_t *rank_of = soju_calloc(t->n_ids, sizeof *rank_of);
     uint32_t rank = 0;
     for (size_t i = 0; i < n_order; i++) {

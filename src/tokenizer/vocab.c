@@ -124,7 +124,7 @@ void tok_merges_from_ranks(soju_tokenizer *t, const uint32_t *rank_of) {
             list[n++] = (ranked_merge){{rank_of[id], rank_of[a], rank_of[b]}, {a, b, id}};
         }
     }
-    qsort(list, n, sizeof *list, cmp_ranked);
+    if (n) qsort(list, n, sizeof *list, cmp_ranked);
     free(t->merges);
     t->merges = soju_malloc((n ? n : 1) * sizeof *t->merges);
     for (size_t i = 0; i < n; i++) t->merges[i] = list[i].m;
