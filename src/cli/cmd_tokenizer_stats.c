@@ -3,6 +3,7 @@
  * documents, for Korean, English, other and all documents. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "args.h"
 #include "commands.h"
@@ -67,7 +68,12 @@ int cmd_tokenizer_stats(int argc, char **argv) {
         for (int i = 0; i < specs.n; i++)
             for (int l = 0; l < SOJU_LANG_COUNT; l++) {
                 if (!st[i].docs[l]) continue;
-                printf("%-40.40s %-6s %8llu %12llu %12llu %10.3f %10.3f\n", specs.items[i], lang_names[l],
+                /* Long paths keep their end, where the names differ. */
+                const char *name = specs.items[i];
+                size_t nl = strlen(name);
+                char shown[48];
+                snprintf(shown, sizeof shown, "%s%s", nl > 40 ? "..." : "", nl > 40 ? name + nl - 37 : name);
+                printf("%-40s %-6s %8llu %12llu %12llu %10.3f %10.3f\n", shown, lang_names[l],
                        (unsigned long long)st[i].docs[l], (unsigned long long)st[i].chars[l],
                        (unsigned long long)st[i].tokens[l],
                        st[i].chars[l] ? (double)st[i].tokens[l] / (double)st[i].chars[l] : 0.0,
