@@ -147,7 +147,7 @@ static void merge_word(learner *L, uint32_t w, uint32_t a, uint32_t b, uint32_t 
             lose(L, b, s[i + 2], c);
             gain(L, x, s[i + 2], c, w);
         }
-        lose(L, a, b, c);
+        /* (a,b) itself is not decremented: its count is zeroed after the merge. */
         s[i] = x;
         memmove(s + i + 1, s + i + 2, (n - i - 2) * sizeof *s);
         n--;
