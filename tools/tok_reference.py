@@ -146,6 +146,30 @@ def trained_parity(soju):
         print(name, sum(map(len, ids)), "ids")
 
 
+def converted_parity(soju, data, fixtures):
+    """`soju tokenizer convert` writes each vocabulary as tokenizer.json;
+    tokenizers must give the reference ids on it. (Texts holding special-token
+    strings are left out: tokenizers always matches added tokens in text.)"""
+    import subprocess
+    import tempfile
+    from tokenizers import Tokenizer
+    specs = {"llama3": os.path.join(data, "tok_llama3", "tokenizer.model"),
+             "llama2": os.path.join(data, "tok_llama2", "tokenizer.model"),
+             "gpt2": os.path.join(data, "tok_gpt2"),
+             "qwen2": os.path.join(data, "tok_qwen", "qwen.tiktoken")}
+    for name, spec in specs.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "tokenizer.json")
+            subprocess.run([soju, "tokenizer", "convert", "--tokenizer", spec, "--out", out], check=True,
+                           capture_output=True)
+            tok = Tokenizer.from_file(out)
+        bad = [i for i, t in enumerate(TEXTS)
+               if "<|" not in t and tok.encode(t, add_special_tokens=False).ids != fixtures[name][i]]
+        print("tokenizers on soju's tokenizer.json for %s: %s" % (name, "same ids" if not bad else "DIFFERS on %s" % bad))
+        if bad:
+            sys.exit(1)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--shared", default=os.path.join(HERE, "..", "..", "shared"))
@@ -163,6 +187,7 @@ def main():
         "llama4": lambda: tiktoken_encoder(os.path.join(data, "tok_llama4", "tokenizer.model"), "llama4"),
         "qwen2": lambda: tiktoken_encoder(os.path.join(data, "tok_qwen", "qwen.tiktoken"), "qwen2"),
     }
+    fixtures = {}
     for name, make in vocabs.items():
         encode, encode_special = make()
         res = {"texts": [encode(t) for t in TEXTS]}
@@ -178,7 +203,9 @@ def main():
                     f.write(f',\n"{k}": ' + json.dumps(res[k]))
             f.write("\n}\n")
         print(name, sum(map(len, res["texts"])), "ids ->", path)
+        fixtures[name] = res["texts"]
     trained_parity(args.soju)
+    converted_parity(args.soju, data, fixtures)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,26 @@ static void wc_add(tok_word_counts *wc, const uint8_t *p, size_t n, uint64_t c) 
 
 static void on_piece(void *ctx, const uint8_t *p, size_t n) { wc_add(ctx, p, n, 1); }
 
+void tok_count_to_train_report(const tok_count_report *cr, const tok_word_counts *wc, double seconds,
+                               soju_tok_train_report *rep) {
+    rep->docs = cr->docs;
+    rep->bad_records = cr->bad_records;
+    rep->bytes = cr->bytes;
+    rep->words = cr->words;
+    rep->distinct_words = wc->words.count;
+    rep->seconds_count = seconds;
+}
+
+size_t tok_files_size(const char *const *paths, int n) {
+    size_t total = 0;
+    for (int f = 0; f < n; f++) {
+        soju_mmap mm;
+        soju_err err;
+        if (soju_mmap_open(&mm, paths[f], &err) == 0) total += mm.len, soju_mmap_close(&mm);
+    }
+    return total;
+}
+
 void tok_word_counts_free(tok_word_counts *wc) {
     tok_strmap_free(&wc->words);
     free(wc->count);
@@ -109,11 +129,7 @@ int tok_count_words(const char *const *inputs, int n_inputs, const char *const *
         rep->docs = n;
         for (size_t i = 0; i < n; i++) rep->bytes += lens[i];
     } else {
-        size_t total = 0;
-        for (int f = 0; f < n_inputs; f++) {
-            soju_mmap mm;
-            if (soju_mmap_open(&mm, inputs[f], err) == 0) total += mm.len, soju_mmap_close(&mm);
-        }
+        size_t total = tok_files_size(inputs, n_inputs);
         soju_progress bar;
         if (!o->quiet) soju_progress_init(&bar, "count", "B", (double)total);
         batch b = {0};

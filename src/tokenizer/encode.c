@@ -142,6 +142,20 @@ static inline void push_ids(soju_ids *out, const uint32_t *ids, size_t k) {
     out->len += k;
 }
 
+/* Append the cached ids of piece p to out and return 1, or return 0 (a
+ * miss) with *h set to the piece's hash for cache_put. */
+static int cache_lookup(soju_tok_encoder *e, const uint8_t *p, size_t n, uint64_t *h, soju_ids *out) {
+    *h = soju_hash64(p, n, 0);
+    const cache_slot *s = cache_find(e, p, n, *h);
+    if (!s) {
+        e->misses++;
+        return 0;
+    }
+    e->hits++;
+    push_ids(out, e->ids + s->ioff, s->nids);
+    return 1;
+}
+
 static uint32_t *syms_buf(soju_tok_encoder *e, size_t n) {
     if (n > e->syms_cap) {
         e->syms_cap = n + n / 2 + 64;
@@ -168,18 +182,9 @@ void tok_encode_piece(soju_tok_encoder *e, const uint8_t *p, size_t n, soju_ids 
         soju_ids_push(out, t->byte_id[p[0]]);
         return;
     }
-    int cacheable = n <= CACHE_MAX_PIECE;
     uint64_t h = 0;
-    if (cacheable) {
-        h = soju_hash64(p, n, 0);
-        const cache_slot *s = cache_find(e, p, n, h);
-        if (s) {
-            e->hits++;
-            push_ids(out, e->ids + s->ioff, s->nids);
-            return;
-        }
-        e->misses++;
-    }
+    int cacheable = n <= CACHE_MAX_PIECE;
+    if (cacheable && cache_lookup(e, p, n, &h, out)) return;
     if (t->ignore_merges) {
         uint32_t id = tok_strmap_get(&t->by_key, p, n);
         if (id != SOJU_TOK_NONE) {
@@ -223,18 +228,9 @@ static size_t char_len(const uint8_t *p, size_t n) {
 
 static void encode_piece_spm(soju_tok_encoder *e, const uint8_t *p, size_t n, soju_ids *out) {
     const soju_tokenizer *t = e->t;
-    int cacheable = n <= CACHE_MAX_PIECE;
     uint64_t h = 0;
-    if (cacheable) {
-        h = soju_hash64(p, n, 0);
-        const cache_slot *s = cache_find(e, p, n, h);
-        if (s) {
-            e->hits++;
-            push_ids(out, e->ids + s->ioff, s->nids);
-            return;
-        }
-        e->misses++;
-    }
+    int cacheable = n <= CACHE_MAX_PIECE;
+    if (cacheable && cache_lookup(e, p, n, &h, out)) return;
     uint32_t *syms = syms_buf(e, 2 * n + 8);
     size_t k = 0;
     for (size_t i = 0; i < n;) {

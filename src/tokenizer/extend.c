@@ -75,12 +75,7 @@ static int extend(const soju_tokenizer *base, const char *const *inputs, int n_i
     tok_count_report cr;
     int rc = tok_count_words(inputs, n_inputs, texts, lens, n, &co, &wc, &cr, err);
     if (rc) return rc;
-    rep->docs = cr.docs;
-    rep->bad_records = cr.bad_records;
-    rep->bytes = cr.bytes;
-    rep->words = cr.words;
-    rep->distinct_words = wc.words.count;
-    rep->seconds_count = soju_now() - t0;
+    tok_count_to_train_report(&cr, &wc, soju_now() - t0, rep);
 
     tok_learn_input in;
     tok_learn_input_init(&in);

@@ -70,5 +70,10 @@ int tok_count_words(const char *const *inputs, int n_inputs, const char *const *
                     size_t n_texts, const tok_count_opts *o, tok_word_counts *wc, tok_count_report *rep,
                     soju_err *err);
 void tok_word_counts_free(tok_word_counts *wc);
+/* Copy a count report and the distinct-word count into a training report. */
+void tok_count_to_train_report(const tok_count_report *cr, const tok_word_counts *wc, double seconds,
+                               soju_tok_train_report *rep);
+/* Total size in bytes of the files (for progress bars); unreadable files count 0. */
+size_t tok_files_size(const char *const *paths, int n);
 
 #endif

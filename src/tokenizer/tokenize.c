@@ -8,8 +8,7 @@
 #include <omp.h>
 #endif
 
-#include "internal.h"
-#include "soju/io.h"
+#include "learn.h"
 
 #define BATCH_BYTES (16u << 20)
 #define BATCH_DOCS 65536
@@ -112,11 +111,7 @@ int soju_tokenize_files(const soju_tokenizer *t, const char *const *inputs, int 
     soju_tok_encoder **enc = soju_malloc((size_t)nt * sizeof *enc);
     for (int i = 0; i < nt; i++) enc[i] = soju_tok_encoder_new(t);
     int flags = opts->specials ? SOJU_ENC_SPECIALS : 0;
-    size_t total = 0, done_files = 0;
-    for (int f = 0; f < n_inputs; f++) {
-        soju_mmap mm;
-        if (soju_mmap_open(&mm, inputs[f], err) == 0) total += mm.len, soju_mmap_close(&mm);
-    }
+    size_t total = tok_files_size(inputs, n_inputs), done_files = 0;
     soju_progress bar;
     if (!opts->quiet) soju_progress_init(&bar, "tokenize", "B", (double)total);
     doc_batch b = {0};

@@ -68,12 +68,7 @@ static int train(const char *const *inputs, int n_inputs, const char *const *tex
         soju_tok_free(scratch);
         return rc;
     }
-    rep->docs = cr.docs;
-    rep->bad_records = cr.bad_records;
-    rep->bytes = cr.bytes;
-    rep->words = cr.words;
-    rep->distinct_words = wc.words.count;
-    rep->seconds_count = soju_now() - t0;
+    tok_count_to_train_report(&cr, &wc, soju_now() - t0, rep);
 
     tok_learn_input in;
     tok_learn_input_init(&in);

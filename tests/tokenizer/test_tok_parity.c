@@ -3,20 +3,8 @@
  * the first thousand lines of a Korean and an English corpus, checked by
  * block hashes) must equal those of tokenizers / tiktoken / sentencepiece,
  * recorded by tools/tok_reference.py in tests/tokenizer/fixtures/. */
-#include "soju/tokenizer.h"
-#include "test.h"
+#include "tok_test.h"
 
-static cJSON *load_fixture(const char *name) {
-    char path[256];
-    snprintf(path, sizeof path, "tests/tokenizer/fixtures/%s", name);
-    cJSON *j = NULL;
-    soju_err err;
-    if (soju_json_load(path, &j, &err)) {
-        fprintf(stderr, "%s\n", err.msg);
-        exit(2);
-    }
-    return j;
-}
 
 static soju_tokenizer *load_shared(const char *rel) {
     const char *shared = test_shared_dir();
@@ -35,13 +23,6 @@ static soju_tokenizer *load_shared(const char *rel) {
     return t;
 }
 
-static int same_ids(const soju_ids *got, const cJSON *want) {
-    if ((int)got->len != cJSON_GetArraySize(want)) return 0;
-    int i = 0;
-    const cJSON *v;
-    cJSON_ArrayForEach(v, want) if ((uint32_t)v->valuedouble != got->data[i++]) return 0;
-    return 1;
-}
 
 static void print_ids(const char *label, const soju_ids *ids) {
     fprintf(stderr, "   %s:", label);
@@ -101,12 +82,30 @@ static void check_corpus(soju_tok_encoder *e, const cJSON *corpus, const char *v
     }
 }
 
-static void check_vocab(const char *vocab, const char *rel, int roundtrip) {
+/* Write t as tokenizer.json and load it back: the copy must encode the same. */
+static soju_tokenizer *through_json(soju_tokenizer *t, const char *vocab) {
+    char name[64];
+    snprintf(name, sizeof name, "parity_%s", vocab);
+    char *dir = test_tmp_dir(name), *path = soju_path_join(dir, "tokenizer.json");
+    soju_err err;
+    soju_tokenizer *back = NULL;
+    if (soju_tok_save_hf_json(t, path, &err) || soju_tok_load(path, &back, &err)) {
+        fprintf(stderr, "   %s through tokenizer.json: %s\n", vocab, err.msg);
+        test_failures_++;
+    }
+    free(path);
+    free(dir);
+    soju_tok_free(t);
+    return back;
+}
+
+static void check_vocab(const char *vocab, const char *rel, int roundtrip, int via_json) {
     soju_tokenizer *t = load_shared(rel);
     if (!t) return;
+    if (via_json && !(t = through_json(t, vocab))) return;
     char name[64];
     snprintf(name, sizeof name, "ids_%s.json", vocab);
-    cJSON *fix = load_fixture(name), *texts = load_fixture("texts.json");
+    cJSON *fix = tok_fixture(name), *texts = tok_fixture("texts.json");
     soju_tok_encoder *e = soju_tok_encoder_new(t);
     const cJSON *want = cJSON_GetObjectItem(fix, "texts");
     int i = 0, bad = 0;
@@ -116,7 +115,7 @@ static void check_vocab(const char *vocab, const char *rel, int roundtrip) {
         soju_ids ids = {0};
         soju_tok_encode(e, s, strlen(s), 0, &ids);
         const cJSON *w = cJSON_GetArrayItem(want, i);
-        if (!same_ids(&ids, w)) {
+        if (!tok_ids_equal_json(&ids, w)) {
             if (bad++ < 5) {
                 fprintf(stderr, "   %s text %d differs: %s\n", vocab, i, s);
                 print_ids("soju", &ids);
@@ -141,7 +140,7 @@ static void check_vocab(const char *vocab, const char *rel, int roundtrip) {
         const char *s = soju_json_str(sp, "text", "", NULL);
         soju_ids ids = {0};
         soju_tok_encode(e, s, strlen(s), SOJU_ENC_SPECIALS, &ids);
-        CHECK_MSG(same_ids(&ids, cJSON_GetObjectItem(sp, "ids")), "%s: special tokens recognized", vocab);
+        CHECK_MSG(tok_ids_equal_json(&ids, cJSON_GetObjectItem(sp, "ids")), "%s: special tokens recognized", vocab);
         soju_ids_free(&ids);
     }
     check_corpus(e, cJSON_GetObjectItem(fix, "corpus"), vocab);
@@ -151,11 +150,17 @@ static void check_vocab(const char *vocab, const char *rel, int roundtrip) {
     soju_tok_free(t);
 }
 
-TEST(gpt2_matches_tokenizers) { check_vocab("gpt2", "tok_gpt2", 1); }
-TEST(llama3_matches_tiktoken) { check_vocab("llama3", "tok_llama3/tokenizer.model", 1); }
-TEST(llama4_matches_tiktoken) { check_vocab("llama4", "tok_llama4/tokenizer.model", 1); }
-TEST(qwen2_matches_tiktoken) { check_vocab("qwen2", "tok_qwen/qwen.tiktoken", 1); }
-TEST(llama2_matches_sentencepiece) { check_vocab("llama2", "tok_llama2/tokenizer.model", 0); }
+TEST(gpt2_matches_tokenizers) { check_vocab("gpt2", "tok_gpt2", 1, 0); }
+TEST(llama3_matches_tiktoken) { check_vocab("llama3", "tok_llama3/tokenizer.model", 1, 0); }
+TEST(llama4_matches_tiktoken) { check_vocab("llama4", "tok_llama4/tokenizer.model", 1, 0); }
+TEST(qwen2_matches_tiktoken) { check_vocab("qwen2", "tok_qwen/qwen.tiktoken", 1, 0); }
+TEST(llama2_matches_sentencepiece) { check_vocab("llama2", "tok_llama2/tokenizer.model", 0, 0); }
+/* The same vocabularies written as tokenizer.json and read back (the files
+ * `soju tokenizer convert` makes; tools/tok_reference.py checks that
+ * tokenizers gives the reference ids on them too). */
+TEST(llama3_via_tokenizer_json) { check_vocab("llama3", "tok_llama3/tokenizer.model", 1, 1); }
+TEST(llama2_via_tokenizer_json) { check_vocab("llama2", "tok_llama2/tokenizer.model", 0, 1); }
+TEST(gpt2_via_tokenizer_json) { check_vocab("gpt2", "tok_gpt2", 1, 1); }
 
 TEST_MAIN(gpt2_matches_tokenizers, llama3_matches_tiktoken, llama4_matches_tiktoken, qwen2_matches_tiktoken,
-          llama2_matches_sentencepiece)
+          llama2_matches_sentencepiece, llama3_via_tokenizer_json, llama2_via_tokenizer_json, gpt2_via_tokenizer_json)

@@ -4,20 +4,8 @@
  * SentencePiece parsing and their errors, the chat template and its loss
  * mask, vocabulary extension and checkpoint resizing, corpus → shards. */
 #include "soju/io.h"
-#include "soju/tokenizer.h"
-#include "test.h"
+#include "tok_test.h"
 
-static cJSON *fixture(const char *name) {
-    char path[256];
-    snprintf(path, sizeof path, "tests/tokenizer/fixtures/%s", name);
-    cJSON *j = NULL;
-    soju_err err;
-    if (soju_json_load(path, &j, &err)) {
-        fprintf(stderr, "%s\n", err.msg);
-        exit(2);
-    }
-    return j;
-}
 
 /* Train on tests/tokenizer/fixtures/train.jsonl as tools/tok_reference.py does. */
 static soju_tokenizer *train_fixture(const char *pretok, soju_norm_form norm, size_t vocab) {
@@ -44,13 +32,6 @@ static void encode_str(const soju_tokenizer *t, const char *s, int flags, soju_i
     soju_tok_encode_once(t, s, strlen(s), flags, ids);
 }
 
-static int ids_equal_json(const soju_ids *ids, const cJSON *want) {
-    if ((int)ids->len != cJSON_GetArraySize(want)) return 0;
-    int i = 0;
-    const cJSON *v;
-    cJSON_ArrayForEach(v, want) if ((uint32_t)v->valuedouble != ids->data[i++]) return 0;
-    return 1;
-}
 
 TEST(roundtrip_any_bytes) {
     soju_tokenizer *t = train_fixture("llama3", SOJU_NORM_NONE, 600);
@@ -116,7 +97,7 @@ TEST(special_tokens_only_when_asked) {
 static void check_trained(const char *fixture_name, const char *pretok, soju_norm_form norm) {
     soju_tokenizer *t = train_fixture(pretok, norm, 700);
     CHECK_EQ_INT(soju_tok_vocab_size(t), 700);
-    cJSON *fix = fixture(fixture_name), *texts = fixture("texts.json");
+    cJSON *fix = tok_fixture(fixture_name), *texts = tok_fixture("texts.json");
     char *dir = test_tmp_dir("tok_trained");
     char *path = soju_path_join(dir, "tokenizer.json");
     soju_err err;
@@ -129,7 +110,7 @@ static void check_trained(const char *fixture_name, const char *pretok, soju_nor
         soju_ids a = {0}, b = {0};
         encode_str(t, tx->valuestring, SOJU_ENC_SPECIALS, &a);
         if (back) encode_str(back, tx->valuestring, SOJU_ENC_SPECIALS, &b);
-        CHECK_MSG(ids_equal_json(&a, cJSON_GetArrayItem(want, i)), "%s text %d: %s", fixture_name, i, tx->valuestring);
+        CHECK_MSG(tok_ids_equal_json(&a, cJSON_GetArrayItem(want, i)), "%s text %d: %s", fixture_name, i, tx->valuestring);
         CHECK_MSG(a.len == b.len && !memcmp(a.data, b.data, a.len * 4), "reloaded tokenizer.json, text %d", i);
         soju_ids_free(&a);
         soju_ids_free(&b);
