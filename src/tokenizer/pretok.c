@@ -7,7 +7,9 @@ void tok_split(const soju_regex *re, soju_regex_match *m, const char *s, size_t 
     size_t pos = 0;
     while (pos < n) {
         size_t a = n, b = n;
-        if (soju_regex_find(re, m, s, n, pos, &a, &b) != 1) a = b = n;
+        int rc = soju_regex_find(re, m, s, n, pos, &a, &b);
+        if (rc == 0) a = b = n;
+        if (rc < 0) a = b = pos; /* a matching error (a resource limit): take one character, then go on */
         if (a > pos) fn(ctx, (const uint8_t *)s + pos, a - pos);
         if (b == a && a < n) {
             /* An empty match (only a custom regex can have one): take one character. */
