@@ -186,12 +186,15 @@ int soju_tok_train_texts(const char *const *texts, const size_t *lens, size_t n,
 
 /* ---------------------------------------------------------------- vocabulary extension
  *
- * Learn n_new merges on top of a byte-level base tokenizer from a corpus:
- * the corpus is pre-tokenized and encoded with the base, then the most
- * frequent adjacent pairs of base tokens are merged into new tokens appended
- * after the base's largest id. Every old id keeps its meaning and number, and
- * the new merges rank after every old one, so text encodes as the base would
- * and then the new merges apply. */
+ * Learn n_new tokens on top of a base tokenizer from a corpus: the corpus is
+ * pre-tokenized and encoded with the base, then the most frequent adjacent
+ * pairs of base tokens are merged into new tokens appended after the base's
+ * largest id. Every old id keeps its meaning and number, and the new merges
+ * rank after every old one, so text encodes as the base would and then the
+ * new merges apply. For a SentencePiece base (Llama 2) the characters the
+ * base lacks (byte fallback) first become pieces of their own (at most half
+ * of n_new, most frequent first), as Llama-2-Ko did; merges never join
+ * byte-fallback pieces. */
 typedef struct soju_tok_extend_opts {
     size_t n_new;           /* new tokens to add */
     uint64_t min_frequency; /* default 2 */

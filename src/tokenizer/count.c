@@ -82,8 +82,8 @@ static void count_docs(const char *const *ptrs, const size_t *lens, size_t n, co
 #ifdef _OPENMP
         tid = omp_get_thread_num();
 #endif
-        soju_regex_match *m = soju_regex_match_new(o->re);
-        soju_buf norm = {0}, tmp = {0};
+        soju_regex_match *m = o->re ? soju_regex_match_new(o->re) : NULL;
+        soju_buf norm = {0}, tmp = {0}, work = {0};
 #pragma omp for schedule(dynamic, 16)
         for (size_t i = 0; i < n; i++) {
             const char *s = ptrs[i];
@@ -93,9 +93,11 @@ static void count_docs(const char *const *ptrs, const size_t *lens, size_t n, co
                 s = norm.data;
                 len = norm.len;
             }
-            tok_split(o->re, m, s, len, on_piece, &local[tid]);
+            if (o->re) tok_split(o->re, m, s, len, on_piece, &local[tid]);
+            else tok_spm_split(o->spm, s, len, 1, &work, on_piece, &local[tid]);
         }
         soju_regex_match_free(m);
+        soju_buf_free(&work);
         soju_buf_free(&norm);
         soju_buf_free(&tmp);
     }

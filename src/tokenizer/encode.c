@@ -226,7 +226,7 @@ static size_t char_len(const uint8_t *p, size_t n) {
     return k ? (size_t)k : 1;
 }
 
-static void encode_piece_spm(soju_tok_encoder *e, const uint8_t *p, size_t n, soju_ids *out) {
+void tok_encode_piece_spm(soju_tok_encoder *e, const uint8_t *p, size_t n, soju_ids *out) {
     const soju_tokenizer *t = e->t;
     uint64_t h = 0;
     int cacheable = n <= CACHE_MAX_PIECE;
@@ -260,36 +260,14 @@ static void encode_piece_spm(soju_tok_encoder *e, const uint8_t *p, size_t n, so
     push_ids(out, res, r);
 }
 
+static void on_spm_piece(void *ctx, const uint8_t *p, size_t n) {
+    piece_ctx *c = ctx;
+    tok_encode_piece_spm(c->e, p, n, c->out);
+}
+
 static void encode_spm(soju_tok_encoder *e, const char *s, size_t n, int at_start, soju_ids *out) {
-    const soju_tokenizer *t = e->t;
-    soju_buf *b = &e->spm;
-    soju_buf_clear(b);
-    if (t->spm_remove_extra_ws) {
-        /* SentencePiece's default: no leading or trailing spaces, runs of spaces become one. */
-        while (n && s[0] == ' ') s++, n--;
-        while (n && s[n - 1] == ' ') n--;
-    }
-    if (at_start && t->add_dummy_prefix) soju_buf_append(b, TOK_SPM_SPACE, 3);
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] != ' ') soju_buf_putc(b, s[i]);
-        else if (!(t->spm_remove_extra_ws && i && s[i - 1] == ' ')) soju_buf_append(b, TOK_SPM_SPACE, 3);
-    }
-    const uint8_t *p = (const uint8_t *)b->data;
-    size_t len = b->len;
-    if (!t->spm_presplit) {
-        encode_piece_spm(e, p, len, out);
-        return;
-    }
-    /* Cut before a "▁" that follows another character. */
-    size_t start = 0;
-    for (size_t i = 3; i + 3 <= len; i++) {
-        if (!memcmp(p + i, TOK_SPM_SPACE, 3) && !(i >= 3 && !memcmp(p + i - 3, TOK_SPM_SPACE, 3))) {
-            if (i > start) encode_piece_spm(e, p + start, i - start, out);
-            start = i;
-            i += 2;
-        }
-    }
-    if (len > start) encode_piece_spm(e, p + start, len - start, out);
+    piece_ctx c = {e, out};
+    tok_spm_split(e->t, s, n, at_start, &e->spm, on_spm_piece, &c);
 }
 
 /* ---------------------------------------------------------------- text segments */

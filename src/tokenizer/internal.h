@@ -169,6 +169,8 @@ size_t tok_bpe_bytes(const soju_tokenizer *t, const uint8_t *bytes, size_t n, ui
 
 /* Encode one pre-token (byte-level; no regex split) through the encoder's cache (encode.c). */
 void tok_encode_piece(soju_tok_encoder *e, const uint8_t *p, size_t n, soju_ids *out);
+/* Encode one SentencePiece word ("▁word", spaces already replaced) through the cache. */
+void tok_encode_piece_spm(soju_tok_encoder *e, const uint8_t *p, size_t n, soju_ids *out);
 /* The tokenizer an encoder belongs to. */
 const soju_tokenizer *tok_encoder_tokenizer(const soju_tok_encoder *e);
 /* Normalize the valid UTF-8 runs of s into out; invalid bytes pass through unchanged. */
@@ -179,6 +181,17 @@ void tok_normalize_runs(soju_norm_form form, const char *s, size_t n, soju_buf *
  * pre-token each, so the pieces cover s exactly (pretok.c). */
 typedef void (*tok_piece_fn)(void *ctx, const uint8_t *p, size_t n);
 void tok_split(const soju_regex *re, soju_regex_match *m, const char *s, size_t n, tok_piece_fn fn, void *ctx);
+
+/* SentencePiece pre-tokenization: spaces become "▁" (runs collapsed and ends
+ * trimmed when the model says so), "▁" is prepended at the start of a text,
+ * and the result is cut before each word start when no piece spans one
+ * (t->spm_presplit); work holds the transformed text (pretok.c). */
+void tok_spm_split(const soju_tokenizer *t, const char *s, size_t n, int at_start, soju_buf *work, tok_piece_fn fn,
+                   void *ctx);
+/* The merge key of an ordinary token: its bytes (byte-level) or its piece (SentencePiece) (vocab.c). */
+const uint8_t *tok_key_of(const soju_tokenizer *t, uint32_t id, size_t *len);
+/* What a SentencePiece piece decodes to: "▁" becomes a space (vocab.c). */
+void tok_spm_piece_bytes(const char *piece, size_t n, soju_buf *out);
 
 /* The UTF-8 of U+2581 "▁". */
 #define TOK_SPM_SPACE "\xe2\x96\x81"

@@ -54,7 +54,8 @@ typedef struct tok_word_counts {
 } tok_word_counts;
 
 typedef struct tok_count_opts {
-    const soju_regex *re;
+    const soju_regex *re;        /* split by this regex, or */
+    const soju_tokenizer *spm;   /* split as this SentencePiece tokenizer does (when re is NULL) */
     soju_norm_form norm;
     const char *text_field;
     size_t max_bytes;

@@ -114,12 +114,7 @@ static void add_vocab_entry(soju_tokenizer *t, uint32_t id, const char *str, soj
         tok_set(t, id, str, NULL, 0, &c, 1, TOKF_BYTE);
         return;
     }
-    /* "▁" decodes to a space. */
-    soju_buf_clear(tmp);
-    for (size_t i = 0; i < n;) {
-        if (i + 3 <= n && !memcmp(str + i, TOK_SPM_SPACE, 3)) soju_buf_putc(tmp, ' '), i += 3;
-        else soju_buf_putc(tmp, str[i++]);
-    }
+    tok_spm_piece_bytes(str, n, tmp);
     tok_set(t, id, str, str, n, tmp->data, tmp->len, 0);
 }
 

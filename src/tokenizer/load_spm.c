@@ -205,12 +205,8 @@ int soju_tok_parse_spm(const uint8_t *data, size_t len, const char *name, soju_t
         } else if (p->type == 5) {
             tok_set(t, id, p->piece, NULL, 0, "", 0, TOKF_CONTROL);
         } else {
-            soju_buf_clear(&dec);
-            for (size_t k = 0; k < n;) {
-                if (k + 3 <= n && !memcmp(p->piece + k, TOK_SPM_SPACE, 3)) soju_buf_putc(&dec, ' '), k += 3;
-                else soju_buf_putc(&dec, p->piece[k++]);
-            }
-            tok_set(t, id, p->piece, p->piece, n, dec.data ? dec.data : "", dec.len, 0);
+            tok_spm_piece_bytes(p->piece, n, &dec);
+            tok_set(t, id, p->piece, p->piece, n, dec.data, dec.len, 0);
             order[n_order++] = (by_score){p->score, id};
         }
     }

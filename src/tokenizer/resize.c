@@ -106,10 +106,14 @@ int soju_tok_resize_checkpoint(const soju_tokenizer *base, const soju_tokenizer 
     n_pieces = soju_calloc(n_new ? n_new : 1, sizeof *n_pieces);
     soju_tok_encoder *e = soju_tok_encoder_new(base);
     for (uint32_t k = 0; k < n_new; k++) {
-        size_t len;
-        const uint8_t *b = soju_tok_token_bytes(ext, first_new + k, &len);
+        /* The new token's own spelling, encoded as one word by the base: for
+         * SentencePiece this avoids the extra "▁" a whole-text encode would
+         * prepend. */
+        size_t len = 0;
+        const uint8_t *key = (ext->flags[first_new + k] & TOKF_PRESENT) ? tok_key_of(ext, first_new + k, &len) : NULL;
         soju_ids ids = {0};
-        if (b) soju_tok_encode(e, (const char *)b, len, 0, &ids);
+        if (key && ext->kind == TOK_KIND_SPM) tok_encode_piece_spm(e, key, len, &ids);
+        else if (key) tok_encode_piece(e, key, len, &ids);
         pieces[k] = ids.data;
         n_pieces[k] = ids.len;
     }

@@ -60,7 +60,7 @@ static int train(const char *const *inputs, int n_inputs, const char *const *tex
         return rc;
     }
     double t0 = soju_now();
-    tok_count_opts co = {scratch->re, opts->norm, opts->text_field, opts->max_bytes, opts->quiet};
+    tok_count_opts co = {scratch->re, NULL, opts->norm, opts->text_field, opts->max_bytes, opts->quiet};
     tok_word_counts wc;
     tok_count_report cr;
     rc = tok_count_words(inputs, n_inputs, texts, lens, n, &co, &wc, &cr, err);

@@ -78,7 +78,7 @@ void tok_add_merge(soju_tokenizer *t, uint32_t left, uint32_t right, uint32_t ra
     t->merges[t->n_merges++] = (tok_merge){left, right, merged};
 }
 
-static const uint8_t *key_of(const soju_tokenizer *t, uint32_t id, size_t *len) {
+const uint8_t *tok_key_of(const soju_tokenizer *t, uint32_t id, size_t *len) {
     /* The key of an ordinary token is its decoded bytes (byte-level) or its spelling (SPM). */
     if (t->kind == TOK_KIND_SPM) {
         const char *s = t->pool.data + t->str_off[id];
@@ -87,6 +87,15 @@ static const uint8_t *key_of(const soju_tokenizer *t, uint32_t id, size_t *len) 
     }
     *len = t->bytes_len[id];
     return (const uint8_t *)t->pool.data + t->bytes_off[id];
+}
+
+void tok_spm_piece_bytes(const char *piece, size_t n, soju_buf *out) {
+    soju_buf_clear(out);
+    for (size_t i = 0; i < n;) {
+        if (i + 3 <= n && !memcmp(piece + i, TOK_SPM_SPACE, 3)) soju_buf_putc(out, ' '), i += 3;
+        else soju_buf_putc(out, piece[i++]);
+    }
+    if (!out->data) soju_buf_append(out, "", 0);
 }
 
 /* A merge with its sort key: the rank of what it makes, then of its parts. */
@@ -110,7 +119,7 @@ void tok_merges_from_ranks(soju_tokenizer *t, const uint32_t *rank_of) {
     for (uint32_t id = 0; id < t->n_ids; id++) {
         if ((t->flags[id] & (TOKF_PRESENT | TOKF_SPECIAL | TOKF_CONTROL | TOKF_BYTE)) != TOKF_PRESENT) continue;
         size_t len;
-        const uint8_t *k = key_of(t, id, &len);
+        const uint8_t *k = tok_key_of(t, id, &len);
         for (size_t cut = 1; cut < len; cut++) {
             /* SentencePiece symbols are characters: cut only between them. */
             if (t->kind == TOK_KIND_SPM && (k[cut] & 0xC0) == 0x80) continue;

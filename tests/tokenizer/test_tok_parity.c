@@ -162,5 +162,52 @@ TEST(llama3_via_tokenizer_json) { check_vocab("llama3", "tok_llama3/tokenizer.mo
 TEST(llama2_via_tokenizer_json) { check_vocab("llama2", "tok_llama2/tokenizer.model", 0, 1); }
 TEST(gpt2_via_tokenizer_json) { check_vocab("gpt2", "tok_gpt2", 1, 1); }
 
+/* Llama-2-Ko style: Llama 2 extended with Korean pieces and merges. */
+TEST(llama2_korean_extension) {
+    soju_tokenizer *base = load_shared("tok_llama2/tokenizer.model");
+    if (!base) return;
+    char path[512];
+    snprintf(path, sizeof path, "%s/data/ko_korquad_v1/contexts.txt", test_shared_dir());
+    char *text;
+    size_t len;
+    soju_err err;
+    if (soju_read_file(path, &text, &len, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        test_failures_++;
+        soju_tok_free(base);
+        return;
+    }
+    size_t half = len / 2; /* learn on the first half, measure on the second */
+    while (half < len && text[half] != '\n') half++;
+    const char *texts[] = {text};
+    size_t lens[] = {half};
+    soju_tok_extend_opts o = {2000, 2, "text", 0, 1};
+    soju_tokenizer *ext = NULL;
+    soju_tok_train_report rep;
+    CHECK_OK(soju_tok_extend_texts(base, texts, lens, 1, &o, &ext, &rep, &err));
+    if (ext) {
+        CHECK_EQ_INT(soju_tok_vocab_size(ext), 34000);
+        for (uint32_t id = 0; id < 32000; id += 97) CHECK_STR(soju_tok_id_to_token(ext, id), soju_tok_id_to_token(base, id));
+        soju_ids a = {0}, b = {0};
+        soju_tok_encode_once(base, text + half, len - half, 0, &a);
+        soju_tok_encode_once(ext, text + half, len - half, 0, &b);
+        fprintf(stderr, "   held-out Korean: %zu -> %zu tokens\n", a.len, b.len);
+        CHECK(b.len * 2 < a.len); /* at least halved */
+        soju_buf out = {0};
+        CHECK_OK(soju_tok_decode(ext, b.data, b.len, 0, &out, &err));
+        soju_buf want = {0};
+        CHECK_OK(soju_tok_decode(base, a.data, a.len, 0, &want, &err));
+        CHECK(out.len == want.len && !memcmp(out.data, want.data, out.len));
+        soju_buf_free(&out);
+        soju_buf_free(&want);
+        soju_ids_free(&a);
+        soju_ids_free(&b);
+        soju_tok_free(ext);
+    }
+    free(text);
+    soju_tok_free(base);
+}
+
 TEST_MAIN(gpt2_matches_tokenizers, llama3_matches_tiktoken, llama4_matches_tiktoken, qwen2_matches_tiktoken,
-          llama2_matches_sentencepiece, llama3_via_tokenizer_json, llama2_via_tokenizer_json, gpt2_via_tokenizer_json)
+          llama2_matches_sentencepiece, llama3_via_tokenizer_json, llama2_via_tokenizer_json, gpt2_via_tokenizer_json,
+          llama2_korean_extension)

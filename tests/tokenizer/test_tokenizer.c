@@ -263,15 +263,10 @@ TEST(tiktoken_parse_and_errors) {
     soju_buf_free(&f);
 }
 
-TEST(sentencepiece_parse_errors) {
-    soju_tokenizer *t = NULL;
-    soju_err err;
-    const uint8_t junk[] = {0x0A, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F};
-    expect_error(soju_tok_parse_spm(junk, sizeof junk, "j.model", &t, &err), &err, SOJU_EFORMAT, "j.model");
-    /* One piece "a" (field 1 {1: "a"}) and trainer_spec model_type 1 (unigram). */
-    const uint8_t uni[] = {0x0A, 0x03, 0x0A, 0x01, 'a', 0x12, 0x02, 0x18, 0x01};
-    expect_error(soju_tok_parse_spm(uni, sizeof uni, "u.model", &t, &err), &err, SOJU_EUNSUP, "type 1");
-    /* A BPE model with pieces ▁, a, b, ▁a, ▁ab (scores rising toward the longer ones). */
+/* A SentencePiece BPE model (protobuf written by hand): pieces ▁, a, b, ▁a,
+ * ▁ab with scores rising toward the longer ones; identity normalizer that
+ * keeps extra spaces. */
+static void tiny_spm_model(soju_buf *out) {
     soju_buf m = {0};
     const char *pieces[] = {"\xe2\x96\x81", "a", "b", "\xe2\x96\x81" "a", "\xe2\x96\x81" "ab"};
     for (int i = 0; i < 5; i++) {
@@ -288,6 +283,19 @@ TEST(sentencepiece_parse_errors) {
     }
     const uint8_t spec[] = {0x12, 0x02, 0x18, 0x02, 0x1A, 0x02, 0x20, 0x00};
     soju_buf_append(&m, spec, sizeof spec);
+    *out = m;
+}
+
+TEST(sentencepiece_parse_errors) {
+    soju_tokenizer *t = NULL;
+    soju_err err;
+    const uint8_t junk[] = {0x0A, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F};
+    expect_error(soju_tok_parse_spm(junk, sizeof junk, "j.model", &t, &err), &err, SOJU_EFORMAT, "j.model");
+    /* One piece "a" (field 1 {1: "a"}) and trainer_spec model_type 1 (unigram). */
+    const uint8_t uni[] = {0x0A, 0x03, 0x0A, 0x01, 'a', 0x12, 0x02, 0x18, 0x01};
+    expect_error(soju_tok_parse_spm(uni, sizeof uni, "u.model", &t, &err), &err, SOJU_EUNSUP, "type 1");
+    soju_buf m = {0};
+    tiny_spm_model(&m);
     CHECK_OK(soju_tok_parse_spm((const uint8_t *)m.data, m.len, "bpe.model", &t, &err));
     if (t) {
         soju_ids ids = {0};
@@ -445,6 +453,37 @@ TEST(extend_keeps_old_ids) {
     soju_ids_free(&before);
     soju_ids_free(&after);
     soju_ids_free(&again);
+    soju_tok_free(ext);
+    soju_tok_free(base);
+}
+
+TEST(extend_sentencepiece) {
+    soju_buf m = {0};
+    tiny_spm_model(&m);
+    soju_tokenizer *base = NULL, *ext = NULL;
+    soju_err err;
+    CHECK_OK(soju_tok_parse_spm((const uint8_t *)m.data, m.len, "bpe.model", &base, &err));
+    soju_buf_free(&m);
+    if (!base) return;
+    /* "c" is unknown to the base: it becomes a piece first, then "▁abc" a merge. */
+    const char *texts[] = {"abc abc abc ba", "abc ab c"};
+    size_t lens[] = {strlen(texts[0]), strlen(texts[1])};
+    soju_tok_extend_opts o = {4, 2, "text", 0, 1};
+    soju_tok_train_report rep;
+    CHECK_OK(soju_tok_extend_texts(base, texts, lens, 2, &o, &ext, &rep, &err));
+    if (!ext) return;
+    CHECK_EQ_INT(soju_tok_token_to_id(ext, "c"), 5);
+    uint32_t abc = soju_tok_token_to_id(ext, "\xe2\x96\x81" "abc");
+    CHECK(abc != SOJU_TOK_NONE && abc > 5);
+    for (uint32_t id = 0; id < 5; id++) CHECK_STR(soju_tok_id_to_token(ext, id), soju_tok_id_to_token(base, id));
+    soju_ids ids = {0};
+    encode_str(ext, "abc ba", 0, &ids);
+    CHECK(ids.len == 4 && ids.data[0] == abc && ids.data[1] == 0 && ids.data[2] == 2 && ids.data[3] == 1);
+    soju_buf out = {0};
+    CHECK_OK(soju_tok_decode(ext, ids.data, ids.len, 0, &out, &err));
+    CHECK_STR(out.data, "abc ba");
+    soju_buf_free(&out);
+    soju_ids_free(&ids);
     soju_tok_free(ext);
     soju_tok_free(base);
 }
@@ -612,5 +651,5 @@ TEST(stats_per_language) {
 TEST_MAIN(roundtrip_any_bytes, special_tokens_only_when_asked, trained_matches_tokenizers_llama3,
           trained_matches_tokenizers_gpt2_nfkc, train_options_and_errors, hf_json_both_merge_encodings,
           hf_json_errors, tiktoken_parse_and_errors, sentencepiece_parse_errors, chat_template_loss_mask,
-          extend_keeps_old_ids, resize_checkpoint_f32, resize_checkpoint_bf16, tokenize_corpus_to_shards,
+          extend_keeps_old_ids, extend_sentencepiece, resize_checkpoint_f32, resize_checkpoint_bf16, tokenize_corpus_to_shards,
           stats_per_language)
