@@ -5,6 +5,7 @@
 
 #include "args.h"
 #include "commands.h"
+#include "soju/io.h"
 #include "soju/tokenizer.h"
 
 static int load_or_fail(const char *spec, soju_tokenizer **t) {
@@ -146,12 +147,73 @@ static int cmd_tok_info(int argc, char **argv) {
     return 0;
 }
 
+/* soju tokenizer chat --tokenizer T [--template NAME|FILE] FILE.jsonl: each conversation's
+ * ids (or pieces), learned tokens (loss mask 1) marked with '*'. */
+static int cmd_tok_chat(int argc, char **argv) {
+    const char *spec = NULL, *template = "chatml";
+    int pieces = 0, gen = 0;
+    cli_opt opts[] = {{"tokenizer", CLI_STR, &spec, "tokenizer to use"},
+                      {"template", CLI_STR, &template, "chatml, llama3, or a JSON/YAML template file"},
+                      {"pieces", CLI_FLAG, &pieces, "print token strings instead of ids"},
+                      {"generation-prompt", CLI_FLAG, &gen, "end with the assistant prefix"},
+                      {0}};
+    char **pos;
+    int npos;
+    int rc = cli_parse(argc, argv, opts, "soju tokenizer chat --tokenizer T [--template NAME|FILE] FILE.jsonl...",
+                       &pos, &npos);
+    if (rc) return rc == 1 ? 0 : rc;
+    soju_tokenizer *t = NULL;
+    soju_chat_template tpl = {0};
+    soju_err err;
+    int status = 0;
+    if (load_or_fail(spec, &t)) status = 1;
+    else if (soju_chat_template_load(template, &tpl, &err)) status = cli_fail(err.msg);
+    soju_tok_encoder *e = t ? soju_tok_encoder_new(t) : NULL;
+    for (int f = 0; f < npos && !status; f++) {
+        soju_reader *r;
+        if (soju_reader_open(&r, pos[f], SOJU_FMT_JSONL, "text", &err)) {
+            status = cli_fail(err.msg);
+            break;
+        }
+        soju_record rec;
+        int st;
+        while ((st = soju_reader_next(r, &rec, &err)) != SOJU_READ_EOF && !status) {
+            if (st < 0) status = cli_fail(err.msg);
+            if (st != SOJU_READ_OK && st != SOJU_READ_BAD) break;
+            soju_chat_msg *msgs = NULL;
+            int n = rec.json ? soju_chat_messages_from_json(rec.json, &msgs, &err) : -1;
+            if (n < 0) {
+                fprintf(stderr, "soju: skipped %s:%zu: %s\n", rec.path, rec.line, rec.json ? err.msg : "malformed JSON");
+                continue;
+            }
+            soju_ids ids = {0};
+            soju_buf mask = {0};
+            if (soju_chat_encode(e, &tpl, msgs, (size_t)n, gen, &ids, &mask, &err)) status = cli_fail(err.msg);
+            for (size_t i = 0; i < ids.len && !status; i++) {
+                if (pieces) printf("%s%s%s", i ? " " : "", soju_tok_id_to_token(t, ids.data[i]), mask.data[i] ? "*" : "");
+                else printf("%s%u%s", i ? " " : "", ids.data[i], mask.data[i] ? "*" : "");
+            }
+            if (!status) putchar('\n');
+            free(msgs);
+            soju_ids_free(&ids);
+            soju_buf_free(&mask);
+        }
+        soju_reader_close(r);
+    }
+    soju_tok_encoder_free(e);
+    soju_chat_template_free(&tpl);
+    soju_tok_free(t);
+    free(pos);
+    return status;
+}
+
 static const cli_command tokenizer_commands[] = {
     {"train", cmd_tokenizer_train, "train a byte-level BPE tokenizer on a corpus"},
     {"extend", cmd_tokenizer_extend, "add new merges learned on a corpus (and resize a checkpoint)"},
     {"stats", cmd_tokenizer_stats, "tokens per character and bytes per token, per language"},
     {"encode", cmd_tok_encode, "print the ids of text"},
     {"decode", cmd_tok_decode, "print the text of ids"},
+    {"chat", cmd_tok_chat, "render conversations with a chat template; '*' marks learned tokens"},
     {"convert", cmd_tok_convert, "write any loadable tokenizer as tokenizer.json"},
     {"info", cmd_tok_info, "describe a tokenizer"},
     {0, 0, 0},

@@ -37,6 +37,10 @@ grep -q "600 ids -> 610 ids" <<<"$out" || fail "extend: $out"
 grep -q "held-out tokens per character" <<<"$out" || fail "extend report: $out"
 [ -s "$T/ext/tokenizer.json" ] || fail "extend wrote no tokenizer.json"
 
+printf '{"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"hello"}]}\n' > "$T/chat.jsonl"
+out=$("$SOJU" tokenizer chat --tokenizer "$T/tok.json" --pieces "$T/chat.jsonl")
+grep -q "<|im_start|>" <<<"$out" && grep -q "<|im_end|>\*" <<<"$out" || fail "chat: $out"
+
 # Errors: one line naming the file and the place, non-zero exit.
 printf '{\n "model": {\n' > "$T/bad.json"
 if err=$("$SOJU" tokenizer encode --tokenizer "$T/bad.json" --text x 2>&1); then fail "bad tokenizer.json accepted"; fi
