@@ -5,6 +5,7 @@
 #include "soju/ops.h"
 
 int soju_cpu_backend_create(soju_backend **be, soju_err *err);
+void soju_cpu_backend_free(soju_backend *be);
 #ifdef SOJU_HAVE_CUDA
 int soju_cuda_backend_create(soju_backend **be, soju_err *err);
 #endif
@@ -21,8 +22,17 @@ int soju_backend_create(soju_backend **be, const char *name, soju_err *err) {
     return soju_errf(err, SOJU_EARG, "unknown device '%s' (expected cpu or cuda)", name);
 }
 
+#ifdef SOJU_HAVE_CUDA
+void soju_cuda_backend_free(soju_backend *be);
+#endif
+
 void soju_backend_free(soju_backend *be) {
     if (!be) return;
-    free(be->state);
-    free(be);
+#ifdef SOJU_HAVE_CUDA
+    if (!strcmp(be->ops->name, "cuda")) {
+        soju_cuda_backend_free(be);
+        return;
+    }
+#endif
+    soju_cpu_backend_free(be);
 }

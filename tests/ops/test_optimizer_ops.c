@@ -38,4 +38,48 @@ TEST(adamw_matches_formula) {
     CHECK(soju_backend_create(&be, "tpu", &err) == SOJU_EARG);
 }
 
-TEST_MAIN(adamw_matches_formula)
+/* Where soju is built with CUDA and a GPU is present, the CUDA optimizer ops
+ * give the CPU's results (AdamW to float rounding; sum of squares exactly,
+ * since both sum fixed chunks in double in the same order). */
+TEST(cuda_optimizer_matches_cpu) {
+    soju_backend *cpu, *gpu;
+    soju_err err;
+    CHECK_OK(soju_backend_create(&cpu, "cpu", &err));
+    int rc = soju_backend_create(&gpu, "cuda", &err);
+    if (rc != SOJU_OK) {
+        CHECK(rc == SOJU_EUNSUP);
+        fprintf(stderr, "   (no CUDA: %s)\n", err.msg);
+        soju_backend_free(cpu);
+        return;
+    }
+    enum { N = 100003 };
+    float *h[4], *d[4], *c[4];
+    soju_rng r;
+    soju_rng_seed(&r, 2);
+    for (int k = 0; k < 4; k++) {
+        h[k] = soju_malloc(N * 4);
+        for (int i = 0; i < N; i++) h[k][i] = k >= 2 ? (k == 3 ? 0.01f * soju_rng_float(&r) : 0.1f * soju_rng_normal(&r)) : soju_rng_normal(&r);
+        c[k] = cpu->ops->alloc(cpu, N * 4);
+        d[k] = gpu->ops->alloc(gpu, N * 4);
+        cpu->ops->upload(cpu, c[k], h[k], N * 4);
+        gpu->ops->upload(gpu, d[k], h[k], N * 4);
+    }
+    CHECK(cpu->ops->sum_squares(cpu, c[1], N) == gpu->ops->sum_squares(gpu, d[1], N));
+    cpu->ops->adamw(cpu, c[0], c[1], c[2], c[3], N, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.5f, 3);
+    gpu->ops->adamw(gpu, d[0], d[1], d[2], d[3], N, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.5f, 3);
+    float *back = soju_malloc(N * 4);
+    gpu->ops->download(gpu, back, d[0], N * 4);
+    double maxdiff = 0;
+    for (int i = 0; i < N; i++) maxdiff = fmax(maxdiff, fabs((double)back[i] - c[0][i]));
+    CHECK_MSG(maxdiff < 1e-6, "max diff %g", maxdiff);
+    free(back);
+    for (int k = 0; k < 4; k++) {
+        free(h[k]);
+        cpu->ops->free(cpu, c[k]);
+        gpu->ops->free(gpu, d[k]);
+    }
+    soju_backend_free(gpu);
+    soju_backend_free(cpu);
+}
+
+TEST_MAIN(adamw_matches_formula, cuda_optimizer_matches_cpu)
