@@ -205,21 +205,24 @@ static int load_tree(const cJSON *root, const char *name, soju_tokenizer **out, 
     t->ignore_merges = soju_json_bool(model, "ignore_merges", 0, NULL);
     soju_buf tmp = {0};
     const cJSON *v;
+    /* Ids may leave holes, but not run far past the number of entries (a
+     * huge id would allocate tables for millions of ids). */
+    const cJSON *added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
+    double max_id = (double)cJSON_GetArraySize(vocab) + (double)cJSON_GetArraySize(added) + 65536.0;
     cJSON_ArrayForEach(v, vocab) {
-        if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble >= 16777216.0 ||
+        if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble >= max_id ||
             v->valuedouble != (double)(uint32_t)v->valuedouble) {
-            rc = soju_errf(err, SOJU_EFORMAT, "%s: model.vocab[\"%s\"]: id is not an integer in [0, 2^24)", name,
-                           v->string);
+            rc = soju_errf(err, SOJU_EFORMAT, "%s: model.vocab[\"%s\"]: id is not an integer in [0, %.0f)", name,
+                           v->string, max_id);
             goto fail;
         }
         add_vocab_entry(t, (uint32_t)v->valuedouble, v->string, &tmp);
     }
-    const cJSON *added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
     int k = 0;
     cJSON_ArrayForEach(v, added) {
         double idd = soju_json_num(v, "id", -1, NULL);
         const char *content = soju_json_str(v, "content", NULL, NULL);
-        if (!content || !*content || idd < 0 || idd >= 16777216.0 || idd != (double)(uint32_t)idd) {
+        if (!content || !*content || idd < 0 || idd >= max_id || idd != (double)(uint32_t)idd) {
             rc = soju_errf(err, SOJU_EFORMAT, "%s: added_tokens[%d]: needs an integer id and a non-empty content",
                            name, k);
             goto fail;

@@ -44,6 +44,11 @@ static long b64_decode(const char *s, size_t n, uint8_t *out) {
 
 int soju_tok_parse_tiktoken(const char *data, size_t len, const char *name, const char *preset,
                             soju_tokenizer **out, soju_err *err) {
+    /* Ranks are ids: allow holes, but not ids far beyond the number of lines
+     * (a huge rank would otherwise allocate tables for millions of ids). */
+    size_t max_rank = 65536;
+    for (size_t i = 0; i < len; i++) max_rank += data[i] == '\n';
+    if (max_rank > MAX_RANK) max_rank = MAX_RANK;
     soju_tokenizer *t = tok_new(TOK_KIND_BYTELEVEL);
     t->source = soju_strdup(name);
     t->ignore_merges = 1;
@@ -83,9 +88,9 @@ int soju_tok_parse_tiktoken(const char *data, size_t len, const char *name, cons
             }
             rank = rank * 10 + (uint64_t)(*q - '0');
         }
-        if (rank >= MAX_RANK || (rank < t->n_ids && (t->flags[rank] & TOKF_PRESENT))) {
+        if (rank >= max_rank || (rank < t->n_ids && (t->flags[rank] & TOKF_PRESENT))) {
             rc = soju_errf(err, SOJU_EFORMAT, "%s:%zu: rank %llu %s", name, line, (unsigned long long)rank,
-                           rank >= MAX_RANK ? "is too large" : "appears twice");
+                           rank >= max_rank ? "is too large for the number of lines" : "appears twice");
             goto fail;
         }
         if (tok_strmap_get(&t->by_key, bytes, (size_t)k) != SOJU_TOK_NONE) {

@@ -113,7 +113,7 @@ static int cmp_ranked(const void *pa, const void *pb) {
 
 void tok_merges_from_ranks(soju_tokenizer *t, const uint32_t *rank_of) {
     tok_pair_free(&t->pairs);
-    tok_pair_init(&t->pairs, (size_t)t->n_ids * 4);
+    tok_pair_init(&t->pairs, t->by_key.count * 4);
     ranked_merge *list = NULL;
     size_t n = 0, cap = 0;
     for (uint32_t id = 0; id < t->n_ids; id++) {
