@@ -51,7 +51,9 @@ typedef struct soju_model_config {
     float rope_theta;             /* Llama: 10000 (Llama 2), 500000 (Llama 3), 1e6 (Qwen 2) */
     float rope_scaling_factor;    /* linear position interpolation factor for context extension; 1 = none */
     int tie_word_embeddings;      /* lm_head shares embed_tokens */
-    int attention_bias;           /* QKV bias (Qwen 2: true); GPT-2 always has biases */
+    int attention_bias;           /* QKV bias (Qwen 2: always; Llama: "attention_bias"); GPT-2 always has biases */
+    int attention_out_bias;       /* o_proj bias (Llama's "attention_bias" covers q, k, v and o; Qwen 2: none) */
+    int mlp_bias;                 /* gate/up/down biases (Llama "mlp_bias") */
     float initializer_range;      /* std of the normal init (0.02) */
     int bos_token_id, eos_token_id, pad_token_id; /* -1 when absent */
     int sliding_window;           /* 0 = full attention */
@@ -78,8 +80,10 @@ typedef struct soju_param_view {
     size_t offset;      /* in elements from the start of the buffer */
     size_t numel;
     int ndim;
-    int64_t shape[2];   /* row-major, HF layout: Linear weights are (out, in) */
+    int64_t shape[2];   /* row-major as held in the buffer: Linear weights are (out, in) */
     int kind;           /* SOJU_PARAM_* below, for weight-decay and init decisions */
+    int file_transposed; /* GPT-2 Conv1D weights: held (out, in) like Linear, stored (in, out) in
+                            model.safetensors as Hugging Face expects; load/save transpose them */
 } soju_param_view;
 
 enum {
@@ -99,7 +103,9 @@ typedef struct soju_batch {
     const int32_t *inputs;     /* token ids */
     const int32_t *targets;    /* next-token labels; SOJU_IGNORE = no loss; NULL = no loss at all */
     const int32_t *positions;  /* position ids (restart at 0 in each packed document); NULL = 0..T-1 */
-    const int32_t *doc_ids;    /* tokens attend only to earlier tokens with the same doc id; NULL = plain causal */
+    const int32_t *doc_ids;    /* tokens attend only to earlier tokens with the same doc id; NULL = plain causal.
+                                  Fastest when each document is one contiguous run with non-decreasing ids
+                                  (as packing gives); any ids are correct. */
 } soju_batch;
 
 /* ---------------------------------------------------------------- model */

@@ -10,9 +10,9 @@
  * Activations are stored in the backend's activation type (fp32 on the CPU;
  * bf16 on CUDA); act_bytes() says how many bytes one activation element takes.
  *
- * OWNERSHIP: the layer ops below the marker are defined by the model work
- * (foundation issue). The memory and optimizer ops are fixed here because the
- * trainer depends on them. */
+ * The memory and optimizer ops serve the trainer; the layer ops serve the
+ * model (src/model), which calls nothing else. Each layer op comes with its
+ * backward; the exact conventions are written above the layer section. */
 #ifndef SOJU_OPS_H
 #define SOJU_OPS_H
 
@@ -54,10 +54,167 @@ typedef struct soju_backend_ops {
     /* x *= s over n fp32 elements. */
     void (*scale)(soju_backend *be, float *x, size_t n, float s);
 
-    /* ------------------------------------------------------------ layers
-     * (defined by the model work: matmul, embedding, norms, RoPE, attention
-     * with causal + document masking and GQA, activations, residuals,
-     * cross-entropy; each forward with its backward.) */
+    /* ================================================================ layers
+     *
+     * Conventions for every layer op below.
+     *
+     * Types.  `void *` / `const void *` arguments marked "act" hold elements
+     * of the backend's activation type (act_bytes() bytes each: fp32 on the
+     * CPU, bf16 on CUDA). Weights that a forward reads are passed in the
+     * activation type too: the model keeps an activation-type copy of the
+     * fp32 master parameters (the same buffer on the CPU, where the types
+     * agree) and refreshes it with act_from_f32 after every change.
+     * `float *` arguments are always fp32: parameter gradients, and the
+     * per-row statistics that a forward saves for its backward.
+     * `int32_t *` arrays (tokens, positions, doc ids, targets) live in
+     * backend memory; the model uploads them per batch.
+     *
+     * Shapes.  BT = B*T rows; a (BT, C) tensor is row-major, row r at r*C.
+     * A linear weight is (OC, C) row-major, as nn.Linear stores it.
+     *
+     * Gradients.  Parameter gradients (dweight, dbias, dwte, ...) are always
+     * ACCUMULATED (+=), so micro-batches add up. Activation gradients are
+     * overwritten unless the op says otherwise; the norm backwards
+     * ACCUMULATE into dinp because their input is the residual stream, whose
+     * gradient also arrives through the skip connection. Any gradient
+     * pointer may be NULL: that gradient is not wanted (frozen weights).
+     *
+     * Memory.  Ops allocate nothing a caller sees. A backend may keep private
+     * scratch in its state, sized on first use (the first training step).
+     * In-place use is allowed only where an op says so.
+     *
+     * Determinism.  For a fixed thread count, every op gives bit-identical
+     * results on identical inputs. */
+
+    /* ---------------------------------------------------------- conversions */
+    /* dst[i] = (act) src[i] and back; both pointers are backend memory. They
+     * may alias when the activation type is fp32 (then they do nothing). */
+    void (*act_from_f32)(soju_backend *be, void *dst, const float *src, size_t n);
+    void (*act_to_f32)(soju_backend *be, float *dst, const void *src, size_t n);
+    /* Copy `rows` rows of `cols` act elements: dst[r*dst_stride + c] = src[r*src_stride + c]
+     * (strides in elements). Used to store keys and values into a KV cache. */
+    void (*copy_rows)(soju_backend *be, void *dst, size_t dst_stride, const void *src, size_t src_stride, int rows,
+                      int cols);
+
+    /* ---------------------------------------------------------- embedding */
+    /* out[r] = wte[tokens[r]] (+ wpe[positions[r]] when wpe != NULL: GPT-2).
+     * out (BT, C) act; wte (V, C) act; wpe (maxT, C) act or NULL. Token ids
+     * and positions are in range (the model checks them on the host). */
+    void (*encoder_forward)(soju_backend *be, void *out, const int32_t *tokens, const int32_t *positions,
+                            const void *wte, const void *wpe, int BT, int C);
+    /* dwte[tokens[r]] += dout[r]; dwpe[positions[r]] += dout[r] (dwpe may be NULL). */
+    void (*encoder_backward)(soju_backend *be, float *dwte, float *dwpe, const void *dout, const int32_t *tokens,
+                             const int32_t *positions, int BT, int C);
+
+    /* ---------------------------------------------------------- matmul */
+    /* out = inp W^T + bias:  inp (BT, C), weight (OC, C), bias (OC) or NULL,
+     * out (BT, OC); all act. Through BLAS (CPU) or cuBLASLt (CUDA). */
+    void (*matmul_forward)(soju_backend *be, void *out, const void *inp, const void *weight, const void *bias, int BT,
+                           int C, int OC);
+    /* dinp  = dout W            (BT, C)  act; += instead of = when accumulate_dinp
+     * dW   += dout^T inp        (OC, C)  fp32
+     * dbias += sum_rows dout    (OC)     fp32
+     * dout (BT, OC) act, inp (BT, C) act, weight (OC, C) act. */
+    void (*matmul_backward)(soju_backend *be, void *dinp, float *dweight, float *dbias, const void *dout,
+                            const void *inp, const void *weight, int BT, int C, int OC, int accumulate_dinp);
+
+    /* ---------------------------------------------------------- norms */
+    /* RMSNorm (Llama):  out = inp / sqrt(mean(inp^2) + eps) * weight.
+     * inp, out (BT, C) act; weight (C) act; rstd (BT) fp32 saved for backward. */
+    void (*rmsnorm_forward)(soju_backend *be, void *out, float *rstd, const void *inp, const void *weight, int BT,
+                            int C, float eps);
+    /* dinp += d/dinp, dweight += d/dweight.  dout, inp (BT, C) act. */
+    void (*rmsnorm_backward)(soju_backend *be, void *dinp, float *dweight, const void *dout, const void *inp,
+                             const void *weight, const float *rstd, int BT, int C);
+    /* LayerNorm (GPT-2):  out = (inp - mean) / sqrt(var + eps) * weight + bias
+     * (biased variance). mean, rstd (BT) fp32 saved for backward. */
+    void (*layernorm_forward)(soju_backend *be, void *out, float *mean, float *rstd, const void *inp,
+                              const void *weight, const void *bias, int BT, int C, float eps);
+    /* dinp += ..., dweight += ..., dbias += ... */
+    void (*layernorm_backward)(soju_backend *be, void *dinp, float *dweight, float *dbias, const void *dout,
+                               const void *inp, const void *weight, const float *mean, const float *rstd, int BT,
+                               int C);
+
+    /* ---------------------------------------------------------- rotary positions */
+    /* RoPE in place on the first n_heads heads of each row of x, in the
+     * Hugging Face Llama "rotate_half" convention: with half = head_dim/2,
+     * for i < half, at position p = positions[r]:
+     *   x'[i]        = x[i] cos(p, i) - x[i + half] sin(p, i)
+     *   x'[i + half] = x[i + half] cos(p, i) + x[i] sin(p, i)
+     * x (BT, row_stride) act, heads of head_dim contiguous from column 0
+     * (the q heads then the k heads of a fused qkv row).
+     * table (max_pos, head_dim) fp32: row p holds cos(p, 0..half-1) then
+     * sin(p, 0..half-1), computed once by the model (theta, scaling). */
+    void (*rope_forward)(soju_backend *be, void *x, const float *table, const int32_t *positions, int BT,
+                         int row_stride, int n_heads, int head_dim);
+    /* The transpose (rotation by -angle), in place on the gradient dx. */
+    void (*rope_backward)(soju_backend *be, void *dx, const float *table, const int32_t *positions, int BT,
+                          int row_stride, int n_heads, int head_dim);
+
+    /* ---------------------------------------------------------- attention */
+    /* Causal multi-head attention with grouped-query heads, never storing a
+     * T x T matrix (blocked, online softmax).
+     *   qkv (B, T, (NH + 2 NKV) hd) act: per row the NH query heads, then the
+     *       NKV key heads, then the NKV value heads (each hd wide); query head
+     *       h reads key/value head h / (NH / NKV) (HF repeat_kv).
+     *   out (B, T, NH hd) act: softmax(scale q k^T + mask) v per head.
+     *   lse (B, NH, T) fp32: log-sum-exp of each row's scaled, masked scores,
+     *       saved for the backward.
+     * Key j is visible to query i (same sequence) when j <= i, and
+     *   doc_ids (B, T) != NULL:  doc_ids[j] == doc_ids[i]  (packed documents),
+     *   window > 0:              i - j < window             (sliding window).
+     * scale is usually 1/sqrt(hd). */
+    void (*attention_forward)(soju_backend *be, void *out, float *lse, const void *qkv, const int32_t *doc_ids, int B,
+                              int T, int NH, int NKV, int hd, int window, float scale);
+    /* dqkv (B, T, (NH + 2 NKV) hd) act, overwritten, from dout (B, T, NH hd)
+     * and the forward's qkv, out and lse (flash-attention style recompute). */
+    void (*attention_backward)(soju_backend *be, void *dqkv, const void *dout, const void *qkv, const void *out,
+                               const float *lse, const int32_t *doc_ids, int B, int T, int NH, int NKV, int hd,
+                               int window, float scale);
+    /* Attention of n_new queries against one sequence's KV cache (inference).
+     * q: n_new rows of NH hd act, row stride q_stride elements.
+     * k_cache, v_cache (max_T, NKV hd) act, rows 0 .. n_past + n_new - 1
+     * filled (the new tokens' keys and values already stored).
+     * Query i (at position n_past + i) sees keys 0 .. n_past + i (and the
+     * window). out (n_new, NH hd) act. */
+    void (*attention_decode)(soju_backend *be, void *out, const void *q, size_t q_stride, const void *k_cache,
+                             const void *v_cache, int n_new, int n_past, int NH, int NKV, int hd, int window,
+                             float scale);
+
+    /* ---------------------------------------------------------- MLP activations */
+    /* SwiGLU (Llama MLP): out = silu(gate) * up, silu(x) = x / (1 + e^-x).
+     * gate_up (BT, 2F) act: per row the F gate values, then the F up values
+     * (the output of the fused gate|up projection; F = MLP width). out (BT, F) act. */
+    void (*swiglu_forward)(soju_backend *be, void *out, const void *gate_up, int BT, int F);
+    /* dgate_up (BT, 2F) act, overwritten. */
+    void (*swiglu_backward)(soju_backend *be, void *dgate_up, const void *dout, const void *gate_up, int BT, int F);
+    /* GELU, tanh approximation (GPT-2 "gelu_new"):
+     * out = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), n elements act. */
+    void (*gelu_forward)(soju_backend *be, void *out, const void *inp, size_t n);
+    /* dinp = dout * gelu'(inp), overwritten; dinp may alias dout. */
+    void (*gelu_backward)(soju_backend *be, void *dinp, const void *dout, const void *inp, size_t n);
+
+    /* ---------------------------------------------------------- residual */
+    /* out = a + b over n act elements; out may alias a or b. (Its backward is
+     * the identity: gradients accumulate into the residual-stream gradient.) */
+    void (*residual_forward)(soju_backend *be, void *out, const void *a, const void *b, size_t n);
+
+    /* ---------------------------------------------------------- logits and loss */
+    /* Logit soft-capping (Gemma 2): x = cap tanh(x / cap), in place, n act. */
+    void (*softcap_forward)(soju_backend *be, void *x, size_t n, float cap);
+    /* dx *= 1 - (y / cap)^2 in place, from the capped output y. */
+    void (*softcap_backward)(soju_backend *be, void *dx, const void *y, size_t n, float cap);
+    /* Softmax cross-entropy per row of logits (BT, V) act, accumulated in fp32:
+     *   lse[r]    = log sum_v exp(logits[r, v])                        (BT) fp32
+     *   losses[r] = lse[r] - logits[r, targets[r]], or 0 when targets[r] == -100
+     * (targets (BT) int32; any other value must be in [0, V)). */
+    void (*crossentropy_forward)(soju_backend *be, float *losses, float *lse, const void *logits,
+                                 const int32_t *targets, int BT, int V);
+    /* Gradient of  sum_r w_r losses[r],  w_r = scale * (weights ? weights[r] : 1):
+     *   dlogits[r, v] = w_r (softmax(logits[r])[v] - [v == targets[r]]), 0 for ignored rows.
+     * dlogits (BT, V) act, overwritten; it may alias logits (in place). */
+    void (*crossentropy_backward)(soju_backend *be, void *dlogits, const void *logits, const float *lse,
+                                  const int32_t *targets, const float *weights, float scale, int BT, int V);
 } soju_backend_ops;
 
 struct soju_backend {

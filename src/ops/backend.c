@@ -5,6 +5,7 @@
 #include "soju/ops.h"
 
 int soju_cpu_backend_create(soju_backend **be, soju_err *err);
+void soju_cpu_backend_free(soju_backend *be);
 #ifdef SOJU_HAVE_CUDA
 int soju_cuda_backend_create(soju_backend **be, soju_err *err);
 #endif
@@ -33,6 +34,5 @@ void soju_backend_free(soju_backend *be) {
         return;
     }
 #endif
-    free(be->state);
-    free(be);
+    soju_cpu_backend_free(be);
 }

@@ -81,6 +81,38 @@ static void cpu_scale(soju_backend *be, float *x, size_t n, float s) {
     for (size_t i = 0; i < n; i++) x[i] *= s;
 }
 
+/* ---------------------------------------------------------------- conversions */
+
+void cpu_act_from_f32(soju_backend *be, void *dst, const float *src, size_t n) {
+    (void)be;
+    if (dst != src && n) memcpy(dst, src, n * sizeof(float));
+}
+
+void cpu_act_to_f32(soju_backend *be, float *dst, const void *src, size_t n) {
+    (void)be;
+    if (dst != src && n) memcpy(dst, src, n * sizeof(float));
+}
+
+void cpu_copy_rows(soju_backend *be, void *dst, size_t dst_stride, const void *src, size_t src_stride, int rows,
+                   int cols) {
+    (void)be;
+    float *d = dst;
+    const float *s = src;
+    for (int r = 0; r < rows; r++) memcpy(d + (size_t)r * dst_stride, s + (size_t)r * src_stride, cols * sizeof(float));
+}
+
+/* ---------------------------------------------------------------- scratch */
+
+float *cpu_scratch(soju_backend *be, int slot, size_t nfloats) {
+    cpu_state *st = be->state;
+    if (nfloats > st->scratch_cap[slot]) {
+        free(st->scratch[slot]);
+        st->scratch[slot] = soju_aligned_alloc(nfloats * sizeof(float));
+        st->scratch_cap[slot] = nfloats;
+    }
+    return st->scratch[slot];
+}
+
 static const soju_backend_ops cpu_ops = {
     .name = "cpu",
     .alloc = cpu_alloc,
@@ -93,13 +125,47 @@ static const soju_backend_ops cpu_ops = {
     .adamw = cpu_adamw,
     .sum_squares = cpu_sum_squares,
     .scale = cpu_scale,
+
+    .act_from_f32 = cpu_act_from_f32,
+    .act_to_f32 = cpu_act_to_f32,
+    .copy_rows = cpu_copy_rows,
+    .encoder_forward = cpu_encoder_forward,
+    .encoder_backward = cpu_encoder_backward,
+    .matmul_forward = cpu_matmul_forward,
+    .matmul_backward = cpu_matmul_backward,
+    .rmsnorm_forward = cpu_rmsnorm_forward,
+    .rmsnorm_backward = cpu_rmsnorm_backward,
+    .layernorm_forward = cpu_layernorm_forward,
+    .layernorm_backward = cpu_layernorm_backward,
+    .rope_forward = cpu_rope_forward,
+    .rope_backward = cpu_rope_backward,
+    .attention_forward = cpu_attention_forward,
+    .attention_backward = cpu_attention_backward,
+    .attention_decode = cpu_attention_decode,
+    .swiglu_forward = cpu_swiglu_forward,
+    .swiglu_backward = cpu_swiglu_backward,
+    .gelu_forward = cpu_gelu_forward,
+    .gelu_backward = cpu_gelu_backward,
+    .residual_forward = cpu_residual_forward,
+    .softcap_forward = cpu_softcap_forward,
+    .softcap_backward = cpu_softcap_backward,
+    .crossentropy_forward = cpu_crossentropy_forward,
+    .crossentropy_backward = cpu_crossentropy_backward,
 };
 
 int soju_cpu_backend_create(soju_backend **out, soju_err *err) {
     (void)err;
     soju_backend *be = soju_calloc(1, sizeof *be);
     be->ops = &cpu_ops;
+    be->state = soju_calloc(1, sizeof(cpu_state));
     be->num_threads = soju_num_threads();
     *out = be;
     return SOJU_OK;
+}
+
+void soju_cpu_backend_free(soju_backend *be) {
+    cpu_state *st = be->state;
+    for (int i = 0; i < CPU_SCRATCH_SLOTS; i++) free(st->scratch[i]);
+    free(st);
+    free(be);
 }

@@ -1,0 +1,201 @@
+/* The transformer's forward and backward passes, written once against the
+ * ops table for both families:
+ *
+ *   x = embed(tokens) (+ wpe[positions])
+ *   per layer:  h = x + o_proj(attention(rope(qkv(norm1(x)))))
+ *               x = h + mlp(norm2(h))        mlp: down(silu(gate) * up) or c_proj(gelu(c_fc))
+ *   logits = lm_head(norm_f(x)),  loss_t = cross-entropy(logits_t, target_t)
+ *
+ * Every buffer was planned at creation (model.c): nothing is allocated here. */
+#include <math.h>
+#include <string.h>
+
+#include "model_internal.h"
+
+/* RMSNorm for Llama, LayerNorm for GPT-2 (bias offset NO_PARAM for Llama). */
+static void norm_forward(soju_model *m, void *out, float *mean, float *rstd, const void *inp, size_t w, size_t b,
+                         int BT) {
+    if (m->cfg.arch == SOJU_ARCH_GPT2)
+        m->ops->layernorm_forward(m->be, out, mean, rstd, inp, wq(m, w), wq(m, b), BT, m->C, m->cfg.norm_eps);
+    else
+        m->ops->rmsnorm_forward(m->be, out, rstd, inp, wq(m, w), BT, m->C, m->cfg.norm_eps);
+}
+
+/* dinp += the norm's input gradient (the residual stream's gradient). */
+static void norm_backward(soju_model *m, void *dinp, const void *dout, const void *inp, size_t w, size_t b,
+                          const float *mean, const float *rstd, int BT) {
+    if (m->cfg.arch == SOJU_ARCH_GPT2)
+        m->ops->layernorm_backward(m->be, dinp, gq(m, w), gq(m, b), dout, inp, wq(m, w), mean, rstd, BT, m->C);
+    else
+        m->ops->rmsnorm_backward(m->be, dinp, gq(m, w), dout, inp, wq(m, w), rstd, BT, m->C);
+}
+
+static float attention_scale(const soju_model *m) { return 1.0f / sqrtf((float)m->hd); }
+
+/* ---------------------------------------------------------------- forward */
+
+/* One layer: x (BT, C) -> out (BT, C), saving what the backward needs. */
+static void layer_forward(soju_model *m, int l, void *out, int B, int T) {
+    const soju_backend_ops *ops = m->ops;
+    soju_backend *be = m->be;
+    const layer_params *p = &m->lay.layers[l];
+    layer_acts *a = &m->acts[l];
+    int BT = B * T, AH = m->NH * m->hd;
+    const int32_t *docs = m->have_docs ? m->doc_ids : NULL;
+
+    norm_forward(m, a->ln1, a->ln1_mean, a->ln1_rstd, a->res, p->ln1_w, p->ln1_b, BT);
+    ops->matmul_forward(be, a->qkv, a->ln1, wq(m, p->qkv_w), wq(m, p->qkv_b), BT, m->C, m->QKV);
+    if (m->cfg.arch == SOJU_ARCH_LLAMA) /* rotate the q and k heads, in place */
+        ops->rope_forward(be, a->qkv, m->rope_table, m->positions, BT, m->QKV, m->NH + m->NKV, m->hd);
+    ops->attention_forward(be, a->att, a->att_lse, a->qkv, docs, B, T, m->NH, m->NKV, m->hd, m->cfg.sliding_window,
+                           attention_scale(m));
+    ops->matmul_forward(be, m->tmp, a->att, wq(m, p->o_w), wq(m, p->o_b), BT, AH, m->C);
+    ops->residual_forward(be, a->mid, a->res, m->tmp, (size_t)BT * m->C);
+
+    norm_forward(m, a->ln2, a->ln2_mean, a->ln2_rstd, a->mid, p->ln2_w, p->ln2_b, BT);
+    ops->matmul_forward(be, a->fc, a->ln2, wq(m, p->fc_w), wq(m, p->fc_b), BT, m->C, m->FC);
+    if (m->cfg.arch == SOJU_ARCH_LLAMA) ops->swiglu_forward(be, a->fc_act, a->fc, BT, m->F);
+    else ops->gelu_forward(be, a->fc_act, a->fc, (size_t)BT * m->F);
+    ops->matmul_forward(be, m->tmp, a->fc_act, wq(m, p->proj_w), wq(m, p->proj_b), BT, m->F, m->C);
+    ops->residual_forward(be, out, a->mid, m->tmp, (size_t)BT * m->C);
+}
+
+/* Upload the batch's integer arrays into the planned backend buffers. */
+static void upload_batch(soju_model *m, const soju_batch *b) {
+    size_t BT = (size_t)b->B * b->T, bytes = BT * sizeof(int32_t);
+    m->ops->upload(m->be, m->tokens, b->inputs, bytes);
+    const int32_t *pos = b->positions;
+    if (!pos) {
+        for (size_t i = 0; i < BT; i++) m->host_positions[i] = (int32_t)(i % b->T);
+        pos = m->host_positions;
+    }
+    m->ops->upload(m->be, m->positions, pos, bytes);
+    if (b->targets) m->ops->upload(m->be, m->targets, b->targets, bytes);
+    if (b->doc_ids) m->ops->upload(m->be, m->doc_ids, b->doc_ids, bytes);
+}
+
+int soju_model_forward(soju_model *m, const soju_batch *b, double *loss_sum, long *n_targets, soju_err *err) {
+    int rc = soju_model_check_batch(m, b, err);
+    if (rc) return rc;
+    const soju_backend_ops *ops = m->ops;
+    soju_backend *be = m->be;
+    int B = b->B, T = b->T, BT = B * T;
+    m->B = B, m->T = T;
+    m->have_targets = b->targets != NULL;
+    m->have_docs = b->doc_ids != NULL;
+    upload_batch(m, b);
+
+    ops->encoder_forward(be, m->acts[0].res, m->tokens, m->positions, wq(m, m->lay.wte), wq(m, m->lay.wpe), BT, m->C);
+    for (int l = 0; l < m->L; l++) layer_forward(m, l, l + 1 < m->L ? m->acts[l + 1].res : m->res_final, B, T);
+    norm_forward(m, m->lnf, m->lnf_mean, m->lnf_rstd, m->res_final, m->lay.lnf_w, m->lay.lnf_b, BT);
+    ops->matmul_forward(be, m->logits, m->lnf, wq(m, m->lay.lm_head), NULL, BT, m->C, m->V);
+    float cap = m->cfg.final_logit_softcapping;
+    if (cap > 0) ops->softcap_forward(be, m->logits, (size_t)BT * m->V, cap);
+
+    double sum = 0;
+    long count = 0;
+    if (b->targets) {
+        ops->crossentropy_forward(be, m->losses, m->ce_lse, m->logits, m->targets, BT, m->V);
+        ops->download(be, m->host_losses, m->losses, BT * sizeof(float));
+        for (int i = 0; i < BT; i++)
+            if (b->targets[i] != SOJU_IGNORE) sum += m->host_losses[i], count++;
+    } else {
+        memset(m->host_losses, 0, BT * sizeof(float));
+    }
+    if (loss_sum) *loss_sum = sum;
+    if (n_targets) *n_targets = count;
+    m->forward_done = 1;
+    return SOJU_OK;
+}
+
+const float *soju_model_logits(soju_model *m) {
+    if (!m->host_logits) return m->logits; /* CPU: activations are host fp32 */
+    soju_model_logits_to_host(m, m->host_logits, (size_t)m->B * m->T * m->V);
+    return m->host_logits;
+}
+
+void soju_model_logits_to_host(soju_model *m, float *host, size_t count) {
+    soju_act_download(m, host, m->logits, count);
+}
+
+const float *soju_model_token_losses(soju_model *m) { return m->host_losses; }
+
+/* ---------------------------------------------------------------- backward */
+
+/* One layer backward. On entry m->dres holds d(out); on exit d(x). */
+static void layer_backward(soju_model *m, int l, int B, int T) {
+    const soju_backend_ops *ops = m->ops;
+    soju_backend *be = m->be;
+    const layer_params *p = &m->lay.layers[l];
+    layer_acts *a = &m->acts[l];
+    int BT = B * T, AH = m->NH * m->hd;
+    const int32_t *docs = m->have_docs ? m->doc_ids : NULL;
+
+    /* MLP: out = mid + proj(act(fc(norm2(mid)))) */
+    ops->matmul_backward(be, m->dfc_act, gq(m, p->proj_w), gq(m, p->proj_b), m->dres, a->fc_act, wq(m, p->proj_w),
+                         BT, m->F, m->C, 0);
+    if (m->cfg.arch == SOJU_ARCH_LLAMA) ops->swiglu_backward(be, m->dfc, m->dfc_act, a->fc, BT, m->F);
+    else ops->gelu_backward(be, m->dfc, m->dfc_act, a->fc, (size_t)BT * m->F);
+    ops->matmul_backward(be, m->dln, gq(m, p->fc_w), gq(m, p->fc_b), m->dfc, a->ln2, wq(m, p->fc_w), BT, m->C, m->FC,
+                         0);
+    norm_backward(m, m->dres, m->dln, a->mid, p->ln2_w, p->ln2_b, a->ln2_mean, a->ln2_rstd, BT);
+
+    /* attention: mid = x + o_proj(attention(rope(qkv(norm1(x))))) */
+    ops->matmul_backward(be, m->datt, gq(m, p->o_w), gq(m, p->o_b), m->dres, a->att, wq(m, p->o_w), BT, AH, m->C, 0);
+    ops->attention_backward(be, m->dqkv, m->datt, a->qkv, a->att, a->att_lse, docs, B, T, m->NH, m->NKV, m->hd,
+                            m->cfg.sliding_window, attention_scale(m));
+    if (m->cfg.arch == SOJU_ARCH_LLAMA)
+        ops->rope_backward(be, m->dqkv, m->rope_table, m->positions, BT, m->QKV, m->NH + m->NKV, m->hd);
+    ops->matmul_backward(be, m->dln, gq(m, p->qkv_w), gq(m, p->qkv_b), m->dqkv, a->ln1, wq(m, p->qkv_w), BT, m->C,
+                         m->QKV, 0);
+    norm_backward(m, m->dres, m->dln, a->res, p->ln1_w, p->ln1_b, a->ln1_mean, a->ln1_rstd, BT);
+}
+
+/* Everything below the logits, from their gradient dl (BT, V). */
+static void backward_from(soju_model *m, const void *dl) {
+    const soju_backend_ops *ops = m->ops;
+    soju_backend *be = m->be;
+    int B = m->B, T = m->T, BT = B * T;
+    ops->matmul_backward(be, m->dln, gq(m, m->lay.lm_head), NULL, dl, m->lnf, wq(m, m->lay.lm_head), BT, m->C, m->V,
+                         0);
+    ops->memzero(be, m->dres, (size_t)BT * m->C * m->abytes);
+    norm_backward(m, m->dres, m->dln, m->res_final, m->lay.lnf_w, m->lay.lnf_b, m->lnf_mean, m->lnf_rstd, BT);
+    for (int l = m->L - 1; l >= 0; l--) layer_backward(m, l, B, T);
+    ops->encoder_backward(be, gq(m, m->lay.wte), gq(m, m->lay.wpe), m->dres, m->tokens, m->positions, BT, m->C);
+    m->forward_done = 0; /* the logits now hold gradients */
+}
+
+int soju_model_backward(soju_model *m, const float *token_weights, float scale, soju_err *err) {
+    if (!m->forward_done) return soju_errf(err, SOJU_EARG, "backward: no forward pass to differentiate");
+    if (!m->have_targets) return soju_errf(err, SOJU_EARG, "backward: the last forward had no targets");
+    int BT = m->B * m->T;
+    if (token_weights) m->ops->upload(m->be, m->weights, token_weights, BT * sizeof(float));
+    float cap = m->cfg.final_logit_softcapping;
+    void *dl = cap > 0 ? m->dlogits : m->logits; /* in place unless the capped logits are still needed */
+    m->ops->crossentropy_backward(m->be, dl, m->logits, m->ce_lse, m->targets, token_weights ? m->weights : NULL,
+                                  scale, BT, m->V);
+    if (cap > 0) m->ops->softcap_backward(m->be, dl, m->logits, (size_t)BT * m->V, cap);
+    backward_from(m, dl);
+    return SOJU_OK;
+}
+
+int soju_model_backward_from_logits(soju_model *m, const float *dlogits, soju_err *err) {
+    if (!m->forward_done) return soju_errf(err, SOJU_EARG, "backward: no forward pass to differentiate");
+    size_t n = (size_t)m->B * m->T * m->V;
+    float cap = m->cfg.final_logit_softcapping;
+    void *dl = cap > 0 ? m->dlogits : m->logits;
+    if (m->abytes == sizeof(float)) {
+        m->ops->upload(m->be, dl, dlogits, n * sizeof(float));
+    } else { /* stage through the fp32 view of a free (BT, C) buffer, in chunks */
+        size_t chunk_max = (size_t)m->max_B * m->max_T * m->C * m->abytes / sizeof(float);
+        for (size_t done = 0; done < n;) {
+            size_t chunk = n - done < chunk_max ? n - done : chunk_max;
+            m->ops->upload(m->be, m->dres, dlogits + done, chunk * sizeof(float));
+            m->ops->act_from_f32(m->be, act_at(m, dl, done), (const float *)m->dres, chunk);
+            done += chunk;
+        }
+    }
+    if (cap > 0) m->ops->softcap_backward(m->be, dl, m->logits, n, cap);
+    backward_from(m, dl);
+    return SOJU_OK;
+}
