@@ -109,7 +109,8 @@ int soju_model_forward(soju_model *m, const soju_batch *b, double *loss_sum, lon
 }
 
 const float *soju_model_logits(soju_model *m) {
-    if (!m->host_logits) return m->logits; /* CPU: activations are host fp32 */
+    if (!strcmp(m->ops->name, "cpu")) return m->logits; /* CPU: activations are host fp32 */
+    if (!m->host_logits) m->host_logits = soju_malloc((size_t)m->max_B * m->max_T * m->V * sizeof(float));
     soju_model_logits_to_host(m, m->host_logits, (size_t)m->B * m->T * m->V);
     return m->host_logits;
 }

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# The CUDA backend on a GPU machine in one command: build, check every CUDA op
+# and a whole training step against the CPU backend, benchmark training
+# throughput against torch.compile, and print one table.
+#
+#   bash scripts/gpu_check.sh                 # build into build-gpu/, check, benchmark
+#   SOJU_GPU_BIN=dir bash scripts/gpu_check.sh  # use prebuilt binaries from dir
+#
+# Environment knobs:
+#   BENCH=0            checks only
+#   ARCHS="gpt2 llama" models to benchmark (GPT-2 124M, Llama-style 124M)
+#   MICRO=64 BATCH=64  micro-batch and global batch (sequences of SEQ=1024)
+#   STEPS=10 WARMUP=3  timed and warm-up steps per run
+#   PROFILE=1          also print soju's per-op GPU time for one short run
+#   SANITIZE=1         run the op checks under compute-sanitizer too
+#   OUT=dir            where full logs go (default /tmp/soju-gpu-check)
+#   SOJU_GPU_LIB=dir   extra shared libraries for the prebuilt soju binaries only
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+out=${OUT:-/tmp/soju-gpu-check}
+mkdir -p "$out"
+bin=${SOJU_GPU_BIN:-}
+if [ -z "$bin" ]; then
+    echo "== building (CUDA on, sm_90) into $root/build-gpu"
+    cmake -S "$root" -B "$root/build-gpu" -DCMAKE_BUILD_TYPE=Release -DSOJU_CUDA=ON >"$out/build.log" 2>&1 &&
+        cmake --build "$root/build-gpu" -j "$(nproc)" >>"$out/build.log" 2>&1 || {
+        tail -30 "$out/build.log"
+        echo "build failed (full log: $out/build.log)"
+        exit 1
+    }
+    bin=$root/build-gpu
+fi
+# soju programs see SOJU_GPU_LIB; Python does not (it brings its own libraries)
+soju_env() { LD_LIBRARY_PATH="${SOJU_GPU_LIB:+$SOJU_GPU_LIB:}${LD_LIBRARY_PATH:-}" "$@"; }
+torch_bench=$root/bench/gpt2_torch_compile.py
+[ -f "$torch_bench" ] || torch_bench=$here/gpt2_torch_compile.py
+
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader 2>/dev/null | sed 's/^/GPU: /'
+rows=()
+status=0
+
+# ---------------------------------------------------------------- checks
+run_check() { # name, program
+    local name=$1 prog=$2 log="$out/$1.log" rc
+    soju_env "$prog" >"$log" 2>&1
+    rc=$?
+    grep -E "^  .*(ok|FAIL)$" "$log" >"$out/$name.table" || true
+    local total fails
+    total=$(wc -l <"$out/$name.table")
+    fails=$(grep -c "FAIL$" "$out/$name.table")
+    case $rc in
+        0) rows+=("$(printf '%-28s %-10s %s' "$name" "pass" "$total checks")") ;;
+        77) rows+=("$(printf '%-28s %-10s %s' "$name" "SKIP" "$(grep -m1 SKIP "$log")")") ;;
+        *) rows+=("$(printf '%-28s %-10s %s' "$name" "FAIL rc=$rc" "$fails of $total checks failed")"); status=1 ;;
+    esac
+}
+echo "== checks"
+run_check cuda_ops "$bin/ops_test_cuda_ops"
+run_check cuda_step "$bin/model_test_cuda_step"
+run_check optimizer_ops "$bin/ops_test_optimizer_ops"
+[ -x "$bin/ops_test_layer_ops" ] && run_check cpu_layer_ops "$bin/ops_test_layer_ops"
+if [ "${SANITIZE:-0}" = 1 ] && command -v compute-sanitizer >/dev/null; then
+    soju_env compute-sanitizer --tool memcheck --error-exitcode 9 "$bin/ops_test_cuda_ops" >"$out/sanitizer.log" 2>&1
+    rc=$?
+    rows+=("$(printf '%-28s %-10s %s' "memcheck cuda_ops" "$([ $rc = 0 ] && echo pass || echo "FAIL rc=$rc")" "$(grep -m1 'ERROR SUMMARY' "$out/sanitizer.log")")")
+fi
+echo "   relative errors (gpu vs cpu):"
+cat "$out/cuda_ops.table" "$out/cuda_step.table" 2>/dev/null
+
+# ---------------------------------------------------------------- benchmark
+bench_rows=()
+if [ "${BENCH:-1}" != 0 ]; then
+    micro=${MICRO:-64} batch=${BATCH:-64} seq=${SEQ:-1024} steps=${STEPS:-10} warmup=${WARMUP:-3}
+    for arch in ${ARCHS:-gpt2 llama}; do
+        echo "== benchmark $arch: soju"
+        soju_env "$bin/gpu_train" --arch "$arch" --micro "$micro" --batch "$batch" --seq "$seq" --steps "$steps" \
+            --warmup "$warmup" >"$out/bench_soju_$arch.log" 2>&1
+        s=$(grep -m1 '^RESULT' "$out/bench_soju_$arch.log")
+        [ -n "$s" ] || tail -5 "$out/bench_soju_$arch.log"
+        t=""
+        if python3 -c "import torch" 2>/dev/null; then
+            echo "== benchmark $arch: torch.compile"
+            PYTHONUNBUFFERED=1 python3 "$torch_bench" --arch "$arch" --micro "$micro" --batch "$batch" \
+                --seq "$seq" --steps "$steps" --warmup "$warmup" >"$out/bench_torch_$arch.log" 2>&1
+            t=$(grep -m1 '^RESULT' "$out/bench_torch_$arch.log")
+            [ -n "$t" ] || tail -5 "$out/bench_torch_$arch.log"
+        fi
+        field() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+        st=$(field "$s" tok/s) sm=$(field "$s" mfu) tt=$(field "$t" tok/s) tm=$(field "$t" mfu)
+        ratio=$(awk -v a="${st:-0}" -v b="${tt:-0}" 'BEGIN { if (a > 0 && b > 0) printf "%.3f", a / b; else print "-" }')
+        bench_rows+=("$(printf '%-6s %12s %7s %12s %7s %8s   micro %s x %s, batch %s' "$arch" "${st:--}" \
+            "$(awk -v m="${sm:-0}" 'BEGIN { printf "%.1f%%", 100 * m }')" "${tt:--}" \
+            "$(awk -v m="${tm:-0}" 'BEGIN { printf "%.1f%%", 100 * m }')" "$ratio" "$micro" "$seq" "$batch")")
+        if [ "${PROFILE:-0}" = 1 ]; then
+            soju_env "$bin/gpu_train" --arch "$arch" --micro "$micro" --batch "$micro" --seq "$seq" --steps 3 --warmup 1 \
+                --profile >"$out/profile_$arch.log" 2>&1
+        fi
+    done
+fi
+
+# ---------------------------------------------------------------- table
+echo
+echo "================ soju CUDA check ================"
+printf '%-28s %-10s %s\n' "check" "result" "detail"
+for r in "${rows[@]}"; do echo "$r"; done
+if [ ${#bench_rows[@]} -gt 0 ]; then
+    echo
+    printf '%-6s %12s %7s %12s %7s %8s\n' "model" "soju tok/s" "MFU" "torch tok/s" "MFU" "ratio"
+    for r in "${bench_rows[@]}"; do echo "$r"; done
+fi
+if [ "${PROFILE:-0}" = 1 ]; then
+    for f in "$out"/profile_*.log; do
+        [ -f "$f" ] && { echo; echo "$(basename "$f" .log):"; sed -n '/soju cuda profile/,$p' "$f"; }
+    done
+fi
+exit $status

@@ -1,0 +1,158 @@
+// Linear layers through cuBLASLt: bf16 operands, fp32 accumulation.
+//
+// Row-major (BT, C) activations and (OC, C) weights are, read column-major,
+// the transposes, so with cuBLAS's column-major view:
+//   forward  out^T (OC x BT)  = W^T' inp^T        A = W (T), B = inp (N), bias epilogue
+//   dinp     dinp^T (C x BT)  = W dout^T          A = W (N), B = dout (N), beta 1 to accumulate
+//   dweight  dW^T (C x OC)   += inp^T dout        A = inp (N), B = dout (T), fp32 output, beta 1
+// The bias gradient is a deterministic column sum (colsum.cu).
+//
+// Each distinct shape gets one plan (descriptors and the heuristic's
+// algorithm), made on first use and kept in the backend state.
+#include <string.h>
+
+#include "cuda_common.cuh"
+
+// Largest power of two (<= 256) that divides the address: the alignment
+// cuBLASLt may assume.
+static uint32_t alignment_of(const void *p) {
+    uintptr_t a = (uintptr_t)p;
+    uint32_t al = 256;
+    while (al > 1 && (a & (al - 1))) al >>= 1;
+    return al;
+}
+
+struct mm_args {
+    int kind; // 0 forward, 1 dinp, 2 dweight
+    cublasOperation_t ta, tb;
+    int m, n, k, lda, ldb, ldc;
+    cudaDataType_t dtype; // of C and D
+    cublasLtEpilogue_t epilogue;
+    uint32_t align[4]; // A, B, C/D, bias
+};
+
+static matmul_plan *find_plan(soju_cuda_state *st, const mm_args *a) {
+    uint64_t key[4] = {
+        (uint64_t)a->kind | (uint64_t)a->ta << 4 | (uint64_t)a->tb << 8 | (uint64_t)a->dtype << 12 |
+            (uint64_t)a->epilogue << 24,
+        (uint64_t)(uint32_t)a->m | (uint64_t)(uint32_t)a->n << 32,
+        (uint64_t)(uint32_t)a->k | (uint64_t)(uint32_t)a->lda << 32,
+        (uint64_t)a->align[0] | (uint64_t)a->align[1] << 9 | (uint64_t)a->align[2] << 18 |
+            (uint64_t)a->align[3] << 27 | (uint64_t)(uint32_t)a->ldb << 36,
+    };
+    for (int i = 0; i < st->n_plans; i++)
+        if (!memcmp(st->plans[i].key, key, sizeof key)) return &st->plans[i];
+    if (st->n_plans == MATMUL_PLANS) { // full: start over (shapes beyond 128 are unusual)
+        cuda_matmul_free_plans(st);
+    }
+    matmul_plan *p = &st->plans[st->n_plans];
+    memset(p, 0, sizeof *p);
+    memcpy(p->key, key, sizeof key);
+    CUBLAS_CHECK(cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &a->ta, sizeof a->ta));
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &a->tb, sizeof a->tb));
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &a->epilogue,
+                                                sizeof a->epilogue));
+    if (a->epilogue == CUBLASLT_EPILOGUE_BIAS) {
+        cudaDataType_t bt = CUDA_R_16BF;
+        CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof bt));
+    }
+    // stored shapes: op(A) is m x k, op(B) is k x n
+    int ar = a->ta == CUBLAS_OP_N ? a->m : a->k, ac = a->ta == CUBLAS_OP_N ? a->k : a->m;
+    int br = a->tb == CUBLAS_OP_N ? a->k : a->n, bc = a->tb == CUBLAS_OP_N ? a->n : a->k;
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->a, CUDA_R_16BF, ar, ac, a->lda));
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->b, CUDA_R_16BF, br, bc, a->ldb));
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->c, a->dtype, a->m, a->n, a->ldc));
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->d, a->dtype, a->m, a->n, a->ldc));
+    cublasLtMatmulPreference_t pref;
+    CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                      &st->workspace_bytes, sizeof st->workspace_bytes));
+    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &a->align[0],
+                                                      sizeof(uint32_t)));
+    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &a->align[1],
+                                                      sizeof(uint32_t)));
+    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &a->align[2],
+                                                      sizeof(uint32_t)));
+    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &a->align[2],
+                                                      sizeof(uint32_t)));
+    cublasLtMatmulHeuristicResult_t res;
+    int found = 0;
+    CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(st->cublaslt, p->desc, p->a, p->b, p->c, p->d, pref, 1, &res, &found));
+    cublasLtMatmulPreferenceDestroy(pref);
+    if (!found) {
+        fprintf(stderr, "soju: cuBLASLt has no algorithm for %d x %d x %d (kind %d, align %u/%u/%u)\n", a->m, a->n,
+                a->k, a->kind, a->align[0], a->align[1], a->align[2]);
+        abort();
+    }
+    p->algo = res.algo;
+    p->used = 1;
+    st->n_plans++;
+    return p;
+}
+
+void cuda_matmul_free_plans(soju_cuda_state *st) {
+    for (int i = 0; i < st->n_plans; i++) {
+        matmul_plan *p = &st->plans[i];
+        cublasLtMatrixLayoutDestroy(p->a);
+        cublasLtMatrixLayoutDestroy(p->b);
+        cublasLtMatrixLayoutDestroy(p->c);
+        cublasLtMatrixLayoutDestroy(p->d);
+        cublasLtMatmulDescDestroy(p->desc);
+    }
+    st->n_plans = 0;
+}
+
+static void run(soju_backend *be, const mm_args *a, const void *A, const void *B, void *D, float beta,
+                const void *bias) {
+    soju_cuda_state *st = cuda_state(be);
+    matmul_plan *p = find_plan(st, a);
+    if (bias)
+        CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
+    float alpha = 1.0f;
+    CUBLAS_CHECK(cublasLtMatmul(st->cublaslt, p->desc, &alpha, A, p->a, B, p->b, &beta, D, p->c, D, p->d, &p->algo,
+                                st->workspace, st->workspace_bytes, st->stream));
+}
+
+void cuda_matmul_forward(soju_backend *be, void *out, const void *inp, const void *weight, const void *bias, int BT,
+                         int C, int OC) {
+    if (BT <= 0 || OC <= 0) return;
+    mm_args a;
+    memset(&a, 0, sizeof a);
+    a.kind = 0;
+    a.ta = CUBLAS_OP_T, a.tb = CUBLAS_OP_N;
+    a.m = OC, a.n = BT, a.k = C, a.lda = C, a.ldb = C, a.ldc = OC;
+    a.dtype = CUDA_R_16BF;
+    a.epilogue = bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+    a.align[0] = alignment_of(weight), a.align[1] = alignment_of(inp), a.align[2] = alignment_of(out);
+    a.align[3] = bias ? alignment_of(bias) : 0;
+    run(be, &a, weight, inp, out, 0.0f, bias);
+}
+
+void cuda_matmul_backward(soju_backend *be, void *dinp, float *dweight, float *dbias, const void *dout,
+                          const void *inp, const void *weight, int BT, int C, int OC, int accumulate_dinp) {
+    if (BT <= 0) return;
+    if (dinp) {
+        mm_args a;
+        memset(&a, 0, sizeof a);
+        a.kind = 1;
+        a.ta = CUBLAS_OP_N, a.tb = CUBLAS_OP_N;
+        a.m = C, a.n = BT, a.k = OC, a.lda = C, a.ldb = OC, a.ldc = C;
+        a.dtype = CUDA_R_16BF;
+        a.epilogue = CUBLASLT_EPILOGUE_DEFAULT;
+        a.align[0] = alignment_of(weight), a.align[1] = alignment_of(dout), a.align[2] = alignment_of(dinp);
+        run(be, &a, weight, dout, dinp, accumulate_dinp ? 1.0f : 0.0f, NULL);
+    }
+    if (dweight) {
+        mm_args a;
+        memset(&a, 0, sizeof a);
+        a.kind = 2;
+        a.ta = CUBLAS_OP_N, a.tb = CUBLAS_OP_T;
+        a.m = C, a.n = OC, a.k = BT, a.lda = C, a.ldb = OC, a.ldc = C;
+        a.dtype = CUDA_R_32F;
+        a.epilogue = CUBLASLT_EPILOGUE_DEFAULT;
+        a.align[0] = alignment_of(inp), a.align[1] = alignment_of(dout), a.align[2] = alignment_of(dweight);
+        run(be, &a, inp, dout, dweight, 1.0f, NULL);
+    }
+    if (dbias) cuda_colsum(be, 0, NULL, dbias, (const bf16 *)dout, NULL, NULL, NULL, BT, OC);
+}
