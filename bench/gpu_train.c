@@ -10,7 +10,8 @@
  *   gpu_train --arch gpt2|llama [--device cuda] [--micro 64] [--batch 64]
  *             [--seq 1024] [--steps 10] [--warmup 3] [--profile]
  *
- * --profile sets SOJU_CUDA_PROFILE=1 (per-op GPU times at the end). */
+ * --profile sets SOJU_CUDA_PROFILE=1 (per-op GPU times of the timed steps,
+ * printed at the end). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,7 +54,12 @@ int main(int argc, char **argv) {
     }
     if (micro < 1 || batch < micro || batch % micro || T < 1 || steps < 1 || warmup < 0) goto usage;
     if (strcmp(arch, "gpt2") && strcmp(arch, "llama")) goto usage;
-    if (profile) setenv("SOJU_CUDA_PROFILE", "1", 1);
+    if (profile) { /* per-op GPU times of the timed steps only */
+        char skip[16];
+        snprintf(skip, sizeof skip, "%d", warmup);
+        setenv("SOJU_CUDA_PROFILE", "1", 1);
+        setenv("SOJU_CUDA_PROFILE_SKIP", skip, 1);
+    }
 
     soju_err err;
     soju_model_config cfg;

@@ -11,6 +11,7 @@
 #   ARCHS="gpt2 llama" models to benchmark (GPT-2 124M, Llama-style 124M)
 #   MICRO=64 BATCH=64  micro-batch and global batch (sequences of SEQ=1024)
 #   STEPS=10 WARMUP=3  timed and warm-up steps per run
+#   TORCH=0            soju only (no torch.compile runs)
 #   PROFILE=1          also print soju's per-op GPU time for one short run
 #   SANITIZE=1         run the op checks under compute-sanitizer too
 #   OUT=dir            where full logs go (default /tmp/soju-gpu-check)
@@ -59,9 +60,11 @@ echo "== checks"
 run_check cuda_ops "$bin/ops_test_cuda_ops"
 run_check cuda_step "$bin/model_test_cuda_step"
 run_check optimizer_ops "$bin/ops_test_optimizer_ops"
+[ -x "$bin/model_test_recompute" ] && run_check recompute_cpu "$bin/model_test_recompute"
 [ -x "$bin/ops_test_layer_ops" ] && run_check cpu_layer_ops "$bin/ops_test_layer_ops"
 if [ "${SANITIZE:-0}" = 1 ] && command -v compute-sanitizer >/dev/null; then
-    soju_env compute-sanitizer --tool memcheck --error-exitcode 9 "$bin/ops_test_cuda_ops" >"$out/sanitizer.log" 2>&1
+    soju_env timeout 300 compute-sanitizer --tool memcheck --error-exitcode 9 "$bin/ops_test_cuda_ops" \
+        >"$out/sanitizer.log" 2>&1
     rc=$?
     rows+=("$(printf '%-28s %-10s %s' "memcheck cuda_ops" "$([ $rc = 0 ] && echo pass || echo "FAIL rc=$rc")" "$(grep -m1 'ERROR SUMMARY' "$out/sanitizer.log")")")
 fi
@@ -79,21 +82,21 @@ if [ "${BENCH:-1}" != 0 ]; then
         s=$(grep -m1 '^RESULT' "$out/bench_soju_$arch.log")
         [ -n "$s" ] || tail -5 "$out/bench_soju_$arch.log"
         t=""
-        if python3 -c "import torch" 2>/dev/null; then
+        if [ "${TORCH:-1}" != 0 ] && python3 -c "import torch" 2>/dev/null; then
             echo "== benchmark $arch: torch.compile"
             PYTHONUNBUFFERED=1 python3 "$torch_bench" --arch "$arch" --micro "$micro" --batch "$batch" \
                 --seq "$seq" --steps "$steps" --warmup "$warmup" >"$out/bench_torch_$arch.log" 2>&1
             t=$(grep -m1 '^RESULT' "$out/bench_torch_$arch.log")
             [ -n "$t" ] || tail -5 "$out/bench_torch_$arch.log"
         fi
-        field() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+        field() { echo "$1" | tr ' ' '\n' | sed -n "s|^$2=||p"; }
         st=$(field "$s" tok/s) sm=$(field "$s" mfu) tt=$(field "$t" tok/s) tm=$(field "$t" mfu)
         ratio=$(awk -v a="${st:-0}" -v b="${tt:-0}" 'BEGIN { if (a > 0 && b > 0) printf "%.3f", a / b; else print "-" }')
         bench_rows+=("$(printf '%-6s %12s %7s %12s %7s %8s   micro %s x %s, batch %s' "$arch" "${st:--}" \
             "$(awk -v m="${sm:-0}" 'BEGIN { printf "%.1f%%", 100 * m }')" "${tt:--}" \
             "$(awk -v m="${tm:-0}" 'BEGIN { printf "%.1f%%", 100 * m }')" "$ratio" "$micro" "$seq" "$batch")")
         if [ "${PROFILE:-0}" = 1 ]; then
-            soju_env "$bin/gpu_train" --arch "$arch" --micro "$micro" --batch "$micro" --seq "$seq" --steps 3 --warmup 1 \
+            soju_env "$bin/gpu_train" --arch "$arch" --micro "$micro" --batch "$micro" --seq "$seq" --steps 4 --warmup 2 \
                 --profile >"$out/profile_$arch.log" 2>&1
         fi
     done

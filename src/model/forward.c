@@ -53,9 +53,13 @@ static void layer_forward(soju_model *m, int l, void *out, int B, int T) {
     ops->residual_forward(be, a->mid, a->res, m->tmp, (size_t)BT * m->C);
 
     norm_forward(m, a->ln2, a->ln2_mean, a->ln2_rstd, a->mid, p->ln2_w, p->ln2_b, BT);
-    ops->matmul_forward(be, a->fc, a->ln2, wq(m, p->fc_w), wq(m, p->fc_b), BT, m->C, m->FC);
-    if (m->cfg.arch == SOJU_ARCH_LLAMA) ops->swiglu_forward(be, a->fc_act, a->fc, BT, m->F);
-    else ops->gelu_forward(be, a->fc_act, a->fc, (size_t)BT * m->F);
+    if (m->cfg.arch == SOJU_ARCH_GPT2 && ops->matmul_gelu_forward) { /* fused where the backend has it */
+        ops->matmul_gelu_forward(be, a->fc, a->fc_act, a->ln2, wq(m, p->fc_w), wq(m, p->fc_b), BT, m->C, m->F);
+    } else {
+        ops->matmul_forward(be, a->fc, a->ln2, wq(m, p->fc_w), wq(m, p->fc_b), BT, m->C, m->FC);
+        if (m->cfg.arch == SOJU_ARCH_LLAMA) ops->swiglu_forward(be, a->fc_act, a->fc, BT, m->F);
+        else ops->gelu_forward(be, a->fc_act, a->fc, (size_t)BT * m->F);
+    }
     ops->matmul_forward(be, m->tmp, a->fc_act, wq(m, p->proj_w), wq(m, p->proj_b), BT, m->F, m->C);
     ops->residual_forward(be, out, a->mid, m->tmp, (size_t)BT * m->C);
 }
@@ -132,16 +136,30 @@ static void layer_backward(soju_model *m, int l, int B, int T) {
     int BT = B * T, AH = m->NH * m->hd;
     const int32_t *docs = m->have_docs ? m->doc_ids : NULL;
 
+    /* with recompute, this layer's norm outputs and MLP activation were
+     * overwritten by later layers: recompute them from what was kept */
+    if (m->recompute) {
+        norm_forward(m, a->ln2, a->ln2_mean, a->ln2_rstd, a->mid, p->ln2_w, p->ln2_b, BT);
+        if (m->cfg.arch == SOJU_ARCH_LLAMA) ops->swiglu_forward(be, a->fc_act, a->fc, BT, m->F);
+        else ops->gelu_forward(be, a->fc_act, a->fc, (size_t)BT * m->F);
+    }
+
     /* MLP: out = mid + proj(act(fc(norm2(mid)))) */
-    ops->matmul_backward(be, m->dfc_act, gq(m, p->proj_w), gq(m, p->proj_b), m->dres, a->fc_act, wq(m, p->proj_w),
-                         BT, m->F, m->C, 0);
-    if (m->cfg.arch == SOJU_ARCH_LLAMA) ops->swiglu_backward(be, m->dfc, m->dfc_act, a->fc, BT, m->F);
-    else ops->gelu_backward(be, m->dfc, m->dfc_act, a->fc, (size_t)BT * m->F);
+    if (m->cfg.arch == SOJU_ARCH_GPT2 && ops->matmul_backward_gelu) { /* through GELU in the same pass */
+        ops->matmul_backward_gelu(be, m->dfc, gq(m, p->proj_w), gq(m, p->proj_b), m->dres, a->fc_act,
+                                  wq(m, p->proj_w), a->fc, BT, m->F, m->C);
+    } else {
+        ops->matmul_backward(be, m->dfc_act, gq(m, p->proj_w), gq(m, p->proj_b), m->dres, a->fc_act,
+                             wq(m, p->proj_w), BT, m->F, m->C, 0);
+        if (m->cfg.arch == SOJU_ARCH_LLAMA) ops->swiglu_backward(be, m->dfc, m->dfc_act, a->fc, BT, m->F);
+        else ops->gelu_backward(be, m->dfc, m->dfc_act, a->fc, (size_t)BT * m->F);
+    }
     ops->matmul_backward(be, m->dln, gq(m, p->fc_w), gq(m, p->fc_b), m->dfc, a->ln2, wq(m, p->fc_w), BT, m->C, m->FC,
                          0);
     norm_backward(m, m->dres, m->dln, a->mid, p->ln2_w, p->ln2_b, a->ln2_mean, a->ln2_rstd, BT);
 
     /* attention: mid = x + o_proj(attention(rope(qkv(norm1(x))))) */
+    if (m->recompute) norm_forward(m, a->ln1, a->ln1_mean, a->ln1_rstd, a->res, p->ln1_w, p->ln1_b, BT);
     ops->matmul_backward(be, m->datt, gq(m, p->o_w), gq(m, p->o_b), m->dres, a->att, wq(m, p->o_w), BT, AH, m->C, 0);
     ops->attention_backward(be, m->dqkv, m->datt, a->qkv, a->att, a->att_lse, docs, B, T, m->NH, m->NKV, m->hd,
                             m->cfg.sliding_window, attention_scale(m));

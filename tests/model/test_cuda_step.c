@@ -18,7 +18,8 @@
 #define TOL_LOSS 1e-2  /* relative, on the mean loss */
 #define TOL_GRAD 2e-2  /* relative, all gradients together */
 #define TOL_TENSOR 5e-2 /* relative, any one gradient tensor */
-#define TOL_PARAMS 1e-3 /* relative, parameters after the AdamW steps */
+#define TOL_PARAMS 1e-2 /* relative, parameters after three AdamW steps (lr 1e-3 moves them ~10%) */
+#define TOL_DECODE 2e-2 /* relative, the logits of one decoded position */
 
 static soju_rng rng;
 
@@ -147,6 +148,26 @@ static void step_case(const char *name, const char *json, int B, int T, int pack
     snprintf(what, sizeof what, "%s worst tensor: %.30s", name, worst_name);
     report(what, worst, TOL_TENSOR);
 
+    /* activation recomputation on the GPU: the same gradients */
+    {
+        soju_model *mr;
+        soju_model_options opt = {1};
+        CHECK_OK(soju_model_create_ex(&mr, cfg, "cuda", B, T, &opt, &err));
+        soju_model_set_params(mr, w);
+        double lr_;
+        long nr;
+        CHECK_OK(soju_model_forward(mr, &batch, &lr_, &nr, &err));
+        soju_model_zero_grad(mr);
+        CHECK_OK(soju_model_backward(mr, NULL, 1.0f / nr, &err));
+        float *gr = soju_malloc(n * 4);
+        soju_backend *br = soju_model_backend(mr);
+        br->ops->download(br, gr, soju_model_grads(mr), n * 4);
+        snprintf(what, sizeof what, "%s gradients with recompute vs without", name);
+        report(what, rel_err(gr, gg, n), 1e-3);
+        free(gr);
+        soju_model_free(mr);
+    }
+
     /* AdamW steps on both, each from its own gradients */
     float *mom[2], *var[2];
     soju_backend *bes[2] = {bc, bg};
@@ -199,7 +220,7 @@ static void step_case(const char *name, const char *json, int B, int T, int pack
         CHECK_OK(soju_model_decode(mg, cg, 0, in + at, len, &og, &err));
         if (oc && og) {
             snprintf(what, sizeof what, "%s decode logits after %d tokens", name, chunks[c][1]);
-            report(what, rel_err(og, oc, V), TOL_LOSS);
+            report(what, rel_err(og, oc, V), TOL_DECODE);
         }
     }
     soju_kv_cache_free(cc);

@@ -212,6 +212,39 @@ static void matmul_case(int BT, int C, int OC, int with_bias) {
     release(&inp), release(&w), release(&b), release(&o);
 }
 
+/* The fused GELU matmuls (GPU) against matmul + GELU on the CPU. */
+static void matmul_gelu_case(int BT, int C, int OC) {
+    char name[96];
+    pair inp = act_in((size_t)BT * C, 1.0f), w = act_in((size_t)OC * C, 0.2f), b = act_in(OC, 1.0f);
+    pair pre = out((size_t)BT * OC, 1), o = out((size_t)BT * OC, 1);
+    cpu->ops->matmul_forward(cpu, pre.c, inp.c, w.c, b.c, BT, C, OC);
+    cpu->ops->gelu_forward(cpu, o.c, pre.c, (size_t)BT * OC);
+    gpu->ops->matmul_gelu_forward(gpu, pre.g, o.g, inp.g, w.g, b.g, BT, C, OC);
+    snprintf(name, sizeof name, "matmul_gelu_forward %dx%dx%d pre", BT, C, OC);
+    expect(name, &pre, TOL_BF16);
+    expect("matmul_gelu_forward gelu(pre)", &o, TOL_BF16);
+    /* backward of y = gelu(p) W2^T + b2 for a second layer W2 (C2 x OC) */
+    int C2 = 72;
+    pair w2 = act_in((size_t)C2 * OC, 0.2f), dout = act_in((size_t)BT * C2, 1.0f), p2 = act_in((size_t)BT * OC, 1.0f);
+    pair x2 = act_in((size_t)BT * OC, 1.0f), dx = out((size_t)BT * OC, 1), dw = f32_in((size_t)C2 * OC, 1.0f),
+         db = f32_in(C2, 1.0f);
+    cpu->ops->matmul_backward(cpu, dx.c, dw.c, db.c, dout.c, x2.c, w2.c, BT, OC, C2, 0);
+    cpu->ops->gelu_backward(cpu, dx.c, dx.c, p2.c, (size_t)BT * OC);
+    gpu->ops->matmul_backward_gelu(gpu, dx.g, (float *)dw.g, (float *)db.g, dout.g, x2.g, w2.g, p2.g, BT, OC, C2);
+    expect("matmul_backward_gelu dinp", &dx, TOL_BF16);
+    expect("matmul_backward_gelu dweight (+=)", &dw, TOL_F32);
+    expect("matmul_backward_gelu dbias (+=)", &db, TOL_F32);
+    release(&inp), release(&w), release(&b), release(&pre), release(&o), release(&w2), release(&dout), release(&p2),
+        release(&x2), release(&dx), release(&dw), release(&db);
+}
+
+TEST(matmul_gelu) {
+    setup();
+    if (!gpu->ops->matmul_gelu_forward || !gpu->ops->matmul_backward_gelu) return;
+    matmul_gelu_case(192, 96, 256); /* cuBLASLt GELU epilogues */
+    matmul_gelu_case(64, 48, 100);  /* fallback: plain matmul + GELU kernels */
+}
+
 TEST(matmul) {
     setup();
     matmul_case(192, 96, 160, 1);
@@ -441,4 +474,4 @@ TEST(crossentropy) {
     crossentropy_case(7, 4099, 1); /* scalar path */
 }
 
-TEST_MAIN(conversions_and_copies, encoder, matmul, norms, rope, attention, attention_decode, elementwise, crossentropy)
+TEST_MAIN(conversions_and_copies, encoder, matmul, matmul_gelu, norms, rope, attention, attention_decode, elementwise, crossentropy)

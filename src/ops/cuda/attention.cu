@@ -25,6 +25,7 @@
 // Head dims 32, 64 and 128 take the tensor-core path; any other head dim (and
 // the KV-cache decode) takes a plain fp32 warp-per-row path.
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cuda_common.cuh"
@@ -154,32 +155,41 @@ __global__ void attn_bounds_kernel(int *kv_lo, int *q_hi, const int32_t *doc_ids
 
 // ---------------------------------------------------------------- forward
 
-template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_fwd_kernel(att_args p) {
-    constexpr int LD = HD + 8; // padded rows: ldmatrix reads hit distinct banks
+// MT m-tiles of 16 query rows per warp (block of 64 MT queries): with MT = 2
+// every K and V fragment read from shared memory feeds twice the MMAs,
+// halving the shared-memory traffic that otherwise caps the kernel.
+template <int HD, int MT> __global__ void __launch_bounds__(ATT_THREADS) flash_fwd_kernel(att_args p) {
+    constexpr int LD = HD + 8;  // padded rows: ldmatrix reads hit distinct banks
     constexpr int KC = HD / 16; // k-chunks over the head dim
+    constexpr int BQ = ATT_BLK * MT, R = 2 * MT; // queries per block, rows per thread
     extern __shared__ __align__(16) unsigned char smem_raw[];
-    bf16 *Qs = (bf16 *)smem_raw;
-    bf16 *Ks = Qs + ATT_BLK * LD;        // [2][64][LD]
-    bf16 *Vs = Ks + 2 * ATT_BLK * LD;    // [2][64][LD]
-    int *kdoc = (int *)(Vs + 2 * ATT_BLK * LD); // [2][64]
+    bf16 *Qs = (bf16 *)smem_raw;                 // [BQ][LD]
+    bf16 *Ks = Qs + BQ * LD;                     // [2][64][LD]
+    bf16 *Vs = Ks + 2 * ATT_BLK * LD;            // [2][64][LD]
+    int *kdoc = (int *)(Vs + 2 * ATT_BLK * LD);  // [2][64]
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t4 = lane & 3;
     const int T = p.T, NH = p.NH, NKV = p.NKV;
     const int qb = gridDim.x - 1 - blockIdx.x; // longest rows first
     const int b = blockIdx.y / NH, h = blockIdx.y % NH, kvh = h / (NH / NKV);
     const long W = (long)(NH + 2 * NKV) * HD;
-    const int q0 = qb * ATT_BLK;
+    const int q0 = qb * BQ;
     const bf16 *qbase = p.qkv + (long)b * T * W + (long)h * HD;
     const bf16 *kbase = p.qkv + (long)b * T * W + (long)(NH + kvh) * HD;
     const bf16 *vbase = kbase + (long)NKV * HD;
     const int32_t *doc = p.doc ? p.doc + (long)b * T : nullptr;
     const bool docs = doc != nullptr;
+    const bool plain = !docs && p.window <= 0; // causal mask only
 
-    const int lo = p.kv_lo ? p.kv_lo[b * p.nblk + qb] : 0;
-    const int hi = min(q0 + ATT_BLK, T);
+    // the bounds come per 64 queries; the block's first 64 see the earliest keys
+    const int lo = p.kv_lo ? p.kv_lo[b * p.nblk + qb * MT] : 0;
+    const int hi = min(q0 + BQ, T);
     const int ntiles = (hi - lo + ATT_BLK - 1) / ATT_BLK;
 
-    load_tile<HD, LD>(Qs, qbase + (long)q0 * W, W, T - q0, tid);
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+        load_tile<HD, LD>(Qs + mt * ATT_BLK * LD, qbase + (long)(q0 + mt * ATT_BLK) * W, W, T - q0 - mt * ATT_BLK,
+                          tid);
     auto load_kv = [&](int i, int buf) {
         int k0 = lo + i * ATT_BLK;
         load_tile<HD, LD>(Ks + buf * ATT_BLK * LD, kbase + (long)k0 * W, W, hi - k0, tid);
@@ -191,18 +201,26 @@ template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_fwd_kerne
     cp_async_wait_all();
     __syncthreads();
 
-    uint32_t qf[KC][4];
+    uint32_t qf[MT][KC][4];
 #pragma unroll
-    for (int kc = 0; kc < KC; kc++) frag_a<LD>(qf[kc], Qs, warp * 16, kc * 16, lane);
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int kc = 0; kc < KC; kc++) frag_a<LD>(qf[mt][kc], Qs, warp * 16 * MT + mt * 16, kc * 16, lane);
 
-    const int qi[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
-    int qdoc[2] = {0, 0};
-    if (docs)
-        for (int r = 0; r < 2; r++) qdoc[r] = doc[min(qi[r], T - 1)];
-    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
-    float o[HD / 8][4];
+    // thread rows: ri = 2 mt + r is query q0 + 16 (MT warp + mt) + g + 8 r
+    int qi[R], qdoc[R];
+    float m[R], l[R];
 #pragma unroll
-    for (int i = 0; i < HD / 8; i++) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
+    for (int ri = 0; ri < R; ri++) {
+        qi[ri] = q0 + warp * 16 * MT + (ri >> 1) * 16 + g + 8 * (ri & 1);
+        qdoc[ri] = docs ? doc[min(qi[ri], T - 1)] : 0;
+        m[ri] = -INFINITY, l[ri] = 0.0f;
+    }
+    float o[MT][HD / 8][4];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int i = 0; i < HD / 8; i++) o[mt][i][0] = o[mt][i][1] = o[mt][i][2] = o[mt][i][3] = 0.0f;
 
     for (int it = 0; it < ntiles; it++) {
         const int buf = it & 1, k0 = lo + it * ATT_BLK;
@@ -210,71 +228,99 @@ template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_fwd_kerne
         cp_async_commit();
         const bf16 *K = Ks + buf * ATT_BLK * LD, *V = Vs + buf * ATT_BLK * LD;
 
-        float s[8][4];
+        float s[MT][8][4];
 #pragma unroll
-        for (int nb = 0; nb < 8; nb++) s[nb][0] = s[nb][1] = s[nb][2] = s[nb][3] = 0.0f;
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+            for (int nb = 0; nb < 8; nb++) s[mt][nb][0] = s[mt][nb][1] = s[mt][nb][2] = s[mt][nb][3] = 0.0f;
 #pragma unroll
         for (int kc = 0; kc < KC; kc++)
 #pragma unroll
             for (int np = 0; np < 4; np++) {
                 uint32_t kf[4];
                 frag_b_nk<LD>(kf, K, np * 16, kc * 16, lane);
-                mma16816(s[2 * np], qf[kc], kf[0], kf[1]);
-                mma16816(s[2 * np + 1], qf[kc], kf[2], kf[3]);
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    mma16816(s[mt][2 * np], qf[mt][kc], kf[0], kf[1]);
+                    mma16816(s[mt][2 * np + 1], qf[mt][kc], kf[2], kf[3]);
+                }
             }
 
-        // mask, scale to base 2, row maxima
-        float mx[2] = {-INFINITY, -INFINITY};
+        // Mask (only tiles that cross the diagonal, the sequence end, a
+        // document or window edge), row maxima of the raw scores, then
+        // p = 2^(s scale log2(e) - max) with the scale folded into one FMA.
+        const bool full = plain && k0 + ATT_BLK - 1 <= q0 && k0 + ATT_BLK <= hi;
+        if (!full) {
 #pragma unroll
-        for (int nb = 0; nb < 8; nb++)
+            for (int mt = 0; mt < MT; mt++)
 #pragma unroll
-            for (int e = 0; e < 4; e++) {
-                int r = e >> 1, col = nb * 8 + 2 * t4 + (e & 1), kj = k0 + col;
-                bool vis = kj < hi && visible(qi[r], kj, qdoc[r], docs ? kdoc[buf * ATT_BLK + col] : 0, docs,
-                                              p.window);
-                float v = vis ? s[nb][e] * p.scale_log2 : -INFINITY;
-                s[nb][e] = v;
-                mx[r] = fmaxf(mx[r], v);
+                for (int nb = 0; nb < 8; nb++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++) {
+                        int ri = 2 * mt + (e >> 1), col = nb * 8 + 2 * t4 + (e & 1), kj = k0 + col;
+                        bool vis = kj < hi && visible(qi[ri], kj, qdoc[ri], docs ? kdoc[buf * ATT_BLK + col] : 0,
+                                                      docs, p.window);
+                        if (!vis) s[mt][nb][e] = -INFINITY;
+                    }
+        }
+        float mx[R];
+#pragma unroll
+        for (int ri = 0; ri < R; ri++) mx[ri] = -INFINITY;
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+            for (int nb = 0; nb < 8; nb++) {
+                mx[2 * mt] = fmaxf(mx[2 * mt], fmaxf(s[mt][nb][0], s[mt][nb][1]));
+                mx[2 * mt + 1] = fmaxf(mx[2 * mt + 1], fmaxf(s[mt][nb][2], s[mt][nb][3]));
             }
+        float ref[R], alpha[R];
 #pragma unroll
-        for (int r = 0; r < 2; r++) {
-            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
-            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-        }
-        float ref[2], alpha[2];
-#pragma unroll
-        for (int r = 0; r < 2; r++) {
-            float mn = fmaxf(m[r], mx[r]);
-            ref[r] = mn == -INFINITY ? 0.0f : mn; // a row with nothing visible yet stays at 0
-            alpha[r] = exp2f(m[r] - ref[r]);
-            m[r] = mn;
-            l[r] *= alpha[r];
+        for (int ri = 0; ri < R; ri++) {
+            mx[ri] = fmaxf(mx[ri], __shfl_xor_sync(0xffffffffu, mx[ri], 1));
+            mx[ri] = fmaxf(mx[ri], __shfl_xor_sync(0xffffffffu, mx[ri], 2));
+            float mn = fmaxf(m[ri], mx[ri] * p.scale_log2);
+            ref[ri] = mn == -INFINITY ? 0.0f : mn; // a row with nothing visible yet stays at 0
+            alpha[ri] = exp2f(m[ri] - ref[ri]);
+            m[ri] = mn;
+            l[ri] *= alpha[ri];
         }
 #pragma unroll
-        for (int nb = 0; nb < 8; nb++)
+        for (int mt = 0; mt < MT; mt++) {
 #pragma unroll
-            for (int e = 0; e < 4; e++) {
-                float pv = exp2f(s[nb][e] - ref[e >> 1]);
-                s[nb][e] = pv;
-                l[e >> 1] += pv;
+            for (int nb = 0; nb < 8; nb++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    int ri = 2 * mt + (e >> 1);
+                    float pv = exp2f(fmaf(s[mt][nb][e], p.scale_log2, -ref[ri]));
+                    s[mt][nb][e] = pv;
+                    l[ri] += pv;
+                }
+#pragma unroll
+            for (int i = 0; i < HD / 8; i++) {
+                o[mt][i][0] *= alpha[2 * mt], o[mt][i][1] *= alpha[2 * mt];
+                o[mt][i][2] *= alpha[2 * mt + 1], o[mt][i][3] *= alpha[2 * mt + 1];
             }
-#pragma unroll
-        for (int i = 0; i < HD / 8; i++) {
-            o[i][0] *= alpha[0], o[i][1] *= alpha[0];
-            o[i][2] *= alpha[1], o[i][3] *= alpha[1];
         }
-        // O += P V over 4 chunks of 16 keys
+        // O += P V over 4 chunks of 16 keys; each V fragment serves all m-tiles
 #pragma unroll
         for (int kk = 0; kk < 4; kk++) {
-            uint32_t pa[4] = {pack_bf16(s[2 * kk][0], s[2 * kk][1]), pack_bf16(s[2 * kk][2], s[2 * kk][3]),
-                              pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                              pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+            uint32_t pa[MT][4];
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++) {
+                pa[mt][0] = pack_bf16(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+                pa[mt][1] = pack_bf16(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+                pa[mt][2] = pack_bf16(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+                pa[mt][3] = pack_bf16(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+            }
 #pragma unroll
             for (int dp = 0; dp < HD / 16; dp++) {
                 uint32_t vf[4];
                 frag_b_kn<LD>(vf, V, kk * 16, dp * 16, lane);
-                mma16816(o[2 * dp], pa, vf[0], vf[1]);
-                mma16816(o[2 * dp + 1], pa, vf[2], vf[3]);
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    mma16816(o[mt][2 * dp], pa[mt], vf[0], vf[1]);
+                    mma16816(o[mt][2 * dp + 1], pa[mt], vf[2], vf[3]);
+                }
             }
         }
         cp_async_wait_all();
@@ -282,21 +328,19 @@ template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_fwd_kerne
     }
 
     // finish: full row sums across the quad, normalize, store
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
-        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
-    }
     const long OW = (long)NH * HD;
 #pragma unroll
-    for (int r = 0; r < 2; r++) {
-        if (qi[r] >= T) continue;
-        float inv = 1.0f / l[r];
-        bf16 *dst = p.o + ((long)b * T + qi[r]) * OW + (long)h * HD + 2 * t4;
+    for (int ri = 0; ri < R; ri++) {
+        l[ri] += __shfl_xor_sync(0xffffffffu, l[ri], 1);
+        l[ri] += __shfl_xor_sync(0xffffffffu, l[ri], 2);
+        if (qi[ri] >= T) continue;
+        const int mt = ri >> 1, r = ri & 1;
+        float inv = 1.0f / l[ri];
+        bf16 *dst = p.o + ((long)b * T + qi[ri]) * OW + (long)h * HD + 2 * t4;
 #pragma unroll
         for (int i = 0; i < HD / 8; i++)
-            *(uint32_t *)(dst + i * 8) = pack_bf16(o[i][2 * r] * inv, o[i][2 * r + 1] * inv);
-        if (t4 == 0) p.lse[((long)b * NH + h) * T + qi[r]] = (m[r] + log2f(l[r])) * LN2;
+            *(uint32_t *)(dst + i * 8) = pack_bf16(o[mt][i][2 * r] * inv, o[mt][i][2 * r + 1] * inv);
+        if (t4 == 0) p.lse[((long)b * NH + h) * T + qi[ri]] = (m[ri] + log2f(l[ri])) * LN2;
     }
 }
 
@@ -336,6 +380,7 @@ template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_bwd_dq_ke
     const bf16 *dobase = p.dout + (long)b * T * OW + (long)h * HD;
     const int32_t *doc = p.doc ? p.doc + (long)b * T : nullptr;
     const bool docs = doc != nullptr;
+    const bool plain = !docs && p.window <= 0; // causal mask only
     const int lo = p.kv_lo ? p.kv_lo[b * p.nblk + qb] : 0;
     const int hi = min(q0 + ATT_BLK, T);
     const int ntiles = (hi - lo + ATT_BLK - 1) / ATT_BLK;
@@ -395,15 +440,20 @@ template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_bwd_dq_ke
                 mma16816(dp[2 * np], df[kc], vf[0], vf[1]);
                 mma16816(dp[2 * np + 1], df[kc], vf[2], vf[3]);
             }
-        // dS = P (dP - D), P = exp(s - lse), masked to 0
+        // dS = P (dP - D), P = exp(s - lse), masked to 0 (interior tiles need no mask)
+        const bool full = plain && k0 + ATT_BLK - 1 <= q0 && k0 + ATT_BLK <= hi;
 #pragma unroll
         for (int nb = 0; nb < 8; nb++)
 #pragma unroll
             for (int e = 0; e < 4; e++) {
-                int r = e >> 1, col = nb * 8 + 2 * t4 + (e & 1), kj = k0 + col;
-                bool vis = kj < hi && visible(qi[r], kj, qdoc[r], docs ? kdoc[buf * ATT_BLK + col] : 0, docs,
-                                              p.window);
-                float pv = vis ? exp2f(s[nb][e] * p.scale_log2 - lse2[r]) : 0.0f;
+                int r = e >> 1;
+                float pv = exp2f(fmaf(s[nb][e], p.scale_log2, -lse2[r]));
+                if (!full) {
+                    int col = nb * 8 + 2 * t4 + (e & 1), kj = k0 + col;
+                    bool vis = kj < hi && visible(qi[r], kj, qdoc[r], docs ? kdoc[buf * ATT_BLK + col] : 0, docs,
+                                                  p.window);
+                    pv = vis ? pv : 0.0f;
+                }
                 s[nb][e] = pv * (dp[nb][e] - Dr[r]);
             }
         // dQ += dS K
@@ -446,7 +496,7 @@ template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_bwd_dkv_k
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t4 = lane & 3;
     const int T = p.T, NH = p.NH, NKV = p.NKV, rep = NH / NKV;
-    const int kb = gridDim.x - 1 - blockIdx.x;
+    const int kb = blockIdx.x; // causal: the first key blocks have the most queries; run them first
     const int b = blockIdx.y / NKV, kvh = blockIdx.y % NKV;
     const long W = (long)(NH + 2 * NKV) * HD, OW = (long)NH * HD;
     const int k0 = kb * ATT_BLK;
@@ -454,6 +504,7 @@ template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_bwd_dkv_k
     const bf16 *vbase = kbase + (long)NKV * HD;
     const int32_t *doc = p.doc ? p.doc + (long)b * T : nullptr;
     const bool docs = doc != nullptr;
+    const bool plain = !docs && p.window <= 0; // causal mask only
     const int qlo = k0; // causal: no query before the first key sees it
     const int qhi = p.q_hi ? p.q_hi[b * p.nblk + kb] : T;
     const int nqt = qhi > qlo ? (qhi - qlo + ATT_BLK - 1) / ATT_BLK : 0;
@@ -517,13 +568,18 @@ template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_bwd_dkv_k
                 mma16816(s[2 * np], kf[kc], qf[0], qf[1]);
                 mma16816(s[2 * np + 1], kf[kc], qf[2], qf[3]);
             }
+        const bool full = plain && qs >= k0 + ATT_BLK - 1 && qs + ATT_BLK <= qhi && k0 + ATT_BLK <= T;
 #pragma unroll
         for (int nb = 0; nb < 8; nb++)
 #pragma unroll
             for (int e = 0; e < 4; e++) {
-                int r = e >> 1, col = nb * 8 + 2 * t4 + (e & 1), q = qs + col;
-                bool vis = kj[r] < T && visible(q, kj[r], QD[col], kdoc[r], docs, p.window);
-                s[nb][e] = vis ? exp2f(s[nb][e] * p.scale_log2 - L[col]) : 0.0f;
+                int r = e >> 1, col = nb * 8 + 2 * t4 + (e & 1);
+                float pv = exp2f(fmaf(s[nb][e], p.scale_log2, -L[col]));
+                if (!full) {
+                    bool vis = kj[r] < T && visible(qs + col, kj[r], QD[col], kdoc[r], docs, p.window);
+                    pv = vis ? pv : 0.0f;
+                }
+                s[nb][e] = pv;
             }
         // dV += P^T dO  (contraction over the 64 queries)
 #pragma unroll
@@ -759,7 +815,11 @@ __global__ void plain_bwd_dkv_kernel(att_args p, int hd) {
 
 // ---------------------------------------------------------------- host side
 
-static size_t fwd_smem(int hd) { return (size_t)5 * ATT_BLK * (hd + 8) * sizeof(bf16) + 2 * ATT_BLK * sizeof(int); }
+static size_t fwd_smem(int hd, int mt) {
+    return (size_t)(4 + mt) * ATT_BLK * (hd + 8) * sizeof(bf16) + 2 * ATT_BLK * sizeof(int);
+}
+// m-tiles per warp in the forward: 2 where the registers allow (head dim <= 64)
+static int fwd_mt(int hd) { return hd <= 64 ? 2 : 1; }
 static size_t dq_smem(int hd) { return (size_t)6 * ATT_BLK * (hd + 8) * sizeof(bf16) + 2 * ATT_BLK * sizeof(int); }
 static size_t dkv_smem(int hd) {
     return (size_t)6 * ATT_BLK * (hd + 8) * sizeof(bf16) + 2 * ATT_BLK * (2 * sizeof(float) + sizeof(int));
@@ -768,8 +828,8 @@ static size_t dkv_smem(int hd) {
 // Kernels above 48 KB of dynamic shared memory must say so once per device.
 void cuda_attention_init(void) {
 #define ATT_ATTR(HD)                                                                                           \
-    CUDA_CHECK(cudaFuncSetAttribute(flash_fwd_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,        \
-                                    (int)fwd_smem(HD)));                                                       \
+    CUDA_CHECK(cudaFuncSetAttribute(flash_fwd_kernel<HD, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize,     \
+                                    (int)fwd_smem(HD, 1)));                                                    \
     CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dq_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,     \
                                     (int)dq_smem(HD)));                                                        \
     CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dkv_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,    \
@@ -778,6 +838,10 @@ void cuda_attention_init(void) {
     ATT_ATTR(64)
     ATT_ATTR(128)
 #undef ATT_ATTR
+    CUDA_CHECK(cudaFuncSetAttribute(flash_fwd_kernel<32, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    (int)fwd_smem(32, 2)));
+    CUDA_CHECK(cudaFuncSetAttribute(flash_fwd_kernel<64, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    (int)fwd_smem(64, 2)));
 }
 
 static bool flash_ok(int hd, const void *a, const void *b, const void *c) {
@@ -817,10 +881,16 @@ void cuda_attention_forward(soju_backend *be, void *out, float *lse, const void 
         a.o = (bf16 *)out;
         a.lse = lse;
         att_bounds(be, &a, doc_ids, B, T, window);
-        dim3 grid(a.nblk, B * NH);
-        if (hd == 32) flash_fwd_kernel<32><<<grid, ATT_THREADS, fwd_smem(32), s>>>(a);
-        else if (hd == 64) flash_fwd_kernel<64><<<grid, ATT_THREADS, fwd_smem(64), s>>>(a);
-        else flash_fwd_kernel<128><<<grid, ATT_THREADS, fwd_smem(128), s>>>(a);
+        const char *env = getenv("SOJU_ATTN_FWD_MT"); // for benchmarking the variants
+        int mt = env && *env ? (atoi(env) == 1 ? 1 : fwd_mt(hd)) : fwd_mt(hd);
+        a.nblk = ceil_div(T, ATT_BLK);
+        dim3 grid(ceil_div(T, ATT_BLK * mt), B * NH);
+        size_t smem = fwd_smem(hd, mt);
+        if (hd == 32 && mt == 2) flash_fwd_kernel<32, 2><<<grid, ATT_THREADS, smem, s>>>(a);
+        else if (hd == 32) flash_fwd_kernel<32, 1><<<grid, ATT_THREADS, smem, s>>>(a);
+        else if (hd == 64 && mt == 2) flash_fwd_kernel<64, 2><<<grid, ATT_THREADS, smem, s>>>(a);
+        else if (hd == 64) flash_fwd_kernel<64, 1><<<grid, ATT_THREADS, smem, s>>>(a);
+        else flash_fwd_kernel<128, 1><<<grid, ATT_THREADS, smem, s>>>(a);
         CUDA_LAUNCH_CHECK();
         return;
     }

@@ -175,6 +175,8 @@ static soju_backend_ops make_cuda_ops() {
     o.softcap_backward = cuda_softcap_backward;
     o.crossentropy_forward = cuda_crossentropy_forward;
     o.crossentropy_backward = cuda_crossentropy_backward;
+    o.matmul_gelu_forward = cuda_matmul_gelu_forward;
+    o.matmul_backward_gelu = cuda_matmul_backward_gelu;
     return o;
 }
 
@@ -212,6 +214,11 @@ extern "C" int soju_cuda_backend_create(soju_backend **out, soju_err *err) {
     st->workspace_bytes = 32u << 20;
     CUDA_CHECK(cudaMalloc(&st->workspace, st->workspace_bytes));
     cuda_attention_init();
+    for (int k = 0; k < 2; k++) {
+        CUDA_CHECK(cudaEventCreateWithFlags(&st->enc[k].ready, cudaEventDisableTiming));
+        CUDA_CHECK(cudaEventCreateWithFlags(&st->enc[k].uploaded, cudaEventDisableTiming));
+        CUDA_CHECK(cudaEventRecord(st->enc[k].uploaded, st->stream));
+    }
     st->table = make_cuda_ops();
     const char *prof = getenv("SOJU_CUDA_PROFILE");
     if (prof && *prof && strcmp(prof, "0") != 0) {
@@ -233,8 +240,12 @@ extern "C" void soju_cuda_backend_free(soju_backend *be) {
     if (st->reduce_buf) CUDA_CHECK(cudaFree(st->reduce_buf));
     for (int i = 0; i < SCRATCH_SLOTS; i++)
         if (st->scratch[i]) CUDA_CHECK(cudaFree(st->scratch[i]));
-    free(st->host_keys);
-    free(st->host_index);
+    for (int k = 0; k < 2; k++) {
+        if (st->enc[k].host) CUDA_CHECK(cudaFreeHost(st->enc[k].host));
+        if (st->enc[k].groups) CUDA_CHECK(cudaFreeHost(st->enc[k].groups));
+        cudaEventDestroy(st->enc[k].ready);
+        cudaEventDestroy(st->enc[k].uploaded);
+    }
     free(st->host_count);
     cuda_matmul_free_plans(st);
     CUDA_CHECK(cudaFree(st->workspace));

@@ -50,6 +50,7 @@ enum {
     SCRATCH_ATTN_D,      // attention backward: rowsum(dO * O)
     SCRATCH_ATTN_BOUNDS, // attention: per-block key/query ranges
     SCRATCH_INDEX,       // encoder backward: rows grouped by token
+    SCRATCH_INDEX2,      // ... and by position
     SCRATCH_SLOTS
 };
 
@@ -59,9 +60,19 @@ struct matmul_plan {
     cublasLtMatmulDesc_t desc;
     cublasLtMatrixLayout_t a, b, c, d;
     cublasLtMatmulAlgo_t algo;
-    int used;
+    int used; // 0: cuBLASLt has no algorithm for this shape
 };
 #define MATMUL_PLANS 128
+
+// Token (0) or position (1) ids copied to pinned host memory by the forward
+// for the backward's grouping (encoder.cu), and the groups' staging buffer.
+struct enc_ids {
+    const int32_t *dev; // the device ids the host copy is of (NULL: none pending)
+    int bt;
+    int32_t *host, *groups; // pinned
+    size_t host_cap, groups_cap;
+    cudaEvent_t ready, uploaded;
+};
 
 struct soju_cuda_state {
     int device;
@@ -75,10 +86,10 @@ struct soju_cuda_state {
     size_t reduce_len;
     void *scratch[SCRATCH_SLOTS];
     size_t scratch_bytes[SCRATCH_SLOTS];
-    // host side of the encoder backward's grouping of rows by token
-    int32_t *host_keys, *host_index;
+    // host side of the encoder backward's grouping of rows by token / position
+    enc_ids enc[2];
     int *host_count;
-    size_t host_keys_cap, host_count_cap;
+    size_t host_count_cap;
     matmul_plan plans[MATMUL_PLANS];
     int n_plans;
     void *profile; // per-op timing (profile.cu), NULL unless SOJU_CUDA_PROFILE=1
@@ -186,6 +197,10 @@ void cuda_matmul_forward(soju_backend *be, void *out, const void *inp, const voi
                          int C, int OC);
 void cuda_matmul_backward(soju_backend *be, void *dinp, float *dweight, float *dbias, const void *dout,
                           const void *inp, const void *weight, int BT, int C, int OC, int accumulate_dinp);
+void cuda_matmul_gelu_forward(soju_backend *be, void *pre, void *out, const void *inp, const void *weight,
+                              const void *bias, int BT, int C, int OC);
+void cuda_matmul_backward_gelu(soju_backend *be, void *dinp, float *dweight, float *dbias, const void *dout,
+                               const void *inp, const void *weight, const void *pre, int BT, int C, int OC);
 void cuda_matmul_free_plans(soju_cuda_state *st);
 // Column sums with per-row factors (bias, norm weight gradients): colsum.cu
 // mode 0: db += sum_r dy;  mode 1: dw += sum_r dy x rstd;

@@ -3,12 +3,23 @@
 // The backward adds each row's gradient into the row of its token. Tokens
 // repeat, so a thread per row would race; fp32 atomics would make the sum
 // order (and the bits) vary run to run. Instead the rows are grouped by
-// token on the host (a counting sort of the BT token ids, which arrive in a
-// D2H copy), and one block per distinct token adds its rows in row order:
-// deterministic, and no atomics. Positions are grouped the same way.
+// token on the host (a counting sort of the BT token ids), and one block per
+// distinct token adds its rows in row order: deterministic, and no atomics.
+// Positions are grouped the same way.
+//
+// The ids reach the host without stalling the GPU: the forward starts an
+// asynchronous copy of them into pinned memory, so when the backward needs
+// them (last, after every layer's backward was queued) they are long there,
+// the host sorts while the GPU still works through the layers, and the
+// groups go back with an asynchronous copy. If the backward is handed ids
+// the forward did not see (same pointer and count), it copies them with a
+// synchronous round trip instead. The ids must not change between the
+// forward and its backward (the model uploads them once per forward).
 #include <string.h>
 
 #include "cuda_common.cuh"
+
+static void snapshot_ids(soju_backend *be, int slot, const int32_t *dev_ids, int BT);
 
 template <int VEC>
 __global__ void encoder_fwd_kernel(bf16 *out, const int32_t *tokens, const int32_t *positions, const bf16 *wte,
@@ -44,6 +55,9 @@ void cuda_encoder_forward(soju_backend *be, void *out, const int32_t *tokens, co
         encoder_fwd_kernel<1><<<ceil_div((long)n, 256), 256, 0, cuda_stream(be)>>>(
             (bf16 *)out, tokens, positions, (const bf16 *)wte, (const bf16 *)wpe, BT, C);
     CUDA_LAUNCH_CHECK();
+    // the backward groups rows by these ids on the host: fetch them now, off the critical path
+    snapshot_ids(be, 0, tokens, BT);
+    if (wpe) snapshot_ids(be, 1, positions, BT);
 }
 
 // Block b adds rows index[start[b] .. start[b+1]) of dout into dw[key[b]],
@@ -57,21 +71,40 @@ __global__ void encoder_bwd_kernel(float *dw, const bf16 *dout, const int32_t *g
     dw[(size_t)key[b] * C + c] += acc;
 }
 
-// Group rows by id (counting sort, stable), upload as [start (G+1) | key (G) | index (BT)].
-static int32_t *group_rows(soju_backend *be, const int32_t *dev_ids, int BT, int *n_groups) {
+// Grow a pinned host buffer (cudaFreeHost waits for pending copies).
+static void *pinned(void *p, size_t *cap, size_t bytes) {
+    if (bytes <= *cap) return p;
+    if (p) CUDA_CHECK(cudaFreeHost(p));
+    CUDA_CHECK(cudaMallocHost(&p, bytes));
+    *cap = bytes;
+    return p;
+}
+
+// Start copying ids (slot 0: tokens, 1: positions) to the host.
+static void snapshot_ids(soju_backend *be, int slot, const int32_t *dev_ids, int BT) {
     soju_cuda_state *st = cuda_state(be);
-    if ((size_t)BT > st->host_keys_cap) {
-        free(st->host_keys);
-        free(st->host_index);
-        st->host_keys = (int32_t *)soju_malloc((size_t)BT * sizeof(int32_t));
-        st->host_index = (int32_t *)soju_malloc((size_t)(3 * BT + 1) * sizeof(int32_t));
-        st->host_keys_cap = BT;
+    enc_ids *e = &st->enc[slot];
+    e->host = (int32_t *)pinned(e->host, &e->host_cap, (size_t)BT * sizeof(int32_t));
+    CUDA_CHECK(cudaMemcpyAsync(e->host, dev_ids, (size_t)BT * sizeof(int32_t), cudaMemcpyDeviceToHost, st->stream));
+    CUDA_CHECK(cudaEventRecord(e->ready, st->stream));
+    e->dev = dev_ids;
+    e->bt = BT;
+}
+
+// Group rows by id (counting sort, stable), upload as [start (G+1) | key (G) | index (BT)].
+static int32_t *group_rows(soju_backend *be, int slot, const int32_t *dev_ids, int BT, int *n_groups) {
+    soju_cuda_state *st = cuda_state(be);
+    enc_ids *e = &st->enc[slot];
+    if (e->dev == dev_ids && e->bt == BT) {
+        CUDA_CHECK(cudaEventSynchronize(e->ready)); // copied during the forward
+    } else {
+        snapshot_ids(be, slot, dev_ids, BT);
+        CUDA_CHECK(cudaEventSynchronize(e->ready));
     }
-    CUDA_CHECK(cudaMemcpyAsync(st->host_keys, dev_ids, (size_t)BT * sizeof(int32_t), cudaMemcpyDeviceToHost,
-                               st->stream));
-    CUDA_CHECK(cudaStreamSynchronize(st->stream));
+    e->dev = nullptr; // one use per forward
+    const int32_t *ids = e->host;
     int32_t max_id = 0;
-    for (int r = 0; r < BT; r++) max_id = st->host_keys[r] > max_id ? st->host_keys[r] : max_id;
+    for (int r = 0; r < BT; r++) max_id = ids[r] > max_id ? ids[r] : max_id;
     size_t need = (size_t)max_id + 2;
     if (need > st->host_count_cap) {
         free(st->host_count);
@@ -80,11 +113,14 @@ static int32_t *group_rows(soju_backend *be, const int32_t *dev_ids, int BT, int
     }
     int *count = st->host_count;
     memset(count, 0, need * sizeof(int));
-    for (int r = 0; r < BT; r++) count[st->host_keys[r] + 1]++;
+    for (int r = 0; r < BT; r++) count[ids[r] + 1]++;
     int G = 0;
     for (size_t k = 1; k < need; k++) G += count[k] > 0;
-    int32_t *start = st->host_index, *key = start + G + 1, *index = key + G;
-    // start offsets per distinct id, in id order
+    // the previous upload from this staging buffer must be done before we overwrite it
+    CUDA_CHECK(cudaEventSynchronize(e->uploaded));
+    size_t words = (size_t)2 * G + 1 + BT;
+    e->groups = (int32_t *)pinned(e->groups, &e->groups_cap, words * sizeof(int32_t));
+    int32_t *start = e->groups, *key = start + G + 1, *index = key + G;
     int g = 0, off = 0;
     for (int32_t id = 0; id <= max_id; id++) {
         int c = count[id + 1];
@@ -97,11 +133,11 @@ static int32_t *group_rows(soju_backend *be, const int32_t *dev_ids, int BT, int
         }
     }
     start[G] = off;
-    for (int r = 0; r < BT; r++) index[count[st->host_keys[r] + 1]++] = r;
-    size_t bytes = (size_t)(2 * G + 1 + BT) * sizeof(int32_t);
-    int32_t *dev = (int32_t *)cuda_scratch(be, SCRATCH_INDEX, (size_t)(3 * BT + 1) * sizeof(int32_t));
-    CUDA_CHECK(cudaMemcpyAsync(dev, start, bytes, cudaMemcpyHostToDevice, st->stream));
-    CUDA_CHECK(cudaStreamSynchronize(st->stream)); // the host buffers are reused next call
+    for (int r = 0; r < BT; r++) index[count[ids[r] + 1]++] = r;
+    int32_t *dev = (int32_t *)cuda_scratch(be, slot ? SCRATCH_INDEX2 : SCRATCH_INDEX,
+                                           (size_t)(3 * BT + 1) * sizeof(int32_t));
+    CUDA_CHECK(cudaMemcpyAsync(dev, start, words * sizeof(int32_t), cudaMemcpyHostToDevice, st->stream));
+    CUDA_CHECK(cudaEventRecord(e->uploaded, st->stream));
     *n_groups = G;
     return dev;
 }
@@ -113,14 +149,14 @@ void cuda_encoder_backward(soju_backend *be, float *dwte, float *dwpe, const voi
     dim3 grid(1, ceil_div(C, threads));
     if (dwte) {
         int G;
-        int32_t *groups = group_rows(be, tokens, BT, &G);
+        int32_t *groups = group_rows(be, 0, tokens, BT, &G);
         grid.x = G;
         encoder_bwd_kernel<<<grid, threads, 0, cuda_stream(be)>>>(dwte, (const bf16 *)dout, groups, G, C);
         CUDA_LAUNCH_CHECK();
     }
     if (dwpe) {
         int G;
-        int32_t *groups = group_rows(be, positions, BT, &G);
+        int32_t *groups = group_rows(be, 1, positions, BT, &G);
         grid.x = G;
         encoder_bwd_kernel<<<grid, threads, 0, cuda_stream(be)>>>(dwpe, (const bf16 *)dout, groups, G, C);
         CUDA_LAUNCH_CHECK();

@@ -7,6 +7,12 @@
 //   dweight  dW^T (C x OC)   += inp^T dout        A = inp (N), B = dout (T), fp32 output, beta 1
 // The bias gradient is a deterministic column sum (colsum.cu).
 //
+// GPT-2's MLP fuses its GELU into the matmuls (cuBLASLt epilogues): the up-
+// projection writes both the pre-activation (the "aux" output) and
+// gelu(pre); the down-projection's dinp GEMM multiplies by gelu'(pre) read
+// back from aux. Where cuBLASLt offers no algorithm for an epilogue, the
+// fused ops fall back to the plain matmul and the GELU kernels.
+//
 // Each distinct shape gets one plan (descriptors and the heuristic's
 // algorithm), made on first use and kept in the backend state.
 #include <string.h>
@@ -28,9 +34,11 @@ struct mm_args {
     int m, n, k, lda, ldb, ldc;
     cudaDataType_t dtype; // of C and D
     cublasLtEpilogue_t epilogue;
-    uint32_t align[4]; // A, B, C/D, bias
+    uint32_t align[4]; // A, B, C/D, bias or aux
+    int64_t aux_ld;    // GELU epilogues: leading dimension of the pre-activation
 };
 
+// The plan for a shape, made on first use; NULL when cuBLASLt has no algorithm.
 static matmul_plan *find_plan(soju_cuda_state *st, const mm_args *a) {
     uint64_t key[4] = {
         (uint64_t)a->kind | (uint64_t)a->ta << 4 | (uint64_t)a->tb << 8 | (uint64_t)a->dtype << 12 |
@@ -40,8 +48,9 @@ static matmul_plan *find_plan(soju_cuda_state *st, const mm_args *a) {
         (uint64_t)a->align[0] | (uint64_t)a->align[1] << 9 | (uint64_t)a->align[2] << 18 |
             (uint64_t)a->align[3] << 27 | (uint64_t)(uint32_t)a->ldb << 36,
     };
+    key[3] ^= (uint64_t)a->aux_ld << 48;
     for (int i = 0; i < st->n_plans; i++)
-        if (!memcmp(st->plans[i].key, key, sizeof key)) return &st->plans[i];
+        if (!memcmp(st->plans[i].key, key, sizeof key)) return st->plans[i].used ? &st->plans[i] : nullptr;
     if (st->n_plans == MATMUL_PLANS) { // full: start over (shapes beyond 128 are unusual)
         cuda_matmul_free_plans(st);
     }
@@ -53,9 +62,16 @@ static matmul_plan *find_plan(soju_cuda_state *st, const mm_args *a) {
     CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &a->tb, sizeof a->tb));
     CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &a->epilogue,
                                                 sizeof a->epilogue));
-    if (a->epilogue == CUBLASLT_EPILOGUE_BIAS) {
+    if (a->epilogue == CUBLASLT_EPILOGUE_BIAS || a->epilogue == CUBLASLT_EPILOGUE_GELU_AUX_BIAS) {
         cudaDataType_t bt = CUDA_R_16BF;
         CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof bt));
+    }
+    if (a->aux_ld) {
+        cudaDataType_t at = CUDA_R_16BF;
+        CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_DATA_TYPE, &at,
+                                                    sizeof at));
+        CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &a->aux_ld,
+                                                    sizeof a->aux_ld));
     }
     // stored shapes: op(A) is m x k, op(B) is k x n
     int ar = a->ta == CUBLAS_OP_N ? a->m : a->k, ac = a->ta == CUBLAS_OP_N ? a->k : a->m;
@@ -78,16 +94,13 @@ static matmul_plan *find_plan(soju_cuda_state *st, const mm_args *a) {
                                                       sizeof(uint32_t)));
     cublasLtMatmulHeuristicResult_t res;
     int found = 0;
-    CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(st->cublaslt, p->desc, p->a, p->b, p->c, p->d, pref, 1, &res, &found));
+    cublasStatus_t hs =
+        cublasLtMatmulAlgoGetHeuristic(st->cublaslt, p->desc, p->a, p->b, p->c, p->d, pref, 1, &res, &found);
     cublasLtMatmulPreferenceDestroy(pref);
-    if (!found) {
-        fprintf(stderr, "soju: cuBLASLt has no algorithm for %d x %d x %d (kind %d, align %u/%u/%u)\n", a->m, a->n,
-                a->k, a->kind, a->align[0], a->align[1], a->align[2]);
-        abort();
-    }
+    st->n_plans++;
+    if (hs != CUBLAS_STATUS_SUCCESS || !found) return nullptr; // remembered as "no algorithm" (used = 0)
     p->algo = res.algo;
     p->used = 1;
-    st->n_plans++;
     return p;
 }
 
@@ -103,20 +116,33 @@ void cuda_matmul_free_plans(soju_cuda_state *st) {
     st->n_plans = 0;
 }
 
-static void run(soju_backend *be, const mm_args *a, const void *A, const void *B, void *D, float beta,
-                const void *bias) {
+// Run one GEMM; false (nothing run) when cuBLASLt has no algorithm for it.
+static bool try_run(soju_backend *be, const mm_args *a, const void *A, const void *B, void *D, float beta,
+                    const void *bias, const void *aux) {
     soju_cuda_state *st = cuda_state(be);
     matmul_plan *p = find_plan(st, a);
+    if (!p) return false;
     if (bias)
         CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
+    if (aux)
+        CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux,
+                                                    sizeof aux));
     float alpha = 1.0f;
     CUBLAS_CHECK(cublasLtMatmul(st->cublaslt, p->desc, &alpha, A, p->a, B, p->b, &beta, D, p->c, D, p->d, &p->algo,
                                 st->workspace, st->workspace_bytes, st->stream));
+    return true;
 }
 
-void cuda_matmul_forward(soju_backend *be, void *out, const void *inp, const void *weight, const void *bias, int BT,
-                         int C, int OC) {
-    if (BT <= 0 || OC <= 0) return;
+static void run(soju_backend *be, const mm_args *a, const void *A, const void *B, void *D, float beta,
+                const void *bias) {
+    if (!try_run(be, a, A, B, D, beta, bias, nullptr)) {
+        fprintf(stderr, "soju: cuBLASLt has no algorithm for %d x %d x %d (kind %d, align %u/%u/%u)\n", a->m, a->n,
+                a->k, a->kind, a->align[0], a->align[1], a->align[2]);
+        abort();
+    }
+}
+
+static mm_args forward_args(void *out, const void *inp, const void *weight, const void *bias, int BT, int C, int OC) {
     mm_args a;
     memset(&a, 0, sizeof a);
     a.kind = 0;
@@ -126,23 +152,23 @@ void cuda_matmul_forward(soju_backend *be, void *out, const void *inp, const voi
     a.epilogue = bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
     a.align[0] = alignment_of(weight), a.align[1] = alignment_of(inp), a.align[2] = alignment_of(out);
     a.align[3] = bias ? alignment_of(bias) : 0;
-    run(be, &a, weight, inp, out, 0.0f, bias);
+    return a;
 }
 
-void cuda_matmul_backward(soju_backend *be, void *dinp, float *dweight, float *dbias, const void *dout,
-                          const void *inp, const void *weight, int BT, int C, int OC, int accumulate_dinp) {
-    if (BT <= 0) return;
-    if (dinp) {
-        mm_args a;
-        memset(&a, 0, sizeof a);
-        a.kind = 1;
-        a.ta = CUBLAS_OP_N, a.tb = CUBLAS_OP_N;
-        a.m = C, a.n = BT, a.k = OC, a.lda = C, a.ldb = OC, a.ldc = C;
-        a.dtype = CUDA_R_16BF;
-        a.epilogue = CUBLASLT_EPILOGUE_DEFAULT;
-        a.align[0] = alignment_of(weight), a.align[1] = alignment_of(dout), a.align[2] = alignment_of(dinp);
-        run(be, &a, weight, dout, dinp, accumulate_dinp ? 1.0f : 0.0f, NULL);
-    }
+static mm_args dinp_args(void *dinp, const void *dout, const void *weight, int BT, int C, int OC) {
+    mm_args a;
+    memset(&a, 0, sizeof a);
+    a.kind = 1;
+    a.ta = CUBLAS_OP_N, a.tb = CUBLAS_OP_N;
+    a.m = C, a.n = BT, a.k = OC, a.lda = C, a.ldb = OC, a.ldc = C;
+    a.dtype = CUDA_R_16BF;
+    a.epilogue = CUBLASLT_EPILOGUE_DEFAULT;
+    a.align[0] = alignment_of(weight), a.align[1] = alignment_of(dout), a.align[2] = alignment_of(dinp);
+    return a;
+}
+
+static void dweight_dbias(soju_backend *be, float *dweight, float *dbias, const void *dout, const void *inp, int BT,
+                          int C, int OC) {
     if (dweight) {
         mm_args a;
         memset(&a, 0, sizeof a);
@@ -155,4 +181,58 @@ void cuda_matmul_backward(soju_backend *be, void *dinp, float *dweight, float *d
         run(be, &a, inp, dout, dweight, 1.0f, NULL);
     }
     if (dbias) cuda_colsum(be, 0, NULL, dbias, (const bf16 *)dout, NULL, NULL, NULL, BT, OC);
+}
+
+void cuda_matmul_forward(soju_backend *be, void *out, const void *inp, const void *weight, const void *bias, int BT,
+                         int C, int OC) {
+    if (BT <= 0 || OC <= 0) return;
+    mm_args a = forward_args(out, inp, weight, bias, BT, C, OC);
+    run(be, &a, weight, inp, out, 0.0f, bias);
+}
+
+void cuda_matmul_backward(soju_backend *be, void *dinp, float *dweight, float *dbias, const void *dout,
+                          const void *inp, const void *weight, int BT, int C, int OC, int accumulate_dinp) {
+    if (BT <= 0) return;
+    if (dinp) {
+        mm_args a = dinp_args(dinp, dout, weight, BT, C, OC);
+        run(be, &a, weight, dout, dinp, accumulate_dinp ? 1.0f : 0.0f, NULL);
+    }
+    dweight_dbias(be, dweight, dbias, dout, inp, BT, C, OC);
+}
+
+// The epilogues need the aux matrix 16-byte aligned with a leading dimension
+// that is a multiple of 8.
+static bool aux_ok(const void *aux, int ld) { return aligned16(aux) && ld % 8 == 0; }
+
+void cuda_matmul_gelu_forward(soju_backend *be, void *pre, void *out, const void *inp, const void *weight,
+                              const void *bias, int BT, int C, int OC) {
+    if (BT <= 0 || OC <= 0) return;
+    if (aux_ok(pre, OC)) {
+        mm_args a = forward_args(out, inp, weight, bias, BT, C, OC);
+        a.epilogue = bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX;
+        a.aux_ld = OC;
+        if (try_run(be, &a, weight, inp, out, 0.0f, bias, pre)) return;
+    }
+    cuda_matmul_forward(be, pre, inp, weight, bias, BT, C, OC);
+    cuda_gelu_forward(be, out, pre, (size_t)BT * OC);
+}
+
+void cuda_matmul_backward_gelu(soju_backend *be, void *dinp, float *dweight, float *dbias, const void *dout,
+                               const void *inp, const void *weight, const void *pre, int BT, int C, int OC) {
+    if (BT <= 0) return;
+    if (dinp) {
+        bool done = false;
+        if (aux_ok(pre, C)) {
+            mm_args a = dinp_args(dinp, dout, weight, BT, C, OC);
+            a.epilogue = CUBLASLT_EPILOGUE_DGELU;
+            a.aux_ld = C;
+            done = try_run(be, &a, weight, dout, dinp, 0.0f, NULL, pre);
+        }
+        if (!done) {
+            mm_args a = dinp_args(dinp, dout, weight, BT, C, OC);
+            run(be, &a, weight, dout, dinp, 0.0f, NULL);
+            cuda_gelu_backward(be, dinp, dinp, pre, (size_t)BT * C);
+        }
+    }
+    dweight_dbias(be, dweight, dbias, dout, inp, BT, C, OC);
 }

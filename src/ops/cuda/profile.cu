@@ -3,7 +3,9 @@
 // CUDA event before and after the real op. At backend free it prints, per
 // op, the calls, the GPU milliseconds between the events and the share of
 // the total (stderr). Nothing is synchronized between ops, so the timeline
-// is the normal one; only the events are added.
+// is the normal one; only the events are added. SOJU_CUDA_PROFILE_SKIP=N
+// drops what was recorded up to the end of the N-th optimizer step (adamw
+// call), so warm-up steps (plan creation, first-use allocations) don't count.
 #include <string.h>
 #include <type_traits>
 
@@ -19,6 +21,7 @@ struct prof_state {
     cudaEvent_t ev[PROF_POOL][2];
     int id[PROF_POOL];
     int used;
+    int skip_steps, steps; // optimizer steps to drop, and seen so far
 };
 
 // Fold the recorded events into the totals (synchronizes).
@@ -47,7 +50,13 @@ static int prof_begin(soju_backend *be, int id) {
 
 static void prof_end(soju_backend *be, int k) {
     soju_cuda_state *st = cuda_state(be);
-    CUDA_CHECK(cudaEventRecord(((prof_state *)st->profile)->ev[k][1], st->stream));
+    prof_state *p = (prof_state *)st->profile;
+    CUDA_CHECK(cudaEventRecord(p->ev[k][1], st->stream));
+    if (p->id[k] == 0 && ++p->steps == p->skip_steps) { // end of the last step to drop
+        prof_flush(st);
+        memset(p->ms, 0, sizeof p->ms);
+        memset(p->calls, 0, sizeof p->calls);
+    }
 }
 
 // A wrapper per op, generated from the op's own signature.
@@ -73,7 +82,8 @@ template <int ID, typename R, typename... A, R (*F)(soju_backend *, A...)> struc
     X(14, rope_forward) X(15, rope_backward) X(16, attention_forward) X(17, attention_backward)                 \
     X(18, attention_decode) X(19, swiglu_forward) X(20, swiglu_backward) X(21, gelu_forward)                    \
     X(22, gelu_backward) X(23, residual_forward) X(24, softcap_forward) X(25, softcap_backward)                 \
-    X(26, crossentropy_forward) X(27, crossentropy_backward)
+    X(26, crossentropy_forward) X(27, crossentropy_backward) X(28, matmul_gelu_forward)                       \
+    X(29, matmul_backward_gelu)
 
 // The profiled table: the plain table with every op pointer wrapped.
 void cuda_profile_table(soju_backend_ops *o) {
@@ -91,6 +101,8 @@ void cuda_profile_init(soju_cuda_state *st) {
         CUDA_CHECK(cudaEventCreate(&p->ev[i][0]));
         CUDA_CHECK(cudaEventCreate(&p->ev[i][1]));
     }
+    const char *skip = getenv("SOJU_CUDA_PROFILE_SKIP");
+    p->skip_steps = skip ? atoi(skip) : 0;
     st->profile = p;
 }
 
@@ -100,7 +112,8 @@ void cuda_profile_report(soju_cuda_state *st) {
     prof_flush(st);
     double total = 0;
     for (int i = 0; i < PROF_OPS; i++) total += p->ms[i];
-    fprintf(stderr, "soju cuda profile (GPU time between events, all calls)\n");
+    fprintf(stderr, "soju cuda profile (GPU time between events; first %d optimizer steps dropped)\n",
+            p->skip_steps);
     fprintf(stderr, "  %-24s %8s %12s %10s %7s\n", "op", "calls", "total ms", "ms/call", "share");
     for (int pass = 0; pass < PROF_OPS; pass++) { // largest first
         int best = -1;
