@@ -228,6 +228,10 @@ typedef struct soju_backend_ops {
      * dinp, inp (= gelu(pre)) and pre (BT, C) act. */
     void (*matmul_backward_gelu)(soju_backend *be, void *dinp, float *dweight, float *dbias, const void *dout,
                                  const void *inp, const void *weight, const void *pre, int BT, int C, int OC);
+    /* out = residual + inp W^T + bias: a projection added onto the residual
+     * stream in one pass. out, residual (BT, OC) act, distinct from inp. */
+    void (*matmul_residual_forward)(soju_backend *be, void *out, const void *residual, const void *inp,
+                                    const void *weight, const void *bias, int BT, int C, int OC);
 } soju_backend_ops;
 
 struct soju_backend {

@@ -34,6 +34,17 @@ static float attention_scale(const soju_model *m) { return 1.0f / sqrtf((float)m
 
 /* ---------------------------------------------------------------- forward */
 
+/* out = residual + inp W^T + b (W: C x K), fused where the backend can. */
+static void project_add(soju_model *m, void *out, const void *residual, const void *inp, size_t w, size_t b, int BT,
+                        int K) {
+    if (m->ops->matmul_residual_forward) {
+        m->ops->matmul_residual_forward(m->be, out, residual, inp, wq(m, w), wq(m, b), BT, K, m->C);
+    } else {
+        m->ops->matmul_forward(m->be, m->tmp, inp, wq(m, w), wq(m, b), BT, K, m->C);
+        m->ops->residual_forward(m->be, out, residual, m->tmp, (size_t)BT * m->C);
+    }
+}
+
 /* One layer: x (BT, C) -> out (BT, C), saving what the backward needs. */
 static void layer_forward(soju_model *m, int l, void *out, int B, int T) {
     const soju_backend_ops *ops = m->ops;
@@ -49,8 +60,7 @@ static void layer_forward(soju_model *m, int l, void *out, int B, int T) {
         ops->rope_forward(be, a->qkv, m->rope_table, m->positions, BT, m->QKV, m->NH + m->NKV, m->hd);
     ops->attention_forward(be, a->att, a->att_lse, a->qkv, docs, B, T, m->NH, m->NKV, m->hd, m->cfg.sliding_window,
                            attention_scale(m));
-    ops->matmul_forward(be, m->tmp, a->att, wq(m, p->o_w), wq(m, p->o_b), BT, AH, m->C);
-    ops->residual_forward(be, a->mid, a->res, m->tmp, (size_t)BT * m->C);
+    project_add(m, a->mid, a->res, a->att, p->o_w, p->o_b, BT, AH);
 
     norm_forward(m, a->ln2, a->ln2_mean, a->ln2_rstd, a->mid, p->ln2_w, p->ln2_b, BT);
     if (m->cfg.arch == SOJU_ARCH_GPT2 && ops->matmul_gelu_forward) { /* fused where the backend has it */
@@ -60,8 +70,7 @@ static void layer_forward(soju_model *m, int l, void *out, int B, int T) {
         if (m->cfg.arch == SOJU_ARCH_LLAMA) ops->swiglu_forward(be, a->fc_act, a->fc, BT, m->F);
         else ops->gelu_forward(be, a->fc_act, a->fc, (size_t)BT * m->F);
     }
-    ops->matmul_forward(be, m->tmp, a->fc_act, wq(m, p->proj_w), wq(m, p->proj_b), BT, m->F, m->C);
-    ops->residual_forward(be, out, a->mid, m->tmp, (size_t)BT * m->C);
+    project_add(m, out, a->mid, a->fc_act, p->proj_w, p->proj_b, BT, m->F);
 }
 
 /* Upload the batch's integer arrays into the planned backend buffers. */

@@ -162,8 +162,10 @@ static void step_case(const char *name, const char *json, int B, int T, int pack
         float *gr = soju_malloc(n * 4);
         soju_backend *br = soju_model_backend(mr);
         br->ops->download(br, gr, soju_model_grads(mr), n * 4);
+        /* GPT-2's fused matmul computes GELU from the fp32 accumulator; the
+         * recomputation from the stored bf16 pre-activation: bf16 rounding apart */
         snprintf(what, sizeof what, "%s gradients with recompute vs without", name);
-        report(what, rel_err(gr, gg, n), 1e-3);
+        report(what, rel_err(gr, gg, n), 1e-2);
         free(gr);
         soju_model_free(mr);
     }

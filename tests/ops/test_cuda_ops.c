@@ -238,6 +238,20 @@ static void matmul_gelu_case(int BT, int C, int OC) {
         release(&x2), release(&dx), release(&dw), release(&db);
 }
 
+/* out = residual + inp W^T + bias (GPU, one GEMM) against matmul + residual on the CPU. */
+TEST(matmul_residual) {
+    setup();
+    if (!gpu->ops->matmul_residual_forward) return;
+    const int BT = 200, C = 128, OC = 96;
+    pair inp = act_in((size_t)BT * C, 1.0f), w = act_in((size_t)OC * C, 0.2f), b = act_in(OC, 1.0f);
+    pair res = act_in((size_t)BT * OC, 1.0f), tmp = out((size_t)BT * OC, 1), o = out((size_t)BT * OC, 1);
+    cpu->ops->matmul_forward(cpu, tmp.c, inp.c, w.c, b.c, BT, C, OC);
+    cpu->ops->residual_forward(cpu, o.c, res.c, tmp.c, (size_t)BT * OC);
+    gpu->ops->matmul_residual_forward(gpu, o.g, res.g, inp.g, w.g, b.g, BT, C, OC);
+    expect("matmul_residual_forward", &o, TOL_BF16);
+    release(&inp), release(&w), release(&b), release(&res), release(&tmp), release(&o);
+}
+
 TEST(matmul_gelu) {
     setup();
     if (!gpu->ops->matmul_gelu_forward || !gpu->ops->matmul_backward_gelu) return;
@@ -474,4 +488,4 @@ TEST(crossentropy) {
     crossentropy_case(7, 4099, 1); /* scalar path */
 }
 
-TEST_MAIN(conversions_and_copies, encoder, matmul, matmul_gelu, norms, rope, attention, attention_decode, elementwise, crossentropy)
+TEST_MAIN(conversions_and_copies, encoder, matmul, matmul_gelu, matmul_residual, norms, rope, attention, attention_decode, elementwise, crossentropy)

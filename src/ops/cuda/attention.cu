@@ -156,8 +156,9 @@ __global__ void attn_bounds_kernel(int *kv_lo, int *q_hi, const int32_t *doc_ids
 // ---------------------------------------------------------------- forward
 
 // MT m-tiles of 16 query rows per warp (block of 64 MT queries): with MT = 2
-// every K and V fragment read from shared memory feeds twice the MMAs,
-// halving the shared-memory traffic that otherwise caps the kernel.
+// every K and V fragment read from shared memory feeds twice the MMAs. On an
+// H100 that measured no faster (the kernel is bound by the softmax's
+// arithmetic, not shared memory), so the launch uses MT = 1.
 template <int HD, int MT> __global__ void __launch_bounds__(ATT_THREADS) flash_fwd_kernel(att_args p) {
     constexpr int LD = HD + 8;  // padded rows: ldmatrix reads hit distinct banks
     constexpr int KC = HD / 16; // k-chunks over the head dim
@@ -818,8 +819,7 @@ __global__ void plain_bwd_dkv_kernel(att_args p, int hd) {
 static size_t fwd_smem(int hd, int mt) {
     return (size_t)(4 + mt) * ATT_BLK * (hd + 8) * sizeof(bf16) + 2 * ATT_BLK * sizeof(int);
 }
-// m-tiles per warp in the forward: 2 where the registers allow (head dim <= 64)
-static int fwd_mt(int hd) { return hd <= 64 ? 2 : 1; }
+
 static size_t dq_smem(int hd) { return (size_t)6 * ATT_BLK * (hd + 8) * sizeof(bf16) + 2 * ATT_BLK * sizeof(int); }
 static size_t dkv_smem(int hd) {
     return (size_t)6 * ATT_BLK * (hd + 8) * sizeof(bf16) + 2 * ATT_BLK * (2 * sizeof(float) + sizeof(int));
@@ -838,10 +838,6 @@ void cuda_attention_init(void) {
     ATT_ATTR(64)
     ATT_ATTR(128)
 #undef ATT_ATTR
-    CUDA_CHECK(cudaFuncSetAttribute(flash_fwd_kernel<32, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    (int)fwd_smem(32, 2)));
-    CUDA_CHECK(cudaFuncSetAttribute(flash_fwd_kernel<64, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    (int)fwd_smem(64, 2)));
 }
 
 static bool flash_ok(int hd, const void *a, const void *b, const void *c) {
@@ -881,14 +877,10 @@ void cuda_attention_forward(soju_backend *be, void *out, float *lse, const void 
         a.o = (bf16 *)out;
         a.lse = lse;
         att_bounds(be, &a, doc_ids, B, T, window);
-        const char *env = getenv("SOJU_ATTN_FWD_MT"); // for benchmarking the variants
-        int mt = env && *env ? (atoi(env) == 1 ? 1 : fwd_mt(hd)) : fwd_mt(hd);
-        a.nblk = ceil_div(T, ATT_BLK);
-        dim3 grid(ceil_div(T, ATT_BLK * mt), B * NH);
-        size_t smem = fwd_smem(hd, mt);
-        if (hd == 32 && mt == 2) flash_fwd_kernel<32, 2><<<grid, ATT_THREADS, smem, s>>>(a);
-        else if (hd == 32) flash_fwd_kernel<32, 1><<<grid, ATT_THREADS, smem, s>>>(a);
-        else if (hd == 64 && mt == 2) flash_fwd_kernel<64, 2><<<grid, ATT_THREADS, smem, s>>>(a);
+        // one m-tile per warp: two measured the same on an H100 (bench/CUDA_NOTES.md)
+        dim3 grid(a.nblk, B * NH);
+        size_t smem = fwd_smem(hd, 1);
+        if (hd == 32) flash_fwd_kernel<32, 1><<<grid, ATT_THREADS, smem, s>>>(a);
         else if (hd == 64) flash_fwd_kernel<64, 1><<<grid, ATT_THREADS, smem, s>>>(a);
         else flash_fwd_kernel<128, 1><<<grid, ATT_THREADS, smem, s>>>(a);
         CUDA_LAUNCH_CHECK();

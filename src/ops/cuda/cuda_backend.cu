@@ -177,6 +177,7 @@ static soju_backend_ops make_cuda_ops() {
     o.crossentropy_backward = cuda_crossentropy_backward;
     o.matmul_gelu_forward = cuda_matmul_gelu_forward;
     o.matmul_backward_gelu = cuda_matmul_backward_gelu;
+    o.matmul_residual_forward = cuda_matmul_residual_forward;
     return o;
 }
 

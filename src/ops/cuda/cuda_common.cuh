@@ -51,6 +51,7 @@ enum {
     SCRATCH_ATTN_BOUNDS, // attention: per-block key/query ranges
     SCRATCH_INDEX,       // encoder backward: rows grouped by token
     SCRATCH_INDEX2,      // ... and by position
+    SCRATCH_BIAS,        // bias gradient from a GEMM epilogue
     SCRATCH_SLOTS
 };
 
@@ -201,6 +202,8 @@ void cuda_matmul_gelu_forward(soju_backend *be, void *pre, void *out, const void
                               const void *bias, int BT, int C, int OC);
 void cuda_matmul_backward_gelu(soju_backend *be, void *dinp, float *dweight, float *dbias, const void *dout,
                                const void *inp, const void *weight, const void *pre, int BT, int C, int OC);
+void cuda_matmul_residual_forward(soju_backend *be, void *out, const void *residual, const void *inp,
+                                  const void *weight, const void *bias, int BT, int C, int OC);
 void cuda_matmul_free_plans(soju_cuda_state *st);
 // Column sums with per-row factors (bias, norm weight gradients): colsum.cu
 // mode 0: db += sum_r dy;  mode 1: dw += sum_r dy x rstd;

@@ -66,6 +66,10 @@ static matmul_plan *find_plan(soju_cuda_state *st, const mm_args *a) {
         cudaDataType_t bt = CUDA_R_16BF;
         CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof bt));
     }
+    if (a->epilogue == CUBLASLT_EPILOGUE_BGRADB) {
+        cudaDataType_t bt = CUDA_R_32F;
+        CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof bt));
+    }
     if (a->aux_ld) {
         cudaDataType_t at = CUDA_R_16BF;
         CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_DATA_TYPE, &at,
@@ -117,8 +121,8 @@ void cuda_matmul_free_plans(soju_cuda_state *st) {
 }
 
 // Run one GEMM; false (nothing run) when cuBLASLt has no algorithm for it.
-static bool try_run(soju_backend *be, const mm_args *a, const void *A, const void *B, void *D, float beta,
-                    const void *bias, const void *aux) {
+static bool try_run(soju_backend *be, const mm_args *a, const void *A, const void *B, const void *Cin, void *D,
+                    float beta, const void *bias, const void *aux) {
     soju_cuda_state *st = cuda_state(be);
     matmul_plan *p = find_plan(st, a);
     if (!p) return false;
@@ -128,14 +132,14 @@ static bool try_run(soju_backend *be, const mm_args *a, const void *A, const voi
         CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux,
                                                     sizeof aux));
     float alpha = 1.0f;
-    CUBLAS_CHECK(cublasLtMatmul(st->cublaslt, p->desc, &alpha, A, p->a, B, p->b, &beta, D, p->c, D, p->d, &p->algo,
+    CUBLAS_CHECK(cublasLtMatmul(st->cublaslt, p->desc, &alpha, A, p->a, B, p->b, &beta, Cin, p->c, D, p->d, &p->algo,
                                 st->workspace, st->workspace_bytes, st->stream));
     return true;
 }
 
 static void run(soju_backend *be, const mm_args *a, const void *A, const void *B, void *D, float beta,
                 const void *bias) {
-    if (!try_run(be, a, A, B, D, beta, bias, nullptr)) {
+    if (!try_run(be, a, A, B, D, D, beta, bias, nullptr)) {
         fprintf(stderr, "soju: cuBLASLt has no algorithm for %d x %d x %d (kind %d, align %u/%u/%u)\n", a->m, a->n,
                 a->k, a->kind, a->align[0], a->align[1], a->align[2]);
         abort();
@@ -167,6 +171,15 @@ static mm_args dinp_args(void *dinp, const void *dout, const void *weight, int B
     return a;
 }
 
+__global__ void add_f32_kernel(float *dst, const float *src, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) dst[i] += src[i];
+}
+
+// dW += inp^T dout and dbias += column sums of dout. The bias gradient rides
+// on the dW GEMM as cuBLASLt's BGRADB epilogue (it reduces B = dout over the
+// K = BT dimension) into scratch, then adds; without such an algorithm it is
+// a column-sum kernel.
 static void dweight_dbias(soju_backend *be, float *dweight, float *dbias, const void *dout, const void *inp, int BT,
                           int C, int OC) {
     if (dweight) {
@@ -178,6 +191,17 @@ static void dweight_dbias(soju_backend *be, float *dweight, float *dbias, const 
         a.dtype = CUDA_R_32F;
         a.epilogue = CUBLASLT_EPILOGUE_DEFAULT;
         a.align[0] = alignment_of(inp), a.align[1] = alignment_of(dout), a.align[2] = alignment_of(dweight);
+        if (dbias) {
+            float *tmp = (float *)cuda_scratch(be, SCRATCH_BIAS, (size_t)OC * sizeof(float));
+            mm_args ab = a;
+            ab.epilogue = CUBLASLT_EPILOGUE_BGRADB;
+            ab.align[3] = alignment_of(tmp);
+            if (try_run(be, &ab, inp, dout, dweight, dweight, 1.0f, tmp, nullptr)) {
+                add_f32_kernel<<<ceil_div(OC, 256), 256, 0, cuda_stream(be)>>>(dbias, tmp, OC);
+                CUDA_LAUNCH_CHECK();
+                return;
+            }
+        }
         run(be, &a, inp, dout, dweight, 1.0f, NULL);
     }
     if (dbias) cuda_colsum(be, 0, NULL, dbias, (const bf16 *)dout, NULL, NULL, NULL, BT, OC);
@@ -200,6 +224,17 @@ void cuda_matmul_backward(soju_backend *be, void *dinp, float *dweight, float *d
     dweight_dbias(be, dweight, dbias, dout, inp, BT, C, OC);
 }
 
+void cuda_matmul_residual_forward(soju_backend *be, void *out, const void *residual, const void *inp,
+                                  const void *weight, const void *bias, int BT, int C, int OC) {
+    if (BT <= 0 || OC <= 0) return;
+    mm_args a = forward_args(out, inp, weight, bias, BT, C, OC);
+    uint32_t ar = alignment_of(residual);
+    if (ar < a.align[2]) a.align[2] = ar; // C (the residual) and D share one layout
+    if (try_run(be, &a, weight, inp, residual, out, 1.0f, bias, nullptr)) return;
+    fprintf(stderr, "soju: cuBLASLt has no algorithm for %d x %d x %d (residual)\n", OC, BT, C);
+    abort();
+}
+
 // The epilogues need the aux matrix 16-byte aligned with a leading dimension
 // that is a multiple of 8.
 static bool aux_ok(const void *aux, int ld) { return aligned16(aux) && ld % 8 == 0; }
@@ -211,7 +246,7 @@ void cuda_matmul_gelu_forward(soju_backend *be, void *pre, void *out, const void
         mm_args a = forward_args(out, inp, weight, bias, BT, C, OC);
         a.epilogue = bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX;
         a.aux_ld = OC;
-        if (try_run(be, &a, weight, inp, out, 0.0f, bias, pre)) return;
+        if (try_run(be, &a, weight, inp, out, out, 0.0f, bias, pre)) return;
     }
     cuda_matmul_forward(be, pre, inp, weight, bias, BT, C, OC);
     cuda_gelu_forward(be, out, pre, (size_t)BT * OC);
@@ -226,7 +261,7 @@ void cuda_matmul_backward_gelu(soju_backend *be, void *dinp, float *dweight, flo
             mm_args a = dinp_args(dinp, dout, weight, BT, C, OC);
             a.epilogue = CUBLASLT_EPILOGUE_DGELU;
             a.aux_ld = C;
-            done = try_run(be, &a, weight, dout, dinp, 0.0f, NULL, pre);
+            done = try_run(be, &a, weight, dout, dinp, dinp, 0.0f, NULL, pre);
         }
         if (!done) {
             mm_args a = dinp_args(dinp, dout, weight, BT, C, OC);

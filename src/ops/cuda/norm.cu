@@ -1,7 +1,13 @@
 // RMSNorm (Llama) and LayerNorm (GPT-2) on bf16 rows, statistics in fp32.
 // One warp per row; the row (a few KB) stays in L1 between the passes.
-// The backwards add into dinp (the residual stream's gradient); their weight
-// and bias gradients are deterministic column sums (colsum.cu).
+// The backwards add into dinp (the residual stream's gradient).
+//
+// Backward, rows up to 1024 wide (C a multiple of 8): one pass. Each warp
+// walks a fixed set of rows holding its lanes' columns in registers, updates
+// dinp, and keeps its own weight/bias gradient partials in registers; the
+// partials of all warps are then added in warp order (deterministic). Wider
+// or unaligned rows take two passes: a row kernel for dinp and column sums
+// (colsum.cu) for the parameter gradients.
 #include "cuda_common.cuh"
 
 template <int VEC> __device__ __forceinline__ void ldv(const bf16 *p, float *f) {
@@ -142,6 +148,118 @@ __global__ void layernorm_bwd_kernel(bf16 *dinp, const bf16 *dout, const bf16 *i
     }
 }
 
+// The one-pass backward. NV vectors of 8 columns per lane (C <= 256 NV);
+// MODE 1 RMSNorm, 2 LayerNorm. Row r goes to warp r mod (number of warps).
+template <int NV, int MODE>
+__global__ void __launch_bounds__(256) norm_bwd_onepass_kernel(bf16 *dinp, float *part_w, float *part_b,
+                                                               const bf16 *dout, const bf16 *inp, const bf16 *w,
+                                                               const float *mean, const float *rstd, int BT, int C) {
+    const int lane = threadIdx.x & 31;
+    const int warp = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    const int nwarps = gridDim.x * (blockDim.x >> 5);
+    float g[NV][8], dw[NV][8], db[NV][8];
+#pragma unroll
+    for (int v = 0; v < NV; v++) {
+        int c = (lane + 32 * v) * 8;
+#pragma unroll
+        for (int k = 0; k < 8; k++) g[v][k] = dw[v][k] = db[v][k] = 0.0f;
+        if (c < C) load8(w + c, g[v]);
+    }
+    for (int row = warp; row < BT; row += nwarps) {
+        const bf16 *x = inp + (size_t)row * C, *dy = dout + (size_t)row * C;
+        float xv[NV][8], dv[NV][8];
+        float m = MODE == 2 ? mean[row] : 0.0f, s = rstd[row], sum1 = 0.0f, sum2 = 0.0f;
+#pragma unroll
+        for (int v = 0; v < NV; v++) {
+            int c = (lane + 32 * v) * 8;
+#pragma unroll
+            for (int k = 0; k < 8; k++) xv[v][k] = dv[v][k] = 0.0f;
+            if (c < C) {
+                load8(x + c, xv[v]);
+                load8(dy + c, dv[v]);
+            }
+#pragma unroll
+            for (int k = 0; k < 8; k++) {
+                float n = (xv[v][k] - m) * s, gg = dv[v][k] * g[v][k];
+                sum1 += gg;
+                sum2 += gg * n;
+                dw[v][k] += dv[v][k] * n;
+                db[v][k] += dv[v][k];
+            }
+        }
+        sum1 = warp_sum(sum1) / C; // LayerNorm: mean(g);  RMSNorm: unused
+        sum2 = warp_sum(sum2) / C; // mean(g n)
+        bf16 *dx = dinp + (size_t)row * C;
+#pragma unroll
+        for (int v = 0; v < NV; v++) {
+            int c = (lane + 32 * v) * 8;
+            if (c >= C) continue;
+            float acc[8];
+            load8(dx + c, acc);
+#pragma unroll
+            for (int k = 0; k < 8; k++) {
+                float n = (xv[v][k] - m) * s, gg = dv[v][k] * g[v][k];
+                acc[k] += MODE == 2 ? s * (gg - sum1 - n * sum2) : s * (gg - n * sum2);
+            }
+            store8(dx + c, acc);
+        }
+    }
+#pragma unroll
+    for (int v = 0; v < NV; v++) {
+        int c = (lane + 32 * v) * 8;
+        if (c >= C) continue;
+#pragma unroll
+        for (int k = 0; k < 8; k++) {
+            part_w[(size_t)warp * C + c + k] = dw[v][k];
+            if (MODE == 2) part_b[(size_t)warp * C + c + k] = db[v][k];
+        }
+    }
+}
+
+// out[c] += sum over the n partial rows, in order.
+__global__ void partial_finish_kernel(float *out, const float *partial, int n, int C) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C || !out) return;
+    float s = 0.0f;
+    for (int k = 0; k < n; k++) s += partial[(size_t)k * C + c];
+    out[c] += s;
+}
+
+// The one-pass backward when the shape allows; false otherwise. dinp is
+// required (the model always wants it); dw and db may be NULL.
+static bool norm_bwd_onepass(soju_backend *be, int mode, void *dinp, float *dw, float *db, const void *dout,
+                             const void *inp, const void *weight, const float *mean, const float *rstd, int BT,
+                             int C) {
+    if (!dinp || C % 8 || C > 1024 || !aligned16(dinp) || !aligned16(dout) || !aligned16(inp) || !aligned16(weight))
+        return false;
+    int blocks = 2 * cuda_state(be)->prop.multiProcessorCount;
+    if (blocks * 8 > BT) blocks = ceil_div(BT, 8);
+    int nwarps = blocks * 8;
+    float *pw = (float *)cuda_scratch(be, SCRATCH_PARTIAL, (size_t)2 * nwarps * C * sizeof(float));
+    float *pb = pw + (size_t)nwarps * C;
+    cudaStream_t st = cuda_stream(be);
+    int nv = ceil_div(C, 256);
+#define ONEPASS(NV)                                                                                             \
+    if (mode == 1)                                                                                              \
+        norm_bwd_onepass_kernel<NV, 1><<<blocks, 256, 0, st>>>((bf16 *)dinp, pw, pb, (const bf16 *)dout,        \
+                                                               (const bf16 *)inp, (const bf16 *)weight, mean,   \
+                                                               rstd, BT, C);                                    \
+    else                                                                                                        \
+        norm_bwd_onepass_kernel<NV, 2><<<blocks, 256, 0, st>>>((bf16 *)dinp, pw, pb, (const bf16 *)dout,        \
+                                                               (const bf16 *)inp, (const bf16 *)weight, mean,   \
+                                                               rstd, BT, C);
+    if (nv == 1) { ONEPASS(1) }
+    else if (nv == 2) { ONEPASS(2) }
+    else if (nv == 3) { ONEPASS(3) }
+    else { ONEPASS(4) }
+#undef ONEPASS
+    CUDA_LAUNCH_CHECK();
+    if (dw) partial_finish_kernel<<<ceil_div(C, 256), 256, 0, st>>>(dw, pw, nwarps, C);
+    if (db && mode == 2) partial_finish_kernel<<<ceil_div(C, 256), 256, 0, st>>>(db, pb, nwarps, C);
+    CUDA_LAUNCH_CHECK();
+    return true;
+}
+
 // 8 rows (warps) per block of 256 threads.
 #define NORM_LAUNCH(kernel, vec, ...)                                                                   \
     do {                                                                                                \
@@ -161,6 +279,7 @@ void cuda_rmsnorm_forward(soju_backend *be, void *out, float *rstd, const void *
 void cuda_rmsnorm_backward(soju_backend *be, void *dinp, float *dweight, const void *dout, const void *inp,
                            const void *weight, const float *rstd, int BT, int C) {
     if (BT <= 0) return;
+    if (norm_bwd_onepass(be, 1, dinp, dweight, NULL, dout, inp, weight, NULL, rstd, BT, C)) return;
     if (dinp) {
         bool vec = C % 8 == 0 && aligned16(dinp) && aligned16(dout) && aligned16(inp) && aligned16(weight);
         NORM_LAUNCH(rmsnorm_bwd_kernel, vec, (bf16 *)dinp, (const bf16 *)dout, (const bf16 *)inp,
@@ -180,6 +299,7 @@ void cuda_layernorm_forward(soju_backend *be, void *out, float *mean, float *rst
 void cuda_layernorm_backward(soju_backend *be, void *dinp, float *dweight, float *dbias, const void *dout,
                              const void *inp, const void *weight, const float *mean, const float *rstd, int BT, int C) {
     if (BT <= 0) return;
+    if (norm_bwd_onepass(be, 2, dinp, dweight, dbias, dout, inp, weight, mean, rstd, BT, C)) return;
     if (dinp) {
         bool vec = C % 8 == 0 && aligned16(dinp) && aligned16(dout) && aligned16(inp) && aligned16(weight);
         NORM_LAUNCH(layernorm_bwd_kernel, vec, (bf16 *)dinp, (const bf16 *)dout, (const bf16 *)inp,
