@@ -51,7 +51,6 @@ enum {
     SCRATCH_ATTN_BOUNDS, // attention: per-block key/query ranges
     SCRATCH_INDEX,       // encoder backward: rows grouped by token
     SCRATCH_INDEX2,      // ... and by position
-    SCRATCH_BIAS,        // bias gradient from a GEMM epilogue
     SCRATCH_SLOTS
 };
 

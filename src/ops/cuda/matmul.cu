@@ -66,10 +66,6 @@ static matmul_plan *find_plan(soju_cuda_state *st, const mm_args *a) {
         cudaDataType_t bt = CUDA_R_16BF;
         CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof bt));
     }
-    if (a->epilogue == CUBLASLT_EPILOGUE_BGRADB) {
-        cudaDataType_t bt = CUDA_R_32F;
-        CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof bt));
-    }
     if (a->aux_ld) {
         cudaDataType_t at = CUDA_R_16BF;
         CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_DATA_TYPE, &at,
@@ -171,15 +167,9 @@ static mm_args dinp_args(void *dinp, const void *dout, const void *weight, int B
     return a;
 }
 
-__global__ void add_f32_kernel(float *dst, const float *src, int n) {
-    int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) dst[i] += src[i];
-}
-
-// dW += inp^T dout and dbias += column sums of dout. The bias gradient rides
-// on the dW GEMM as cuBLASLt's BGRADB epilogue (it reduces B = dout over the
-// K = BT dimension) into scratch, then adds; without such an algorithm it is
-// a column-sum kernel.
+// dW += inp^T dout, and dbias += column sums of dout (colsum.cu). cuBLASLt's
+// BGRADB epilogue can produce the bias gradient from the dW GEMM, but on an
+// H100 it slowed that GEMM by more than the column sum costs (CUDA_NOTES.md).
 static void dweight_dbias(soju_backend *be, float *dweight, float *dbias, const void *dout, const void *inp, int BT,
                           int C, int OC) {
     if (dweight) {
@@ -191,17 +181,6 @@ static void dweight_dbias(soju_backend *be, float *dweight, float *dbias, const 
         a.dtype = CUDA_R_32F;
         a.epilogue = CUBLASLT_EPILOGUE_DEFAULT;
         a.align[0] = alignment_of(inp), a.align[1] = alignment_of(dout), a.align[2] = alignment_of(dweight);
-        if (dbias) {
-            float *tmp = (float *)cuda_scratch(be, SCRATCH_BIAS, (size_t)OC * sizeof(float));
-            mm_args ab = a;
-            ab.epilogue = CUBLASLT_EPILOGUE_BGRADB;
-            ab.align[3] = alignment_of(tmp);
-            if (try_run(be, &ab, inp, dout, dweight, dweight, 1.0f, tmp, nullptr)) {
-                add_f32_kernel<<<ceil_div(OC, 256), 256, 0, cuda_stream(be)>>>(dbias, tmp, OC);
-                CUDA_LAUNCH_CHECK();
-                return;
-            }
-        }
         run(be, &a, inp, dout, dweight, 1.0f, NULL);
     }
     if (dbias) cuda_colsum(be, 0, NULL, dbias, (const bf16 *)dout, NULL, NULL, NULL, BT, OC);

@@ -2,12 +2,14 @@
 // One warp per row; the row (a few KB) stays in L1 between the passes.
 // The backwards add into dinp (the residual stream's gradient).
 //
-// Backward, rows up to 1024 wide (C a multiple of 8): one pass. Each warp
-// walks a fixed set of rows holding its lanes' columns in registers, updates
-// dinp, and keeps its own weight/bias gradient partials in registers; the
-// partials of all warps are then added in warp order (deterministic). Wider
-// or unaligned rows take two passes: a row kernel for dinp and column sums
-// (colsum.cu) for the parameter gradients.
+// RMSNorm backward, rows up to 1024 wide (C a multiple of 8): one pass. Each
+// warp walks a fixed set of rows holding its lanes' columns in registers,
+// updates dinp, and keeps its own weight-gradient partials in registers; the
+// partials of all warps are then added in warp order (deterministic).
+// LayerNorm backward (and wider or unaligned rows) takes two passes: a row
+// kernel for dinp and column sums (colsum.cu) for the parameter gradients;
+// LayerNorm's one-pass version needs 152 registers (one block per SM) and
+// measured slower than the two passes on an H100 (CUDA_NOTES.md).
 #include "cuda_common.cuh"
 
 template <int VEC> __device__ __forceinline__ void ldv(const bf16 *p, float *f) {
@@ -232,13 +234,23 @@ static bool norm_bwd_onepass(soju_backend *be, int mode, void *dinp, float *dw, 
                              int C) {
     if (!dinp || C % 8 || C > 1024 || !aligned16(dinp) || !aligned16(dout) || !aligned16(inp) || !aligned16(weight))
         return false;
-    int blocks = 2 * cuda_state(be)->prop.multiProcessorCount;
+    // one resident wave of blocks (fixed for a device, so the sum order is too)
+    int per_sm = 1;
+    int nv = ceil_div(C, 256);
+#define OCC(NV)                                                                                                 \
+    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(                                                   \
+        &per_sm, mode == 1 ? norm_bwd_onepass_kernel<NV, 1> : norm_bwd_onepass_kernel<NV, 2>, 256, 0));
+    if (nv == 1) { OCC(1) }
+    else if (nv == 2) { OCC(2) }
+    else if (nv == 3) { OCC(3) }
+    else { OCC(4) }
+#undef OCC
+    int blocks = (per_sm > 0 ? per_sm : 1) * cuda_state(be)->prop.multiProcessorCount;
     if (blocks * 8 > BT) blocks = ceil_div(BT, 8);
     int nwarps = blocks * 8;
     float *pw = (float *)cuda_scratch(be, SCRATCH_PARTIAL, (size_t)2 * nwarps * C * sizeof(float));
     float *pb = pw + (size_t)nwarps * C;
     cudaStream_t st = cuda_stream(be);
-    int nv = ceil_div(C, 256);
 #define ONEPASS(NV)                                                                                             \
     if (mode == 1)                                                                                              \
         norm_bwd_onepass_kernel<NV, 1><<<blocks, 256, 0, st>>>((bf16 *)dinp, pw, pb, (const bf16 *)dout,        \
@@ -299,7 +311,6 @@ void cuda_layernorm_forward(soju_backend *be, void *out, float *mean, float *rst
 void cuda_layernorm_backward(soju_backend *be, void *dinp, float *dweight, float *dbias, const void *dout,
                              const void *inp, const void *weight, const float *mean, const float *rstd, int BT, int C) {
     if (BT <= 0) return;
-    if (norm_bwd_onepass(be, 2, dinp, dweight, dbias, dout, inp, weight, mean, rstd, BT, C)) return;
     if (dinp) {
         bool vec = C % 8 == 0 && aligned16(dinp) && aligned16(dout) && aligned16(inp) && aligned16(weight);
         NORM_LAUNCH(layernorm_bwd_kernel, vec, (bf16 *)dinp, (const bf16 *)dout, (const bf16 *)inp,
