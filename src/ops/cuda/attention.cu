@@ -44,15 +44,13 @@ __device__ __forceinline__ void mma16816(float c[4], const uint32_t a[4], uint32
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-__device__ __forceinline__ void ldsm_x4(uint32_t r[4], const bf16 *p) {
-    uint32_t addr = (uint32_t)__cvta_generic_to_shared(p);
+__device__ __forceinline__ void ldsm_x4(uint32_t r[4], uint32_t addr) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                  : "r"(addr));
 }
 
-__device__ __forceinline__ void ldsm_x4_t(uint32_t r[4], const bf16 *p) {
-    uint32_t addr = (uint32_t)__cvta_generic_to_shared(p);
+__device__ __forceinline__ void ldsm_x4_t(uint32_t r[4], uint32_t addr) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                  : "r"(addr));
@@ -72,19 +70,24 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
 }
 
 // Fragment loads from a row-major shared tile with row stride LD (elements).
-// A operand, 16 x 16 at (r0, c0): rows are the M dimension.
-template <int LD> __device__ __forceinline__ void frag_a(uint32_t a[4], const bf16 *tile, int r0, int c0, int lane) {
-    ldsm_x4(a, tile + (r0 + (lane & 15)) * LD + c0 + (lane >> 4) * 8);
+// Each lane's part of the address is computed once (lane_offs); a load is
+// then the tile's shared-space address plus that offset plus a constant.
+//   A operand, 16 x 16 at (r0, c0), rows the M dimension:       a
+//   B operand for two n-blocks from a tile stored [n][k]:      nk  (r[0..1] n-block 0, r[2..3] n-block 1)
+//   ... from a tile stored [k][n] (transposing load):          kn
+struct lane_offs {
+    uint32_t a, nk, kn; // bytes
+};
+template <int LD> __device__ __forceinline__ lane_offs make_offs(int lane) {
+    lane_offs o;
+    o.a = (uint32_t)(((lane & 15) * LD + (lane >> 4) * 8) * 2);
+    o.nk = (uint32_t)((((lane & 7) + (lane >> 4) * 8) * LD + ((lane >> 3) & 1) * 8) * 2);
+    o.kn = (uint32_t)((((lane & 7) + ((lane >> 3) & 1) * 8) * LD + (lane >> 4) * 8) * 2);
+    return o;
 }
-// B operand for two n-blocks (n0..n0+15) and k0..k0+15 from a tile stored
-// [n][k] (e.g. keys x dims for S = Q K^T): r[0..1] for n-block 0, r[2..3] for 1.
-template <int LD> __device__ __forceinline__ void frag_b_nk(uint32_t r[4], const bf16 *tile, int n0, int k0, int lane) {
-    ldsm_x4(r, tile + (n0 + (lane & 7) + (lane >> 4) * 8) * LD + k0 + ((lane >> 3) & 1) * 8);
-}
-// The same from a tile stored [k][n] (e.g. keys x dims for O = P V).
-template <int LD> __device__ __forceinline__ void frag_b_kn(uint32_t r[4], const bf16 *tile, int k0, int n0, int lane) {
-    ldsm_x4_t(r, tile + (k0 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD + n0 + (lane >> 4) * 8);
-}
+// byte offset of element (r, c) in a tile
+template <int LD> __device__ __forceinline__ uint32_t at(int r, int c) { return (uint32_t)((r * LD + c) * 2); }
+__device__ __forceinline__ uint32_t smem_u32(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
 
 // Copy `rows` (<= 64) rows of HD bf16 from global (row stride `stride`) into
 // a shared tile; rows at or beyond `valid_rows` are zero-filled.
@@ -159,7 +162,8 @@ __global__ void attn_bounds_kernel(int *kv_lo, int *q_hi, const int32_t *doc_ids
 // every K and V fragment read from shared memory feeds twice the MMAs. On an
 // H100 that measured no faster (the kernel is bound by the softmax's
 // arithmetic, not shared memory), so the launch uses MT = 1.
-template <int HD, int MT> __global__ void __launch_bounds__(ATT_THREADS) flash_fwd_kernel(att_args p) {
+template <int HD, int MT, int MINB>
+__global__ void __launch_bounds__(ATT_THREADS, MINB) flash_fwd_kernel(att_args p) {
     constexpr int LD = HD + 8;  // padded rows: ldmatrix reads hit distinct banks
     constexpr int KC = HD / 16; // k-chunks over the head dim
     constexpr int BQ = ATT_BLK * MT, R = 2 * MT; // queries per block, rows per thread
@@ -170,6 +174,7 @@ template <int HD, int MT> __global__ void __launch_bounds__(ATT_THREADS) flash_f
     int *kdoc = (int *)(Vs + 2 * ATT_BLK * LD);  // [2][64]
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t4 = lane & 3;
+    const lane_offs lo_ = make_offs<LD>(lane);
     const int T = p.T, NH = p.NH, NKV = p.NKV;
     const int qb = gridDim.x - 1 - blockIdx.x; // longest rows first
     const int b = blockIdx.y / NH, h = blockIdx.y % NH, kvh = h / (NH / NKV);
@@ -206,7 +211,8 @@ template <int HD, int MT> __global__ void __launch_bounds__(ATT_THREADS) flash_f
 #pragma unroll
     for (int mt = 0; mt < MT; mt++)
 #pragma unroll
-        for (int kc = 0; kc < KC; kc++) frag_a<LD>(qf[mt][kc], Qs, warp * 16 * MT + mt * 16, kc * 16, lane);
+        for (int kc = 0; kc < KC; kc++)
+            ldsm_x4(qf[mt][kc], smem_u32(Qs) + lo_.a + at<LD>(warp * 16 * MT + mt * 16, kc * 16));
 
     // thread rows: ri = 2 mt + r is query q0 + 16 (MT warp + mt) + g + 8 r
     int qi[R], qdoc[R];
@@ -227,7 +233,7 @@ template <int HD, int MT> __global__ void __launch_bounds__(ATT_THREADS) flash_f
         const int buf = it & 1, k0 = lo + it * ATT_BLK;
         if (it + 1 < ntiles) load_kv(it + 1, buf ^ 1);
         cp_async_commit();
-        const bf16 *K = Ks + buf * ATT_BLK * LD, *V = Vs + buf * ATT_BLK * LD;
+        const uint32_t K_u = smem_u32(Ks) + buf * at<LD>(ATT_BLK, 0), V_u = smem_u32(Vs) + buf * at<LD>(ATT_BLK, 0);
 
         float s[MT][8][4];
 #pragma unroll
@@ -239,7 +245,7 @@ template <int HD, int MT> __global__ void __launch_bounds__(ATT_THREADS) flash_f
 #pragma unroll
             for (int np = 0; np < 4; np++) {
                 uint32_t kf[4];
-                frag_b_nk<LD>(kf, K, np * 16, kc * 16, lane);
+                ldsm_x4(kf, K_u + lo_.nk + at<LD>(np * 16, kc * 16));
 #pragma unroll
                 for (int mt = 0; mt < MT; mt++) {
                     mma16816(s[mt][2 * np], qf[mt][kc], kf[0], kf[1]);
@@ -316,7 +322,7 @@ template <int HD, int MT> __global__ void __launch_bounds__(ATT_THREADS) flash_f
 #pragma unroll
             for (int dp = 0; dp < HD / 16; dp++) {
                 uint32_t vf[4];
-                frag_b_kn<LD>(vf, V, kk * 16, dp * 16, lane);
+                ldsm_x4_t(vf, V_u + lo_.kn + at<LD>(kk * 16, dp * 16));
 #pragma unroll
                 for (int mt = 0; mt < MT; mt++) {
                     mma16816(o[mt][2 * dp], pa[mt], vf[0], vf[1]);
@@ -370,6 +376,7 @@ template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_bwd_dq_ke
     int *kdoc = (int *)(Vs + 2 * ATT_BLK * LD);
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t4 = lane & 3;
+    const lane_offs lo_ = make_offs<LD>(lane);
     const int T = p.T, NH = p.NH, NKV = p.NKV;
     const int qb = gridDim.x - 1 - blockIdx.x;
     const int b = blockIdx.y / NH, h = blockIdx.y % NH, kvh = h / (NH / NKV);
@@ -402,8 +409,8 @@ template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_bwd_dq_ke
     uint32_t qf[KC][4], df[KC][4];
 #pragma unroll
     for (int kc = 0; kc < KC; kc++) {
-        frag_a<LD>(qf[kc], Qs, warp * 16, kc * 16, lane);
-        frag_a<LD>(df[kc], dOs, warp * 16, kc * 16, lane);
+        ldsm_x4(qf[kc], smem_u32(Qs) + lo_.a + at<LD>(warp * 16, kc * 16));
+        ldsm_x4(df[kc], smem_u32(dOs) + lo_.a + at<LD>(warp * 16, kc * 16));
     }
     const int qi[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
     int qdoc[2] = {0, 0};
@@ -422,7 +429,7 @@ template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_bwd_dq_ke
         const int buf = it & 1, k0 = lo + it * ATT_BLK;
         if (it + 1 < ntiles) load_kv(it + 1, buf ^ 1);
         cp_async_commit();
-        const bf16 *K = Ks + buf * ATT_BLK * LD, *V = Vs + buf * ATT_BLK * LD;
+        const uint32_t K_u = smem_u32(Ks) + buf * at<LD>(ATT_BLK, 0), V_u = smem_u32(Vs) + buf * at<LD>(ATT_BLK, 0);
 
         float s[8][4], dp[8][4];
 #pragma unroll
@@ -434,10 +441,10 @@ template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_bwd_dq_ke
 #pragma unroll
             for (int np = 0; np < 4; np++) {
                 uint32_t kf[4], vf[4];
-                frag_b_nk<LD>(kf, K, np * 16, kc * 16, lane);
+                ldsm_x4(kf, K_u + lo_.nk + at<LD>(np * 16, kc * 16));
                 mma16816(s[2 * np], qf[kc], kf[0], kf[1]);
                 mma16816(s[2 * np + 1], qf[kc], kf[2], kf[3]);
-                frag_b_nk<LD>(vf, V, np * 16, kc * 16, lane);
+                ldsm_x4(vf, V_u + lo_.nk + at<LD>(np * 16, kc * 16));
                 mma16816(dp[2 * np], df[kc], vf[0], vf[1]);
                 mma16816(dp[2 * np + 1], df[kc], vf[2], vf[3]);
             }
@@ -466,7 +473,7 @@ template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_bwd_dq_ke
 #pragma unroll
             for (int dpp = 0; dpp < HD / 16; dpp++) {
                 uint32_t kf[4];
-                frag_b_kn<LD>(kf, K, kk * 16, dpp * 16, lane);
+                ldsm_x4_t(kf, K_u + lo_.kn + at<LD>(kk * 16, dpp * 16));
                 mma16816(dq[2 * dpp], pa, kf[0], kf[1]);
                 mma16816(dq[2 * dpp + 1], pa, kf[2], kf[3]);
             }
@@ -496,6 +503,7 @@ template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_bwd_dkv_k
     int *qdoc = (int *)(qD + 2 * ATT_BLK);           // [2][64]
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t4 = lane & 3;
+    const lane_offs lo_ = make_offs<LD>(lane);
     const int T = p.T, NH = p.NH, NKV = p.NKV, rep = NH / NKV;
     const int kb = blockIdx.x; // causal: the first key blocks have the most queries; run them first
     const int b = blockIdx.y / NKV, kvh = blockIdx.y % NKV;
@@ -535,8 +543,8 @@ template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_bwd_dkv_k
     uint32_t kf[KC][4], vf[KC][4];
 #pragma unroll
     for (int kc = 0; kc < KC; kc++) {
-        frag_a<LD>(kf[kc], Ks, warp * 16, kc * 16, lane);
-        frag_a<LD>(vf[kc], Vs, warp * 16, kc * 16, lane);
+        ldsm_x4(kf[kc], smem_u32(Ks) + lo_.a + at<LD>(warp * 16, kc * 16));
+        ldsm_x4(vf[kc], smem_u32(Vs) + lo_.a + at<LD>(warp * 16, kc * 16));
     }
     const int kj[2] = {k0 + warp * 16 + g, k0 + warp * 16 + g + 8};
     int kdoc[2] = {0, 0};
@@ -552,7 +560,7 @@ template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_bwd_dkv_k
         const int buf = it & 1, qs = qlo + (it % nqt) * ATT_BLK;
         if (it + 1 < ntiles) load_q(it + 1, buf ^ 1);
         cp_async_commit();
-        const bf16 *Q = Qs + buf * ATT_BLK * LD, *dO = dOs + buf * ATT_BLK * LD;
+        const uint32_t Q_u = smem_u32(Qs) + buf * at<LD>(ATT_BLK, 0), dO_u = smem_u32(dOs) + buf * at<LD>(ATT_BLK, 0);
         const float *L = qlse + buf * ATT_BLK, *Dq = qD + buf * ATT_BLK;
         const int *QD = qdoc + buf * ATT_BLK;
 
@@ -565,7 +573,7 @@ template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_bwd_dkv_k
 #pragma unroll
             for (int np = 0; np < 4; np++) {
                 uint32_t qf[4];
-                frag_b_nk<LD>(qf, Q, np * 16, kc * 16, lane);
+                ldsm_x4(qf, Q_u + lo_.nk + at<LD>(np * 16, kc * 16));
                 mma16816(s[2 * np], kf[kc], qf[0], qf[1]);
                 mma16816(s[2 * np + 1], kf[kc], qf[2], qf[3]);
             }
@@ -591,7 +599,7 @@ template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_bwd_dkv_k
 #pragma unroll
             for (int dpp = 0; dpp < HD / 16; dpp++) {
                 uint32_t bf[4];
-                frag_b_kn<LD>(bf, dO, kk * 16, dpp * 16, lane);
+                ldsm_x4_t(bf, dO_u + lo_.kn + at<LD>(kk * 16, dpp * 16));
                 mma16816(dv[2 * dpp], pa, bf[0], bf[1]);
                 mma16816(dv[2 * dpp + 1], pa, bf[2], bf[3]);
             }
@@ -606,7 +614,7 @@ template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_bwd_dkv_k
 #pragma unroll
                 for (int np = 0; np < 4; np++) {
                     uint32_t df[4];
-                    frag_b_nk<LD>(df, dO, np * 16, kc * 16, lane);
+                    ldsm_x4(df, dO_u + lo_.nk + at<LD>(np * 16, kc * 16));
                     mma16816(dp[2 * np], vf[kc], df[0], df[1]);
                     mma16816(dp[2 * np + 1], vf[kc], df[2], df[3]);
                 }
@@ -624,7 +632,7 @@ template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_bwd_dkv_k
 #pragma unroll
             for (int dpp = 0; dpp < HD / 16; dpp++) {
                 uint32_t bf[4];
-                frag_b_kn<LD>(bf, Q, kk * 16, dpp * 16, lane);
+                ldsm_x4_t(bf, Q_u + lo_.kn + at<LD>(kk * 16, dpp * 16));
                 mma16816(dk[2 * dpp], da, bf[0], bf[1]);
                 mma16816(dk[2 * dpp + 1], da, bf[2], bf[3]);
             }
@@ -828,7 +836,7 @@ static size_t dkv_smem(int hd) {
 // Kernels above 48 KB of dynamic shared memory must say so once per device.
 void cuda_attention_init(void) {
 #define ATT_ATTR(HD)                                                                                           \
-    CUDA_CHECK(cudaFuncSetAttribute(flash_fwd_kernel<HD, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize,     \
+    CUDA_CHECK(cudaFuncSetAttribute(flash_fwd_kernel<HD, 1, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize,  \
                                     (int)fwd_smem(HD, 1)));                                                    \
     CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dq_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,     \
                                     (int)dq_smem(HD)));                                                        \
@@ -838,6 +846,8 @@ void cuda_attention_init(void) {
     ATT_ATTR(64)
     ATT_ATTR(128)
 #undef ATT_ATTR
+    CUDA_CHECK(cudaFuncSetAttribute(flash_fwd_kernel<64, 1, 4>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    (int)fwd_smem(64, 1)));
 }
 
 static bool flash_ok(int hd, const void *a, const void *b, const void *c) {
@@ -880,9 +890,11 @@ void cuda_attention_forward(soju_backend *be, void *out, float *lse, const void 
         // one m-tile per warp: two measured the same on an H100 (bench/CUDA_NOTES.md)
         dim3 grid(a.nblk, B * NH);
         size_t smem = fwd_smem(hd, 1);
-        if (hd == 32) flash_fwd_kernel<32, 1><<<grid, ATT_THREADS, smem, s>>>(a);
-        else if (hd == 64) flash_fwd_kernel<64, 1><<<grid, ATT_THREADS, smem, s>>>(a);
-        else flash_fwd_kernel<128, 1><<<grid, ATT_THREADS, smem, s>>>(a);
+        const char *x = getenv("SOJU_ATTN_MINB4");
+        if (hd == 32) flash_fwd_kernel<32, 1, 1><<<grid, ATT_THREADS, smem, s>>>(a);
+        else if (hd == 64 && x && *x == '1') flash_fwd_kernel<64, 1, 4><<<grid, ATT_THREADS, smem, s>>>(a);
+        else if (hd == 64) flash_fwd_kernel<64, 1, 1><<<grid, ATT_THREADS, smem, s>>>(a);
+        else flash_fwd_kernel<128, 1, 1><<<grid, ATT_THREADS, smem, s>>>(a);
         CUDA_LAUNCH_CHECK();
         return;
     }
