@@ -25,7 +25,6 @@
 // Head dims 32, 64 and 128 take the tensor-core path; any other head dim (and
 // the KV-cache decode) takes a plain fp32 warp-per-row path.
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "cuda_common.cuh"
@@ -162,8 +161,7 @@ __global__ void attn_bounds_kernel(int *kv_lo, int *q_hi, const int32_t *doc_ids
 // every K and V fragment read from shared memory feeds twice the MMAs. On an
 // H100 that measured no faster (the kernel is bound by the softmax's
 // arithmetic, not shared memory), so the launch uses MT = 1.
-template <int HD, int MT, int MINB>
-__global__ void __launch_bounds__(ATT_THREADS, MINB) flash_fwd_kernel(att_args p) {
+template <int HD, int MT> __global__ void __launch_bounds__(ATT_THREADS) flash_fwd_kernel(att_args p) {
     constexpr int LD = HD + 8;  // padded rows: ldmatrix reads hit distinct banks
     constexpr int KC = HD / 16; // k-chunks over the head dim
     constexpr int BQ = ATT_BLK * MT, R = 2 * MT; // queries per block, rows per thread
@@ -836,7 +834,7 @@ static size_t dkv_smem(int hd) {
 // Kernels above 48 KB of dynamic shared memory must say so once per device.
 void cuda_attention_init(void) {
 #define ATT_ATTR(HD)                                                                                           \
-    CUDA_CHECK(cudaFuncSetAttribute(flash_fwd_kernel<HD, 1, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize,  \
+    CUDA_CHECK(cudaFuncSetAttribute(flash_fwd_kernel<HD, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize,     \
                                     (int)fwd_smem(HD, 1)));                                                    \
     CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dq_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,     \
                                     (int)dq_smem(HD)));                                                        \
@@ -846,8 +844,6 @@ void cuda_attention_init(void) {
     ATT_ATTR(64)
     ATT_ATTR(128)
 #undef ATT_ATTR
-    CUDA_CHECK(cudaFuncSetAttribute(flash_fwd_kernel<64, 1, 4>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    (int)fwd_smem(64, 1)));
 }
 
 static bool flash_ok(int hd, const void *a, const void *b, const void *c) {
@@ -890,11 +886,9 @@ void cuda_attention_forward(soju_backend *be, void *out, float *lse, const void 
         // one m-tile per warp: two measured the same on an H100 (bench/CUDA_NOTES.md)
         dim3 grid(a.nblk, B * NH);
         size_t smem = fwd_smem(hd, 1);
-        const char *x = getenv("SOJU_ATTN_MINB4");
-        if (hd == 32) flash_fwd_kernel<32, 1, 1><<<grid, ATT_THREADS, smem, s>>>(a);
-        else if (hd == 64 && x && *x == '1') flash_fwd_kernel<64, 1, 4><<<grid, ATT_THREADS, smem, s>>>(a);
-        else if (hd == 64) flash_fwd_kernel<64, 1, 1><<<grid, ATT_THREADS, smem, s>>>(a);
-        else flash_fwd_kernel<128, 1, 1><<<grid, ATT_THREADS, smem, s>>>(a);
+        if (hd == 32) flash_fwd_kernel<32, 1><<<grid, ATT_THREADS, smem, s>>>(a);
+        else if (hd == 64) flash_fwd_kernel<64, 1><<<grid, ATT_THREADS, smem, s>>>(a);
+        else flash_fwd_kernel<128, 1><<<grid, ATT_THREADS, smem, s>>>(a);
         CUDA_LAUNCH_CHECK();
         return;
     }

@@ -151,7 +151,8 @@ __global__ void layernorm_bwd_kernel(bf16 *dinp, const bf16 *dout, const bf16 *i
 }
 
 // The one-pass backward. NV vectors of 8 columns per lane (C <= 256 NV);
-// MODE 1 RMSNorm, 2 LayerNorm. Row r goes to warp r mod (number of warps).
+// MODE 1 RMSNorm, 2 LayerNorm (written, measured, not used: see the top).
+// Row r goes to warp r mod (number of warps).
 template <int NV, int MODE>
 __global__ void __launch_bounds__(256) norm_bwd_onepass_kernel(bf16 *dinp, float *part_w, float *part_b,
                                                                const bf16 *dout, const bf16 *inp, const bf16 *w,
@@ -227,48 +228,33 @@ __global__ void partial_finish_kernel(float *out, const float *partial, int n, i
     out[c] += s;
 }
 
-// The one-pass backward when the shape allows; false otherwise. dinp is
-// required (the model always wants it); dw and db may be NULL.
-static bool norm_bwd_onepass(soju_backend *be, int mode, void *dinp, float *dw, float *db, const void *dout,
-                             const void *inp, const void *weight, const float *mean, const float *rstd, int BT,
-                             int C) {
+// The one-pass RMSNorm backward when the shape allows; false otherwise.
+// dinp is required (the model always wants it); dw may be NULL.
+static bool rmsnorm_bwd_onepass(soju_backend *be, void *dinp, float *dw, const void *dout, const void *inp,
+                                const void *weight, const float *rstd, int BT, int C) {
     if (!dinp || C % 8 || C > 1024 || !aligned16(dinp) || !aligned16(dout) || !aligned16(inp) || !aligned16(weight))
         return false;
+    int nv = ceil_div(C, 256);
+    void (*kernel)(bf16 *, float *, float *, const bf16 *, const bf16 *, const bf16 *, const float *, const float *,
+                   int, int) = nv == 1   ? norm_bwd_onepass_kernel<1, 1>
+                               : nv == 2 ? norm_bwd_onepass_kernel<2, 1>
+                               : nv == 3 ? norm_bwd_onepass_kernel<3, 1>
+                                         : norm_bwd_onepass_kernel<4, 1>;
     // one resident wave of blocks (fixed for a device, so the sum order is too)
     int per_sm = 1;
-    int nv = ceil_div(C, 256);
-#define OCC(NV)                                                                                                 \
-    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(                                                   \
-        &per_sm, mode == 1 ? norm_bwd_onepass_kernel<NV, 1> : norm_bwd_onepass_kernel<NV, 2>, 256, 0));
-    if (nv == 1) { OCC(1) }
-    else if (nv == 2) { OCC(2) }
-    else if (nv == 3) { OCC(3) }
-    else { OCC(4) }
-#undef OCC
+    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, 256, 0));
     int blocks = (per_sm > 0 ? per_sm : 1) * cuda_state(be)->prop.multiProcessorCount;
     if (blocks * 8 > BT) blocks = ceil_div(BT, 8);
     int nwarps = blocks * 8;
-    float *pw = (float *)cuda_scratch(be, SCRATCH_PARTIAL, (size_t)2 * nwarps * C * sizeof(float));
-    float *pb = pw + (size_t)nwarps * C;
+    float *pw = (float *)cuda_scratch(be, SCRATCH_PARTIAL, (size_t)nwarps * C * sizeof(float));
     cudaStream_t st = cuda_stream(be);
-#define ONEPASS(NV)                                                                                             \
-    if (mode == 1)                                                                                              \
-        norm_bwd_onepass_kernel<NV, 1><<<blocks, 256, 0, st>>>((bf16 *)dinp, pw, pb, (const bf16 *)dout,        \
-                                                               (const bf16 *)inp, (const bf16 *)weight, mean,   \
-                                                               rstd, BT, C);                                    \
-    else                                                                                                        \
-        norm_bwd_onepass_kernel<NV, 2><<<blocks, 256, 0, st>>>((bf16 *)dinp, pw, pb, (const bf16 *)dout,        \
-                                                               (const bf16 *)inp, (const bf16 *)weight, mean,   \
-                                                               rstd, BT, C);
-    if (nv == 1) { ONEPASS(1) }
-    else if (nv == 2) { ONEPASS(2) }
-    else if (nv == 3) { ONEPASS(3) }
-    else { ONEPASS(4) }
-#undef ONEPASS
+    kernel<<<blocks, 256, 0, st>>>((bf16 *)dinp, pw, nullptr, (const bf16 *)dout, (const bf16 *)inp,
+                                   (const bf16 *)weight, nullptr, rstd, BT, C);
     CUDA_LAUNCH_CHECK();
-    if (dw) partial_finish_kernel<<<ceil_div(C, 256), 256, 0, st>>>(dw, pw, nwarps, C);
-    if (db && mode == 2) partial_finish_kernel<<<ceil_div(C, 256), 256, 0, st>>>(db, pb, nwarps, C);
-    CUDA_LAUNCH_CHECK();
+    if (dw) {
+        partial_finish_kernel<<<ceil_div(C, 256), 256, 0, st>>>(dw, pw, nwarps, C);
+        CUDA_LAUNCH_CHECK();
+    }
     return true;
 }
 
@@ -291,7 +277,7 @@ void cuda_rmsnorm_forward(soju_backend *be, void *out, float *rstd, const void *
 void cuda_rmsnorm_backward(soju_backend *be, void *dinp, float *dweight, const void *dout, const void *inp,
                            const void *weight, const float *rstd, int BT, int C) {
     if (BT <= 0) return;
-    if (norm_bwd_onepass(be, 1, dinp, dweight, NULL, dout, inp, weight, NULL, rstd, BT, C)) return;
+    if (rmsnorm_bwd_onepass(be, dinp, dweight, dout, inp, weight, rstd, BT, C)) return;
     if (dinp) {
         bool vec = C % 8 == 0 && aligned16(dinp) && aligned16(dout) && aligned16(inp) && aligned16(weight);
         NORM_LAUNCH(rmsnorm_bwd_kernel, vec, (bf16 *)dinp, (const bf16 *)dout, (const bf16 *)inp,
