@@ -111,6 +111,7 @@ JSON
         { ok=0; detail="$detail; two cuda runs differ"; }
     detail="$detail; cuda repeat bit-identical: $(cmp -s "$t/gpu/checkpoints/step_00000040/model.safetensors" \
         "$t/gpu2/checkpoints/step_00000040/model.safetensors" && echo yes || echo no)"
+    rm -rf "$t"/*/checkpoints "$t"/*.bin "$t/corpus.txt" # keep the logs and metrics only
     if [ $ok = 1 ]; then rows+=("$(printf '%-28s %-10s %s' "pretrain cpu<->cuda" "pass" "$detail")")
     else rows+=("$(printf '%-28s %-10s %s' "pretrain cpu<->cuda" "FAIL" "$detail")"); status=1; fi
 }
