@@ -64,6 +64,9 @@ int soju_reader_open_mem(soju_reader **r, const void *data, size_t len, const ch
  * file, line and problem), SOJU_READ_EOF, or a negative status for an I/O
  * or decompression failure that ends the stream. */
 int soju_reader_next(soju_reader *r, soju_record *rec, soju_err *err);
+/* Take ownership of the JSON object of the record just returned (the caller
+ * frees it with cJSON_Delete); rec->text stays valid as long as it lives. */
+cJSON *soju_reader_detach_json(soju_reader *r);
 /* Bytes of (compressed) input consumed so far, and the file's total size (for progress). */
 size_t soju_reader_bytes_read(const soju_reader *r);
 size_t soju_reader_bytes_total(const soju_reader *r);

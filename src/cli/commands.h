@@ -16,5 +16,17 @@ typedef struct cli_command {
 int cli_dispatch(const char *prog, const cli_command *table, int argc, char **argv);
 
 int cmd_version(int argc, char **argv);
+int cmd_data(int argc, char **argv);
+int cmd_data_normalize(int argc, char **argv);
+int cmd_data_filter(int argc, char **argv);
+int cmd_data_pii(int argc, char **argv);
+int cmd_data_langid(int argc, char **argv);
+int cmd_data_route(int argc, char **argv);
+int cmd_data_dedup(int argc, char **argv);
+int cmd_data_classify(int argc, char **argv);
+int cmd_data_decontaminate(int argc, char **argv);
+int cmd_data_mix(int argc, char **argv);
+int cmd_data_report(int argc, char **argv);
+int cmd_data_run(int argc, char **argv);
 
 #endif

@@ -19,6 +19,7 @@ int cli_dispatch(const char *prog, const cli_command *table, int argc, char **ar
 
 static const cli_command commands[] = {
     {"version", cmd_version, "print the version and build features"},
+    {"data", cmd_data, "data pipeline: normalize, filter, pii, dedup, classify, decontaminate, mix"},
     {0, 0, 0},
 };
 

@@ -163,6 +163,12 @@ void soju_reader_close(soju_reader *r) {
     free(r);
 }
 
+cJSON *soju_reader_detach_json(soju_reader *r) {
+    cJSON *j = r->json;
+    r->json = NULL;
+    return j;
+}
+
 size_t soju_reader_bytes_read(const soju_reader *r) { return r->src.raw_read; }
 size_t soju_reader_bytes_total(const soju_reader *r) { return r->src.raw_total; }
 

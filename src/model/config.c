@@ -22,6 +22,16 @@ typedef struct {
     int rc;
 } reader;
 
+/* A value from the file, fit for a one-line message: control characters
+ * become '?', and long values are cut. */
+static const char *printable(char *dst, size_t n, const char *s) {
+    size_t i = 0;
+    for (; s[i] && i + 1 < n; i++) dst[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+    dst[i] = 0;
+    if (s[i] && n > 4) memcpy(dst + n - 4, "...", 4);
+    return dst;
+}
+
 static void bad_field(reader *r, const char *key, const char *fmt, const char *detail) {
     if (r->rc) return; /* keep the first error */
     char what[256];
@@ -51,12 +61,13 @@ static void get_float(reader *r, const char *key, float *out, double min_exclusi
     const cJSON *v = field(r, key);
     if (!v) return;
     if (!cJSON_IsNumber(v)) return bad_field(r, key, "expected a number%s", "");
-    if (!(v->valuedouble > min_exclusive) || !isfinite(v->valuedouble)) {
+    float f = (float)v->valuedouble; /* the range check applies to the stored float */
+    if (!(v->valuedouble > min_exclusive) || !(fabs(v->valuedouble) < 3.0e38) || !(f > min_exclusive)) {
         char s[64];
         snprintf(s, sizeof s, "%g", v->valuedouble);
         return bad_field(r, key, "%s is out of range", s);
     }
-    *out = (float)v->valuedouble;
+    *out = f;
 }
 
 static void get_bool(reader *r, const char *key, int *out) {
@@ -71,7 +82,7 @@ static void get_token_id(reader *r, const char *key, int *out) {
     const cJSON *v = field(r, key);
     if (v && cJSON_IsArray(v)) v = cJSON_GetArrayItem(v, 0);
     if (!v || cJSON_IsNull(v)) return;
-    if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble != floor(v->valuedouble))
+    if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 2e9 || v->valuedouble != floor(v->valuedouble))
         return bad_field(r, key, "expected a token id%s", "");
     *out = (int)v->valuedouble;
 }
@@ -97,12 +108,13 @@ static void get_rope(reader *r, soju_model_config *cfg) {
     const char *type = get_string(&sub, "rope_type");
     if (!type) type = get_string(&sub, "type");
     if (!type) type = "default";
+    char shown[48];
     if (!strcmp(type, "linear")) {
         get_float(&sub, "factor", &cfg->rope_scaling_factor, 0.0);
     } else if (strcmp(type, "default") != 0) {
         if (!r->rc)
             r->rc = soju_errf(r->err, SOJU_EUNSUP, "%s: field \"%s\": rope type \"%s\" is not supported (use linear)",
-                              r->name, key, type);
+                              r->name, key, printable(shown, sizeof shown, type));
         return;
     }
     get_float(&sub, "rope_theta", &cfg->rope_theta, 0.0);
@@ -172,7 +184,9 @@ static void read_llama(reader *r, soju_model_config *c) {
             r->rc = soju_errf(r->err, SOJU_EUNSUP, "%s: field \"use_sliding_window\": not supported", r->name);
     }
     const char *act = get_string(r, "hidden_act");
-    if (act && strcmp(act, "silu") != 0) bad_field(r, "hidden_act", "\"%s\" is not supported (expected silu)", act);
+    char shown[48];
+    if (act && strcmp(act, "silu") != 0)
+        bad_field(r, "hidden_act", "\"%s\" is not supported (expected silu)", printable(shown, sizeof shown, act));
     static const char *required[] = {"vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
                                      "num_attention_heads"};
     for (size_t i = 0; i < sizeof required / sizeof *required; i++)
@@ -190,8 +204,10 @@ static void read_gpt2(reader *r, soju_model_config *c) {
     get_float(r, "initializer_range", &c->initializer_range, 0.0);
     get_bool(r, "tie_word_embeddings", &c->tie_word_embeddings);
     const char *act = get_string(r, "activation_function");
+    char shown[48];
     if (act && strcmp(act, "gelu_new") != 0 && strcmp(act, "gelu_pytorch_tanh") != 0)
-        bad_field(r, "activation_function", "\"%s\" is not supported (expected gelu_new)", act);
+        bad_field(r, "activation_function", "\"%s\" is not supported (expected gelu_new)",
+                  printable(shown, sizeof shown, act));
     /* Options that change the math and that soju does not implement. */
     int v = 1;
     get_bool(r, "scale_attn_weights", &v);
@@ -216,6 +232,9 @@ static void validate(reader *r, soju_model_config *c) {
         return bad_field(r, "head_dim", "must be even for rotary embeddings%s", "");
     if (c->arch == SOJU_ARCH_LLAMA && !field(r, "head_dim") && c->hidden_size % c->num_attention_heads != 0)
         return bad_field(r, "hidden_size", "not a multiple of num_attention_heads (give head_dim)%s", "");
+    if (c->num_hidden_layers > 4096) return bad_field(r, "num_hidden_layers", "more than 4096 layers%s", "");
+    if (c->num_attention_heads > 4096 || c->head_dim > 4096)
+        return bad_field(r, "num_attention_heads", "more than 4096 heads or head_dim above 4096%s", "");
     /* Sizes whose products must fit comfortably in the int arithmetic of the ops. */
     double widest = (double)c->vocab_size * c->hidden_size;
     if (widest > 4e9 || (double)c->intermediate_size * c->hidden_size > 4e9)
@@ -240,9 +259,10 @@ int soju_config_from_json(soju_model_config *cfg, const cJSON *j, const char *na
         cfg->arch = SOJU_ARCH_LLAMA;
         llama_defaults(cfg);
     } else {
+        char shown[48];
         return soju_errf(err, SOJU_EUNSUP,
                          "%s: field \"model_type\": \"%s\" is not supported (expected llama, qwen2, mistral or gpt2)",
-                         name, type);
+                         name, printable(shown, sizeof shown, type));
     }
     snprintf(cfg->model_type, sizeof cfg->model_type, "%s", type);
     if (cfg->arch == SOJU_ARCH_GPT2) read_gpt2(&r, cfg);

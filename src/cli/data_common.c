@@ -1,0 +1,114 @@
+/* Shared plumbing of the `soju data ...` commands (see data_common.h). */
+#include "data_common.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int data_settings(const data_io *io, cJSON **out, soju_err *err) {
+    cJSON *cfg = NULL;
+    if (io->config) {
+        int rc = soju_str_ends_with(io->config, ".json") ? soju_json_load(io->config, &cfg, err)
+                                                         : soju_yaml_load(io->config, &cfg, err);
+        if (rc) return rc;
+        if (!cJSON_IsObject(cfg)) {
+            cJSON_Delete(cfg);
+            return soju_errf(err, SOJU_EARG, "%s: settings must be a mapping of step names", io->config);
+        }
+    } else {
+        cfg = cJSON_CreateObject();
+    }
+    for (int i = 0; i < io->set.n; i++) {
+        const char *s = io->set.items[i], *dot = strchr(s, '.'), *eq = strchr(s, '=');
+        if (!dot || !eq || dot > eq) {
+            cJSON_Delete(cfg);
+            return soju_errf(err, SOJU_EARG, "--set %s: want step.key=value", s);
+        }
+        char step[64], key[128];
+        snprintf(step, sizeof step, "%.*s", (int)(dot - s), s);
+        snprintf(key, sizeof key, "%.*s", (int)(eq - dot - 1), dot + 1);
+        cJSON *v = NULL;
+        soju_err e2;
+        if (soju_yaml_parse(eq + 1, strlen(eq + 1), "--set", &v, &e2) || !v) v = cJSON_CreateString(eq + 1);
+        cJSON *st = cJSON_GetObjectItemCaseSensitive(cfg, step);
+        if (!st) st = cJSON_AddObjectToObject(cfg, step);
+        cJSON_DeleteItemFromObjectCaseSensitive(st, key);
+        cJSON_AddItemToObject(st, key, v);
+    }
+    *out = cfg;
+    return SOJU_OK;
+}
+
+int data_run_pipeline(soju_pipeline *p, const data_io *io, char **inputs, int n_inputs, int route_by_lang,
+                      const char *out_dir, const char *name) {
+    soju_err err = {{0}};
+    soju_pipeline_opts o = {0};
+    o.inputs = (const char *const *)inputs;
+    o.n_inputs = n_inputs;
+    o.text_field = io->text_field;
+    o.threads = (int)io->threads;
+    o.quiet = io->quiet;
+    o.name = name;
+    o.route_by_lang = route_by_lang;
+    o.shard.k = 0, o.shard.n = 1;
+    if (io->shard && soju_shard_parse(io->shard, &o.shard, &err)) return cli_fail(err.msg);
+    char rej[4200], st[4200], work[4200];
+    if (io->out && !out_dir) {
+        /* --out names the kept file; the others sit beside it. */
+        char base[4096];
+        snprintf(base, sizeof base, "%s", io->out);
+        char *dot = strstr(base, ".jsonl");
+        if (dot) *dot = 0;
+        snprintf(rej, sizeof rej, "%s.rejects.jsonl.zst", base);
+        snprintf(st, sizeof st, "%s.stats.json", base);
+        snprintf(work, sizeof work, "%s.work", base);
+        o.kept_path = io->out;
+        o.rejects_path = io->rejects ? io->rejects : rej;
+        o.stats_path = io->stats ? io->stats : st;
+        o.work_dir = io->work ? io->work : work;
+    } else {
+        o.out_dir = out_dir;
+        o.rejects_path = io->rejects;
+        o.stats_path = io->stats;
+        o.work_dir = io->work;
+    }
+    cJSON *stats = NULL;
+    int rc = soju_pipeline_run(p, &o, &stats, &err);
+    if (rc == SOJU_PIPE_WAIT) {
+        fprintf(stderr, "soju: shard %d/%d signed; waiting for the other shards: run the merge, then this "
+                        "command again\n", o.shard.k, o.shard.n);
+        return 0;
+    }
+    if (rc) return cli_fail(err.msg);
+    const cJSON *rd = cJSON_GetObjectItem(stats, "read");
+    printf("read %.0f docs (%.0f malformed), kept %.0f, rejected %.0f\n", soju_json_num(rd, "docs", 0, NULL),
+           soju_json_num(rd, "bad", 0, NULL), soju_json_num(cJSON_GetObjectItem(stats, "kept"), "docs", 0, NULL),
+           soju_json_num(cJSON_GetObjectItem(stats, "rejected"), "docs", 0, NULL));
+    cJSON_Delete(stats);
+    return 0;
+}
+
+int data_run_steps(const char *steps, const data_io *io, char **inputs, int n_inputs, int route_by_lang) {
+    if (!n_inputs) return cli_fail("no input files (see --help)");
+    if (!io->out) return cli_fail("--out is required");
+    soju_err err = {{0}};
+    cJSON *cfg;
+    if (data_settings(io, &cfg, &err)) return cli_fail(err.msg);
+    cJSON *list = cJSON_CreateArray();
+    char *names = soju_strdup(steps), *save = NULL;
+    for (char *t = strtok_r(names, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        cJSON *one = cJSON_CreateObject();
+        cJSON *c = cJSON_GetObjectItemCaseSensitive(cfg, t);
+        cJSON_AddItemToObject(one, t, c ? cJSON_Duplicate(c, 1) : cJSON_CreateObject());
+        cJSON_AddItemToArray(list, one);
+    }
+    free(names);
+    soju_pipeline p;
+    int rc = soju_pipeline_from_json(&p, list, &err);
+    cJSON_Delete(list);
+    cJSON_Delete(cfg);
+    if (rc) return cli_fail(err.msg);
+    rc = data_run_pipeline(&p, io, inputs, n_inputs, route_by_lang, NULL, steps);
+    soju_pipeline_free(&p);
+    return rc;
+}
