@@ -94,7 +94,8 @@ static void step_case(const char *name, const char *json, int B, int T, int pack
 
     /* a batch: random tokens, a few ignored targets, optionally packed documents */
     int BT = B * T;
-    int32_t *in = soju_malloc(BT * 4), *tg = soju_malloc(BT * 4), *pos = soju_malloc(BT * 4), *doc = soju_malloc(BT * 4);
+    int32_t *in = soju_malloc(BT * 4), *tg = soju_malloc(BT * 4);
+    int32_t *pos = soju_malloc(BT * 4), *doc = soju_malloc(BT * 4);
     for (int b = 0; b < B; b++) {
         int id = 0, start = 0;
         for (int t = 0; t < T; t++) {

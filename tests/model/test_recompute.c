@@ -21,7 +21,10 @@ static void same_gradients(const char *json, int B, int T) {
     int32_t *in = soju_malloc(BT * 4), *tg = soju_malloc(BT * 4);
     soju_rng r;
     soju_rng_seed(&r, 5);
-    for (int i = 0; i < BT; i++) in[i] = (int32_t)soju_rng_below(&r, cfg.vocab_size), tg[i] = (in[i] + 1) % cfg.vocab_size;
+    for (int i = 0; i < BT; i++) {
+        in[i] = (int32_t)soju_rng_below(&r, cfg.vocab_size);
+        tg[i] = (in[i] + 1) % cfg.vocab_size;
+    }
     soju_batch b = {B, T, in, tg, NULL, NULL};
     double loss[2];
     long cnt;

@@ -177,7 +177,8 @@ TEST(encoder) {
         gpu->ops->encoder_forward(gpu, o.g, gt, gp, wte.g, with_pos ? wpe.g : NULL, BT, C);
         expect(with_pos ? "encoder_forward (wte + wpe)" : "encoder_forward (wte)", &o, TOL_BF16);
         /* backward accumulates into existing gradients */
-        pair dout = act_in((size_t)BT * C, 1.0f), dwte = f32_in((size_t)V * C, 1.0f), dwpe = f32_in((size_t)P * C, 1.0f);
+        pair dout = act_in((size_t)BT * C, 1.0f), dwte = f32_in((size_t)V * C, 1.0f);
+        pair dwpe = f32_in((size_t)P * C, 1.0f);
         cpu->ops->encoder_backward(cpu, dwte.c, with_pos ? dwpe.c : NULL, dout.c, ct, cp, BT, C);
         gpu->ops->encoder_backward(gpu, (float *)dwte.g, with_pos ? (float *)dwpe.g : NULL, dout.g, gt, gp, BT, C);
         expect("encoder_backward dwte (+=)", &dwte, TOL_F32);
@@ -400,7 +401,8 @@ TEST(attention_decode) {
     setup();
     const int NH = 8, NKV = 2, hd = 64, maxT = 96, n_past = 50, n_new = 3, KW = NKV * hd, QW = (NH + 2 * NKV) * hd;
     for (int window = 0; window <= 20; window += 20) {
-        pair kc = act_in((size_t)maxT * KW, 1.0f), vc = act_in((size_t)maxT * KW, 1.0f), q = act_in((size_t)n_new * QW, 1.0f);
+        pair kc = act_in((size_t)maxT * KW, 1.0f), vc = act_in((size_t)maxT * KW, 1.0f);
+        pair q = act_in((size_t)n_new * QW, 1.0f);
         pair o = out((size_t)n_new * NH * hd, 1);
         float scale = 1.0f / sqrtf((float)hd);
         cpu->ops->attention_decode(cpu, o.c, q.c, QW, kc.c, vc.c, n_new, n_past, NH, NKV, hd, window, scale);
@@ -488,4 +490,5 @@ TEST(crossentropy) {
     crossentropy_case(7, 4099, 1); /* scalar path */
 }
 
-TEST_MAIN(conversions_and_copies, encoder, matmul, matmul_gelu, matmul_residual, norms, rope, attention, attention_decode, elementwise, crossentropy)
+TEST_MAIN(conversions_and_copies, encoder, matmul, matmul_gelu, matmul_residual, norms, rope, attention,
+          attention_decode, elementwise, crossentropy)

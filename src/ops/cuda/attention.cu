@@ -155,197 +155,205 @@ __global__ void attn_bounds_kernel(int *kv_lo, int *q_hi, const int32_t *doc_ids
     }
 }
 
+// ---------------------------------------------------------------- tile helpers
+
+// Accumulator tiles (16 rows x 8 columns per [nb], c0..c3 as mma.sync lays
+// them out: rows g, g+8, columns 2 t4, 2 t4 + 1) of a warp's 16 x 64 block.
+typedef float acc_tile[4];
+
+// acc[nb] += A (16 x 16 k-chunks, registers) times B^T for the 64 columns of
+// a tile stored [n][k] in shared memory (K for S = Q K^T and the like).
+template <int LD, int KC>
+__device__ __forceinline__ void mma_rows_nk(acc_tile acc[8], const uint32_t a[KC][4], uint32_t tile, uint32_t lane_nk) {
+#pragma unroll
+    for (int kc = 0; kc < KC; kc++)
+#pragma unroll
+        for (int np = 0; np < 4; np++) {
+            uint32_t b[4];
+            ldsm_x4(b, tile + lane_nk + at<LD>(np * 16, kc * 16));
+            mma16816(acc[2 * np], a[kc], b[0], b[1]);
+            mma16816(acc[2 * np + 1], a[kc], b[2], b[3]);
+        }
+}
+
+// out[HD/8] += P V: P the 16 x 64 accumulator tiles turned into A operands
+// (bf16, no trip through memory), V a 64 x HD tile stored [k][n].
+template <int LD, int HD>
+__device__ __forceinline__ void mma_acc_kn(acc_tile out[HD / 8], const acc_tile p[8], uint32_t tile, uint32_t lane_kn) {
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) {
+        const uint32_t a[4] = {pack_bf16(p[2 * kk][0], p[2 * kk][1]), pack_bf16(p[2 * kk][2], p[2 * kk][3]),
+                               pack_bf16(p[2 * kk + 1][0], p[2 * kk + 1][1]),
+                               pack_bf16(p[2 * kk + 1][2], p[2 * kk + 1][3])};
+#pragma unroll
+        for (int dp = 0; dp < HD / 16; dp++) {
+            uint32_t b[4];
+            ldsm_x4_t(b, tile + lane_kn + at<LD>(kk * 16, dp * 16));
+            mma16816(out[2 * dp], a, b[0], b[1]);
+            mma16816(out[2 * dp + 1], a, b[2], b[3]);
+        }
+    }
+}
+
+// A operands of a warp's 16 rows (row0..row0+15) over the whole head dim.
+template <int LD, int KC>
+__device__ __forceinline__ void load_a_rows(uint32_t f[KC][4], const bf16 *tile, int row0, uint32_t lane_a) {
+#pragma unroll
+    for (int kc = 0; kc < KC; kc++) ldsm_x4(f[kc], smem_u32(tile) + lane_a + at<LD>(row0, kc * 16));
+}
+
+template <int N> __device__ __forceinline__ void zero_tiles(acc_tile t[N]) {
+#pragma unroll
+    for (int i = 0; i < N; i++) t[i][0] = t[i][1] = t[i][2] = t[i][3] = 0.0f;
+}
+
+// Row r (0: g, 1: g + 8) of HD/8 accumulator tiles, times scale, as bf16 at dst.
+template <int HD> __device__ __forceinline__ void store_row(bf16 *dst, const acc_tile t[HD / 8], int r, float scale) {
+#pragma unroll
+    for (int i = 0; i < HD / 8; i++)
+        *(uint32_t *)(dst + i * 8) = pack_bf16(t[i][2 * r] * scale, t[i][2 * r + 1] * scale);
+}
+
+// Keys k0 .. k0 + 63 (those below hi) of one key/value head into buffer buf,
+// and their document ids when there are documents.
+template <int HD, int LD>
+__device__ __forceinline__ void load_kv(bf16 *Ks, bf16 *Vs, int *kdoc, int buf, const bf16 *kbase, const bf16 *vbase,
+                                        long W, int k0, int hi, const int32_t *doc, int tid) {
+    load_tile<HD, LD>(Ks + buf * ATT_BLK * LD, kbase + (long)k0 * W, W, hi - k0, tid);
+    load_tile<HD, LD>(Vs + buf * ATT_BLK * LD, vbase + (long)k0 * W, W, hi - k0, tid);
+    if (doc && tid < ATT_BLK) kdoc[buf * ATT_BLK + tid] = k0 + tid < hi ? doc[k0 + tid] : 0;
+}
+
+// The frame shared by the forward and the dQ kernel: one block = 64 queries of
+// head h of sequence b, walking key tiles [lo, hi) of key/value head kvh.
+struct q_block {
+    int b, h, kvh, q0, lo, hi, ntiles;
+    long W;
+    const bf16 *qrow, *kbase, *vbase; // q at row 0 of head h; k, v at row 0 of head kvh
+    const int32_t *doc;               // this sequence's ids, or NULL
+};
+
+template <int HD> __device__ __forceinline__ q_block make_q_block(const att_args &p) {
+    q_block qb;
+    const int blk = gridDim.x - 1 - blockIdx.x; // longest rows first
+    qb.b = blockIdx.y / p.NH, qb.h = blockIdx.y % p.NH, qb.kvh = qb.h / (p.NH / p.NKV);
+    qb.W = (long)(p.NH + 2 * p.NKV) * HD;
+    qb.q0 = blk * ATT_BLK;
+    qb.qrow = p.qkv + (long)qb.b * p.T * qb.W + (long)qb.h * HD;
+    qb.kbase = p.qkv + (long)qb.b * p.T * qb.W + (long)(p.NH + qb.kvh) * HD;
+    qb.vbase = qb.kbase + (long)p.NKV * HD;
+    qb.doc = p.doc ? p.doc + (long)qb.b * p.T : nullptr;
+    qb.lo = p.kv_lo ? p.kv_lo[qb.b * p.nblk + blk] : 0;
+    qb.hi = min(qb.q0 + ATT_BLK, p.T);
+    qb.ntiles = (qb.hi - qb.lo + ATT_BLK - 1) / ATT_BLK;
+    return qb;
+}
+
+// Scores of a key tile that the mask can touch (diagonal, edges) set to -inf
+// (raw scores) or to 0 (probabilities): `fill`. Interior tiles skip this.
+__device__ __forceinline__ void mask_tile(acc_tile s[8], float fill, const int qi[2], const int qdoc[2], int k0,
+                                          int hi, const int *kdoc, bool docs, int window, int t4) {
+#pragma unroll
+    for (int nb = 0; nb < 8; nb++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            int r = e >> 1, col = nb * 8 + 2 * t4 + (e & 1), kj = k0 + col;
+            if (!(kj < hi && visible(qi[r], kj, qdoc[r], docs ? kdoc[col] : 0, docs, window))) s[nb][e] = fill;
+        }
+}
+
 // ---------------------------------------------------------------- forward
 
-// MT m-tiles of 16 query rows per warp (block of 64 MT queries): with MT = 2
-// every K and V fragment read from shared memory feeds twice the MMAs. On an
-// H100 that measured no faster (the kernel is bound by the softmax's
-// arithmetic, not shared memory), so the launch uses MT = 1.
-template <int HD, int MT> __global__ void __launch_bounds__(ATT_THREADS) flash_fwd_kernel(att_args p) {
+template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_fwd_kernel(att_args p) {
     constexpr int LD = HD + 8;  // padded rows: ldmatrix reads hit distinct banks
     constexpr int KC = HD / 16; // k-chunks over the head dim
-    constexpr int BQ = ATT_BLK * MT, R = 2 * MT; // queries per block, rows per thread
     extern __shared__ __align__(16) unsigned char smem_raw[];
-    bf16 *Qs = (bf16 *)smem_raw;                 // [BQ][LD]
-    bf16 *Ks = Qs + BQ * LD;                     // [2][64][LD]
-    bf16 *Vs = Ks + 2 * ATT_BLK * LD;            // [2][64][LD]
-    int *kdoc = (int *)(Vs + 2 * ATT_BLK * LD);  // [2][64]
+    bf16 *Qs = (bf16 *)smem_raw;                // [64][LD]
+    bf16 *Ks = Qs + ATT_BLK * LD;               // [2][64][LD]
+    bf16 *Vs = Ks + 2 * ATT_BLK * LD;           // [2][64][LD]
+    int *kdoc = (int *)(Vs + 2 * ATT_BLK * LD); // [2][64]
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t4 = lane & 3;
     const lane_offs lo_ = make_offs<LD>(lane);
-    const int T = p.T, NH = p.NH, NKV = p.NKV;
-    const int qb = gridDim.x - 1 - blockIdx.x; // longest rows first
-    const int b = blockIdx.y / NH, h = blockIdx.y % NH, kvh = h / (NH / NKV);
-    const long W = (long)(NH + 2 * NKV) * HD;
-    const int q0 = qb * BQ;
-    const bf16 *qbase = p.qkv + (long)b * T * W + (long)h * HD;
-    const bf16 *kbase = p.qkv + (long)b * T * W + (long)(NH + kvh) * HD;
-    const bf16 *vbase = kbase + (long)NKV * HD;
-    const int32_t *doc = p.doc ? p.doc + (long)b * T : nullptr;
-    const bool docs = doc != nullptr;
-    const bool plain = !docs && p.window <= 0; // causal mask only
+    const int T = p.T;
+    const q_block qb = make_q_block<HD>(p);
+    const bool docs = qb.doc != nullptr, plain = !docs && p.window <= 0; // plain: causal mask only
 
-    // the bounds come per 64 queries; the block's first 64 see the earliest keys
-    const int lo = p.kv_lo ? p.kv_lo[b * p.nblk + qb * MT] : 0;
-    const int hi = min(q0 + BQ, T);
-    const int ntiles = (hi - lo + ATT_BLK - 1) / ATT_BLK;
-
-#pragma unroll
-    for (int mt = 0; mt < MT; mt++)
-        load_tile<HD, LD>(Qs + mt * ATT_BLK * LD, qbase + (long)(q0 + mt * ATT_BLK) * W, W, T - q0 - mt * ATT_BLK,
-                          tid);
-    auto load_kv = [&](int i, int buf) {
-        int k0 = lo + i * ATT_BLK;
-        load_tile<HD, LD>(Ks + buf * ATT_BLK * LD, kbase + (long)k0 * W, W, hi - k0, tid);
-        load_tile<HD, LD>(Vs + buf * ATT_BLK * LD, vbase + (long)k0 * W, W, hi - k0, tid);
-        if (docs && tid < ATT_BLK) kdoc[buf * ATT_BLK + tid] = k0 + tid < hi ? doc[k0 + tid] : 0;
-    };
-    load_kv(0, 0);
+    load_tile<HD, LD>(Qs, qb.qrow + (long)qb.q0 * qb.W, qb.W, T - qb.q0, tid);
+    load_kv<HD, LD>(Ks, Vs, kdoc, 0, qb.kbase, qb.vbase, qb.W, qb.lo, qb.hi, qb.doc, tid);
     cp_async_commit();
     cp_async_wait_all();
     __syncthreads();
 
-    uint32_t qf[MT][KC][4];
-#pragma unroll
-    for (int mt = 0; mt < MT; mt++)
-#pragma unroll
-        for (int kc = 0; kc < KC; kc++)
-            ldsm_x4(qf[mt][kc], smem_u32(Qs) + lo_.a + at<LD>(warp * 16 * MT + mt * 16, kc * 16));
+    uint32_t qf[KC][4];
+    load_a_rows<LD, KC>(qf, Qs, warp * 16, lo_.a);
+    const int qi[2] = {qb.q0 + warp * 16 + g, qb.q0 + warp * 16 + g + 8};
+    int qdoc[2] = {0, 0};
+    if (docs)
+        for (int r = 0; r < 2; r++) qdoc[r] = qb.doc[min(qi[r], T - 1)];
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+    acc_tile o[HD / 8];
+    zero_tiles<HD / 8>(o);
 
-    // thread rows: ri = 2 mt + r is query q0 + 16 (MT warp + mt) + g + 8 r
-    int qi[R], qdoc[R];
-    float m[R], l[R];
-#pragma unroll
-    for (int ri = 0; ri < R; ri++) {
-        qi[ri] = q0 + warp * 16 * MT + (ri >> 1) * 16 + g + 8 * (ri & 1);
-        qdoc[ri] = docs ? doc[min(qi[ri], T - 1)] : 0;
-        m[ri] = -INFINITY, l[ri] = 0.0f;
-    }
-    float o[MT][HD / 8][4];
-#pragma unroll
-    for (int mt = 0; mt < MT; mt++)
-#pragma unroll
-        for (int i = 0; i < HD / 8; i++) o[mt][i][0] = o[mt][i][1] = o[mt][i][2] = o[mt][i][3] = 0.0f;
-
-    for (int it = 0; it < ntiles; it++) {
-        const int buf = it & 1, k0 = lo + it * ATT_BLK;
-        if (it + 1 < ntiles) load_kv(it + 1, buf ^ 1);
+    for (int it = 0; it < qb.ntiles; it++) {
+        const int buf = it & 1, k0 = qb.lo + it * ATT_BLK;
+        if (it + 1 < qb.ntiles)
+            load_kv<HD, LD>(Ks, Vs, kdoc, buf ^ 1, qb.kbase, qb.vbase, qb.W, k0 + ATT_BLK, qb.hi, qb.doc, tid);
         cp_async_commit();
         const uint32_t K_u = smem_u32(Ks) + buf * at<LD>(ATT_BLK, 0), V_u = smem_u32(Vs) + buf * at<LD>(ATT_BLK, 0);
 
-        float s[MT][8][4];
+        acc_tile s[8];
+        zero_tiles<8>(s);
+        mma_rows_nk<LD, KC>(s, qf, K_u, lo_.nk);
+        // Mask only tiles that cross the diagonal or an edge, take the row
+        // maxima of the raw scores, then p = 2^(s scale log2(e) - max), the
+        // scale folded into one FMA (online softmax in base 2).
+        if (!(plain && k0 + ATT_BLK - 1 <= qb.q0 && k0 + ATT_BLK <= qb.hi))
+            mask_tile(s, -INFINITY, qi, qdoc, k0, qb.hi, kdoc + buf * ATT_BLK, docs, p.window, t4);
+        float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-        for (int mt = 0; mt < MT; mt++)
-#pragma unroll
-            for (int nb = 0; nb < 8; nb++) s[mt][nb][0] = s[mt][nb][1] = s[mt][nb][2] = s[mt][nb][3] = 0.0f;
-#pragma unroll
-        for (int kc = 0; kc < KC; kc++)
-#pragma unroll
-            for (int np = 0; np < 4; np++) {
-                uint32_t kf[4];
-                ldsm_x4(kf, K_u + lo_.nk + at<LD>(np * 16, kc * 16));
-#pragma unroll
-                for (int mt = 0; mt < MT; mt++) {
-                    mma16816(s[mt][2 * np], qf[mt][kc], kf[0], kf[1]);
-                    mma16816(s[mt][2 * np + 1], qf[mt][kc], kf[2], kf[3]);
-                }
-            }
-
-        // Mask (only tiles that cross the diagonal, the sequence end, a
-        // document or window edge), row maxima of the raw scores, then
-        // p = 2^(s scale log2(e) - max) with the scale folded into one FMA.
-        const bool full = plain && k0 + ATT_BLK - 1 <= q0 && k0 + ATT_BLK <= hi;
-        if (!full) {
-#pragma unroll
-            for (int mt = 0; mt < MT; mt++)
-#pragma unroll
-                for (int nb = 0; nb < 8; nb++)
-#pragma unroll
-                    for (int e = 0; e < 4; e++) {
-                        int ri = 2 * mt + (e >> 1), col = nb * 8 + 2 * t4 + (e & 1), kj = k0 + col;
-                        bool vis = kj < hi && visible(qi[ri], kj, qdoc[ri], docs ? kdoc[buf * ATT_BLK + col] : 0,
-                                                      docs, p.window);
-                        if (!vis) s[mt][nb][e] = -INFINITY;
-                    }
+        for (int nb = 0; nb < 8; nb++) {
+            mx[0] = fmaxf(mx[0], fmaxf(s[nb][0], s[nb][1]));
+            mx[1] = fmaxf(mx[1], fmaxf(s[nb][2], s[nb][3]));
         }
-        float mx[R];
+        float ref[2], alpha[2];
 #pragma unroll
-        for (int ri = 0; ri < R; ri++) mx[ri] = -INFINITY;
-#pragma unroll
-        for (int mt = 0; mt < MT; mt++)
-#pragma unroll
-            for (int nb = 0; nb < 8; nb++) {
-                mx[2 * mt] = fmaxf(mx[2 * mt], fmaxf(s[mt][nb][0], s[mt][nb][1]));
-                mx[2 * mt + 1] = fmaxf(mx[2 * mt + 1], fmaxf(s[mt][nb][2], s[mt][nb][3]));
-            }
-        float ref[R], alpha[R];
-#pragma unroll
-        for (int ri = 0; ri < R; ri++) {
-            mx[ri] = fmaxf(mx[ri], __shfl_xor_sync(0xffffffffu, mx[ri], 1));
-            mx[ri] = fmaxf(mx[ri], __shfl_xor_sync(0xffffffffu, mx[ri], 2));
-            float mn = fmaxf(m[ri], mx[ri] * p.scale_log2);
-            ref[ri] = mn == -INFINITY ? 0.0f : mn; // a row with nothing visible yet stays at 0
-            alpha[ri] = exp2f(m[ri] - ref[ri]);
-            m[ri] = mn;
-            l[ri] *= alpha[ri];
+        for (int r = 0; r < 2; r++) {
+            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+            float mn = fmaxf(m[r], mx[r] * p.scale_log2);
+            ref[r] = mn == -INFINITY ? 0.0f : mn; // a row with nothing visible yet stays at 0
+            alpha[r] = exp2f(m[r] - ref[r]);
+            m[r] = mn;
+            l[r] *= alpha[r];
         }
 #pragma unroll
-        for (int mt = 0; mt < MT; mt++) {
+        for (int nb = 0; nb < 8; nb++)
 #pragma unroll
-            for (int nb = 0; nb < 8; nb++)
-#pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    int ri = 2 * mt + (e >> 1);
-                    float pv = exp2f(fmaf(s[mt][nb][e], p.scale_log2, -ref[ri]));
-                    s[mt][nb][e] = pv;
-                    l[ri] += pv;
-                }
-#pragma unroll
-            for (int i = 0; i < HD / 8; i++) {
-                o[mt][i][0] *= alpha[2 * mt], o[mt][i][1] *= alpha[2 * mt];
-                o[mt][i][2] *= alpha[2 * mt + 1], o[mt][i][3] *= alpha[2 * mt + 1];
+            for (int e = 0; e < 4; e++) {
+                float pv = exp2f(fmaf(s[nb][e], p.scale_log2, -ref[e >> 1]));
+                s[nb][e] = pv;
+                l[e >> 1] += pv;
             }
+#pragma unroll
+        for (int i = 0; i < HD / 8; i++) {
+            o[i][0] *= alpha[0], o[i][1] *= alpha[0];
+            o[i][2] *= alpha[1], o[i][3] *= alpha[1];
         }
-        // O += P V over 4 chunks of 16 keys; each V fragment serves all m-tiles
-#pragma unroll
-        for (int kk = 0; kk < 4; kk++) {
-            uint32_t pa[MT][4];
-#pragma unroll
-            for (int mt = 0; mt < MT; mt++) {
-                pa[mt][0] = pack_bf16(s[mt][2 * kk][0], s[mt][2 * kk][1]);
-                pa[mt][1] = pack_bf16(s[mt][2 * kk][2], s[mt][2 * kk][3]);
-                pa[mt][2] = pack_bf16(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
-                pa[mt][3] = pack_bf16(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
-            }
-#pragma unroll
-            for (int dp = 0; dp < HD / 16; dp++) {
-                uint32_t vf[4];
-                ldsm_x4_t(vf, V_u + lo_.kn + at<LD>(kk * 16, dp * 16));
-#pragma unroll
-                for (int mt = 0; mt < MT; mt++) {
-                    mma16816(o[mt][2 * dp], pa[mt], vf[0], vf[1]);
-                    mma16816(o[mt][2 * dp + 1], pa[mt], vf[2], vf[3]);
-                }
-            }
-        }
+        mma_acc_kn<LD, HD>(o, s, V_u, lo_.kn); // O += P V
         cp_async_wait_all();
         __syncthreads();
     }
 
     // finish: full row sums across the quad, normalize, store
-    const long OW = (long)NH * HD;
+    const long OW = (long)p.NH * HD;
 #pragma unroll
-    for (int ri = 0; ri < R; ri++) {
-        l[ri] += __shfl_xor_sync(0xffffffffu, l[ri], 1);
-        l[ri] += __shfl_xor_sync(0xffffffffu, l[ri], 2);
-        if (qi[ri] >= T) continue;
-        const int mt = ri >> 1, r = ri & 1;
-        float inv = 1.0f / l[ri];
-        bf16 *dst = p.o + ((long)b * T + qi[ri]) * OW + (long)h * HD + 2 * t4;
-#pragma unroll
-        for (int i = 0; i < HD / 8; i++)
-            *(uint32_t *)(dst + i * 8) = pack_bf16(o[mt][i][2 * r] * inv, o[mt][i][2 * r + 1] * inv);
-        if (t4 == 0) p.lse[((long)b * NH + h) * T + qi[ri]] = (m[ri] + log2f(l[ri])) * LN2;
+    for (int r = 0; r < 2; r++) {
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+        if (qi[r] >= T) continue;
+        store_row<HD>(p.o + ((long)qb.b * T + qi[r]) * OW + (long)qb.h * HD + 2 * t4, o, r, 1.0f / l[r]);
+        if (t4 == 0) p.lse[((long)qb.b * p.NH + qb.h) * T + qi[r]] = (m[r] + log2f(l[r])) * LN2;
     }
 }
 
@@ -375,118 +383,64 @@ template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_bwd_dq_ke
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t4 = lane & 3;
     const lane_offs lo_ = make_offs<LD>(lane);
-    const int T = p.T, NH = p.NH, NKV = p.NKV;
-    const int qb = gridDim.x - 1 - blockIdx.x;
-    const int b = blockIdx.y / NH, h = blockIdx.y % NH, kvh = h / (NH / NKV);
-    const long W = (long)(NH + 2 * NKV) * HD, OW = (long)NH * HD;
-    const int q0 = qb * ATT_BLK;
-    const bf16 *qbase = p.qkv + (long)b * T * W + (long)h * HD;
-    const bf16 *kbase = p.qkv + (long)b * T * W + (long)(NH + kvh) * HD;
-    const bf16 *vbase = kbase + (long)NKV * HD;
-    const bf16 *dobase = p.dout + (long)b * T * OW + (long)h * HD;
-    const int32_t *doc = p.doc ? p.doc + (long)b * T : nullptr;
-    const bool docs = doc != nullptr;
-    const bool plain = !docs && p.window <= 0; // causal mask only
-    const int lo = p.kv_lo ? p.kv_lo[b * p.nblk + qb] : 0;
-    const int hi = min(q0 + ATT_BLK, T);
-    const int ntiles = (hi - lo + ATT_BLK - 1) / ATT_BLK;
+    const int T = p.T;
+    const q_block qb = make_q_block<HD>(p);
+    const bool docs = qb.doc != nullptr, plain = !docs && p.window <= 0;
+    const long OW = (long)p.NH * HD;
 
-    load_tile<HD, LD>(Qs, qbase + (long)q0 * W, W, T - q0, tid);
-    load_tile<HD, LD>(dOs, dobase + (long)q0 * OW, OW, T - q0, tid);
-    auto load_kv = [&](int i, int buf) {
-        int k0 = lo + i * ATT_BLK;
-        load_tile<HD, LD>(Ks + buf * ATT_BLK * LD, kbase + (long)k0 * W, W, hi - k0, tid);
-        load_tile<HD, LD>(Vs + buf * ATT_BLK * LD, vbase + (long)k0 * W, W, hi - k0, tid);
-        if (docs && tid < ATT_BLK) kdoc[buf * ATT_BLK + tid] = k0 + tid < hi ? doc[k0 + tid] : 0;
-    };
-    load_kv(0, 0);
+    load_tile<HD, LD>(Qs, qb.qrow + (long)qb.q0 * qb.W, qb.W, T - qb.q0, tid);
+    load_tile<HD, LD>(dOs, p.dout + ((long)qb.b * T + qb.q0) * OW + (long)qb.h * HD, OW, T - qb.q0, tid);
+    load_kv<HD, LD>(Ks, Vs, kdoc, 0, qb.kbase, qb.vbase, qb.W, qb.lo, qb.hi, qb.doc, tid);
     cp_async_commit();
     cp_async_wait_all();
     __syncthreads();
 
     uint32_t qf[KC][4], df[KC][4];
-#pragma unroll
-    for (int kc = 0; kc < KC; kc++) {
-        ldsm_x4(qf[kc], smem_u32(Qs) + lo_.a + at<LD>(warp * 16, kc * 16));
-        ldsm_x4(df[kc], smem_u32(dOs) + lo_.a + at<LD>(warp * 16, kc * 16));
-    }
-    const int qi[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
+    load_a_rows<LD, KC>(qf, Qs, warp * 16, lo_.a);
+    load_a_rows<LD, KC>(df, dOs, warp * 16, lo_.a);
+    const int qi[2] = {qb.q0 + warp * 16 + g, qb.q0 + warp * 16 + g + 8};
     int qdoc[2] = {0, 0};
     float lse2[2], Dr[2];
     for (int r = 0; r < 2; r++) {
         int q = min(qi[r], T - 1);
-        if (docs) qdoc[r] = doc[q];
-        lse2[r] = p.lse_in[((long)b * NH + h) * T + q] * LOG2E;
-        Dr[r] = p.D[((long)b * NH + h) * T + q];
+        if (docs) qdoc[r] = qb.doc[q];
+        lse2[r] = p.lse_in[((long)qb.b * p.NH + qb.h) * T + q] * LOG2E;
+        Dr[r] = p.D[((long)qb.b * p.NH + qb.h) * T + q];
     }
-    float dq[HD / 8][4];
-#pragma unroll
-    for (int i = 0; i < HD / 8; i++) dq[i][0] = dq[i][1] = dq[i][2] = dq[i][3] = 0.0f;
+    acc_tile dq[HD / 8];
+    zero_tiles<HD / 8>(dq);
 
-    for (int it = 0; it < ntiles; it++) {
-        const int buf = it & 1, k0 = lo + it * ATT_BLK;
-        if (it + 1 < ntiles) load_kv(it + 1, buf ^ 1);
+    for (int it = 0; it < qb.ntiles; it++) {
+        const int buf = it & 1, k0 = qb.lo + it * ATT_BLK;
+        if (it + 1 < qb.ntiles)
+            load_kv<HD, LD>(Ks, Vs, kdoc, buf ^ 1, qb.kbase, qb.vbase, qb.W, k0 + ATT_BLK, qb.hi, qb.doc, tid);
         cp_async_commit();
         const uint32_t K_u = smem_u32(Ks) + buf * at<LD>(ATT_BLK, 0), V_u = smem_u32(Vs) + buf * at<LD>(ATT_BLK, 0);
 
-        float s[8][4], dp[8][4];
+        acc_tile s[8], dp[8];
+        zero_tiles<8>(s);
+        zero_tiles<8>(dp);
+        mma_rows_nk<LD, KC>(s, qf, K_u, lo_.nk);  // S = Q K^T
+        mma_rows_nk<LD, KC>(dp, df, V_u, lo_.nk); // dP = dO V^T
+        // P = exp(s - lse), masked to 0 on edge tiles, then dS = P (dP - D) in s
 #pragma unroll
         for (int nb = 0; nb < 8; nb++)
 #pragma unroll
-            for (int e = 0; e < 4; e++) s[nb][e] = dp[nb][e] = 0.0f;
-#pragma unroll
-        for (int kc = 0; kc < KC; kc++)
-#pragma unroll
-            for (int np = 0; np < 4; np++) {
-                uint32_t kf[4], vf[4];
-                ldsm_x4(kf, K_u + lo_.nk + at<LD>(np * 16, kc * 16));
-                mma16816(s[2 * np], qf[kc], kf[0], kf[1]);
-                mma16816(s[2 * np + 1], qf[kc], kf[2], kf[3]);
-                ldsm_x4(vf, V_u + lo_.nk + at<LD>(np * 16, kc * 16));
-                mma16816(dp[2 * np], df[kc], vf[0], vf[1]);
-                mma16816(dp[2 * np + 1], df[kc], vf[2], vf[3]);
-            }
-        // dS = P (dP - D), P = exp(s - lse), masked to 0 (interior tiles need no mask)
-        const bool full = plain && k0 + ATT_BLK - 1 <= q0 && k0 + ATT_BLK <= hi;
+            for (int e = 0; e < 4; e++) s[nb][e] = exp2f(fmaf(s[nb][e], p.scale_log2, -lse2[e >> 1]));
+        if (!(plain && k0 + ATT_BLK - 1 <= qb.q0 && k0 + ATT_BLK <= qb.hi))
+            mask_tile(s, 0.0f, qi, qdoc, k0, qb.hi, kdoc + buf * ATT_BLK, docs, p.window, t4);
 #pragma unroll
         for (int nb = 0; nb < 8; nb++)
 #pragma unroll
-            for (int e = 0; e < 4; e++) {
-                int r = e >> 1;
-                float pv = exp2f(fmaf(s[nb][e], p.scale_log2, -lse2[r]));
-                if (!full) {
-                    int col = nb * 8 + 2 * t4 + (e & 1), kj = k0 + col;
-                    bool vis = kj < hi && visible(qi[r], kj, qdoc[r], docs ? kdoc[buf * ATT_BLK + col] : 0, docs,
-                                                  p.window);
-                    pv = vis ? pv : 0.0f;
-                }
-                s[nb][e] = pv * (dp[nb][e] - Dr[r]);
-            }
-        // dQ += dS K
-#pragma unroll
-        for (int kk = 0; kk < 4; kk++) {
-            uint32_t pa[4] = {pack_bf16(s[2 * kk][0], s[2 * kk][1]), pack_bf16(s[2 * kk][2], s[2 * kk][3]),
-                              pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                              pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
-#pragma unroll
-            for (int dpp = 0; dpp < HD / 16; dpp++) {
-                uint32_t kf[4];
-                ldsm_x4_t(kf, K_u + lo_.kn + at<LD>(kk * 16, dpp * 16));
-                mma16816(dq[2 * dpp], pa, kf[0], kf[1]);
-                mma16816(dq[2 * dpp + 1], pa, kf[2], kf[3]);
-            }
-        }
+            for (int e = 0; e < 4; e++) s[nb][e] *= dp[nb][e] - Dr[e >> 1];
+        mma_acc_kn<LD, HD>(dq, s, K_u, lo_.kn); // dQ += dS K
         cp_async_wait_all();
         __syncthreads();
     }
 #pragma unroll
-    for (int r = 0; r < 2; r++) {
-        if (qi[r] >= T) continue;
-        bf16 *dst = p.dqkv + ((long)b * T + qi[r]) * W + (long)h * HD + 2 * t4;
-#pragma unroll
-        for (int i = 0; i < HD / 8; i++)
-            *(uint32_t *)(dst + i * 8) = pack_bf16(dq[i][2 * r] * p.scale, dq[i][2 * r + 1] * p.scale);
-    }
+    for (int r = 0; r < 2; r++)
+        if (qi[r] < T)
+            store_row<HD>(p.dqkv + ((long)qb.b * T + qi[r]) * qb.W + (long)qb.h * HD + 2 * t4, dq, r, p.scale);
 }
 
 template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_bwd_dkv_kernel(att_args p) {
@@ -510,8 +464,7 @@ template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_bwd_dkv_k
     const bf16 *kbase = p.qkv + (long)b * T * W + (long)(NH + kvh) * HD;
     const bf16 *vbase = kbase + (long)NKV * HD;
     const int32_t *doc = p.doc ? p.doc + (long)b * T : nullptr;
-    const bool docs = doc != nullptr;
-    const bool plain = !docs && p.window <= 0; // causal mask only
+    const bool docs = doc != nullptr, plain = !docs && p.window <= 0;
     const int qlo = k0; // causal: no query before the first key sees it
     const int qhi = p.q_hi ? p.q_hi[b * p.nblk + kb] : T;
     const int nqt = qhi > qlo ? (qhi - qlo + ATT_BLK - 1) / ATT_BLK : 0;
@@ -521,15 +474,13 @@ template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_bwd_dkv_k
     load_tile<HD, LD>(Vs, vbase + (long)k0 * W, W, T - k0, tid);
     auto load_q = [&](int i, int buf) {
         int h = kvh * rep + i / nqt, qs = qlo + (i % nqt) * ATT_BLK, valid = qhi - qs;
-        const bf16 *qbase = p.qkv + (long)b * T * W + (long)h * HD;
-        const bf16 *dobase = p.dout + (long)b * T * OW + (long)h * HD;
-        load_tile<HD, LD>(Qs + buf * ATT_BLK * LD, qbase + (long)qs * W, W, valid, tid);
-        load_tile<HD, LD>(dOs + buf * ATT_BLK * LD, dobase + (long)qs * OW, OW, valid, tid);
+        load_tile<HD, LD>(Qs + buf * ATT_BLK * LD, p.qkv + ((long)b * T + qs) * W + (long)h * HD, W, valid, tid);
+        load_tile<HD, LD>(dOs + buf * ATT_BLK * LD, p.dout + ((long)b * T + qs) * OW + (long)h * HD, OW, valid, tid);
         if (tid < ATT_BLK) {
             bool ok = tid < valid;
-            long at = ((long)b * NH + h) * T + qs + tid;
-            qlse[buf * ATT_BLK + tid] = ok ? p.lse_in[at] * LOG2E : INFINITY;
-            qD[buf * ATT_BLK + tid] = ok ? p.D[at] : 0.0f;
+            long at_ = ((long)b * NH + h) * T + qs + tid;
+            qlse[buf * ATT_BLK + tid] = ok ? p.lse_in[at_] * LOG2E : INFINITY;
+            qD[buf * ATT_BLK + tid] = ok ? p.D[at_] : 0.0f;
             qdoc[buf * ATT_BLK + tid] = ok && docs ? doc[qs + tid] : 0;
         }
     };
@@ -539,20 +490,15 @@ template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_bwd_dkv_k
     __syncthreads();
 
     uint32_t kf[KC][4], vf[KC][4];
-#pragma unroll
-    for (int kc = 0; kc < KC; kc++) {
-        ldsm_x4(kf[kc], smem_u32(Ks) + lo_.a + at<LD>(warp * 16, kc * 16));
-        ldsm_x4(vf[kc], smem_u32(Vs) + lo_.a + at<LD>(warp * 16, kc * 16));
-    }
+    load_a_rows<LD, KC>(kf, Ks, warp * 16, lo_.a);
+    load_a_rows<LD, KC>(vf, Vs, warp * 16, lo_.a);
     const int kj[2] = {k0 + warp * 16 + g, k0 + warp * 16 + g + 8};
     int kdoc[2] = {0, 0};
     if (docs)
         for (int r = 0; r < 2; r++) kdoc[r] = doc[min(kj[r], T - 1)];
-    float dk[HD / 8][4], dv[HD / 8][4];
-#pragma unroll
-    for (int i = 0; i < HD / 8; i++)
-#pragma unroll
-        for (int e = 0; e < 4; e++) dk[i][e] = dv[i][e] = 0.0f;
+    acc_tile dk[HD / 8], dv[HD / 8];
+    zero_tiles<HD / 8>(dk);
+    zero_tiles<HD / 8>(dv);
 
     for (int it = 0; it < ntiles; it++) {
         const int buf = it & 1, qs = qlo + (it % nqt) * ATT_BLK;
@@ -562,19 +508,10 @@ template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_bwd_dkv_k
         const float *L = qlse + buf * ATT_BLK, *Dq = qD + buf * ATT_BLK;
         const int *QD = qdoc + buf * ATT_BLK;
 
-        // S^T = K Q^T, 16 keys x 64 queries per warp, then P^T = exp(S^T - lse)
-        float s[8][4];
-#pragma unroll
-        for (int nb = 0; nb < 8; nb++) s[nb][0] = s[nb][1] = s[nb][2] = s[nb][3] = 0.0f;
-#pragma unroll
-        for (int kc = 0; kc < KC; kc++)
-#pragma unroll
-            for (int np = 0; np < 4; np++) {
-                uint32_t qf[4];
-                ldsm_x4(qf, Q_u + lo_.nk + at<LD>(np * 16, kc * 16));
-                mma16816(s[2 * np], kf[kc], qf[0], qf[1]);
-                mma16816(s[2 * np + 1], kf[kc], qf[2], qf[3]);
-            }
+        // S^T = K Q^T (16 keys x 64 queries per warp), then P^T = exp(S^T - lse)
+        acc_tile s[8];
+        zero_tiles<8>(s);
+        mma_rows_nk<LD, KC>(s, kf, Q_u, lo_.nk);
         const bool full = plain && qs >= k0 + ATT_BLK - 1 && qs + ATT_BLK <= qhi && k0 + ATT_BLK <= T;
 #pragma unroll
         for (int nb = 0; nb < 8; nb++)
@@ -588,53 +525,17 @@ template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_bwd_dkv_k
                 }
                 s[nb][e] = pv;
             }
-        // dV += P^T dO  (contraction over the 64 queries)
-#pragma unroll
-        for (int kk = 0; kk < 4; kk++) {
-            uint32_t pa[4] = {pack_bf16(s[2 * kk][0], s[2 * kk][1]), pack_bf16(s[2 * kk][2], s[2 * kk][3]),
-                              pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                              pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
-#pragma unroll
-            for (int dpp = 0; dpp < HD / 16; dpp++) {
-                uint32_t bf[4];
-                ldsm_x4_t(bf, dO_u + lo_.kn + at<LD>(kk * 16, dpp * 16));
-                mma16816(dv[2 * dpp], pa, bf[0], bf[1]);
-                mma16816(dv[2 * dpp + 1], pa, bf[2], bf[3]);
-            }
-        }
-        // dP^T = V dO^T, then dS^T = P^T (dP^T - D) in place of P^T
-        {
-            float dp[8][4];
-#pragma unroll
-            for (int nb = 0; nb < 8; nb++) dp[nb][0] = dp[nb][1] = dp[nb][2] = dp[nb][3] = 0.0f;
-#pragma unroll
-            for (int kc = 0; kc < KC; kc++)
-#pragma unroll
-                for (int np = 0; np < 4; np++) {
-                    uint32_t df[4];
-                    ldsm_x4(df, dO_u + lo_.nk + at<LD>(np * 16, kc * 16));
-                    mma16816(dp[2 * np], vf[kc], df[0], df[1]);
-                    mma16816(dp[2 * np + 1], vf[kc], df[2], df[3]);
-                }
+        mma_acc_kn<LD, HD>(dv, s, dO_u, lo_.kn); // dV += P^T dO (over the 64 queries)
+        {                                        // dP^T = V dO^T, then dS^T = P^T (dP^T - D) in place of P^T
+            acc_tile dp[8];
+            zero_tiles<8>(dp);
+            mma_rows_nk<LD, KC>(dp, vf, dO_u, lo_.nk);
 #pragma unroll
             for (int nb = 0; nb < 8; nb++)
 #pragma unroll
                 for (int e = 0; e < 4; e++) s[nb][e] *= dp[nb][e] - Dq[nb * 8 + 2 * t4 + (e & 1)];
         }
-        // dK += dS^T Q
-#pragma unroll
-        for (int kk = 0; kk < 4; kk++) {
-            uint32_t da[4] = {pack_bf16(s[2 * kk][0], s[2 * kk][1]), pack_bf16(s[2 * kk][2], s[2 * kk][3]),
-                              pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                              pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
-#pragma unroll
-            for (int dpp = 0; dpp < HD / 16; dpp++) {
-                uint32_t bf[4];
-                ldsm_x4_t(bf, Q_u + lo_.kn + at<LD>(kk * 16, dpp * 16));
-                mma16816(dk[2 * dpp], da, bf[0], bf[1]);
-                mma16816(dk[2 * dpp + 1], da, bf[2], bf[3]);
-            }
-        }
+        mma_acc_kn<LD, HD>(dk, s, Q_u, lo_.kn); // dK += dS^T Q
         cp_async_wait_all();
         __syncthreads();
     }
@@ -642,12 +543,8 @@ template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_bwd_dkv_k
     for (int r = 0; r < 2; r++) {
         if (kj[r] >= T) continue;
         bf16 *dk_dst = p.dqkv + ((long)b * T + kj[r]) * W + (long)(NH + kvh) * HD + 2 * t4;
-        bf16 *dv_dst = dk_dst + (long)NKV * HD;
-#pragma unroll
-        for (int i = 0; i < HD / 8; i++) {
-            *(uint32_t *)(dk_dst + i * 8) = pack_bf16(dk[i][2 * r] * p.scale, dk[i][2 * r + 1] * p.scale);
-            *(uint32_t *)(dv_dst + i * 8) = pack_bf16(dv[i][2 * r], dv[i][2 * r + 1]);
-        }
+        store_row<HD>(dk_dst, dk, r, p.scale);
+        store_row<HD>(dk_dst + (long)NKV * HD, dv, r, 1.0f);
     }
 }
 
@@ -822,9 +719,7 @@ __global__ void plain_bwd_dkv_kernel(att_args p, int hd) {
 
 // ---------------------------------------------------------------- host side
 
-static size_t fwd_smem(int hd, int mt) {
-    return (size_t)(4 + mt) * ATT_BLK * (hd + 8) * sizeof(bf16) + 2 * ATT_BLK * sizeof(int);
-}
+static size_t fwd_smem(int hd) { return (size_t)5 * ATT_BLK * (hd + 8) * sizeof(bf16) + 2 * ATT_BLK * sizeof(int); }
 
 static size_t dq_smem(int hd) { return (size_t)6 * ATT_BLK * (hd + 8) * sizeof(bf16) + 2 * ATT_BLK * sizeof(int); }
 static size_t dkv_smem(int hd) {
@@ -834,8 +729,8 @@ static size_t dkv_smem(int hd) {
 // Kernels above 48 KB of dynamic shared memory must say so once per device.
 void cuda_attention_init(void) {
 #define ATT_ATTR(HD)                                                                                           \
-    CUDA_CHECK(cudaFuncSetAttribute(flash_fwd_kernel<HD, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize,     \
-                                    (int)fwd_smem(HD, 1)));                                                    \
+    CUDA_CHECK(cudaFuncSetAttribute(flash_fwd_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,        \
+                                    (int)fwd_smem(HD)));                                                       \
     CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dq_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,     \
                                     (int)dq_smem(HD)));                                                        \
     CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dkv_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,    \
@@ -883,12 +778,11 @@ void cuda_attention_forward(soju_backend *be, void *out, float *lse, const void 
         a.o = (bf16 *)out;
         a.lse = lse;
         att_bounds(be, &a, doc_ids, B, T, window);
-        // one m-tile per warp: two measured the same on an H100 (bench/CUDA_NOTES.md)
         dim3 grid(a.nblk, B * NH);
-        size_t smem = fwd_smem(hd, 1);
-        if (hd == 32) flash_fwd_kernel<32, 1><<<grid, ATT_THREADS, smem, s>>>(a);
-        else if (hd == 64) flash_fwd_kernel<64, 1><<<grid, ATT_THREADS, smem, s>>>(a);
-        else flash_fwd_kernel<128, 1><<<grid, ATT_THREADS, smem, s>>>(a);
+        size_t smem = fwd_smem(hd);
+        if (hd == 32) flash_fwd_kernel<32><<<grid, ATT_THREADS, smem, s>>>(a);
+        else if (hd == 64) flash_fwd_kernel<64><<<grid, ATT_THREADS, smem, s>>>(a);
+        else flash_fwd_kernel<128><<<grid, ATT_THREADS, smem, s>>>(a);
         CUDA_LAUNCH_CHECK();
         return;
     }

@@ -130,6 +130,17 @@ __device__ __forceinline__ void store8(bf16 *p, const float f[8]) {
 
 static inline bool aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
 
+// VEC consecutive elements (8: one 16-byte access; 1: one element), for
+// kernels with a vector path and a scalar fallback.
+template <int VEC> __device__ __forceinline__ void ldv(const bf16 *p, float *f) {
+    if (VEC == 8) load8(p, f);
+    else f[0] = __bfloat162float(*p);
+}
+template <int VEC> __device__ __forceinline__ void stv(bf16 *p, const float *f) {
+    if (VEC == 8) store8(p, f);
+    else *p = __float2bfloat16_rn(f[0]);
+}
+
 // ---------------------------------------------------------------- reductions
 
 __device__ __forceinline__ float warp_sum(float v) {

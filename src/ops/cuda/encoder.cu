@@ -29,18 +29,14 @@ __global__ void encoder_fwd_kernel(bf16 *out, const int32_t *tokens, const int32
     int r = (int)(i / C), c = (int)(i % C);
     const bf16 *e = wte + (size_t)tokens[r] * C + c;
     float x[VEC];
-    if (VEC == 8) load8(e, x);
-    else x[0] = __bfloat162float(*e);
+    ldv<VEC>(e, x);
     if (wpe) {
-        const bf16 *p = wpe + (size_t)positions[r] * C + c;
         float y[VEC];
-        if (VEC == 8) load8(p, y);
-        else y[0] = __bfloat162float(*p);
+        ldv<VEC>(wpe + (size_t)positions[r] * C + c, y);
 #pragma unroll
         for (int k = 0; k < VEC; k++) x[k] += y[k];
     }
-    if (VEC == 8) store8(out + i, x);
-    else out[i] = __float2bfloat16_rn(x[0]);
+    stv<VEC>(out + i, x);
 }
 
 void cuda_encoder_forward(soju_backend *be, void *out, const int32_t *tokens, const int32_t *positions,
@@ -146,19 +142,14 @@ void cuda_encoder_backward(soju_backend *be, float *dwte, float *dwpe, const voi
                            const int32_t *positions, int BT, int C) {
     if (BT <= 0 || C <= 0) return;
     const int threads = 256;
-    dim3 grid(1, ceil_div(C, threads));
-    if (dwte) {
+    float *dw[2] = {dwte, dwpe};
+    const int32_t *ids[2] = {tokens, positions};
+    for (int slot = 0; slot < 2; slot++) { // token rows, then position rows
+        if (!dw[slot]) continue;
         int G;
-        int32_t *groups = group_rows(be, 0, tokens, BT, &G);
-        grid.x = G;
-        encoder_bwd_kernel<<<grid, threads, 0, cuda_stream(be)>>>(dwte, (const bf16 *)dout, groups, G, C);
-        CUDA_LAUNCH_CHECK();
-    }
-    if (dwpe) {
-        int G;
-        int32_t *groups = group_rows(be, 1, positions, BT, &G);
-        grid.x = G;
-        encoder_bwd_kernel<<<grid, threads, 0, cuda_stream(be)>>>(dwpe, (const bf16 *)dout, groups, G, C);
+        int32_t *groups = group_rows(be, slot, ids[slot], BT, &G);
+        encoder_bwd_kernel<<<dim3(G, ceil_div(C, threads)), threads, 0, cuda_stream(be)>>>(dw[slot], (const bf16 *)dout,
+                                                                                         groups, G, C);
         CUDA_LAUNCH_CHECK();
     }
 }

@@ -142,29 +142,31 @@ static void run(soju_backend *be, const mm_args *a, const void *A, const void *B
     }
 }
 
-static mm_args forward_args(void *out, const void *inp, const void *weight, const void *bias, int BT, int C, int OC) {
+// The arguments of one GEMM D (m x n, ld m) = op(A) op(B) in cuBLAS's
+// column-major view, with the alignments of the actual pointers.
+static mm_args gemm_args(int kind, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, int lda, int ldb,
+                         cudaDataType_t dtype, const void *A, const void *B, const void *D) {
     mm_args a;
     memset(&a, 0, sizeof a);
-    a.kind = 0;
-    a.ta = CUBLAS_OP_T, a.tb = CUBLAS_OP_N;
-    a.m = OC, a.n = BT, a.k = C, a.lda = C, a.ldb = C, a.ldc = OC;
-    a.dtype = CUDA_R_16BF;
-    a.epilogue = bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
-    a.align[0] = alignment_of(weight), a.align[1] = alignment_of(inp), a.align[2] = alignment_of(out);
-    a.align[3] = bias ? alignment_of(bias) : 0;
+    a.kind = kind;
+    a.ta = ta, a.tb = tb;
+    a.m = m, a.n = n, a.k = k, a.lda = lda, a.ldb = ldb, a.ldc = m;
+    a.dtype = dtype;
+    a.epilogue = CUBLASLT_EPILOGUE_DEFAULT;
+    a.align[0] = alignment_of(A), a.align[1] = alignment_of(B), a.align[2] = alignment_of(D);
     return a;
 }
 
-static mm_args dinp_args(void *dinp, const void *dout, const void *weight, int BT, int C, int OC) {
-    mm_args a;
-    memset(&a, 0, sizeof a);
-    a.kind = 1;
-    a.ta = CUBLAS_OP_N, a.tb = CUBLAS_OP_N;
-    a.m = C, a.n = BT, a.k = OC, a.lda = C, a.ldb = OC, a.ldc = C;
-    a.dtype = CUDA_R_16BF;
-    a.epilogue = CUBLASLT_EPILOGUE_DEFAULT;
-    a.align[0] = alignment_of(weight), a.align[1] = alignment_of(dout), a.align[2] = alignment_of(dinp);
+// out^T (OC x BT) = W^T' inp^T (+ bias)
+static mm_args forward_args(void *out, const void *inp, const void *weight, const void *bias, int BT, int C, int OC) {
+    mm_args a = gemm_args(0, CUBLAS_OP_T, CUBLAS_OP_N, OC, BT, C, C, C, CUDA_R_16BF, weight, inp, out);
+    if (bias) a.epilogue = CUBLASLT_EPILOGUE_BIAS, a.align[3] = alignment_of(bias);
     return a;
+}
+
+// dinp^T (C x BT) = W dout^T
+static mm_args dinp_args(void *dinp, const void *dout, const void *weight, int BT, int C, int OC) {
+    return gemm_args(1, CUBLAS_OP_N, CUBLAS_OP_N, C, BT, OC, C, OC, CUDA_R_16BF, weight, dout, dinp);
 }
 
 // dW += inp^T dout, and dbias += column sums of dout (colsum.cu). cuBLASLt's
@@ -172,15 +174,8 @@ static mm_args dinp_args(void *dinp, const void *dout, const void *weight, int B
 // H100 it slowed that GEMM by more than the column sum costs (CUDA_NOTES.md).
 static void dweight_dbias(soju_backend *be, float *dweight, float *dbias, const void *dout, const void *inp, int BT,
                           int C, int OC) {
-    if (dweight) {
-        mm_args a;
-        memset(&a, 0, sizeof a);
-        a.kind = 2;
-        a.ta = CUBLAS_OP_N, a.tb = CUBLAS_OP_T;
-        a.m = C, a.n = OC, a.k = BT, a.lda = C, a.ldb = OC, a.ldc = C;
-        a.dtype = CUDA_R_32F;
-        a.epilogue = CUBLASLT_EPILOGUE_DEFAULT;
-        a.align[0] = alignment_of(inp), a.align[1] = alignment_of(dout), a.align[2] = alignment_of(dweight);
+    if (dweight) { // dW^T (C x OC) += inp^T dout
+        mm_args a = gemm_args(2, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, BT, C, OC, CUDA_R_32F, inp, dout, dweight);
         run(be, &a, inp, dout, dweight, 1.0f, NULL);
     }
     if (dbias) cuda_colsum(be, 0, NULL, dbias, (const bf16 *)dout, NULL, NULL, NULL, BT, OC);
