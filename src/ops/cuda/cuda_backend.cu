@@ -204,10 +204,15 @@ extern "C" int soju_cuda_backend_create(soju_backend **out, soju_err *err) {
     if (dev < 0 || dev >= count)
         return soju_errf(err, SOJU_EARG, "device 'cuda': SOJU_CUDA_DEVICE=%d but only %d GPU(s) are visible", dev,
                          count);
+    cudaDeviceProp prop;
+    CUDA_CHECK(cudaGetDeviceProperties(&prop, dev));
+    if (prop.major < 8) // bf16 tensor-core MMA, cp.async and ldmatrix need sm_80 (built: sm_90 + PTX for sm_80)
+        return soju_errf(err, SOJU_EUNSUP, "device 'cuda': %s has compute capability %d.%d; soju needs 8.0 or newer",
+                         prop.name, prop.major, prop.minor);
     CUDA_CHECK(cudaSetDevice(dev));
     soju_cuda_state *st = (soju_cuda_state *)soju_calloc(1, sizeof *st);
     st->device = dev;
-    CUDA_CHECK(cudaGetDeviceProperties(&st->prop, st->device));
+    st->prop = prop;
     CUDA_CHECK(cudaStreamCreateWithFlags(&st->stream, cudaStreamNonBlocking));
     CUBLAS_CHECK(cublasCreate(&st->cublas));
     CUBLAS_CHECK(cublasSetStream(st->cublas, st->stream));
