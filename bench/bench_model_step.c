@@ -53,12 +53,18 @@ static void train_step(soju_model *m, const soju_batch *b, float *mom, float *va
     soju_model_zero_grad(m);
     if (soju_model_forward(m, b, &loss, &n, &err)) die("forward", &err);
     if (soju_model_backward(m, NULL, 1.0f / (float)n, &err)) die("backward", &err);
+    /* one adamw call per run of consecutive views with the same weight decay */
     soju_backend *be = soju_model_backend(m);
     float *p = soju_model_params(m), *g = soju_model_grads(m);
-    for (int i = 0; i < soju_model_num_views(m); i++) {
+    int nv = soju_model_num_views(m);
+    for (int i = 0; i < nv;) {
         const soju_param_view *v = soju_model_view(m, i);
-        be->ops->adamw(be, p + v->offset, g + v->offset, mom + v->offset, var + v->offset, v->numel, 1e-4f, 0.9f,
-                       0.95f, 1e-8f, v->kind == SOJU_PARAM_MATRIX ? 0.1f : 0.0f, 1.0f, step);
+        int decay = v->kind == SOJU_PARAM_MATRIX, j = i + 1;
+        size_t n = v->numel;
+        while (j < nv && (soju_model_view(m, j)->kind == SOJU_PARAM_MATRIX) == decay) n += soju_model_view(m, j++)->numel;
+        be->ops->adamw(be, p + v->offset, g + v->offset, mom + v->offset, var + v->offset, n, 1e-4f, 0.9f, 0.95f,
+                       1e-8f, decay ? 0.1f : 0.0f, 1.0f, step);
+        i = j;
     }
     soju_model_params_changed(m);
 }
