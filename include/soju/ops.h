@@ -27,6 +27,13 @@ extern "C" {
 
 typedef struct soju_backend soju_backend;
 
+/* The largest shapes a model will pass to the layer ops (see reserve). */
+typedef struct soju_ops_limits {
+    int max_B, max_T;          /* batch rows and sequence length */
+    int NH, NKV, head_dim;     /* attention heads, key/value heads */
+    int C;                     /* hidden size (norm widths) */
+} soju_ops_limits;
+
 typedef struct soju_backend_ops {
     const char *name; /* "cpu", "cuda" */
 
@@ -80,11 +87,16 @@ typedef struct soju_backend_ops {
      * pointer may be NULL: that gradient is not wanted (frozen weights).
      *
      * Memory.  Ops allocate nothing a caller sees. A backend may keep private
-     * scratch in its state, sized on first use (the first training step).
-     * In-place use is allowed only where an op says so.
+     * scratch in its state; reserve() sizes it for the largest calls, so
+     * that steps allocate nothing. In-place use is allowed only where an op
+     * says so.
      *
      * Determinism.  For a fixed thread count, every op gives bit-identical
      * results on identical inputs. */
+
+    /* Optional (NULL if a backend keeps no scratch): prepare for calls up to
+     * these shapes. The model calls it once at creation. */
+    void (*reserve)(soju_backend *be, const soju_ops_limits *lim);
 
     /* ---------------------------------------------------------- conversions */
     /* dst[i] = (act) src[i] and back; both pointers are backend memory. They
@@ -215,6 +227,23 @@ typedef struct soju_backend_ops {
      * dlogits (BT, V) act, overwritten; it may alias logits (in place). */
     void (*crossentropy_backward)(soju_backend *be, void *dlogits, const void *logits, const float *lse,
                                   const int32_t *targets, const float *weights, float scale, int BT, int V);
+
+    /* ---------------------------------------------------------- optional fused ops
+     * A backend may leave these NULL: the model then calls the plain ops
+     * above, which compute the same thing (up to rounding) in more passes. */
+    /* pre = inp W^T + bias and out = gelu(pre) (tanh form) in one pass: the
+     * GPT-2 MLP up-projection. pre, out (BT, OC) act; bias may be NULL. */
+    void (*matmul_gelu_forward)(soju_backend *be, void *pre, void *out, const void *inp, const void *weight,
+                                const void *bias, int BT, int C, int OC);
+    /* matmul_backward with dinp overwritten, then dinp *= gelu'(pre): the
+     * backward of out = gelu(pre) W^T + bias through the activation too.
+     * dinp, inp (= gelu(pre)) and pre (BT, C) act. */
+    void (*matmul_backward_gelu)(soju_backend *be, void *dinp, float *dweight, float *dbias, const void *dout,
+                                 const void *inp, const void *weight, const void *pre, int BT, int C, int OC);
+    /* out = residual + inp W^T + bias: a projection added onto the residual
+     * stream in one pass. out, residual (BT, OC) act, distinct from inp. */
+    void (*matmul_residual_forward)(soju_backend *be, void *out, const void *residual, const void *inp,
+                                    const void *weight, const void *bias, int BT, int C, int OC);
 } soju_backend_ops;
 
 struct soju_backend {

@@ -42,7 +42,7 @@ static void cpu_adamw(soju_backend *be, float *p, const float *grad, float *m, f
     (void)be;
     const float c1 = 1.0f - powf(beta1, (float)step);
     const float c2 = 1.0f - powf(beta2, (float)step);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= CPU_PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         float g = grad[i] * grad_scale;
         float mi = beta1 * m[i] + (1.0f - beta1) * g;
@@ -62,7 +62,7 @@ static double cpu_sum_squares(soju_backend *be, const float *x, size_t n) {
     size_t nchunks = (n + SUMSQ_CHUNK - 1) / SUMSQ_CHUNK;
     if (nchunks == 0) return 0.0;
     double *partial = soju_malloc(nchunks * sizeof(double));
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= CPU_PAR_MIN)
     for (size_t c = 0; c < nchunks; c++) {
         size_t lo = c * SUMSQ_CHUNK, hi = lo + SUMSQ_CHUNK < n ? lo + SUMSQ_CHUNK : n;
         double s = 0;
@@ -77,7 +77,7 @@ static double cpu_sum_squares(soju_backend *be, const float *x, size_t n) {
 
 static void cpu_scale(soju_backend *be, float *x, size_t n, float s) {
     (void)be;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= CPU_PAR_MIN)
     for (size_t i = 0; i < n; i++) x[i] *= s;
 }
 
@@ -103,12 +103,19 @@ void cpu_copy_rows(soju_backend *be, void *dst, size_t dst_stride, const void *s
 
 /* ---------------------------------------------------------------- scratch */
 
+/* Size every scratch slot for the largest calls up front. */
+static void cpu_reserve(soju_backend *be, const soju_ops_limits *lim) {
+    cpu_norm_reserve(be, lim->C);
+    cpu_attention_reserve(be, lim->max_B, lim->max_T, lim->NH, lim->NKV, lim->head_dim);
+}
+
 float *cpu_scratch(soju_backend *be, int slot, size_t nfloats) {
     cpu_state *st = be->state;
     if (nfloats > st->scratch_cap[slot]) {
         free(st->scratch[slot]);
         st->scratch[slot] = soju_aligned_alloc(nfloats * sizeof(float));
         st->scratch_cap[slot] = nfloats;
+        st->scratch_grows++;
     }
     return st->scratch[slot];
 }
@@ -126,6 +133,7 @@ static const soju_backend_ops cpu_ops = {
     .sum_squares = cpu_sum_squares,
     .scale = cpu_scale,
 
+    .reserve = cpu_reserve,
     .act_from_f32 = cpu_act_from_f32,
     .act_to_f32 = cpu_act_to_f32,
     .copy_rows = cpu_copy_rows,
