@@ -43,7 +43,7 @@ int cmd_generate(int argc, char **argv) {
         {"top-p", CLI_FLOAT, &top_p, "nucleus: smallest set with this mass, 1 = off"},
         {"greedy", CLI_FLAG, &greedy, "always the most likely token (= --temperature 0)"},
         {"seed", CLI_INT, &seed, "sampling seed"},
-        {"tokenizer", CLI_STR, &tokenizer, "tokenizer.json (default: byte-level vocabulary)"},
+        {"tokenizer", CLI_STR, &tokenizer, "tokenizer.json, a tokenizer directory or model file (default: bytes)"},
         {"no-bos", CLI_FLAG, &no_bos, "do not start the prompt with the BOS/separator token"},
         {"threads", CLI_INT, &threads, "CPU threads (default: all)"},
         {"device", CLI_STR, &device, "cpu | cuda"},
