@@ -11,8 +11,9 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 # ---------------------------------------------------------------- corpus -> shards
 bash scripts/demo_corpus.sh "$T/corpus.txt" 400
-$SOJU shard-text --input "$T/corpus.txt" --out "$T/train.bin" --val-out "$T/val.bin" --val-frac 0.1 > "$T/shard.log"
-grep -q "documents" "$T/shard.log" || fail "shard-text summary"
+$SOJU tokenize --tokenizer bytes --quiet "$T/corpus.txt" --out "$T/train.bin" --val-out "$T/val.bin" --val-frac 0.1 \
+  > "$T/shard.log"
+grep -q "^validation: [0-9]* documents" "$T/shard.log" || fail "tokenize summary: $(cat "$T/shard.log")"
 cat > "$T/config.json" <<'EOF'
 {"model_type": "llama", "vocab_size": 257, "hidden_size": 48, "intermediate_size": 96,
  "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
