@@ -262,14 +262,16 @@ int soju_trainer_state_load(soju_trainer_state *s, const char *path, soju_err *e
  * A checkpoint is a directory Hugging Face tools can open:
  *   config.json            soju_config_save
  *   model.safetensors      HF tensor names
+ *   tokenizer.json         (optional) the tokenizer the model was trained with
  *   trainer_state.json     (optional) for resume
  *   optimizer.safetensors  (optional) AdamW m and v, for resume
  * It is built under "<dir>.tmp" and renamed into place, so a crash leaves the
  * previous checkpoint intact. A run directory keeps them in
  * RUN/checkpoints/step_NNNNNNNN. */
 
+/* tokenizer_json: a tokenizer.json file to copy in (NULL: none). */
 int soju_checkpoint_save(const char *dir, soju_model *m, soju_adamw *opt, const soju_trainer_state *st,
-                         soju_err *err);
+                         const char *tokenizer_json, soju_err *err);
 /* Create a model from dir/config.json and load dir/model.safetensors. dir may
  * also be a run directory (its latest checkpoint is used). */
 int soju_checkpoint_load_model(const char *dir, const char *device, int max_B, int max_T, soju_model **m,
@@ -312,6 +314,10 @@ typedef struct soju_pretrain_opts {
     uint64_t init_seed, data_seed;
     int quiet;         /* no progress bar */
     double peak_flops; /* for MFU; 0 = estimate for this CPU */
+    /* The tokenizer of the shards (NULL: none). A model from config_path takes
+     * its vocab_size and BOS/EOS ids; RUN/tokenizer.json and every checkpoint
+     * get a copy, so `soju generate` finds it. */
+    const struct soju_tokenizer *tokenizer;
 } soju_pretrain_opts;
 
 #define SOJU_UNSET (-1)

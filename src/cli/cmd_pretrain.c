@@ -1,6 +1,6 @@
 /* soju pretrain — next-token training over token shards.
  *
- *   soju pretrain --config config.json --train train.bin --val val.bin \
+ *   soju pretrain --config config.json --tokenizer tok.json --train train.bin --val val.bin \
  *       --micro-batch 8 --seq-len 256 --batch-tokens 16k --steps 2000 --lr 1e-3 --out runs/a
  *   soju pretrain --resume runs/a                (continue exactly where it stopped)
  *   soju pretrain --init runs/a --train more.bin --steps 500 --out runs/b
@@ -12,12 +12,13 @@
 
 #include "args.h"
 #include "commands.h"
+#include "soju/tokenizer.h"
 #include "soju/train.h"
 
 /* Options that a resume takes from trainer_state.json; naming one with
  * --resume is refused rather than silently ignored. */
 static const char *fixed_on_resume[] = {
-    "config", "init", "out", "train", "val", "batch-tokens", "micro-batch", "seq-len", "lr", "min-lr-frac",
+    "config", "init", "tokenizer", "out", "train", "val", "batch-tokens", "micro-batch", "seq-len", "lr", "min-lr-frac",
     "warmup", "schedule", "decay-frac", "decay-shape", "weight-decay", "decay-embeddings", "beta1", "beta2",
     "grad-clip", "seed", "no-doc-mask", "no-shuffle", NULL,
 };
@@ -27,7 +28,7 @@ int cmd_pretrain(int argc, char **argv) {
     soju_pretrain_defaults(&o);
     soju_lr_schedule *sc = &o.train.sched;
     soju_adamw_opts *aw = &o.train.adamw;
-    const char *config = NULL, *init = NULL, *resume = NULL, *out = NULL, *device = o.device;
+    const char *config = NULL, *init = NULL, *resume = NULL, *out = NULL, *device = o.device, *tokenizer = NULL;
     const char *schedule = soju_sched_name(sc->kind), *decay_shape = soju_decay_shape_name(sc->decay_shape);
     cli_strs train = {0}, val = {0};
     long long batch_tokens = 0, micro = o.micro_B, seq = o.T, steps = 0, tokens = 0, warmup = sc->warmup_steps,
@@ -41,6 +42,8 @@ int cmd_pretrain(int argc, char **argv) {
         {"config", CLI_STR, &config, "model config.json: a new model initialized from --seed"},
         {"init", CLI_STR, &init, "start from this checkpoint's weights (fresh optimizer)"},
         {"resume", CLI_STR, &resume, "continue this run directory exactly"},
+        {"tokenizer", CLI_STR, &tokenizer,
+         "the shards' tokenizer (a spec, or bytes): a new model's vocab_size; saved in each checkpoint"},
         {"out", CLI_STR, &out, "run directory (metrics.jsonl, checkpoints/)"},
         {"train", CLI_STRS, &train, "training token shard (repeatable)"},
         {"val", CLI_STRS, &val, "validation token shard (repeatable)"},
@@ -130,7 +133,11 @@ int cmd_pretrain(int argc, char **argv) {
 
     soju_pretrain_summary s;
     soju_err err = {{0}};
-    rc = soju_pretrain(&o, &s, &err);
+    soju_tokenizer *tok = NULL;
+    rc = tokenizer ? soju_tok_load(tokenizer, &tok, &err) : SOJU_OK;
+    o.tokenizer = tok;
+    if (rc == SOJU_OK) rc = soju_pretrain(&o, &s, &err);
+    soju_tok_free(tok);
     free(train.items);
     free(val.items);
     if (rc) return cli_fail(err.msg);

@@ -1,7 +1,8 @@
 /* `soju pretrain`: next-token training over token shards into a run directory.
  *
  *   RUN/metrics.jsonl                  one JSON object per step, and one per evaluation
- *   RUN/checkpoints/step_NNNNNNNN/     config.json, model.safetensors,
+ *   RUN/tokenizer.json                 the run's tokenizer, when one was given
+ *   RUN/checkpoints/step_NNNNNNNN/     config.json, model.safetensors, tokenizer.json,
  *                                      trainer_state.json, optimizer.safetensors
  *
  * A run starts from a config (fresh weights from a seed), from a checkpoint's
@@ -17,6 +18,7 @@
 #include <string.h>
 
 #include "soju/ops.h"
+#include "soju/tokenizer.h"
 #include "soju/train.h"
 
 void soju_pretrain_defaults(soju_pretrain_opts *o) {
@@ -49,6 +51,7 @@ typedef struct run {
     soju_batch *views;
     int n_bufs;
     FILE *metrics;
+    char *tokenizer_json; /* RUN/tokenizer.json when the run has one, copied into each checkpoint */
     char last_ckpt[1024];
     double flops_per_token, peak_flops;
 } run;
@@ -62,6 +65,7 @@ static void run_free(run *r) {
     soju_loader_close(r->val);
     soju_model_free(r->model);
     if (r->metrics) fclose(r->metrics);
+    free(r->tokenizer_json);
     soju_trainer_state_free(&r->st);
 }
 
@@ -202,11 +206,41 @@ static int save(run *r, soju_err *err) {
     r->st.loader = soju_loader_get_state(r->train);
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/checkpoints/step_%08ld", r->dir, r->st.step);
-    int rc = soju_checkpoint_save(dir, r->model, soju_trainer_optimizer(r->trainer), &r->st, err);
+    int rc = soju_checkpoint_save(dir, r->model, soju_trainer_optimizer(r->trainer), &r->st, r->tokenizer_json, err);
     if (rc) return rc;
     snprintf(r->last_ckpt, sizeof r->last_ckpt, "%s", dir);
     soju_checkpoint_prune(r->dir, r->st.keep);
     return SOJU_OK;
+}
+
+/* A new model's vocabulary is the tokenizer's: its size and BOS/EOS ids
+ * replace the config's (as resizing the embeddings to the tokenizer would). */
+static void take_vocab(soju_model_config *cfg, const soju_tokenizer *t, const char *config_path) {
+    int vocab = (int)soju_tok_vocab_size(t);
+    if (vocab != cfg->vocab_size)
+        soju_log("vocab_size %d from the tokenizer (%s says %d)", vocab, config_path, cfg->vocab_size);
+    cfg->vocab_size = vocab;
+    uint32_t bos = soju_tok_special_id(t, SOJU_TOK_BOS), eos = soju_tok_special_id(t, SOJU_TOK_EOS);
+    cfg->bos_token_id = bos == SOJU_TOK_NONE ? -1 : (int)bos;
+    cfg->eos_token_id = eos == SOJU_TOK_NONE ? -1 : (int)eos;
+}
+
+/* With a tokenizer, RUN/tokenizer.json is written once and copied into every
+ * checkpoint; a resumed run keeps the one it has. */
+static int setup_tokenizer(run *r, soju_err *err) {
+    const soju_tokenizer *t = r->o->tokenizer;
+    char *path = soju_path_join(r->dir, "tokenizer.json");
+    int rc = SOJU_OK;
+    if (t) {
+        int vocab = soju_model_config_of(r->model)->vocab_size;
+        if ((size_t)vocab < soju_tok_vocab_size(t))
+            rc = soju_errf(err, SOJU_EARG, "the model's vocab_size %d is smaller than the tokenizer's %zu", vocab,
+                           soju_tok_vocab_size(t));
+        if (rc == SOJU_OK) rc = soju_tok_save_hf_json(t, path, err);
+    }
+    if (rc == SOJU_OK && soju_file_exists(path)) r->tokenizer_json = path;
+    else free(path);
+    return rc;
 }
 
 static int setup(run *r, soju_err *err) {
@@ -240,6 +274,7 @@ static int setup(run *r, soju_err *err) {
             if (r->st.T > cfg.max_position_embeddings)
                 return soju_errf(err, SOJU_EARG, "--seq-len %d exceeds max_position_embeddings %d of %s", r->st.T,
                                  cfg.max_position_embeddings, o->config_path);
+            if (o->tokenizer) take_vocab(&cfg, o->tokenizer, o->config_path);
             if ((rc = soju_model_create(&r->model, &cfg, o->device, r->st.micro_B, r->st.T, err))) return rc;
             soju_model_init_weights(r->model, o->init_seed);
         } else {
@@ -247,6 +282,7 @@ static int setup(run *r, soju_err *err) {
                 return rc;
         }
     }
+    if ((rc = setup_tokenizer(r, err))) return rc;
     if ((rc = open_loaders(r, err))) return rc;
     if ((rc = soju_trainer_create(&r->trainer, r->model, &r->st.train, err))) return rc;
     if (o->resume_dir) {
