@@ -43,7 +43,7 @@ int cmd_data_classify_apply(int argc, char **argv) {
         free(pos);
         return cli_fail(err.msg);
     }
-    rc = data_run_pipeline(&p, &io, pos, npos, 0, NULL, "classify");
+    rc = data_run_pipeline(&p, &io, pos, NULL, npos, 0, NULL, "classify");
     soju_pipeline_free(&p);
     free(pos);
     return rc;

@@ -48,7 +48,7 @@ int cmd_data_dedup(int argc, char **argv) {
         return 0;
     }
     if (!npos || !io.out) { soju_pipeline_free(&p); free(pos); return cli_fail("inputs and --out are required"); }
-    rc = data_run_pipeline(&p, &io, pos, npos, 0, NULL, "dedup");
+    rc = data_run_pipeline(&p, &io, pos, NULL, npos, 0, NULL, "dedup");
     soju_pipeline_free(&p);
     free(pos);
     return rc;
