@@ -238,13 +238,18 @@ static int next_text(soju_reader *r, soju_record *rec, soju_err *err) {
     return SOJU_READ_OK;
 }
 
-static int next_text_line(soju_reader *r, soju_record *rec, soju_err *err) {
+/* The next line that is not blank into r->line: 1, 0 at the end, or negative. */
+static int next_nonblank_line(soju_reader *r, soju_err *err) {
     for (;;) {
         int rc = next_line(r, err);
-        if (rc < 0) return rc;
-        if (rc == 0) return SOJU_READ_EOF;
-        if (!is_blank(r->line.data, r->line.len)) break;
+        if (rc <= 0) return rc;
+        if (!is_blank(r->line.data, r->line.len)) return 1;
     }
+}
+
+static int next_text_line(soju_reader *r, soju_record *rec, soju_err *err) {
+    int rc = next_nonblank_line(r, err);
+    if (rc <= 0) return rc < 0 ? rc : SOJU_READ_EOF;
     rec->text = rec->raw = r->line.data;
     rec->text_len = rec->raw_len = r->line.len;
     rec->line = r->lineno;
@@ -252,12 +257,8 @@ static int next_text_line(soju_reader *r, soju_record *rec, soju_err *err) {
 }
 
 static int next_jsonl(soju_reader *r, soju_record *rec, soju_err *err) {
-    for (;;) {
-        int rc = next_line(r, err);
-        if (rc < 0) return rc;
-        if (rc == 0) return SOJU_READ_EOF;
-        if (!is_blank(r->line.data, r->line.len)) break;
-    }
+    int rc = next_nonblank_line(r, err);
+    if (rc <= 0) return rc < 0 ? rc : SOJU_READ_EOF;
     rec->raw = r->line.data;
     rec->raw_len = r->line.len;
     rec->line = r->lineno;
