@@ -142,8 +142,12 @@ int data_steps_command(int argc, char **argv, const char *usage, const char *ste
     char **pos;
     int npos;
     int rc = cli_parse(argc, argv, opts, usage, &pos, &npos);
-    if (rc) return rc == 1 ? 0 : 2;
+    if (rc) {
+        free(io.set.items);
+        return rc == 1 ? 0 : 2;
+    }
     rc = data_run_steps(rules ? rules : steps, &io, pos, npos, route_by_lang);
     free(pos);
+    free(io.set.items);
     return rc;
 }
