@@ -33,11 +33,14 @@ def minhash(inp, out):
     from datatrove.pipeline.dedup import MinhashDedupSignature, MinhashDedupBuckets, MinhashDedupCluster, MinhashDedupFilter
     from datatrove.pipeline.dedup.minhash import MinhashConfig
     cfg = MinhashConfig(n_grams=5, num_buckets=14, hashes_per_bucket=8)
-    for p in ([JsonlReader(inp), MinhashDedupSignature(output_folder=out + "/sigs", config=cfg)],
-              [MinhashDedupBuckets(input_folder=out + "/sigs", output_folder=out + "/buckets", config=cfg)],
-              [MinhashDedupCluster(input_folder=out + "/buckets", output_folder=out + "/remove_ids", config=cfg)],
-              [JsonlReader(inp), MinhashDedupFilter(input_folder=out + "/remove_ids"), JsonlWriter(out + "/kept")]):
-        LocalPipelineExecutor(pipeline=p, tasks=1, workers=1, logging_dir=out + "/logs%d" % id(p)).run()
+    # Stage 2 must run one task per band (datatrove asserts tasks % num_buckets == 0);
+    # workers=1 runs them one after the other in this one process.
+    stages = [([JsonlReader(inp), MinhashDedupSignature(output_folder=out + "/sigs", config=cfg)], 1),
+              ([MinhashDedupBuckets(input_folder=out + "/sigs", output_folder=out + "/buckets", config=cfg)], cfg.num_buckets),
+              ([MinhashDedupCluster(input_folder=out + "/buckets", output_folder=out + "/remove_ids", config=cfg)], 1),
+              ([JsonlReader(inp), MinhashDedupFilter(input_folder=out + "/remove_ids"), JsonlWriter(out + "/kept")], 1)]
+    for i, (p, tasks) in enumerate(stages):
+        LocalPipelineExecutor(pipeline=p, tasks=tasks, workers=1, logging_dir="%s/logs%d" % (out, i)).run()
 
 
 if __name__ == "__main__":

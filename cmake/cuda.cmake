@@ -1,7 +1,8 @@
 # The CUDA backend (src/ops/cuda/*.cu), built when nvcc is found or when
 # -DSOJU_CUDA=ON asks for it; -DSOJU_CUDA=OFF skips it. The CPU build never
 # depends on it. SOJU_CUDA_ARCHS picks the GPU targets (default: Hopper sm_90
-# plus PTX for older GPUs).
+# plus PTX for sm_80, so Ampere and newer run it; the kernels need sm_80's
+# bf16 tensor-core MMA and cp.async, and the backend refuses older GPUs).
 set(SOJU_CUDA "AUTO" CACHE STRING "Build the CUDA backend: AUTO, ON or OFF")
 set(SOJU_CUDA_ARCHS "90;80-virtual" CACHE STRING "CUDA architectures for the CUDA backend")
 

@@ -20,6 +20,6 @@ for t in "${targets[@]}"; do
   mkdir -p "$work"
   echo "== fuzz $t for ${secs}s (seeds: $seeds)"
   # New inputs go to the scratch corpus; the checked-in seeds are only read.
-  build-fuzz/"$t" -max_total_time="$secs" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
+  build-fuzz/"$t" -artifact_prefix=build-fuzz/ -max_total_time="$secs" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
     -print_final_stats=0 "$work" "$seeds" 2>&1 | tail -n 3
 done

@@ -267,8 +267,10 @@ int soju_sig_path(char *buf, size_t cap, const char *dir, const char *what, int 
 /* ================================================================ classifier */
 
 /* A fastText-style linear classifier: the document is a bag of hashed word
- * n-grams and character n-grams; their embeddings are averaged and a linear
- * layer gives one logit per label (softmax, or one-vs-all logistic). */
+ * n-grams (with an end-of-text token) and character n-grams; their
+ * embeddings are averaged and a linear layer gives one logit per label
+ * (softmax, or one-vs-all logistic). Training streams the examples (see
+ * classifier.c): memory is the model plus a shuffle window of text. */
 typedef struct soju_clf_opts {
     int dim;          /* embedding size */
     int bucket;       /* hashed feature rows */
@@ -279,6 +281,8 @@ typedef struct soju_clf_opts {
     int ova;          /* one-vs-all logistic instead of softmax */
     int threads;
     uint64_t seed;
+    size_t window_bytes; /* text held and shuffled at a time (256 MiB): a training
+                            set larger than this should be shuffled beforehand */
 } soju_clf_opts;
 
 typedef struct soju_clf {
@@ -292,30 +296,53 @@ typedef struct soju_clf {
 typedef struct soju_clf_example {
     const char *text;
     size_t len;
-    int label;
+    int label;        /* index into the label names; < 0: skipped */
 } soju_clf_example;
 
+/* A source of training examples, read once per epoch: next() gives the next
+ * example (its text valid until the following call) and returns 1, 0 at the
+ * end, or a negative status; rewind() starts over. */
+typedef struct soju_clf_stream {
+    int (*next)(void *ctx, soju_clf_example *ex, soju_err *err);
+    int (*rewind)(void *ctx, soju_err *err);
+    void *ctx;
+} soju_clf_stream;
+
 void soju_clf_defaults(soju_clf_opts *o);
-/* Train on examples (labels are indices into label names). */
+/* Train on n examples per epoch from src (labels are indices into label_names). */
+int soju_clf_train_stream(soju_clf **out, const soju_clf_opts *o, char **label_names, int n_labels,
+                          soju_clf_stream *src, size_t n, soju_progress *progress, soju_err *err);
+/* Train on an array of examples. */
 int soju_clf_train(soju_clf **out, const soju_clf_opts *o, char **label_names, int n_labels,
                    const soju_clf_example *ex, size_t n, soju_progress *progress, soju_err *err);
+/* Train on labeled JSONL (text_field, label_field; labels are strings,
+ * numbers or booleans, named in order of first appearance). The file is
+ * read once to find the labels, then once per epoch. A progress bar gets
+ * its total (examples x epochs) after the first pass. */
+typedef struct soju_clf_file_stats {
+    size_t examples;  /* labeled records */
+    size_t bad;       /* malformed or unlabeled records skipped */
+    int labels;
+} soju_clf_file_stats;
+int soju_clf_train_file(soju_clf **out, const soju_clf_opts *o, const char *path, const char *text_field,
+                        const char *label_field, soju_clf_file_stats *stats, soju_progress *progress,
+                        soju_err *err);
 /* Probabilities for each label into probs[n_labels]; returns the argmax. */
 int soju_clf_predict(const soju_clf *c, const char *s, size_t n, float *probs);
 int soju_clf_label(const soju_clf *c, const char *name); /* index or -1 */
+/* Accuracy and per-label counts on labeled JSONL (streamed). */
+typedef struct soju_clf_eval {
+    size_t n, correct;
+    size_t bad;       /* malformed or unlabeled records */
+    size_t unknown;   /* records whose label the model does not have */
+    size_t tp[256], fp[256], fn[256];
+    double seconds;   /* reading and predicting */
+} soju_clf_eval;
+int soju_clf_test_file(const soju_clf *c, const char *path, const char *text_field, const char *label_field,
+                       soju_clf_eval *ev, soju_err *err);
 int soju_clf_save(const soju_clf *c, const char *path, soju_err *err);
 int soju_clf_load(soju_clf **out, const char *path, soju_err *err);
 void soju_clf_free(soju_clf *c);
-/* Read labeled JSONL (text_field, label_field) into examples; label names are
- * collected in order of first appearance (or matched to an existing list). */
-typedef struct soju_clf_data {
-    SOJU_VEC(soju_clf_example) ex;
-    SOJU_VEC(char *) labels;
-    soju_buf texts;    /* all texts back to back; ex[i].text points into it after load */
-    size_t bad;        /* malformed or unlabeled records skipped */
-} soju_clf_data;
-int soju_clf_data_load(soju_clf_data *d, const char *path, const char *text_field, const char *label_field,
-                       soju_err *err);
-void soju_clf_data_free(soju_clf_data *d);
 
 /* ================================================================ decontamination */
 
@@ -373,7 +400,9 @@ int soju_pipeline_merge(soju_pipeline *p, const soju_pipeline_opts *o, soju_err 
 enum { SOJU_PIPE_WAIT = 1 };
 int soju_pipeline_run(soju_pipeline *p, const soju_pipeline_opts *o, cJSON **stats, soju_err *err);
 
-/* Render one or more stats JSON objects (summed) as a readable report. */
+/* Render stats JSON objects as a readable report: those of the same pipeline
+ * (same name and steps, e.g. one per shard) summed into one section, others
+ * in sections of their own. */
 void soju_data_report(const cJSON *const *stats, int n, soju_buf *out);
 
 /* ================================================================ mixing */

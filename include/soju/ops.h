@@ -215,6 +215,23 @@ typedef struct soju_backend_ops {
      * dlogits (BT, V) act, overwritten; it may alias logits (in place). */
     void (*crossentropy_backward)(soju_backend *be, void *dlogits, const void *logits, const float *lse,
                                   const int32_t *targets, const float *weights, float scale, int BT, int V);
+
+    /* ---------------------------------------------------------- optional fused ops
+     * A backend may leave these NULL: the model then calls the plain ops
+     * above, which compute the same thing (up to rounding) in more passes. */
+    /* pre = inp W^T + bias and out = gelu(pre) (tanh form) in one pass: the
+     * GPT-2 MLP up-projection. pre, out (BT, OC) act; bias may be NULL. */
+    void (*matmul_gelu_forward)(soju_backend *be, void *pre, void *out, const void *inp, const void *weight,
+                                const void *bias, int BT, int C, int OC);
+    /* matmul_backward with dinp overwritten, then dinp *= gelu'(pre): the
+     * backward of out = gelu(pre) W^T + bias through the activation too.
+     * dinp, inp (= gelu(pre)) and pre (BT, C) act. */
+    void (*matmul_backward_gelu)(soju_backend *be, void *dinp, float *dweight, float *dbias, const void *dout,
+                                 const void *inp, const void *weight, const void *pre, int BT, int C, int OC);
+    /* out = residual + inp W^T + bias: a projection added onto the residual
+     * stream in one pass. out, residual (BT, OC) act, distinct from inp. */
+    void (*matmul_residual_forward)(soju_backend *be, void *out, const void *residual, const void *inp,
+                                    const void *weight, const void *bias, int BT, int C, int OC);
 } soju_backend_ops;
 
 struct soju_backend {

@@ -31,12 +31,8 @@ int cmd_data_dedup(int argc, char **argv) {
     cJSON *dd = cJSON_GetObjectItemCaseSensitive(cfg, "dedup");
     if (!dd) dd = cJSON_AddObjectToObject(cfg, "dedup");
     if (!cJSON_GetObjectItem(dd, "method")) cJSON_AddStringToObject(dd, "method", method);
-    cJSON *list = cJSON_CreateArray(), *one = cJSON_CreateObject();
-    cJSON_AddItemToObject(one, "dedup", cJSON_Duplicate(dd, 1));
-    cJSON_AddItemToArray(list, one);
     soju_pipeline p;
-    rc = soju_pipeline_from_json(&p, list, &err);
-    cJSON_Delete(list);
+    rc = data_build_steps("dedup", cfg, &p, &err);
     cJSON_Delete(cfg);
     if (rc) { free(pos); return cli_fail(err.msg); }
     if (merge) {

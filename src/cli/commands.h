@@ -16,6 +16,11 @@ typedef struct cli_command {
 int cli_dispatch(const char *prog, const cli_command *table, int argc, char **argv);
 
 int cmd_version(int argc, char **argv);
+int cmd_tokenizer(int argc, char **argv);
+int cmd_tokenizer_train(int argc, char **argv);
+int cmd_tokenizer_extend(int argc, char **argv);
+int cmd_tokenizer_stats(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_data_normalize(int argc, char **argv);
 int cmd_data_filter(int argc, char **argv);
@@ -24,6 +29,9 @@ int cmd_data_langid(int argc, char **argv);
 int cmd_data_route(int argc, char **argv);
 int cmd_data_dedup(int argc, char **argv);
 int cmd_data_classify(int argc, char **argv);
+int cmd_data_classify_train(int argc, char **argv);
+int cmd_data_classify_apply(int argc, char **argv);
+int cmd_data_classify_test(int argc, char **argv);
 int cmd_data_decontaminate(int argc, char **argv);
 int cmd_data_mix(int argc, char **argv);
 int cmd_data_report(int argc, char **argv);

@@ -20,20 +20,28 @@ int data_settings(const data_io *io, cJSON **out, soju_err *err) {
     }
     for (int i = 0; i < io->set.n; i++) {
         const char *s = io->set.items[i], *dot = strchr(s, '.'), *eq = strchr(s, '=');
-        if (!dot || !eq || dot > eq) {
+        if (!dot || !eq || dot > eq || eq[-1] == '.' || (strstr(s, "..") && strstr(s, "..") < eq)) {
             cJSON_Delete(cfg);
-            return soju_errf(err, SOJU_EARG, "--set %s: want step.key=value", s);
+            return soju_errf(err, SOJU_EARG, "--set %s: want step.key=value (or step.lang.key=value)", s);
         }
-        char step[64], key[128];
-        snprintf(step, sizeof step, "%.*s", (int)(dot - s), s);
-        snprintf(key, sizeof key, "%.*s", (int)(eq - dot - 1), dot + 1);
+        /* step.a.b=v sets cfg[step][a][b] (e.g. gopher_quality.ko.min_words=20). */
+        char path[256];
+        snprintf(path, sizeof path, "%.*s", (int)(eq - s), s);
+        cJSON *obj = cfg;
+        char *save = NULL, *key = strtok_r(path, ".", &save);
+        for (char *next; key && (next = strtok_r(NULL, ".", &save)); key = next) {
+            cJSON *sub = cJSON_GetObjectItemCaseSensitive(obj, key);
+            if (!cJSON_IsObject(sub)) {
+                cJSON_DeleteItemFromObjectCaseSensitive(obj, key);
+                sub = cJSON_AddObjectToObject(obj, key);
+            }
+            obj = sub;
+        }
         cJSON *v = NULL;
         soju_err e2;
         if (soju_yaml_parse(eq + 1, strlen(eq + 1), "--set", &v, &e2) || !v) v = cJSON_CreateString(eq + 1);
-        cJSON *st = cJSON_GetObjectItemCaseSensitive(cfg, step);
-        if (!st) st = cJSON_AddObjectToObject(cfg, step);
-        cJSON_DeleteItemFromObjectCaseSensitive(st, key);
-        cJSON_AddItemToObject(st, key, v);
+        cJSON_DeleteItemFromObjectCaseSensitive(obj, key);
+        cJSON_AddItemToObject(obj, key, v);
     }
     *out = cfg;
     return SOJU_OK;
@@ -88,27 +96,46 @@ int data_run_pipeline(soju_pipeline *p, const data_io *io, char **inputs, int n_
     return 0;
 }
 
+int data_build_steps(const char *steps, const cJSON *settings, soju_pipeline *p, soju_err *err) {
+    cJSON *list = cJSON_CreateArray();
+    char *names = soju_strdup(steps), *save = NULL;
+    for (char *t = strtok_r(names, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        cJSON *one = cJSON_CreateObject();
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(settings, t);
+        cJSON_AddItemToObject(one, t, c ? cJSON_Duplicate(c, 1) : cJSON_CreateObject());
+        cJSON_AddItemToArray(list, one);
+    }
+    free(names);
+    int rc = soju_pipeline_from_json(p, list, err);
+    cJSON_Delete(list);
+    return rc;
+}
+
 int data_run_steps(const char *steps, const data_io *io, char **inputs, int n_inputs, int route_by_lang) {
     if (!n_inputs) return cli_fail("no input files (see --help)");
     if (!io->out) return cli_fail("--out is required");
     soju_err err = {{0}};
     cJSON *cfg;
     if (data_settings(io, &cfg, &err)) return cli_fail(err.msg);
-    cJSON *list = cJSON_CreateArray();
-    char *names = soju_strdup(steps), *save = NULL;
-    for (char *t = strtok_r(names, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        cJSON *one = cJSON_CreateObject();
-        cJSON *c = cJSON_GetObjectItemCaseSensitive(cfg, t);
-        cJSON_AddItemToObject(one, t, c ? cJSON_Duplicate(c, 1) : cJSON_CreateObject());
-        cJSON_AddItemToArray(list, one);
-    }
-    free(names);
     soju_pipeline p;
-    int rc = soju_pipeline_from_json(&p, list, &err);
-    cJSON_Delete(list);
+    int rc = data_build_steps(steps, cfg, &p, &err);
     cJSON_Delete(cfg);
     if (rc) return cli_fail(err.msg);
     rc = data_run_pipeline(&p, io, inputs, n_inputs, route_by_lang, NULL, steps);
     soju_pipeline_free(&p);
+    return rc;
+}
+
+int data_steps_command(int argc, char **argv, const char *usage, const char *steps, int with_rules, int route_by_lang) {
+    data_io io = {0};
+    const char *rules = NULL;
+    cli_opt opts[] = {DATA_IO_OPTS(io), {"rules", CLI_STR, &rules, "steps to run, comma-separated"}, {0}};
+    if (!with_rules) opts[sizeof opts / sizeof opts[0] - 2] = (cli_opt){0};
+    char **pos;
+    int npos;
+    int rc = cli_parse(argc, argv, opts, usage, &pos, &npos);
+    if (rc) return rc == 1 ? 0 : 2;
+    rc = data_run_steps(rules ? rules : steps, &io, pos, npos, route_by_lang);
+    free(pos);
     return rc;
 }

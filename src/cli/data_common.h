@@ -28,11 +28,19 @@ typedef struct data_io {
 
 /* Settings object for the given steps from --config and --set; caller frees. */
 int data_settings(const data_io *io, cJSON **out, soju_err *err);
+/* A pipeline of the named steps (comma-separated), each configured by its
+ * block of settings ({step: {key: value}}; absent blocks mean defaults). */
+int data_build_steps(const char *steps, const cJSON *settings, soju_pipeline *p, soju_err *err);
 /* Build the named steps (comma-separated) with settings and run them over
  * the inputs; prints a one-line summary. Returns the process exit code. */
 int data_run_steps(const char *steps, const data_io *io, char **inputs, int n_inputs, int route_by_lang);
 /* Run a built pipeline with io's paths; prints the summary; exit code. */
 int data_run_pipeline(soju_pipeline *p, const data_io *io, char **inputs, int n_inputs, int route_by_lang,
                       const char *out_dir, const char *name);
+
+/* The whole of a one-pass command (normalize, filter, pii, ...): parse the
+ * common options (and --rules, which replaces `steps`, when with_rules),
+ * run the steps, print the summary. Returns the process exit code. */
+int data_steps_command(int argc, char **argv, const char *usage, const char *steps, int with_rules, int route_by_lang);
 
 #endif

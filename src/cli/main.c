@@ -19,6 +19,8 @@ int cli_dispatch(const char *prog, const cli_command *table, int argc, char **ar
 
 static const cli_command commands[] = {
     {"version", cmd_version, "print the version and build features"},
+    {"tokenizer", cmd_tokenizer, "train, extend, inspect and convert tokenizers"},
+    {"tokenize", cmd_tokenize, "encode a corpus into token shards"},
     {"data", cmd_data, "data pipeline: normalize, filter, pii, dedup, classify, decontaminate, mix"},
     {"shard-text", cmd_shard_text, "text files to train/validation token shards (byte-level vocabulary)"},
     {"pretrain", cmd_pretrain, "train a model on token shards (new, --init from weights, or --resume)"},

@@ -36,14 +36,6 @@ typedef struct c4_state {
     int c_long_word, c_no_punct, c_few_words, c_js, c_policy, c_citations;
 } c4_state;
 
-static int one_phrase(soju_phrases **out, const char *s, soju_err *err) {
-    soju_list l = {{0}};
-    soju_vec_push(&l.items, soju_strdup(s));
-    int rc = soju_phrases_build(out, &l, err);
-    soju_list_free(&l);
-    return rc;
-}
-
 static void c4_destroy(soju_step *s) {
     c4_state *c = s->state;
     if (!c) return;
@@ -58,13 +50,11 @@ static int c4_create(soju_step *s, const cJSON *cfg, soju_err *err) {
     c4_state *c = soju_calloc(1, sizeof *c);
     s->state = c;
     if (data_params_load(cfg, "c4", c4_spec, C4_N, c->p, sizeof(c4_params), extra, err)) return SOJU_EARG;
-    const char *pl;
-    if (soju_cfg_str(cfg, "c4", "policy_list", "c4_policy.txt", &pl, err)) return SOJU_EARG;
-    soju_list l;
-    if (soju_list_load(&l, pl, err)) return soju_err_prefix(err, SOJU_EIO, "step c4");
-    int rc = soju_phrases_build(&c->policy, &l, err);
-    soju_list_free(&l);
-    if (rc || one_phrase(&c->lorem, "lorem ipsum", err) || one_phrase(&c->js, "javascript", err)) return SOJU_EARG;
+    static const char *const policy[] = {"c4_policy.txt", NULL}, *const lorem[] = {"lorem ipsum", NULL},
+                             *const js[] = {"javascript", NULL};
+    if (data_phrases_cfg(&c->policy, cfg, "c4", "policy_list", policy, err) ||
+        data_phrases_of(&c->lorem, lorem, err) || data_phrases_of(&c->js, js, err))
+        return SOJU_EARG;
     c->r_lorem = soju_step_rule(s, "lorem_ipsum");
     c->r_curly = soju_step_rule(s, "curly_bracket");
     c->r_sentences = soju_step_rule(s, "too_few_sentences");
@@ -76,14 +66,6 @@ static int c4_create(soju_step *s, const cJSON *cfg, soju_err *err) {
     c->c_policy = soju_step_counter(s, "lines_policy");
     c->c_citations = soju_step_counter(s, "citations_removed");
     return SOJU_OK;
-}
-
-static void *c4_scratch_new(const soju_step *s) { return soju_calloc(2, sizeof(soju_buf)); }
-static void c4_scratch_free(void *p) {
-    soju_buf *b = p;
-    soju_buf_free(&b[0]);
-    soju_buf_free(&b[1]);
-    free(b);
 }
 
 /* Copy a line without citation markers; returns how many were removed. */
@@ -142,7 +124,7 @@ static size_t count_sentences(const char *s, size_t n) {
 static int c4_apply(const soju_step *s, void *scratch, soju_doc *d, soju_verdict *v, soju_step_stats *st) {
     const c4_state *c = s->state;
     const c4_params *p = &c->p[data_lang_index(d)];
-    soju_buf *out = &((soju_buf *)scratch)[0], *line = &((soju_buf *)scratch)[1];
+    soju_buf *out = &((data_scratch *)scratch)->a, *line = &((data_scratch *)scratch)->b;
     const soju_doc_view *w = soju_doc_view_get(d);
     const char *t = d->text.data;
     soju_buf_clear(out);
@@ -189,5 +171,5 @@ static int c4_apply(const soju_step *s, void *scratch, soju_doc *d, soju_verdict
 
 const soju_step_kind soju_kind_c4 = {
     "c4", "C4 line and document rules (policy lines, javascript, braces, sentences)",
-    c4_create, c4_destroy, c4_scratch_new, c4_scratch_free, c4_apply, NULL, NULL, NULL, NULL,
+    c4_create, c4_destroy, data_scratch_new, data_scratch_free, c4_apply, NULL, NULL, NULL, NULL,
 };

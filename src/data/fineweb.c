@@ -46,11 +46,6 @@ static int fw_create(soju_step *s, const cJSON *cfg, soju_err *err) {
 }
 
 static void fw_destroy(soju_step *s) { free(s->state); }
-static void *fw_scratch_new(const soju_step *s) { return soju_calloc(1, sizeof(data_htab)); }
-static void fw_scratch_free(void *p) {
-    data_htab_free(p);
-    free(p);
-}
 
 /* Terminal punctuation at the end of a line: . ? ! " ' and their CJK and
  * typographic forms (” ’ 。 ！ ？ …). */
@@ -68,7 +63,7 @@ static int ends_terminal(const char *s, size_t n) {
 static int fw_apply(const soju_step *s, void *scratch, soju_doc *d, soju_verdict *v, soju_step_stats *st) {
     const fw_state *f = s->state;
     const fw_params *p = &f->p[data_lang_index(d)];
-    data_htab *tab = scratch;
+    data_htab *tab = &((data_scratch *)scratch)->tab;
     const soju_doc_view *w = soju_doc_view_get(d);
     const char *t = d->text.data;
     size_t lines = 0, punct = 0, shorts = 0, dup_chars = 0, chars = 0, newlines = 0;
@@ -101,5 +96,5 @@ static int fw_apply(const soju_step *s, void *scratch, soju_doc *d, soju_verdict
 
 const soju_step_kind soju_kind_fineweb = {
     "fineweb", "FineWeb extra rules (terminal punctuation, short lines, duplicate chars, lists)",
-    fw_create, fw_destroy, fw_scratch_new, fw_scratch_free, fw_apply, NULL, NULL, NULL, NULL,
+    fw_create, fw_destroy, data_scratch_new, data_scratch_free, fw_apply, NULL, NULL, NULL, NULL,
 };

@@ -221,23 +221,19 @@ static int gr_create(soju_step *s, const cJSON *cfg, soju_err *err) {
 }
 
 static void gr_destroy(soju_step *s) { free(s->state); }
-static void *gr_scratch_new(const soju_step *s) { return soju_calloc(1, sizeof(data_htab)); }
-static void gr_scratch_free(void *p) {
-    data_htab_free(p);
-    free(p);
-}
 
-/* Hash of words [i, i+n). */
-static inline uint64_t ngram_hash(const soju_span *w, size_t i, int n) {
-    uint64_t h = (uint64_t)n;
-    for (int k = 0; k < n; k++) h = soju_mix64(h ^ w[i + (size_t)k].hash) + (uint64_t)k;
-    return h;
+/* Hashes of all n-grams, grown one word at a time: h[i] holds the hash of
+ * words [i, i+n-1) and becomes that of [i, i+n) (one mix per position and n,
+ * instead of n). Each n has its own table, so n need not be in the hash. */
+static void ngrams_grow(uint64_t *h, const soju_span *w, size_t nw, int n) {
+    for (size_t i = 0; i + (size_t)n <= nw; i++) h[i] = soju_mix64(h[i] ^ w[i + (size_t)n - 1].hash) + (uint64_t)n;
 }
 
 static int gr_apply(const soju_step *s, void *scratch, soju_doc *d, soju_verdict *v, soju_step_stats *st) {
     const gr_state *g = s->state;
     const gr_params *p = &g->p[data_lang_index(d)];
-    data_htab *tab = scratch;
+    data_scratch *x = scratch;
+    data_htab *tab = &x->tab;
     const soju_doc_view *w = soju_doc_view_get(d);
     const char *t = d->text.data;
     double total = (double)w->nchars;
@@ -278,13 +274,23 @@ static int gr_apply(const soju_step *s, void *scratch, soju_doc *d, soju_verdict
     /* Most frequent n-gram: its characters (words joined by spaces) times its count. */
     const soju_span *wd = w->words.data;
     size_t nw = w->words.len;
+    if (nw > x->n_hashes) {
+        free(x->hashes);
+        x->hashes = soju_malloc(nw * sizeof *x->hashes);
+        x->n_hashes = nw;
+    }
+    uint64_t *h = x->hashes;
+    if (nw) memset(h, 0, nw * sizeof *h);
+    ngrams_grow(h, wd, nw, 1);
     for (int k = 0; k < 3; k++) {
         int n = k + 2;
-        if (!p->top_ngram[k] || nw < (size_t)n) continue;
+        if (nw < (size_t)n) break;
+        ngrams_grow(h, wd, nw, n);
+        if (!p->top_ngram[k]) continue;
         data_htab_reset(tab, nw);
         size_t best_count = 0, best_chars = 0;
         for (size_t i = 0; i + (size_t)n <= nw; i++) {
-            size_t slot = data_htab_add(tab, ngram_hash(wd, i, n));
+            size_t slot = data_htab_add(tab, h[i]);
             size_t c = tab->counts[slot];
             /* The first n-gram to reach the top count wins ties. */
             if (c > best_count) {
@@ -299,16 +305,16 @@ static int gr_apply(const soju_step *s, void *scratch, soju_doc *d, soju_verdict
     /* Characters of duplicated n-grams; after a hit, jump past it. */
     for (int k = 0; k < 6; k++) {
         int n = k + 5;
-        if (!p->dup_ngram[k] || nw < (size_t)n) continue;
+        if (nw < (size_t)n) break;
+        ngrams_grow(h, wd, nw, n);
+        if (!p->dup_ngram[k]) continue;
         data_htab_reset(tab, nw);
         size_t rep = 0;
         for (size_t i = 0; i + (size_t)n <= nw;) {
-            uint64_t h = ngram_hash(wd, i, n);
-            if (data_htab_find(tab, h) != (size_t)-1) {
+            if (tab->counts[data_htab_add(tab, h[i])] > 1) { /* seen before */
                 for (int q = 0; q < n; q++) rep += wd[i + (size_t)q].nchars;
                 i += (size_t)n;
             } else {
-                data_htab_add(tab, h);
                 i++;
             }
         }
@@ -320,5 +326,5 @@ static int gr_apply(const soju_step *s, void *scratch, soju_doc *d, soju_verdict
 
 const soju_step_kind soju_kind_gopher_repetition = {
     "gopher_repetition", "Gopher repetition rules (duplicate lines, paragraphs, n-grams)",
-    gr_create, gr_destroy, gr_scratch_new, gr_scratch_free, gr_apply, NULL, NULL, NULL, NULL,
+    gr_create, gr_destroy, data_scratch_new, data_scratch_free, gr_apply, NULL, NULL, NULL, NULL,
 };

@@ -50,6 +50,27 @@ size_t data_htab_add(data_htab *t, uint64_t key);
 size_t data_htab_find(const data_htab *t, uint64_t key);
 void data_htab_free(data_htab *t);
 
+/* ---------------------------------------------------------------- scratch
+ * The per-thread scratch of the per-document steps (scratch.c): two text
+ * buffers, a counting table and an array of hashes; kinds use data_scratch_new/free as their
+ * scratch_new/scratch_free and take the parts they need. */
+typedef struct data_scratch {
+    soju_buf a, b;
+    data_htab tab;
+    uint64_t *hashes; /* n_hashes values */
+    size_t n_hashes;
+} data_scratch;
+void *data_scratch_new(const soju_step *s);
+void data_scratch_free(void *p);
+
+/* ---------------------------------------------------------------- phrase lists
+ * A matcher over fixed phrases (a NULL-terminated list). */
+int data_phrases_of(soju_phrases **out, const char *const *phrases, soju_err *err);
+/* A matcher over the rule lists named by cfg[key]: one list name or a list
+ * of them; dflt (NULL-terminated) when the key is absent. */
+int data_phrases_cfg(soju_phrases **out, const cJSON *cfg, const char *step, const char *key,
+                     const char *const *dflt, soju_err *err);
+
 /* Lowercase-ASCII hash of a byte string (for case-insensitive word lists). */
 uint64_t data_hash_lower(const char *s, size_t n);
 

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "soju/data.h"
+#include "internal.h"
 #include "soju/text.h"
 
 typedef struct norm_cfg {
@@ -26,10 +26,6 @@ typedef struct norm_cfg {
     int r_invalid, r_too_broken, r_empty;
     int c_repaired, c_changed, c_controls, c_repeats;
 } norm_cfg;
-
-typedef struct norm_scratch {
-    soju_buf a, b;
-} norm_scratch;
 
 static int norm_create(soju_step *s, const cJSON *cfg, soju_err *err) {
     static const char *const keys[] = {"form", "invalid_utf8", "max_replacement_ratio", "max_char_repeat", NULL};
@@ -63,13 +59,6 @@ static int norm_create(soju_step *s, const cJSON *cfg, soju_err *err) {
 }
 
 static void norm_destroy(soju_step *s) { free(s->state); }
-static void *norm_scratch_new(const soju_step *s) { return soju_calloc(1, sizeof(norm_scratch)); }
-static void norm_scratch_free(void *p) {
-    norm_scratch *x = p;
-    soju_buf_free(&x->a);
-    soju_buf_free(&x->b);
-    free(x);
-}
 
 static inline int is_filler(uint32_t c) { return c == 0x3164 || c == 0xFFA0 || c == 0x115F || c == 0x1160; }
 
@@ -130,7 +119,7 @@ static void cleanup(const norm_cfg *c, const char *src, size_t n, soju_buf *out,
 
 static int norm_apply(const soju_step *s, void *scratch, soju_doc *d, soju_verdict *v, soju_step_stats *st) {
     const norm_cfg *c = s->state;
-    norm_scratch *x = scratch;
+    data_scratch *x = scratch;
     const char *t = d->text.data ? d->text.data : "";
     size_t n = d->text.len;
     size_t bad = soju_utf8_validate((const uint8_t *)t, n);
@@ -163,5 +152,5 @@ static int norm_apply(const soju_step *s, void *scratch, soju_doc *d, soju_verdi
 
 const soju_step_kind soju_kind_normalize = {
     "normalize", "UTF-8 repair, NFC/NFKC, control characters and whitespace",
-    norm_create, norm_destroy, norm_scratch_new, norm_scratch_free, norm_apply, NULL, NULL, NULL, NULL,
+    norm_create, norm_destroy, data_scratch_new, data_scratch_free, norm_apply, NULL, NULL, NULL, NULL,
 };

@@ -327,15 +327,10 @@ static int pii_create(soju_step *s, const cJSON *cfg, soju_err *err) {
 }
 
 static void pii_destroy(soju_step *s) { free(s->state); }
-static void *pii_scratch_new(const soju_step *s) { return soju_calloc(1, sizeof(soju_buf)); }
-static void pii_scratch_free(void *p) {
-    soju_buf_free(p);
-    free(p);
-}
 
 static int pii_apply(const soju_step *s, void *scratch, soju_doc *d, soju_verdict *v, soju_step_stats *st) {
     const pii_state *p = s->state;
-    soju_buf *out = scratch;
+    soju_buf *out = &((data_scratch *)scratch)->a;
     uint64_t counts[SOJU_PII_COUNT] = {0};
     if (!soju_pii_redact(&p->o, d->text.data, d->text.len, out, counts)) return SOJU_KEEP;
     for (int i = 0; i < SOJU_PII_COUNT; i++) st->counters[p->c[i]] += counts[i];
@@ -346,5 +341,5 @@ static int pii_apply(const soju_step *s, void *scratch, soju_doc *d, soju_verdic
 
 const soju_step_kind soju_kind_pii = {
     "pii", "replace e-mails, phones, RRNs, card numbers and IPs with typed placeholders",
-    pii_create, pii_destroy, pii_scratch_new, pii_scratch_free, pii_apply, NULL, NULL, NULL, NULL,
+    pii_create, pii_destroy, data_scratch_new, data_scratch_free, pii_apply, NULL, NULL, NULL, NULL,
 };

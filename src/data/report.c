@@ -1,6 +1,8 @@
-/* Render pipeline statistics (one or more stats JSON objects, e.g. one per
- * shard, summed) as a plain-text report: documents and bytes through each
- * step, the rules that removed documents, counters, and findings. */
+/* Render pipeline statistics as a plain-text report: documents and bytes
+ * through each step, the rules that removed documents, counters, and
+ * findings. Stats of the same pipeline (the same steps, e.g. one file per
+ * shard) are summed into one section; stats of different pipelines (e.g. a
+ * filter run, then a pii run) get a section each. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,13 +33,37 @@ static void add_into(cJSON *a, const cJSON *b) {
     }
 }
 
+/* Do two stats come from the same pipeline (same name, same step names)? */
+static int same_pipeline(const cJSON *a, const cJSON *b) {
+    if (strcmp(soju_json_str(a, "name", "", NULL), soju_json_str(b, "name", "", NULL))) return 0;
+    const cJSON *x = cJSON_GetObjectItem(a, "steps"), *y = cJSON_GetObjectItem(b, "steps");
+    if (cJSON_GetArraySize(x) != cJSON_GetArraySize(y)) return 0;
+    for (x = x ? x->child : NULL, y = y ? y->child : NULL; x && y; x = x->next, y = y->next)
+        if (strcmp(soju_json_str(x, "name", "", NULL), soju_json_str(y, "name", "", NULL))) return 0;
+    return 1;
+}
+
+static void render(const cJSON *s, int files, soju_buf *out);
+
 void soju_data_report(const cJSON *const *stats, int n, soju_buf *out) {
-    if (n < 1) return;
-    cJSON *s = cJSON_Duplicate(stats[0], 1);
-    for (int i = 1; i < n; i++) add_into(s, stats[i]);
+    char *done = soju_calloc((size_t)n + 1, 1);
+    for (int i = 0; i < n; i++) {
+        if (done[i]) continue;
+        cJSON *s = cJSON_Duplicate(stats[i], 1);
+        int files = 1;
+        for (int j = i + 1; j < n; j++)
+            if (!done[j] && same_pipeline(stats[i], stats[j])) add_into(s, stats[j]), done[j] = 1, files++;
+        if (out->len) soju_buf_putc(out, '\n');
+        render(s, files, out);
+        cJSON_Delete(s);
+    }
+    free(done);
+}
+
+static void render(const cJSON *s, int files, soju_buf *out) {
     const cJSON *rd = cJSON_GetObjectItem(s, "read");
     double read = num(rd, "docs"), bytes = num(rd, "bytes");
-    soju_buf_printf(out, "pipeline %s (%d stats file%s)\n", soju_json_str(s, "name", "?", NULL), n, n == 1 ? "" : "s");
+    soju_buf_printf(out, "pipeline %s (%d stats file%s)\n", soju_json_str(s, "name", "?", NULL), files, files == 1 ? "" : "s");
     soju_buf_printf(out, "read      %12.0f docs %14.0f bytes   (%.0f malformed)\n", read, bytes, num(rd, "bad"));
     const cJSON *steps = cJSON_GetObjectItem(s, "steps");
     soju_buf_printf(out, "\n%-22s %12s %12s %8s %14s %14s %9s\n", "step", "docs in", "docs out", "kept", "bytes in",
@@ -75,5 +101,4 @@ void soju_data_report(const cJSON *const *stats, int n, soju_buf *out) {
     pct(out, rej, read);
     soju_buf_printf(out, "\nconservation: kept + rejected = %.0f, read = %.0f: %s\n", kept + rej, read,
                     kept + rej == read ? "ok" : "MISMATCH");
-    cJSON_Delete(s);
 }

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "soju/data.h"
+#include "internal.h"
 
 /* ---------------------------------------------------------------- lists */
 
@@ -64,6 +64,48 @@ int soju_list_load(soju_list *l, const char *name, soju_err *err) {
 void soju_list_free(soju_list *l) {
     for (size_t i = 0; i < l->items.len; i++) free(l->items.data[i]);
     soju_vec_free(&l->items);
+}
+
+int data_phrases_of(soju_phrases **out, const char *const *phrases, soju_err *err) {
+    soju_list l = {{0}};
+    for (int i = 0; phrases[i]; i++) soju_vec_push(&l.items, soju_strdup(phrases[i]));
+    int rc = soju_phrases_build(out, &l, err);
+    soju_list_free(&l);
+    return rc;
+}
+
+int data_phrases_cfg(soju_phrases **out, const cJSON *cfg, const char *step, const char *key,
+                     const char *const *dflt, soju_err *err) {
+    const cJSON *it = cfg ? cJSON_GetObjectItemCaseSensitive(cfg, key) : NULL;
+    const char *names[16];
+    int n = 0;
+    if (!it) {
+        for (; dflt[n] && n < 16; n++) names[n] = dflt[n];
+    } else if (cJSON_IsString(it)) {
+        names[n++] = it->valuestring;
+    } else if (cJSON_IsArray(it)) {
+        for (const cJSON *x = it->child; x && n < 16; x = x->next) {
+            if (!cJSON_IsString(x)) return soju_errf(err, SOJU_EARG, "step %s: %s must list file names", step, key);
+            names[n++] = x->valuestring;
+        }
+    } else {
+        return soju_errf(err, SOJU_EARG, "step %s: %s must be a list file or a list of them", step, key);
+    }
+    /* All lists into one matcher: one pass over a text finds every phrase. */
+    soju_list all = {{0}};
+    for (int i = 0; i < n; i++) {
+        soju_list l;
+        if (soju_list_load(&l, names[i], err)) {
+            soju_list_free(&all);
+            return soju_err_prefix(err, SOJU_EIO, "step %s", step);
+        }
+        for (size_t k = 0; k < l.items.len; k++) soju_vec_push(&all.items, l.items.data[k]);
+        l.items.len = 0;
+        soju_list_free(&l);
+    }
+    int rc = soju_phrases_build(out, &all, err);
+    soju_list_free(&all);
+    return rc;
 }
 
 /* ---------------------------------------------------------------- matcher */

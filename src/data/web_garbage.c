@@ -30,10 +30,6 @@ typedef struct wg_state {
     int c_boiler_lines;
 } wg_state;
 
-typedef struct wg_scratch {
-    soju_buf out, pii;
-} wg_scratch;
-
 static void wg_destroy(soju_step *s) {
     wg_state *g = s->state;
     if (!g) return;
@@ -42,39 +38,6 @@ static void wg_destroy(soju_step *s) {
     soju_phrases_free(g->boiler);
     soju_phrases_free(g->urls);
     free(g);
-}
-
-/* Load several lists (a string or a list of strings) into one matcher. */
-static int load_lists(const cJSON *cfg, const char *key, const char *const *dflt, soju_phrases **out, soju_err *err) {
-    soju_list all = {{0}};
-    const cJSON *it = cfg ? cJSON_GetObjectItemCaseSensitive(cfg, key) : NULL;
-    const char *names[16];
-    int n = 0;
-    if (!it) {
-        for (; dflt[n]; n++) names[n] = dflt[n];
-    } else if (cJSON_IsString(it)) {
-        names[n++] = it->valuestring;
-    } else if (cJSON_IsArray(it)) {
-        for (const cJSON *x = it->child; x && n < 16; x = x->next) {
-            if (!cJSON_IsString(x)) return soju_errf(err, SOJU_EARG, "step web_garbage: %s must list file names", key);
-            names[n++] = x->valuestring;
-        }
-    } else {
-        return soju_errf(err, SOJU_EARG, "step web_garbage: %s must be a list file or a list of them", key);
-    }
-    for (int i = 0; i < n; i++) {
-        soju_list l;
-        if (soju_list_load(&l, names[i], err)) {
-            soju_list_free(&all);
-            return soju_err_prefix(err, SOJU_EIO, "step web_garbage");
-        }
-        for (size_t k = 0; k < l.items.len; k++) soju_vec_push(&all.items, l.items.data[k]);
-        l.items.len = 0;
-        soju_list_free(&l);
-    }
-    int rc = soju_phrases_build(out, &all, err);
-    soju_list_free(&all);
-    return rc;
 }
 
 static int wg_create(soju_step *s, const cJSON *cfg, soju_err *err) {
@@ -88,15 +51,12 @@ static int wg_create(soju_step *s, const cJSON *cfg, soju_err *err) {
     static const char *const strong[] = {"spam_strong_ko.txt", "spam_strong_en.txt", NULL};
     static const char *const weak[] = {"spam_weak_ko.txt", "spam_weak_en.txt", NULL};
     static const char *const boiler[] = {"boilerplate_ko.txt", "boilerplate_en.txt", NULL};
-    if (load_lists(cfg, "strong_spam", strong, &g->strong, err) || load_lists(cfg, "weak_spam", weak, &g->weak, err) ||
-        load_lists(cfg, "boilerplate", boiler, &g->boiler, err))
+    static const char *const urls[] = {"http://", "https://", "www.", NULL};
+    if (data_phrases_cfg(&g->strong, cfg, "web_garbage", "strong_spam", strong, err) ||
+        data_phrases_cfg(&g->weak, cfg, "web_garbage", "weak_spam", weak, err) ||
+        data_phrases_cfg(&g->boiler, cfg, "web_garbage", "boilerplate", boiler, err) ||
+        data_phrases_of(&g->urls, urls, err))
         return SOJU_EIO;
-    soju_list u = {{0}};
-    soju_vec_push(&u.items, soju_strdup("http://"));
-    soju_vec_push(&u.items, soju_strdup("https://"));
-    soju_vec_push(&u.items, soju_strdup("www."));
-    soju_phrases_build(&g->urls, &u, err);
-    soju_list_free(&u);
     const char *st = "web_garbage";
     if (soju_cfg_num(cfg, st, "min_weak_hits", 3, 0, 1e9, &g->min_weak_hits, err) ||
         soju_cfg_num(cfg, st, "max_weak_per_100_words", 2, 0, 1e9, &g->max_weak_per_100, err) ||
@@ -121,17 +81,9 @@ static int wg_create(soju_step *s, const cJSON *cfg, soju_err *err) {
     return SOJU_OK;
 }
 
-static void *wg_scratch_new(const soju_step *s) { return soju_calloc(1, sizeof(wg_scratch)); }
-static void wg_scratch_free(void *p) {
-    wg_scratch *x = p;
-    soju_buf_free(&x->out);
-    soju_buf_free(&x->pii);
-    free(x);
-}
-
 static int wg_apply(const soju_step *s, void *scratch, soju_doc *d, soju_verdict *v, soju_step_stats *st) {
     const wg_state *g = s->state;
-    wg_scratch *x = scratch;
+    data_scratch *x = scratch; /* a: the text without boilerplate lines, b: PII scan output */
     const char *t = d->text.data;
     size_t n = d->text.len;
     int which;
@@ -183,35 +135,35 @@ static int wg_apply(const soju_step *s, void *scratch, soju_doc *d, soju_verdict
         return soju_verdict_drop(v, g->r_jamo, (double)jamo / (double)w->letters, 1);
     /* Contacts: e-mails and phone numbers (the PII scanner) plus URLs. */
     uint64_t counts[SOJU_PII_COUNT] = {0};
-    soju_pii_redact(&g->pii, t, n, &x->pii, counts);
+    soju_pii_redact(&g->pii, t, n, &x->b, counts);
     size_t contacts = counts[SOJU_PII_EMAIL] + counts[SOJU_PII_PHONE] + soju_phrases_count(g->urls, t, n, NULL);
     if (contacts >= g->min_contacts && (double)contacts * per100 > g->max_contacts_per_100)
         return soju_verdict_drop(v, g->r_contact, (double)contacts * per100, 1);
     /* Boilerplate lines. */
     if (soju_phrases_count(g->boiler, t, n, NULL)) {
-        soju_buf_clear(&x->out);
+        soju_buf_clear(&x->a);
         for (size_t i = 0; i < w->lines.len; i++) {
             const soju_span *l = &w->lines.data[i];
             if (soju_phrases_count(g->boiler, t + l->start, l->len, NULL)) {
                 st->counters[g->c_boiler_lines]++;
                 continue;
             }
-            if (x->out.len) soju_buf_putc(&x->out, '\n');
-            soju_buf_append(&x->out, t + l->start, l->len);
+            if (x->a.len) soju_buf_putc(&x->a, '\n');
+            soju_buf_append(&x->a, t + l->start, l->len);
         }
         /* Trim blank lines left at the ends. */
-        size_t a = 0, e = x->out.len;
-        while (a < e && (x->out.data[a] == '\n' || x->out.data[a] == ' ')) a++;
-        while (e > a && (x->out.data[e - 1] == '\n' || x->out.data[e - 1] == ' ')) e--;
+        size_t a = 0, e = x->a.len;
+        while (a < e && (x->a.data[a] == '\n' || x->a.data[a] == ' ')) a++;
+        while (e > a && (x->a.data[e - 1] == '\n' || x->a.data[e - 1] == ' ')) e--;
         if (a == e) return soju_verdict_drop(v, g->r_boiler, 0, 0);
-        soju_doc_set_text(d, x->out.data + a, e - a);
+        soju_doc_set_text(d, x->a.data + a, e - a);
     }
     return SOJU_KEEP;
 }
 
 const soju_step_kind soju_kind_web_garbage = {
     "web_garbage", "spam phrases, boilerplate lines, jamo runs, contact density, mojibake (lists in data/rules)",
-    wg_create, wg_destroy, wg_scratch_new, wg_scratch_free, wg_apply, NULL, NULL, NULL, NULL,
+    wg_create, wg_destroy, data_scratch_new, data_scratch_free, wg_apply, NULL, NULL, NULL, NULL,
 };
 
 /* ================================================================ length */

@@ -116,6 +116,15 @@ int soju_st_parse(soju_safetensors *st, const uint8_t *data, size_t len, const c
     st->tensors = soju_calloc((size_t)n + 1, sizeof *st->tensors);
     for (cJSON *it = root->child; it; it = it->next) {
         if (!it->string) continue;
+        /* JSON objects with repeated keys are ambiguous; the format forbids them. */
+        for (cJSON *prev = root->child; prev != it; prev = prev->next) {
+            if (prev->string && !strcmp(prev->string, it->string)) {
+                char tname[128];
+                snprintf(tname, sizeof tname, "%s", it->string);
+                cJSON_Delete(root);
+                return bad(st, err, name, tname, "appears twice in the header");
+            }
+        }
         if (!strcmp(it->string, "__metadata__")) {
             if (!cJSON_IsObject(it)) {
                 cJSON_Delete(root);

@@ -34,6 +34,17 @@ static float attention_scale(const soju_model *m) { return 1.0f / sqrtf((float)m
 
 /* ---------------------------------------------------------------- forward */
 
+/* out = residual + inp W^T + b (W: C x K), fused where the backend can. */
+static void project_add(soju_model *m, void *out, const void *residual, const void *inp, size_t w, size_t b, int BT,
+                        int K) {
+    if (m->ops->matmul_residual_forward) {
+        m->ops->matmul_residual_forward(m->be, out, residual, inp, wq(m, w), wq(m, b), BT, K, m->C);
+    } else {
+        m->ops->matmul_forward(m->be, m->tmp, inp, wq(m, w), wq(m, b), BT, K, m->C);
+        m->ops->residual_forward(m->be, out, residual, m->tmp, (size_t)BT * m->C);
+    }
+}
+
 /* One layer: x (BT, C) -> out (BT, C), saving what the backward needs. */
 static void layer_forward(soju_model *m, int l, void *out, int B, int T) {
     const soju_backend_ops *ops = m->ops;
@@ -49,15 +60,17 @@ static void layer_forward(soju_model *m, int l, void *out, int B, int T) {
         ops->rope_forward(be, a->qkv, m->rope_table, m->positions, BT, m->QKV, m->NH + m->NKV, m->hd);
     ops->attention_forward(be, a->att, a->att_lse, a->qkv, docs, B, T, m->NH, m->NKV, m->hd, m->cfg.sliding_window,
                            attention_scale(m));
-    ops->matmul_forward(be, m->tmp, a->att, wq(m, p->o_w), wq(m, p->o_b), BT, AH, m->C);
-    ops->residual_forward(be, a->mid, a->res, m->tmp, (size_t)BT * m->C);
+    project_add(m, a->mid, a->res, a->att, p->o_w, p->o_b, BT, AH);
 
     norm_forward(m, a->ln2, a->ln2_mean, a->ln2_rstd, a->mid, p->ln2_w, p->ln2_b, BT);
-    ops->matmul_forward(be, a->fc, a->ln2, wq(m, p->fc_w), wq(m, p->fc_b), BT, m->C, m->FC);
-    if (m->cfg.arch == SOJU_ARCH_LLAMA) ops->swiglu_forward(be, a->fc_act, a->fc, BT, m->F);
-    else ops->gelu_forward(be, a->fc_act, a->fc, (size_t)BT * m->F);
-    ops->matmul_forward(be, m->tmp, a->fc_act, wq(m, p->proj_w), wq(m, p->proj_b), BT, m->F, m->C);
-    ops->residual_forward(be, out, a->mid, m->tmp, (size_t)BT * m->C);
+    if (m->cfg.arch == SOJU_ARCH_GPT2 && ops->matmul_gelu_forward) { /* fused where the backend has it */
+        ops->matmul_gelu_forward(be, a->fc, a->fc_act, a->ln2, wq(m, p->fc_w), wq(m, p->fc_b), BT, m->C, m->F);
+    } else {
+        ops->matmul_forward(be, a->fc, a->ln2, wq(m, p->fc_w), wq(m, p->fc_b), BT, m->C, m->FC);
+        if (m->cfg.arch == SOJU_ARCH_LLAMA) ops->swiglu_forward(be, a->fc_act, a->fc, BT, m->F);
+        else ops->gelu_forward(be, a->fc_act, a->fc, (size_t)BT * m->F);
+    }
+    project_add(m, out, a->mid, a->fc_act, p->proj_w, p->proj_b, BT, m->F);
 }
 
 /* Upload the batch's integer arrays into the planned backend buffers. */
@@ -109,7 +122,8 @@ int soju_model_forward(soju_model *m, const soju_batch *b, double *loss_sum, lon
 }
 
 const float *soju_model_logits(soju_model *m) {
-    if (!m->host_logits) return m->logits; /* CPU: activations are host fp32 */
+    if (!strcmp(m->ops->name, "cpu")) return m->logits; /* CPU: activations are host fp32 */
+    if (!m->host_logits) m->host_logits = soju_malloc((size_t)m->max_B * m->max_T * m->V * sizeof(float));
     soju_model_logits_to_host(m, m->host_logits, (size_t)m->B * m->T * m->V);
     return m->host_logits;
 }
@@ -131,16 +145,30 @@ static void layer_backward(soju_model *m, int l, int B, int T) {
     int BT = B * T, AH = m->NH * m->hd;
     const int32_t *docs = m->have_docs ? m->doc_ids : NULL;
 
+    /* with recompute, this layer's norm outputs and MLP activation were
+     * overwritten by later layers: recompute them from what was kept */
+    if (m->recompute) {
+        norm_forward(m, a->ln2, a->ln2_mean, a->ln2_rstd, a->mid, p->ln2_w, p->ln2_b, BT);
+        if (m->cfg.arch == SOJU_ARCH_LLAMA) ops->swiglu_forward(be, a->fc_act, a->fc, BT, m->F);
+        else ops->gelu_forward(be, a->fc_act, a->fc, (size_t)BT * m->F);
+    }
+
     /* MLP: out = mid + proj(act(fc(norm2(mid)))) */
-    ops->matmul_backward(be, m->dfc_act, gq(m, p->proj_w), gq(m, p->proj_b), m->dres, a->fc_act, wq(m, p->proj_w),
-                         BT, m->F, m->C, 0);
-    if (m->cfg.arch == SOJU_ARCH_LLAMA) ops->swiglu_backward(be, m->dfc, m->dfc_act, a->fc, BT, m->F);
-    else ops->gelu_backward(be, m->dfc, m->dfc_act, a->fc, (size_t)BT * m->F);
+    if (m->cfg.arch == SOJU_ARCH_GPT2 && ops->matmul_backward_gelu) { /* through GELU in the same pass */
+        ops->matmul_backward_gelu(be, m->dfc, gq(m, p->proj_w), gq(m, p->proj_b), m->dres, a->fc_act,
+                                  wq(m, p->proj_w), a->fc, BT, m->F, m->C);
+    } else {
+        ops->matmul_backward(be, m->dfc_act, gq(m, p->proj_w), gq(m, p->proj_b), m->dres, a->fc_act,
+                             wq(m, p->proj_w), BT, m->F, m->C, 0);
+        if (m->cfg.arch == SOJU_ARCH_LLAMA) ops->swiglu_backward(be, m->dfc, m->dfc_act, a->fc, BT, m->F);
+        else ops->gelu_backward(be, m->dfc, m->dfc_act, a->fc, (size_t)BT * m->F);
+    }
     ops->matmul_backward(be, m->dln, gq(m, p->fc_w), gq(m, p->fc_b), m->dfc, a->ln2, wq(m, p->fc_w), BT, m->C, m->FC,
                          0);
     norm_backward(m, m->dres, m->dln, a->mid, p->ln2_w, p->ln2_b, a->ln2_mean, a->ln2_rstd, BT);
 
     /* attention: mid = x + o_proj(attention(rope(qkv(norm1(x))))) */
+    if (m->recompute) norm_forward(m, a->ln1, a->ln1_mean, a->ln1_rstd, a->res, p->ln1_w, p->ln1_b, BT);
     ops->matmul_backward(be, m->datt, gq(m, p->o_w), gq(m, p->o_b), m->dres, a->att, wq(m, p->o_w), BT, AH, m->C, 0);
     ops->attention_backward(be, m->dqkv, m->datt, a->qkv, a->att, a->att_lse, docs, B, T, m->NH, m->NKV, m->hd,
                             m->cfg.sliding_window, attention_scale(m));

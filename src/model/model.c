@@ -26,19 +26,20 @@ static void plan(soju_model *m, planner *p) {
     int gpt2 = m->cfg.arch == SOJU_ARCH_GPT2;
     for (int l = 0; l < m->L; l++) {
         layer_acts *a = &m->acts[l];
+        int own = !m->recompute || l == 0; /* with recompute, layers share layer 0's ln1, ln2, fc_act */
         a->res = take(p, BT * m->C * A);
-        a->ln1 = take(p, BT * m->C * A);
+        a->ln1 = own ? take(p, BT * m->C * A) : m->acts[0].ln1;
         a->ln1_mean = gpt2 ? take(p, BT * f4) : NULL;
         a->ln1_rstd = take(p, BT * f4);
         a->qkv = take(p, BT * m->QKV * A);
         a->att = take(p, BT * m->NH * m->hd * A);
         a->att_lse = take(p, BT * m->NH * f4);
         a->mid = take(p, BT * m->C * A);
-        a->ln2 = take(p, BT * m->C * A);
+        a->ln2 = own ? take(p, BT * m->C * A) : m->acts[0].ln2;
         a->ln2_mean = gpt2 ? take(p, BT * f4) : NULL;
         a->ln2_rstd = take(p, BT * f4);
         a->fc = take(p, BT * m->FC * A);
-        a->fc_act = take(p, BT * m->F * A);
+        a->fc_act = own ? take(p, BT * m->F * A) : m->acts[0].fc_act;
     }
     m->res_final = take(p, BT * m->C * A);
     m->lnf = take(p, BT * m->C * A);
@@ -86,6 +87,11 @@ static void rope_table_host(float *table, int rows, int hd, float theta, float f
 
 int soju_model_create(soju_model **out, const soju_model_config *cfg, const char *device, int max_B, int max_T,
                       soju_err *err) {
+    return soju_model_create_ex(out, cfg, device, max_B, max_T, NULL, err);
+}
+
+int soju_model_create_ex(soju_model **out, const soju_model_config *cfg, const char *device, int max_B, int max_T,
+                         const soju_model_options *opt, soju_err *err) {
     *out = NULL;
     if (max_B < 1 || max_T < 1)
         return soju_errf(err, SOJU_EARG, "model: batch size %d x %d must be positive", max_B, max_T);
@@ -100,6 +106,7 @@ int soju_model_create(soju_model **out, const soju_model_config *cfg, const char
     m->be = be;
     m->ops = be->ops;
     m->max_B = max_B, m->max_T = max_T;
+    m->recompute = opt ? opt->recompute : 0;
     m->C = cfg->hidden_size, m->L = cfg->num_hidden_layers, m->NH = cfg->num_attention_heads;
     m->NKV = cfg->num_key_value_heads, m->hd = cfg->head_dim, m->F = cfg->intermediate_size, m->V = cfg->vocab_size;
     m->QKV = (m->NH + 2 * m->NKV) * m->hd;
@@ -134,7 +141,9 @@ int soju_model_create(soju_model **out, const soju_model_config *cfg, const char
     size_t BT = (size_t)max_B * max_T;
     m->host_positions = soju_malloc(BT * sizeof(int32_t));
     m->host_losses = soju_calloc(BT, sizeof(float));
-    if (strcmp(m->ops->name, "cpu") != 0) m->host_logits = soju_malloc(BT * m->V * sizeof(float));
+    /* host_logits (the download buffer for soju_model_logits on a device
+     * backend) is allocated on first use: BT x V floats is 13 GB at 64 x 1024
+     * tokens of a 50k vocabulary, which training never needs. */
     *out = m;
     return SOJU_OK;
 }

@@ -59,6 +59,7 @@ struct soju_model {
     soju_backend *be;
     const soju_backend_ops *ops;
     int max_B, max_T;
+    int recompute; /* soju_model_options.recompute: ln1, ln2, fc_act shared by all layers */
     int C, L, NH, NKV, hd, F, V, QKV, FC; /* FC: width of the first MLP matmul (2F or F) */
     size_t abytes;                        /* bytes per activation element */
 

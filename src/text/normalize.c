@@ -19,16 +19,47 @@ const char *soju_norm_name(soju_norm_form f) {
     return (unsigned)f < 5 ? names[f] : "?";
 }
 
+/* Code points that NFC leaves alone whatever surrounds them: combining class
+ * 0, no canonical decomposition, and never the second half of a composition
+ * (checked against Python's unicodedata 14.0). A text made only of them is
+ * already in NFC. The ranges cover ASCII, Latin-1 symbols, general and CJK
+ * punctuation, compatibility jamo, CJK ideographs, Hangul syllables and
+ * fullwidth forms: most Korean and English text. Conjoining jamo (U+1100..)
+ * are left out, as a syllable followed by a final jamo composes. */
+static int nfc_inert(uint32_t c) {
+    if (c < 0xA0) return c < 0x80;
+    if (c < 0x100) return c < 0xC0 || c == 0xD7 || c == 0xF7;
+    if (c >= 0xAC00) return c <= 0xD7A3 || (c >= 0xFF01 && c <= 0xFF5E);
+    if (c >= 0x4E00) return c <= 0x9FFF;
+    if (c >= 0x3000) return c <= 0x3029 || (c >= 0x3030 && c <= 0x303F) || (c >= 0x3131 && c <= 0x318E);
+    return (c >= 0x2010 && c <= 0x2027) || (c >= 0x2030 && c <= 0x205E);
+}
+
+static int is_nfc_quick(const char *s, size_t n) {
+    for (size_t i = 0; i < n;) {
+        if ((unsigned char)s[i] < 0x80) {
+            i++;
+            continue;
+        }
+        uint32_t c;
+        int len = soju_utf8_decode((const uint8_t *)s + i, n - i, &c);
+        if (len <= 0 || !nfc_inert(c)) return 0;
+        i += (size_t)len;
+    }
+    return 1;
+}
+
 int soju_normalize(const char *s, size_t n, soju_norm_form form, soju_buf *out, soju_err *err) {
     soju_buf_clear(out);
     if (form == SOJU_NORM_NONE) {
         soju_buf_append(out, s, n);
         return SOJU_OK;
     }
-    /* Most text is already normalized. Pure ASCII is invariant under every form. */
+    /* Most text is already normalized. Pure ASCII is invariant under every
+     * form, and text of NFC-inert characters under NFC. */
     int ascii = 1;
     for (size_t i = 0; i < n && ascii; i++) ascii = (unsigned char)s[i] < 0x80;
-    if (ascii) {
+    if (ascii || (form == SOJU_NORM_NFC && is_nfc_quick(s, n))) {
         soju_buf_append(out, s, n);
         return SOJU_OK;
     }

@@ -82,6 +82,16 @@ for junk in 토토사이트 ㅋㅋㅋㅋ '\\u00c7\\u00d1' 'Ç' '"garbage"'; do
 done
 grep -q "bench_gsm8k/test.jsonl#0" "$T/report.txt" || { echo "FAIL: decontamination item not reported"; exit 1; }
 
+# --- one-step commands: --set reaches per-language settings (step.lang.key)
+"$BIN" data filter "$T/ko.jsonl" --rules gopher_quality --set gopher_quality.ko.min_words=100000 \
+  --out "$T/f1.jsonl" --quiet > /dev/null
+[ "$(zstd -dc "$T/f1.rejects.jsonl.zst" | grep -c '"rule":"min_words"')" -gt 0 ] || { echo "FAIL: --set ko.min_words"; exit 1; }
+py "$T/f1.jsonl" <<'PY' || { echo "FAIL: Korean kept despite min_words"; exit 1; }
+import json, sys
+sys.exit(any(any('\uac00' <= c <= '\ud7a3' for c in json.loads(l)['text']) for l in open(sys.argv[1], encoding='utf-8')))
+PY
+"$BIN" data pii "$T/ko.jsonl" --out "$T/p1.jsonl" --set pii.bogus=1 --quiet 2>/dev/null && { echo "FAIL: unknown setting accepted"; exit 1; }
+
 # --- sharded MinHash dedup: 2 shards + merge give the same kept set as 1 process
 "$BIN" data dedup "$T/ko.jsonl" --out "$T/dd1.jsonl" --quiet > /dev/null
 for k in 0 1; do "$BIN" data dedup "$T/ko.jsonl" "$T/en.jsonl" --out "$T/dd2.$k.jsonl" --shard $k/2 --work "$T/ddw" --quiet >/dev/null; done

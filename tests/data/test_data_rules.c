@@ -118,6 +118,9 @@ TEST(gopher_repetition) {
     CHECK_EQ_INT(run_step("gopher_repetition", "{top_2_gram: 0, top_3_gram: 0, top_4_gram: 0}", big, rule, NULL),
                  SOJU_DROP);
     CHECK(!strncmp(rule, "dup_", 4));
+    /* No words, one word: nothing to count (the fuzzer found "\n" once). */
+    CHECK_EQ_INT(run_step("gopher_repetition", NULL, "\n", rule, NULL), SOJU_KEEP);
+    CHECK_EQ_INT(run_step("gopher_repetition", NULL, "word", rule, NULL), SOJU_KEEP);
 }
 
 TEST(c4) {

@@ -193,6 +193,13 @@ TEST(safetensors_round_trip_and_errors) {
     CHECK(soju_st_parse(&st, buf, 8 + hl + 8, "mem.safetensors", &err) == SOJU_EFORMAT);
     CHECK_MSG(strstr(err.msg, "\"x\"") != NULL, "%s", err.msg);
     CHECK(soju_st_parse(&st, buf, 4, "mem.safetensors", &err) == SOJU_EFORMAT);
+    /* A key given twice (a tensor or __metadata__) is rejected, not silently overwritten. */
+    const char dup_json[] = "{\"__metadata__\":{},\"__metadata__\":{},\"x\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}";
+    hl = sizeof dup_json - 1;
+    memcpy(buf, &hl, 8);
+    memcpy(buf + 8, dup_json, hl);
+    CHECK(soju_st_parse(&st, buf, 8 + hl + 1, "dup.safetensors", &err) == SOJU_EFORMAT);
+    CHECK_MSG(strstr(err.msg, "twice") != NULL, "%s", err.msg);
     hl = 1000;
     memcpy(buf, &hl, 8);
     CHECK(soju_st_parse(&st, buf, 100, "mem.safetensors", &err) == SOJU_EFORMAT);

@@ -459,5 +459,54 @@ TEST(crossentropy) {
     release(c.logits), release(c.losses), release(c.lse), release(c.w), release(c.tgt), release(dl), release(copy);
 }
 
+/* ---------------------------------------------------------------- large sizes */
+
+/* Above CPU_PAR_MIN the ops split work across threads and reduce per-thread
+ * partials (norm weight gradients, bias gradients, embedding gradients):
+ * check those sums against double-precision references at such sizes. The
+ * sums run over 4096 rows of unit-size terms in fp32, so they carry about
+ * 1e-4 absolute rounding (partial sums reach ~50); the tolerance allows it. */
+TEST(parallel_reductions) {
+    int BT = 4096, C = 384, V = 50;
+    size_t n = (size_t)BT * C;
+    float *x = randn(n, 1), *dy = randn(n, 1), *w = randn(C, 1), *b = randn(C, 1), *y = zeros(n);
+    float *mean = zeros(BT), *rstd = zeros(BT), *dx = zeros(n), *dw = zeros(C), *db = zeros(C);
+    double *want_w = calloc(C, sizeof(double)), *want_b = calloc(C, sizeof(double));
+    /* LayerNorm: dweight = sum_r dy n, dbias = sum_r dy */
+    be->ops->layernorm_forward(be, y, mean, rstd, x, w, b, BT, C, 1e-5f);
+    be->ops->layernorm_backward(be, dx, dw, db, dy, x, w, mean, rstd, BT, C);
+    for (int r = 0; r < BT; r++)
+        for (int c = 0; c < C; c++) {
+            want_w[c] += (double)dy[(size_t)r * C + c] * (x[(size_t)r * C + c] - mean[r]) * rstd[r];
+            want_b[c] += dy[(size_t)r * C + c];
+        }
+    check_close("layernorm dweight (parallel)", dw, want_w, C, 1e-3);
+    check_close("layernorm dbias (parallel)", db, want_b, C, 1e-3);
+    /* RMSNorm */
+    memset(dw, 0, C * 4), memset(want_w, 0, C * sizeof(double));
+    be->ops->rmsnorm_forward(be, y, rstd, x, w, BT, C, 1e-5f);
+    be->ops->rmsnorm_backward(be, dx, dw, dy, x, w, rstd, BT, C);
+    for (int r = 0; r < BT; r++)
+        for (int c = 0; c < C; c++) want_w[c] += (double)dy[(size_t)r * C + c] * x[(size_t)r * C + c] * rstd[r];
+    check_close("rmsnorm dweight (parallel)", dw, want_w, C, 1e-3);
+    /* bias gradient of a matmul */
+    memset(db, 0, C * 4), memset(want_b, 0, C * sizeof(double));
+    be->ops->matmul_backward(be, NULL, NULL, db, dy, x, w, BT, 1, C, 0);
+    for (size_t i = 0; i < n; i++) want_b[i % C] += dy[i];
+    check_close("matmul dbias (parallel)", db, want_b, C, 1e-3);
+    /* embedding gradient with heavily repeated tokens */
+    int32_t *tok = be->ops->alloc(be, BT * 4), *pos = be->ops->alloc(be, BT * 4);
+    for (int r = 0; r < BT; r++) tok[r] = (r * 7) % V, pos[r] = r % 3;
+    float *dwte = zeros((size_t)V * C);
+    double *want_e = calloc((size_t)V * C, sizeof(double));
+    be->ops->encoder_backward(be, dwte, NULL, dy, tok, pos, BT, C);
+    for (int r = 0; r < BT; r++)
+        for (int c = 0; c < C; c++) want_e[(size_t)tok[r] * C + c] += dy[(size_t)r * C + c];
+    check_close("encoder dwte (parallel)", dwte, want_e, (size_t)V * C, 1e-4);
+    release(x), release(dy), release(w), release(b), release(y), release(mean), release(rstd), release(dx);
+    release(dw), release(db), release(tok), release(pos), release(dwte);
+    free(want_w), free(want_b), free(want_e);
+}
+
 TEST_MAIN(matmul, encoder, rmsnorm, layernorm, rope, attention_causal, attention_doc_mask, attention_decode,
-          activations, crossentropy)
+          activations, crossentropy, parallel_reductions)

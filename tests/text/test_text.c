@@ -1,4 +1,6 @@
 /* UTF-8, normalization, character classes and regular expressions. */
+#include <utf8proc.h>
+
 #include "soju/text.h"
 #include "test.h"
 
@@ -79,4 +81,34 @@ TEST(regex_unicode_classes_and_invalid_bytes) {
     CHECK(strstr(err.msg, "unclosed") != NULL);
 }
 
-TEST_MAIN(utf8_decode_rejects_invalid, normalize_nfc_nfkc, script_counts, regex_unicode_classes_and_invalid_bytes)
+/* NFC's shortcut for text of inert characters agrees with utf8proc on random
+ * mixes of inert characters and ones that compose or reorder: conjoining
+ * jamo after a syllable (가 + ᆨ = 각), combining marks, Tamil and Bengali
+ * vowel signs that compose with a preceding letter, singletons (U+2000). */
+TEST(normalize_nfc_shortcut_agrees) {
+    static const uint32_t pool[] = {'a', ' ', '\n', 0xA0, 0xBF, 0xD7, 0xE9, 0x2010, 0x2019, 0x205E, 0x3000, 0x3029,
+                                    0x302A, 0x3131, 0x318E, 0x4E00, 0x9FFF, 0xAC00, 0xAC01, 0xD7A3, 0xFF01, 0xFF5E,
+                                    0x1100, 0x1161, 0x11A8, 0x0301, 0x0065, 0x0BC6, 0x0BBE, 0x09C7, 0x09BE, 0x2000,
+                                    0x212B, 0x1E0A, 0x0323};
+    soju_rng r;
+    soju_rng_seed(&r, 11);
+    soju_buf s = {0}, out = {0};
+    soju_err err;
+    for (int t = 0; t < 3000; t++) {
+        soju_buf_clear(&s);
+        int len = 1 + (int)soju_rng_below(&r, 6);
+        for (int k = 0; k < len; k++) {
+            uint8_t b[4];
+            int m = soju_utf8_encode(pool[soju_rng_below(&r, sizeof pool / sizeof pool[0])], b);
+            soju_buf_append(&s, b, (size_t)m);
+        }
+        utf8proc_uint8_t *ref = utf8proc_NFC((const utf8proc_uint8_t *)s.data);
+        CHECK_OK(soju_normalize(s.data, s.len, SOJU_NORM_NFC, &out, &err));
+        CHECK(ref && out.len == strlen((const char *)ref) && !memcmp(out.data, ref, out.len));
+        free(ref);
+    }
+    soju_buf_free(&s);
+    soju_buf_free(&out);
+}
+
+TEST_MAIN(utf8_decode_rejects_invalid, normalize_nfc_nfkc, normalize_nfc_shortcut_agrees, script_counts, regex_unicode_classes_and_invalid_bytes)

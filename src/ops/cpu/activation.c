@@ -8,7 +8,7 @@ void cpu_swiglu_forward(soju_backend *be, void *out_, const void *gate_up_, int 
     (void)be;
     float *out = out_;
     const float *gu = gate_up_;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)BT * F >= CPU_PAR_MIN)
     for (int r = 0; r < BT; r++) {
         const float *g = gu + (size_t)r * 2 * F, *u = g + F;
         float *o = out + (size_t)r * F;
@@ -22,7 +22,7 @@ void cpu_swiglu_backward(soju_backend *be, void *dgate_up_, const void *dout_, c
     (void)be;
     float *dgu = dgate_up_;
     const float *dout = dout_, *gu = gate_up_;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)BT * F >= CPU_PAR_MIN)
     for (int r = 0; r < BT; r++) {
         const float *g = gu + (size_t)r * 2 * F, *u = g + F, *d = dout + (size_t)r * F;
         float *dg = dgu + (size_t)r * 2 * F, *du = dg + F;
@@ -43,7 +43,7 @@ void cpu_gelu_forward(soju_backend *be, void *out_, const void *inp_, size_t n) 
     (void)be;
     float *out = out_;
     const float *x = inp_;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= CPU_PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         float u = GELU_K * (x[i] + 0.044715f * x[i] * x[i] * x[i]);
         out[i] = 0.5f * x[i] * (1.0f + cpu_tanhf(u));
@@ -56,7 +56,7 @@ void cpu_gelu_backward(soju_backend *be, void *dinp_, const void *dout_, const v
     (void)be;
     float *dinp = dinp_;
     const float *dout = dout_, *x = inp_;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= CPU_PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         float xi = x[i];
         float u = GELU_K * (xi + 0.044715f * xi * xi * xi);
@@ -72,14 +72,14 @@ void cpu_residual_forward(soju_backend *be, void *out_, const void *a_, const vo
     (void)be;
     float *out = out_;
     const float *a = a_, *b = b_;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= CPU_PAR_MIN)
     for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
 void cpu_softcap_forward(soju_backend *be, void *x_, size_t n, float cap) {
     (void)be;
     float *x = x_;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= CPU_PAR_MIN)
     for (size_t i = 0; i < n; i++) x[i] = cap * cpu_tanhf(x[i] / cap);
 }
 
@@ -87,7 +87,7 @@ void cpu_softcap_backward(soju_backend *be, void *dx_, const void *y_, size_t n,
     (void)be;
     float *dx = dx_;
     const float *y = y_;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= CPU_PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         float t = y[i] / cap;
         dx[i] *= 1.0f - t * t;

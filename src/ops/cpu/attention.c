@@ -1,21 +1,24 @@
 /* Causal, document-masked, grouped-query attention on the CPU.
  *
- * The work is cut into query blocks of QB rows of one (sequence, head). A
- * block's scores against every key it may see (at most T) fit in a per-thread
- * tile of QB x T floats, so the softmax of each row is computed exactly
- * there, and the T x T matrix never exists. The products are sgemm calls on
- * strided views of the fused qkv rows (single-threaded inside the parallel
- * loop: OpenBLAS's OpenMP build does that by itself in a parallel region).
+ * Work is cut into blocks: the `rep` query heads that share one key/value
+ * head (GQA; rep = 1 without it), over a block of up to QB query rows of one
+ * sequence. The block's queries are stacked into one (rep * rows, hd) matrix,
+ * so a single sgemm scores all of them against the keys they may see (at
+ * most T), into a per-thread tile of rep * QB x T floats. Each row's softmax
+ * is computed exactly there, and the T x T matrix never exists. The sgemm
+ * calls run single-threaded inside the parallel loop (OpenBLAS's OpenMP
+ * build does that by itself in a parallel region).
  *
  * The backward recomputes each block's probabilities from the saved
  * log-sum-exp (as flash attention does):
  *   P  = exp(scale Q K^T - lse)             dV += P^T dO
  *   dP = dO V^T                             D_i = sum_d dO_i O_i
  *   dS = P (dP - D) scale                   dQ = dS K,  dK += dS^T Q
- * With grouped-query attention several query heads share a key/value head;
- * each (sequence, query head) task then adds its dK, dV into a private
- * partial, and the partials of a group are summed in head order afterwards,
- * which keeps the result deterministic. */
+ * A task owns one (sequence, key/value head), so it adds into its dK, dV
+ * rows without races; when there are too few such tasks to keep the threads
+ * busy, each is split over its query blocks into parts with private dK, dV
+ * partials that are then summed in part order (the split depends only on the
+ * shapes, so results do not depend on the thread count). */
 #include <cblas.h>
 
 #include "cpu_ops.h"
@@ -44,10 +47,11 @@ static int block_key_lo(const int32_t *key_start, int b, int T, int qs, int wind
     return lo;
 }
 
-/* Turn the score row s[0 .. n) (keys k_lo .. k_lo + n) of query qi into
- * probabilities in place, masking keys the query may not see (probability
- * 0); returns the log-sum-exp of the visible scores. */
-static float softmax_row(float *s, int n, int k_lo, int qi, const int32_t *doc, int window) {
+/* Exponentiate the score row s[0 .. n) (keys k_lo .. k_lo + n) of query qi
+ * in place as e^(s - max), with 0 for keys the query may not see, and
+ * return the row's sum; *row_max gets the max. The caller divides by the
+ * sum (after the P V product: fewer multiplications). */
+static float exp_row(float *s, int n, int k_lo, int qi, const int32_t *doc, int window, float *row_max) {
     int visible = qi - k_lo + 1; /* causal: keys k_lo .. qi */
     for (int j = visible; j < n; j++) s[j] = 0.0f;
     if (doc) {
@@ -57,15 +61,16 @@ static float softmax_row(float *s, int n, int k_lo, int qi, const int32_t *doc, 
     if (window > 0)
         for (int j = 0; j < visible; j++) s[j] = qi - (k_lo + j) < window ? s[j] : -INFINITY;
     float m = -INFINITY;
+#pragma omp simd reduction(max : m)
     for (int j = 0; j < visible; j++) m = s[j] > m ? s[j] : m;
     float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
     for (int j = 0; j < visible; j++) {
         s[j] = cpu_expf(s[j] - m);
         sum += s[j];
     }
-    float inv = 1.0f / sum;
-    for (int j = 0; j < visible; j++) s[j] *= inv;
-    return m + logf(sum);
+    *row_max = m;
+    return sum;
 }
 
 static int32_t *key_starts_scratch(soju_backend *be, const int32_t *doc_ids, int B, int T) {
@@ -75,6 +80,35 @@ static int32_t *key_starts_scratch(soju_backend *be, const int32_t *doc_ids, int
     return ks;
 }
 
+/* Query rows per block: QB, fewer when many query heads share a key/value
+ * head, so that a stacked block stays near 256 rows. */
+static int block_rows(int rep) {
+    int r = 256 / rep;
+    return r > QB ? QB : (r < 16 ? 16 : r);
+}
+
+/* Stack the rep query heads of group g, rows [qs, qs + nq) of sequence b,
+ * into dst (rep * nq, hd): row r * nq + i holds head g * rep + r at qs + i.
+ * src rows have stride ld; the heads start at column `col0`. */
+static void gather_heads(float *dst, const float *src, size_t ld, int col0, int rep, int nq, int hd) {
+    for (int r = 0; r < rep; r++)
+        for (int i = 0; i < nq; i++) {
+            float *d = dst + ((size_t)r * nq + i) * hd;
+            const float *x = src + (size_t)i * ld + col0 + (size_t)r * hd;
+            for (int e = 0; e < hd; e++) d[e] = x[e]; /* rows of hd floats: a loop beats memcpy calls */
+        }
+}
+
+/* The inverse of gather_heads. */
+static void scatter_heads(float *dst, size_t ld, int col0, const float *src, int rep, int nq, int hd) {
+    for (int r = 0; r < rep; r++)
+        for (int i = 0; i < nq; i++) {
+            float *d = dst + (size_t)i * ld + col0 + (size_t)r * hd;
+            const float *x = src + ((size_t)r * nq + i) * hd;
+            for (int e = 0; e < hd; e++) d[e] = x[e];
+        }
+}
+
 /* ---------------------------------------------------------------- forward */
 
 void cpu_attention_forward(soju_backend *be, void *out_, float *lse, const void *qkv_, const int32_t *doc_ids, int B,
@@ -82,54 +116,125 @@ void cpu_attention_forward(soju_backend *be, void *out_, float *lse, const void 
     float *out = out_;
     const float *qkv = qkv_;
     const int W = (NH + 2 * NKV) * hd, OW = NH * hd, rep = NH / NKV;
-    const int nqb = (T + QB - 1) / QB;
+    const int qbr = block_rows(rep), nqb = (T + qbr - 1) / qbr, GR = rep * qbr; /* stacked rows */
     int32_t *kstart = key_starts_scratch(be, doc_ids, B, T);
-    float *tiles = cpu_scratch(be, CPU_SCRATCH_A, (size_t)omp_get_max_threads() * QB * T);
+    const size_t per_thread = (size_t)GR * T + 2 * (size_t)GR * hd + GR;
+    float *tiles = cpu_scratch(be, CPU_SCRATCH_A, (size_t)omp_get_max_threads() * per_thread);
 #pragma omp parallel
     {
-        float *S = tiles + (size_t)omp_get_thread_num() * QB * T;
+        float *S = tiles + (size_t)omp_get_thread_num() * per_thread, *Q = S + (size_t)GR * T, *O = Q + (size_t)GR * hd,
+              *inv_sum = O + (size_t)GR * hd;
 #pragma omp for schedule(dynamic)
-        for (long task = 0; task < (long)B * NH * nqb; task++) {
-            int qb = task % nqb, h = (task / nqb) % NH, b = task / ((long)nqb * NH), g = h / rep;
-            int qs = qb * QB, qe = qs + QB < T ? qs + QB : T, nq = qe - qs;
+        for (long task = 0; task < (long)B * NKV * nqb; task++) {
+            int qb = task % nqb, g = (task / nqb) % NKV, b = task / ((long)nqb * NKV);
+            int qs = qb * qbr, qe = qs + qbr < T ? qs + qbr : T, nq = qe - qs, gr = rep * nq;
             int k_lo = block_key_lo(kstart, b, T, qs, window), nk = qe - k_lo;
-            const float *q = qkv + ((size_t)b * T + qs) * W + (size_t)h * hd;
+            const float *rows = qkv + ((size_t)b * T + qs) * W;
             const float *k = qkv + ((size_t)b * T + k_lo) * W + (size_t)(NH + g) * hd;
             const float *v = qkv + ((size_t)b * T + k_lo) * W + (size_t)(NH + NKV + g) * hd;
-            /* S (nq, nk) = scale Q K^T */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, hd, scale, q, W, k, W, 0.0f, S, nk);
             const int32_t *doc = doc_ids ? doc_ids + (size_t)b * T : NULL;
-            for (int i = 0; i < nq; i++)
-                lse[((size_t)b * NH + h) * T + qs + i] = softmax_row(S + (size_t)i * nk, nk, k_lo, qs + i, doc, window);
-            /* O (nq, hd) = P V */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hd, nk, 1.0f, S, nk, v, W, 0.0f,
-                        out + ((size_t)b * T + qs) * OW + (size_t)h * hd, OW);
+            gather_heads(Q, rows, W, g * rep * hd, rep, nq, hd);
+            /* S (gr, nk) = scale Q K^T, then each row's softmax in place */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, gr, nk, hd, scale, Q, hd, k, W, 0.0f, S, nk);
+            for (int r = 0; r < rep; r++)
+                for (int i = 0; i < nq; i++) {
+                    float m, sum = exp_row(S + ((size_t)r * nq + i) * nk, nk, k_lo, qs + i, doc, window, &m);
+                    lse[((size_t)b * NH + g * rep + r) * T + qs + i] = m + logf(sum);
+                    inv_sum[r * nq + i] = 1.0f / sum;
+                }
+            /* O (gr, hd) = (e^(S - max) V) / sum */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, gr, hd, nk, 1.0f, S, nk, v, W, 0.0f, O, hd);
+            for (int i = 0; i < gr; i++)
+                for (int e = 0; e < hd; e++) O[(size_t)i * hd + e] *= inv_sum[i];
+            scatter_heads(out + ((size_t)b * T + qs) * OW, OW, g * rep * hd, O, rep, nq, hd);
         }
     }
 }
 
 /* ---------------------------------------------------------------- backward */
 
+/* One query block of the backward for (sequence b, kv head g): adds into dk,
+ * dv (row stride ldk, indexed by absolute key position) and writes dQ. */
+typedef struct {
+    float *P, *dP, *Q, *dO, *dQ, *D; /* per-thread scratch */
+} bwd_tiles;
+
+static void backward_block(float *dqkv, float *dk, float *dv, int ldk, const float *dout, const float *qkv,
+                           const float *out, const float *lse, const int32_t *doc, const int32_t *kstart, int b, int g,
+                           int qb, int qbr, int T, int NH, int NKV, int hd, int window, float scale,
+                           const bwd_tiles *t) {
+    const int W = (NH + 2 * NKV) * hd, OW = NH * hd, rep = NH / NKV;
+    int qs = qb * qbr, qe = qs + qbr < T ? qs + qbr : T, nq = qe - qs, gr = rep * nq;
+    int k_lo = block_key_lo(kstart, b, T, qs, window), nk = qe - k_lo;
+    const float *k = qkv + ((size_t)b * T + k_lo) * W + (size_t)(NH + g) * hd;
+    const float *v = qkv + ((size_t)b * T + k_lo) * W + (size_t)(NH + NKV + g) * hd;
+    gather_heads(t->Q, qkv + ((size_t)b * T + qs) * W, W, g * rep * hd, rep, nq, hd);
+    gather_heads(t->dO, dout + ((size_t)b * T + qs) * OW, OW, g * rep * hd, rep, nq, hd);
+    /* D = rowsum(dO * O) */
+    for (int r = 0; r < rep; r++)
+        for (int i = 0; i < nq; i++) {
+            const float *o = out + ((size_t)b * T + qs + i) * OW + (size_t)(g * rep + r) * hd;
+            const float *d = t->dO + ((size_t)r * nq + i) * hd;
+            float dsum = 0.0f;
+#pragma omp simd reduction(+ : dsum)
+            for (int e = 0; e < hd; e++) dsum += d[e] * o[e];
+            t->D[r * nq + i] = dsum;
+        }
+    /* P = exp(scale Q K^T - lse), masked */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, gr, nk, hd, scale, t->Q, hd, k, W, 0.0f, t->P, nk);
+    for (int r = 0; r < rep; r++) {
+        const float *L = lse + ((size_t)b * NH + g * rep + r) * T + qs;
+        for (int i = 0; i < nq; i++) {
+            float *p = t->P + ((size_t)r * nq + i) * nk;
+            int qi = qs + i, visible = qi - k_lo + 1;
+            float li = L[i];
+            for (int j = 0; j < visible; j++) p[j] = cpu_expf(p[j] - li);
+            for (int j = visible; j < nk; j++) p[j] = 0.0f;
+            if (doc)
+                for (int j = 0; j < visible; j++) p[j] = doc[k_lo + j] == doc[qi] ? p[j] : 0.0f;
+            if (window > 0)
+                for (int j = 0; j < visible; j++) p[j] = qi - (k_lo + j) < window ? p[j] : 0.0f;
+        }
+    }
+    /* dV (nk, hd) += P^T dO */
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hd, gr, 1.0f, t->P, nk, t->dO, hd, 1.0f,
+                dv + (size_t)k_lo * ldk, ldk);
+    /* dP (gr, nk) = dO V^T, then dS = P (dP - D) scale in place */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, gr, nk, hd, 1.0f, t->dO, hd, v, W, 0.0f, t->dP, nk);
+    for (int i = 0; i < gr; i++) {
+        float *p = t->P + (size_t)i * nk, *dp = t->dP + (size_t)i * nk, di = t->D[i];
+        for (int j = 0; j < nk; j++) dp[j] = p[j] * (dp[j] - di) * scale;
+    }
+    /* dQ (gr, hd) = dS K;  dK (nk, hd) += dS^T Q */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, gr, hd, nk, 1.0f, t->dP, nk, k, W, 0.0f, t->dQ, hd);
+    scatter_heads(dqkv + ((size_t)b * T + qs) * W, W, g * rep * hd, t->dQ, rep, nq, hd);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hd, gr, 1.0f, t->dP, nk, t->Q, hd, 1.0f,
+                dk + (size_t)k_lo * ldk, ldk);
+}
+
 void cpu_attention_backward(soju_backend *be, void *dqkv_, const void *dout_, const void *qkv_, const void *out_,
                             const float *lse, const int32_t *doc_ids, int B, int T, int NH, int NKV, int hd,
                             int window, float scale) {
     float *dqkv = dqkv_;
     const float *dout = dout_, *qkv = qkv_, *out = out_;
-    const int W = (NH + 2 * NKV) * hd, OW = NH * hd, rep = NH / NKV;
-    const int nqb = (T + QB - 1) / QB;
+    const int W = (NH + 2 * NKV) * hd, rep = NH / NKV;
+    const int qbr = block_rows(rep), nqb = (T + qbr - 1) / qbr, GR = rep * qbr;
     int32_t *kstart = key_starts_scratch(be, doc_ids, B, T);
-    int nt = omp_get_max_threads();
-    float *tiles = cpu_scratch(be, CPU_SCRATCH_A, (size_t)nt * (2 * QB * T + QB));
-    /* with rep > 1: per (b, h) partial dK then dV, each (T, hd) */
-    float *partial = rep > 1 ? cpu_scratch(be, CPU_SCRATCH_B, (size_t)B * NH * 2 * T * hd) : NULL;
+    /* parts per (b, g): enough tasks for 8 threads, never more than the blocks */
+    int groups = B * NKV, parts = groups >= 8 ? 1 : (8 + groups - 1) / groups;
+    if (parts > nqb) parts = nqb;
+    const size_t per_thread = 2 * (size_t)GR * T + 3 * (size_t)GR * hd + GR;
+    float *tiles = cpu_scratch(be, CPU_SCRATCH_A, (size_t)omp_get_max_threads() * per_thread);
+    /* with parts > 1: per (b, g, part) partial dK then dV, each (T, hd) */
+    float *partial = parts > 1 ? cpu_scratch(be, CPU_SCRATCH_B, (size_t)groups * parts * 2 * T * hd) : NULL;
 #pragma omp parallel
     {
-        float *P = tiles + (size_t)omp_get_thread_num() * (2 * QB * T + QB), *dP = P + (size_t)QB * T,
-              *D = dP + (size_t)QB * T;
+        float *base = tiles + (size_t)omp_get_thread_num() * per_thread;
+        bwd_tiles t = {base, base + (size_t)GR * T, base + 2 * (size_t)GR * T, base + 2 * (size_t)GR * T + GR * hd,
+                       base + 2 * (size_t)GR * T + 2 * GR * hd, base + 2 * (size_t)GR * T + 3 * GR * hd};
 #pragma omp for schedule(dynamic)
-        for (long task = 0; task < (long)B * NH; task++) {
-            int h = task % NH, b = task / NH, g = h / rep;
-            /* where dK and dV of this head go, and their row stride */
+        for (long task = 0; task < (long)groups * parts; task++) {
+            int part = task % parts, g = (task / parts) % NKV, b = task / ((long)parts * NKV);
             float *dk, *dv;
             int ldk;
             if (partial) {
@@ -141,67 +246,30 @@ void cpu_attention_backward(soju_backend *be, void *dqkv_, const void *dout_, co
                 dk = dqkv + (size_t)b * T * W + (size_t)(NH + g) * hd;
                 dv = dqkv + (size_t)b * T * W + (size_t)(NH + NKV + g) * hd;
                 ldk = W;
-                for (int t = 0; t < T; t++) {
-                    memset(dk + (size_t)t * W, 0, hd * sizeof(float));
-                    memset(dv + (size_t)t * W, 0, hd * sizeof(float));
-                }
+                for (int i = 0; i < T; i++)
+                    for (int e = 0; e < hd; e++) dk[(size_t)i * W + e] = dv[(size_t)i * W + e] = 0.0f;
             }
             const int32_t *doc = doc_ids ? doc_ids + (size_t)b * T : NULL;
-            for (int qb = 0; qb < nqb; qb++) {
-                int qs = qb * QB, qe = qs + QB < T ? qs + QB : T, nq = qe - qs;
-                int k_lo = block_key_lo(kstart, b, T, qs, window), nk = qe - k_lo;
-                const float *q = qkv + ((size_t)b * T + qs) * W + (size_t)h * hd;
-                const float *k = qkv + ((size_t)b * T + k_lo) * W + (size_t)(NH + g) * hd;
-                const float *v = qkv + ((size_t)b * T + k_lo) * W + (size_t)(NH + NKV + g) * hd;
-                const float *o = out + ((size_t)b * T + qs) * OW + (size_t)h * hd;
-                const float *dO = dout + ((size_t)b * T + qs) * OW + (size_t)h * hd;
-                const float *L = lse + ((size_t)b * NH + h) * T + qs;
-                /* P = exp(scale Q K^T - lse), masked */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, hd, scale, q, W, k, W, 0.0f, P, nk);
-                for (int i = 0; i < nq; i++) {
-                    float *p = P + (size_t)i * nk;
-                    int qi = qs + i, visible = qi - k_lo + 1;
-                    for (int j = 0; j < visible; j++) p[j] = cpu_expf(p[j] - L[i]);
-                    for (int j = visible; j < nk; j++) p[j] = 0.0f;
-                    if (doc)
-                        for (int j = 0; j < visible; j++) p[j] = doc[k_lo + j] == doc[qi] ? p[j] : 0.0f;
-                    if (window > 0)
-                        for (int j = 0; j < visible; j++) p[j] = qi - (k_lo + j) < window ? p[j] : 0.0f;
-                    float dsum = 0.0f;
-                    for (int d = 0; d < hd; d++) dsum += dO[(size_t)i * OW + d] * o[(size_t)i * OW + d];
-                    D[i] = dsum;
-                }
-                /* dV (nk, hd) += P^T dO */
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hd, nq, 1.0f, P, nk, dO, OW, 1.0f,
-                            dv + (size_t)k_lo * ldk, ldk);
-                /* dP (nq, nk) = dO V^T, then dS = P (dP - D) scale, in dP */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, hd, 1.0f, dO, OW, v, W, 0.0f, dP, nk);
-                for (int i = 0; i < nq; i++) {
-                    float *p = P + (size_t)i * nk, *dp = dP + (size_t)i * nk;
-                    for (int j = 0; j < nk; j++) dp[j] = p[j] * (dp[j] - D[i]) * scale;
-                }
-                /* dQ (nq, hd) = dS K;  dK (nk, hd) += dS^T Q */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hd, nk, 1.0f, dP, nk, k, W, 0.0f,
-                            dqkv + ((size_t)b * T + qs) * W + (size_t)h * hd, W);
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hd, nq, 1.0f, dP, nk, q, W, 1.0f,
-                            dk + (size_t)k_lo * ldk, ldk);
-            }
+            /* blocks part, part + parts, ...: interleaved so parts get similar causal work */
+            for (int qb = part; qb < nqb; qb += parts)
+                backward_block(dqkv, dk, dv, ldk, dout, qkv, out, lse, doc, kstart, b, g, qb, qbr, T, NH, NKV, hd,
+                               window, scale, &t);
         }
         if (partial) {
-            /* dK, dV of key/value head g = sum of its query heads' partials, in head order */
+            /* dK, dV of (b, g) = sum of its parts' partials, in part order */
 #pragma omp for schedule(static)
             for (long bt = 0; bt < (long)B * T; bt++) {
-                int b = bt / T, t = bt % T;
+                int b = bt / T, i = bt % T;
                 float *row = dqkv + (size_t)bt * W;
                 for (int g = 0; g < NKV; g++) {
                     float *dk = row + (size_t)(NH + g) * hd, *dv = row + (size_t)(NH + NKV + g) * hd;
-                    for (int d = 0; d < hd; d++) dk[d] = dv[d] = 0.0f;
-                    for (int r = 0; r < rep; r++) {
-                        const float *pk = partial + ((size_t)b * NH + g * rep + r) * 2 * T * hd + (size_t)t * hd;
+                    for (int e = 0; e < hd; e++) dk[e] = dv[e] = 0.0f;
+                    for (int p = 0; p < parts; p++) {
+                        const float *pk = partial + (((size_t)b * NKV + g) * parts + p) * 2 * T * hd + (size_t)i * hd;
                         const float *pv = pk + (size_t)T * hd;
-                        for (int d = 0; d < hd; d++) {
-                            dk[d] += pk[d];
-                            dv[d] += pv[d];
+                        for (int e = 0; e < hd; e++) {
+                            dk[e] += pk[e];
+                            dv[e] += pv[e];
                         }
                     }
                 }
@@ -219,7 +287,7 @@ void cpu_attention_decode(soju_backend *be, void *out_, const void *q_, size_t q
     const float *qs = q_, *kc = k_cache_, *vc = v_cache_;
     const int KW = NKV * hd, rep = NH / NKV, n_kv = n_past + n_new;
     float *tiles = cpu_scratch(be, CPU_SCRATCH_A, (size_t)omp_get_max_threads() * n_kv);
-#pragma omp parallel
+#pragma omp parallel if ((size_t)n_new * NH * n_kv * hd >= CPU_PAR_MIN)
     {
         float *s = tiles + (size_t)omp_get_thread_num() * n_kv;
 #pragma omp for schedule(static)
@@ -231,11 +299,13 @@ void cpu_attention_decode(soju_backend *be, void *out_, const void *q_, size_t q
             for (int j = lo; j <= pos; j++) {
                 const float *k = kc + (size_t)j * KW + (size_t)g * hd;
                 float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
                 for (int d = 0; d < hd; d++) dot += q[d] * k[d];
                 s[j] = dot * scale;
                 m = s[j] > m ? s[j] : m;
             }
             float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
             for (int j = lo; j <= pos; j++) {
                 s[j] = cpu_expf(s[j] - m);
                 sum += s[j];

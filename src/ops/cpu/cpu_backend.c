@@ -42,7 +42,7 @@ static void cpu_adamw(soju_backend *be, float *p, const float *grad, float *m, f
     (void)be;
     const float c1 = 1.0f - powf(beta1, (float)step);
     const float c2 = 1.0f - powf(beta2, (float)step);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= CPU_PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         float g = grad[i] * grad_scale;
         float mi = beta1 * m[i] + (1.0f - beta1) * g;
@@ -62,7 +62,7 @@ static double cpu_sum_squares(soju_backend *be, const float *x, size_t n) {
     size_t nchunks = (n + SUMSQ_CHUNK - 1) / SUMSQ_CHUNK;
     if (nchunks == 0) return 0.0;
     double *partial = soju_malloc(nchunks * sizeof(double));
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= CPU_PAR_MIN)
     for (size_t c = 0; c < nchunks; c++) {
         size_t lo = c * SUMSQ_CHUNK, hi = lo + SUMSQ_CHUNK < n ? lo + SUMSQ_CHUNK : n;
         double s = 0;
@@ -77,7 +77,7 @@ static double cpu_sum_squares(soju_backend *be, const float *x, size_t n) {
 
 static void cpu_scale(soju_backend *be, float *x, size_t n, float s) {
     (void)be;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= CPU_PAR_MIN)
     for (size_t i = 0; i < n; i++) x[i] *= s;
 }
 

@@ -37,6 +37,13 @@ typedef struct cpu_state {
 
 float *cpu_scratch(soju_backend *be, int slot, size_t nfloats);
 
+/* Below this much work (elements touched) a loop runs on one thread: a
+ * parallel region costs a fork and a join, and on a busy machine the join
+ * can wait a whole scheduler tick for a descheduled thread. Per-layer
+ * element-wise ops of small models fall under it; GEMMs, attention, the
+ * vocabulary-wide loss and the optimizer do not. */
+#define CPU_PAR_MIN ((size_t)1 << 20)
+
 /* ---------------------------------------------------------------- fast math
  *
  * exp(x) by range reduction x = n ln2 + r, |r| <= ln2/2, and a degree-6

@@ -10,8 +10,10 @@
  * both vectorize (the sum is kept in fp32 per vector lane). */
 static float row_lse(const float *x, int V) {
     float m = -INFINITY;
+#pragma omp simd reduction(max : m)
     for (int v = 0; v < V; v++) m = x[v] > m ? x[v] : m;
     float s = 0.0f;
+#pragma omp simd reduction(+ : s)
     for (int v = 0; v < V; v++) s += cpu_expf(x[v] - m);
     return m + logf(s);
 }
@@ -20,7 +22,7 @@ void cpu_crossentropy_forward(soju_backend *be, float *losses, float *lse, const
                               const int32_t *targets, int BT, int V) {
     (void)be;
     const float *logits = logits_;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)BT * V >= CPU_PAR_MIN)
     for (int r = 0; r < BT; r++) {
         const float *x = logits + (size_t)r * V;
         float l = row_lse(x, V);
@@ -35,7 +37,7 @@ void cpu_crossentropy_backward(soju_backend *be, void *dlogits_, const void *log
     (void)be;
     float *dlogits = dlogits_;
     const float *logits = logits_;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)BT * V >= CPU_PAR_MIN)
     for (int r = 0; r < BT; r++) {
         const float *x = logits + (size_t)r * V;
         float *d = dlogits + (size_t)r * V;

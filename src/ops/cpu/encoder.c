@@ -7,7 +7,7 @@ void cpu_encoder_forward(soju_backend *be, void *out_, const int32_t *tokens, co
     (void)be;
     float *out = out_;
     const float *wte = wte_, *wpe = wpe_;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)BT * C >= CPU_PAR_MIN)
     for (int r = 0; r < BT; r++) {
         float *o = out + (size_t)r * C;
         const float *e = wte + (size_t)tokens[r] * C;
@@ -28,7 +28,7 @@ void cpu_encoder_backward(soju_backend *be, float *dwte, float *dwpe, const void
                           const int32_t *positions, int BT, int C) {
     (void)be;
     const float *dout = dout_;
-#pragma omp parallel
+#pragma omp parallel if ((size_t)BT * C >= CPU_PAR_MIN)
     {
         int nt = omp_get_num_threads(), t = omp_get_thread_num();
         int c0 = (int)((long)C * t / nt), c1 = (int)((long)C * (t + 1) / nt);

@@ -13,7 +13,7 @@ void cpu_matmul_forward(soju_backend *be, void *out_, const void *inp, const voi
     const float *bias = bias_;
     float beta = 0.0f;
     if (bias) { /* start from the bias and let sgemm add the product (beta = 1) */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)BT * OC >= CPU_PAR_MIN)
         for (int r = 0; r < BT; r++) memcpy(out + (size_t)r * OC, bias, OC * sizeof(float));
         beta = 1.0f;
     }
@@ -23,7 +23,7 @@ void cpu_matmul_forward(soju_backend *be, void *out_, const void *inp, const voi
 /* dbias (OC) += column sums of dout (BT, OC). Threads split the columns, so
  * each sum runs over the rows in order (deterministic). */
 static void bias_backward(float *dbias, const float *dout, int BT, int OC) {
-#pragma omp parallel
+#pragma omp parallel if ((size_t)BT * OC >= CPU_PAR_MIN)
     {
         int nt = omp_get_num_threads(), t = omp_get_thread_num();
         int o0 = (int)((long)OC * t / nt), o1 = (int)((long)OC * (t + 1) / nt);

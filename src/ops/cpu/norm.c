@@ -9,7 +9,7 @@
 
 /* Add the per-thread partials (nt rows of n floats) into dst, in order. */
 static void reduce_partials(float *dst, const float *partials, int nt, int n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)n * nt >= CPU_PAR_MIN)
     for (int i = 0; i < n; i++) {
         float s = 0.0f;
         for (int t = 0; t < nt; t++) s += partials[(size_t)t * n + i];
@@ -25,11 +25,12 @@ void cpu_rmsnorm_forward(soju_backend *be, void *out_, float *rstd, const void *
     (void)be;
     float *out = out_;
     const float *inp = inp_, *w = weight_;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)BT * C >= CPU_PAR_MIN)
     for (int r = 0; r < BT; r++) {
         const float *x = inp + (size_t)r * C;
         float *o = out + (size_t)r * C;
         float ss = 0.0f;
+#pragma omp simd reduction(+ : ss)
         for (int c = 0; c < C; c++) ss += x[c] * x[c];
         float s = 1.0f / sqrtf(ss / C + eps);
         for (int c = 0; c < C; c++) o[c] = x[c] * s * w[c];
@@ -50,7 +51,7 @@ void cpu_rmsnorm_backward(soju_backend *be, void *dinp_, float *dweight, const v
         partial = cpu_scratch(be, CPU_SCRATCH_A, (size_t)nt * C);
         memset(partial, 0, (size_t)nt * C * sizeof(float));
     }
-#pragma omp parallel
+#pragma omp parallel if ((size_t)BT * C >= CPU_PAR_MIN)
     {
         float *dw = partial ? partial + (size_t)omp_get_thread_num() * C : NULL;
 #pragma omp for schedule(static)
@@ -59,6 +60,7 @@ void cpu_rmsnorm_backward(soju_backend *be, void *dinp_, float *dweight, const v
             float s = rstd[r];
             if (dinp) {
                 float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
                 for (int c = 0; c < C; c++) dot += dy[c] * w[c] * x[c];
                 float k = s * s * dot / C;
                 float *dx = dinp + (size_t)r * C;
@@ -79,14 +81,16 @@ void cpu_layernorm_forward(soju_backend *be, void *out_, float *mean, float *rst
     (void)be;
     float *out = out_;
     const float *inp = inp_, *w = weight_, *b = bias_;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)BT * C >= CPU_PAR_MIN)
     for (int r = 0; r < BT; r++) {
         const float *x = inp + (size_t)r * C;
         float *o = out + (size_t)r * C;
         float m = 0.0f;
+#pragma omp simd reduction(+ : m)
         for (int c = 0; c < C; c++) m += x[c];
         m /= C;
         float v = 0.0f;
+#pragma omp simd reduction(+ : v)
         for (int c = 0; c < C; c++) v += (x[c] - m) * (x[c] - m);
         float s = 1.0f / sqrtf(v / C + eps);
         for (int c = 0; c < C; c++) o[c] = (x[c] - m) * s * w[c] + b[c];
@@ -108,7 +112,7 @@ void cpu_layernorm_backward(soju_backend *be, void *dinp_, float *dweight, float
         partial = cpu_scratch(be, CPU_SCRATCH_A, (size_t)nt * 2 * C);
         memset(partial, 0, (size_t)nt * 2 * C * sizeof(float));
     }
-#pragma omp parallel
+#pragma omp parallel if ((size_t)BT * C >= CPU_PAR_MIN)
     {
         float *dw = NULL, *db = NULL;
         if (partial) {
@@ -121,6 +125,7 @@ void cpu_layernorm_backward(soju_backend *be, void *dinp_, float *dweight, float
             float m = mean[r], s = rstd[r];
             if (dinp) {
                 float gmean = 0.0f, gnmean = 0.0f;
+#pragma omp simd reduction(+ : gmean, gnmean)
                 for (int c = 0; c < C; c++) {
                     float g = dy[c] * w[c];
                     gmean += g;

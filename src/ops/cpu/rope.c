@@ -7,7 +7,7 @@
 static void rope_apply(float *x, const float *table, const int32_t *positions, int BT, int row_stride, int n_heads,
                        int head_dim, float sign) {
     int half = head_dim / 2;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)BT * n_heads * head_dim >= CPU_PAR_MIN)
     for (int r = 0; r < BT; r++) {
         const float *cs = table + (size_t)positions[r] * head_dim; /* cos[0..half), sin[0..half) */
         for (int h = 0; h < n_heads; h++) {

@@ -1,6 +1,13 @@
 // The CUDA backend: device memory, one stream, cuBLAS(Lt) handles, and the
 // memory and optimizer ops. Layer kernels live beside it, one file per family.
+//
+// One process drives one GPU. With several processes on a machine (one per
+// GPU, as MPI or Slurm launch them) each picks its device from
+// SOJU_CUDA_DEVICE, or else from the launcher's local rank
+// (OMPI_COMM_WORLD_LOCAL_RANK, SLURM_LOCALID, LOCAL_RANK) modulo the number
+// of visible devices; a single process takes device 0.
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cuda_common.cuh"
@@ -53,7 +60,7 @@ __global__ void adamw_kernel(float *p, const float *g, float *m, float *v, size_
     p[i] -= lr * (mhat / (sqrtf(vhat) + eps) + wd * p[i]);
 }
 
-static void cuda_adamw(soju_backend *be, float *p, const float *g, float *m, float *v, size_t n, float lr,
+void cuda_adamw(soju_backend *be, float *p, const float *g, float *m, float *v, size_t n, float lr,
                        float beta1, float beta2, float eps, float wd, float grad_scale, int step) {
     if (!n) return;
     float c1 = 1.0f - powf(beta1, (float)step), c2 = 1.0f - powf(beta2, (float)step);
@@ -84,7 +91,7 @@ __global__ void sumsq_chunks_kernel(const float *x, size_t n, double *out) {
     if (threadIdx.x == 0) out[blockIdx.x] = part[0];
 }
 
-static double cuda_sum_squares(soju_backend *be, const float *x, size_t n) {
+double cuda_sum_squares(soju_backend *be, const float *x, size_t n) {
     soju_cuda_state *st = cuda_state(be);
     size_t chunks = (n + SUMSQ_CHUNK - 1) / SUMSQ_CHUNK;
     if (!chunks) return 0.0;
@@ -109,10 +116,23 @@ __global__ void scale_kernel(float *x, size_t n, float s) {
     if (i < n) x[i] *= s;
 }
 
-static void cuda_scale(soju_backend *be, float *x, size_t n, float s) {
+void cuda_scale(soju_backend *be, float *x, size_t n, float s) {
     if (!n) return;
     scale_kernel<<<ceil_div((long)n, 256), 256, 0, cuda_state(be)->stream>>>(x, n, s);
     CUDA_LAUNCH_CHECK();
+}
+
+void *cuda_scratch(soju_backend *be, int slot, size_t bytes) {
+    soju_cuda_state *st = cuda_state(be);
+    if (bytes > st->scratch_bytes[slot]) {
+        if (st->scratch[slot]) {
+            CUDA_CHECK(cudaStreamSynchronize(st->stream)); // earlier kernels may still read it
+            CUDA_CHECK(cudaFree(st->scratch[slot]));
+        }
+        CUDA_CHECK(cudaMalloc(&st->scratch[slot], bytes));
+        st->scratch_bytes[slot] = bytes;
+    }
+    return st->scratch[slot];
 }
 
 static soju_backend_ops make_cuda_ops() {
@@ -129,10 +149,50 @@ static soju_backend_ops make_cuda_ops() {
     o.adamw = cuda_adamw;
     o.sum_squares = cuda_sum_squares;
     o.scale = cuda_scale;
+
+    o.act_from_f32 = cuda_act_from_f32;
+    o.act_to_f32 = cuda_act_to_f32;
+    o.copy_rows = cuda_copy_rows;
+    o.encoder_forward = cuda_encoder_forward;
+    o.encoder_backward = cuda_encoder_backward;
+    o.matmul_forward = cuda_matmul_forward;
+    o.matmul_backward = cuda_matmul_backward;
+    o.rmsnorm_forward = cuda_rmsnorm_forward;
+    o.rmsnorm_backward = cuda_rmsnorm_backward;
+    o.layernorm_forward = cuda_layernorm_forward;
+    o.layernorm_backward = cuda_layernorm_backward;
+    o.rope_forward = cuda_rope_forward;
+    o.rope_backward = cuda_rope_backward;
+    o.attention_forward = cuda_attention_forward;
+    o.attention_backward = cuda_attention_backward;
+    o.attention_decode = cuda_attention_decode;
+    o.swiglu_forward = cuda_swiglu_forward;
+    o.swiglu_backward = cuda_swiglu_backward;
+    o.gelu_forward = cuda_gelu_forward;
+    o.gelu_backward = cuda_gelu_backward;
+    o.residual_forward = cuda_residual_forward;
+    o.softcap_forward = cuda_softcap_forward;
+    o.softcap_backward = cuda_softcap_backward;
+    o.crossentropy_forward = cuda_crossentropy_forward;
+    o.crossentropy_backward = cuda_crossentropy_backward;
+    o.matmul_gelu_forward = cuda_matmul_gelu_forward;
+    o.matmul_backward_gelu = cuda_matmul_backward_gelu;
+    o.matmul_residual_forward = cuda_matmul_residual_forward;
     return o;
 }
 
-static const soju_backend_ops cuda_ops_table = make_cuda_ops();
+// The device this process should use (see the top of this file).
+static int pick_device(int count) {
+    const char *names[] = {"SOJU_CUDA_DEVICE", "OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "LOCAL_RANK"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        const char *v = getenv(names[i]);
+        if (v && *v) {
+            int d = atoi(v);
+            return i == 0 ? d : d % count;
+        }
+    }
+    return 0;
+}
 
 extern "C" int soju_cuda_backend_create(soju_backend **out, soju_err *err) {
     int count = 0;
@@ -140,17 +200,39 @@ extern "C" int soju_cuda_backend_create(soju_backend **out, soju_err *err) {
     if (e != cudaSuccess || count == 0)
         return soju_errf(err, SOJU_EUNSUP, "device 'cuda': no CUDA GPU available (%s)",
                          e != cudaSuccess ? cudaGetErrorString(e) : "0 devices");
+    int dev = pick_device(count);
+    if (dev < 0 || dev >= count)
+        return soju_errf(err, SOJU_EARG, "device 'cuda': SOJU_CUDA_DEVICE=%d but only %d GPU(s) are visible", dev,
+                         count);
+    cudaDeviceProp prop;
+    CUDA_CHECK(cudaGetDeviceProperties(&prop, dev));
+    if (prop.major < 8) // bf16 tensor-core MMA, cp.async and ldmatrix need sm_80 (built: sm_90 + PTX for sm_80)
+        return soju_errf(err, SOJU_EUNSUP, "device 'cuda': %s has compute capability %d.%d; soju needs 8.0 or newer",
+                         prop.name, prop.major, prop.minor);
+    CUDA_CHECK(cudaSetDevice(dev));
     soju_cuda_state *st = (soju_cuda_state *)soju_calloc(1, sizeof *st);
-    CUDA_CHECK(cudaGetDevice(&st->device));
-    CUDA_CHECK(cudaGetDeviceProperties(&st->prop, st->device));
+    st->device = dev;
+    st->prop = prop;
     CUDA_CHECK(cudaStreamCreateWithFlags(&st->stream, cudaStreamNonBlocking));
     CUBLAS_CHECK(cublasCreate(&st->cublas));
     CUBLAS_CHECK(cublasSetStream(st->cublas, st->stream));
     CUBLAS_CHECK(cublasLtCreate(&st->cublaslt));
     st->workspace_bytes = 32u << 20;
     CUDA_CHECK(cudaMalloc(&st->workspace, st->workspace_bytes));
+    cuda_attention_init();
+    for (int k = 0; k < 2; k++) {
+        CUDA_CHECK(cudaEventCreateWithFlags(&st->enc[k].ready, cudaEventDisableTiming));
+        CUDA_CHECK(cudaEventCreateWithFlags(&st->enc[k].uploaded, cudaEventDisableTiming));
+        CUDA_CHECK(cudaEventRecord(st->enc[k].uploaded, st->stream));
+    }
+    st->table = make_cuda_ops();
+    const char *prof = getenv("SOJU_CUDA_PROFILE");
+    if (prof && *prof && strcmp(prof, "0") != 0) {
+        cuda_profile_init(st);
+        cuda_profile_table(&st->table);
+    }
     soju_backend *be = (soju_backend *)soju_calloc(1, sizeof *be);
-    be->ops = &cuda_ops_table;
+    be->ops = &st->table;
     be->state = st;
     be->num_threads = 1;
     *out = be;
@@ -160,7 +242,18 @@ extern "C" int soju_cuda_backend_create(soju_backend **out, soju_err *err) {
 extern "C" void soju_cuda_backend_free(soju_backend *be) {
     soju_cuda_state *st = cuda_state(be);
     CUDA_CHECK(cudaStreamSynchronize(st->stream));
+    cuda_profile_report(st);
     if (st->reduce_buf) CUDA_CHECK(cudaFree(st->reduce_buf));
+    for (int i = 0; i < SCRATCH_SLOTS; i++)
+        if (st->scratch[i]) CUDA_CHECK(cudaFree(st->scratch[i]));
+    for (int k = 0; k < 2; k++) {
+        if (st->enc[k].host) CUDA_CHECK(cudaFreeHost(st->enc[k].host));
+        if (st->enc[k].groups) CUDA_CHECK(cudaFreeHost(st->enc[k].groups));
+        cudaEventDestroy(st->enc[k].ready);
+        cudaEventDestroy(st->enc[k].uploaded);
+    }
+    free(st->host_count);
+    cuda_matmul_free_plans(st);
     CUDA_CHECK(cudaFree(st->workspace));
     cublasLtDestroy(st->cublaslt);
     cublasDestroy(st->cublas);

@@ -1,9 +1,13 @@
-// Shared helpers for the CUDA backend: error checks and the backend state.
+// Shared helpers for the CUDA backend: error checks, the backend state,
+// bf16 vector access and warp reductions. Every op of the table is declared
+// at the bottom; each op family lives in its own .cu file.
 #pragma once
 
 #include <cublasLt.h>
 #include <cublas_v2.h>
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -11,8 +15,10 @@ extern "C" {
 #include "soju/ops.h"
 }
 
-// A CUDA or cuBLAS failure inside a kernel launch is a programming error or a
-// dead device, not bad input: report where and stop.
+typedef __nv_bfloat16 bf16;
+
+// A CUDA or cuBLAS failure inside an op is a programming error or a dead
+// device, not bad input: report where and stop.
 #define CUDA_CHECK(call)                                                                     \
     do {                                                                                     \
         cudaError_t e_ = (call);                                                             \
@@ -35,18 +41,224 @@ extern "C" {
 // Check the last launch (cheap; no synchronization).
 #define CUDA_LAUNCH_CHECK() CUDA_CHECK(cudaGetLastError())
 
+// ---------------------------------------------------------------- state
+
+// Grow-only device scratch, one buffer per slot: the first training step
+// sizes them, later steps allocate nothing.
+enum {
+    SCRATCH_PARTIAL = 0, // column-sum partials (norm and bias gradients)
+    SCRATCH_ATTN_D,      // attention backward: rowsum(dO * O)
+    SCRATCH_ATTN_BOUNDS, // attention: per-block key/query ranges
+    SCRATCH_INDEX,       // encoder backward: rows grouped by token
+    SCRATCH_INDEX2,      // ... and by position
+    SCRATCH_SLOTS
+};
+
+// One cached cuBLASLt matmul plan: descriptors and the chosen algorithm.
+struct matmul_plan {
+    uint64_t key[4];
+    cublasLtMatmulDesc_t desc;
+    cublasLtMatrixLayout_t a, b, c, d;
+    cublasLtMatmulAlgo_t algo;
+    int used; // 0: cuBLASLt has no algorithm for this shape
+};
+#define MATMUL_PLANS 128
+
+// Token (0) or position (1) ids copied to pinned host memory by the forward
+// for the backward's grouping (encoder.cu), and the groups' staging buffer.
+struct enc_ids {
+    const int32_t *dev; // the device ids the host copy is of (NULL: none pending)
+    int bt;
+    int32_t *host, *groups; // pinned
+    size_t host_cap, groups_cap;
+    cudaEvent_t ready, uploaded;
+};
+
 struct soju_cuda_state {
     int device;
     cudaDeviceProp prop;
     cudaStream_t stream;
     cublasHandle_t cublas;
     cublasLtHandle_t cublaslt;
-    void *workspace;        // cuBLASLt workspace
+    void *workspace; // cuBLASLt workspace
     size_t workspace_bytes;
-    double *reduce_buf;     // device scratch for reductions
+    double *reduce_buf; // device scratch for the sum of squares
     size_t reduce_len;
+    void *scratch[SCRATCH_SLOTS];
+    size_t scratch_bytes[SCRATCH_SLOTS];
+    // host side of the encoder backward's grouping of rows by token / position
+    enc_ids enc[2];
+    int *host_count;
+    size_t host_count_cap;
+    matmul_plan plans[MATMUL_PLANS];
+    int n_plans;
+    void *profile; // per-op timing (profile.cu), NULL unless SOJU_CUDA_PROFILE=1
+    soju_backend_ops table; // this backend's op table (profiled or plain)
 };
 
 static inline soju_cuda_state *cuda_state(soju_backend *be) { return (soju_cuda_state *)be->state; }
+static inline cudaStream_t cuda_stream(soju_backend *be) { return cuda_state(be)->stream; }
 
 static inline int ceil_div(long a, long b) { return (int)((a + b - 1) / b); }
+
+// Scratch of at least `bytes` in slot `slot` (device memory, contents undefined).
+void *cuda_scratch(soju_backend *be, int slot, size_t bytes);
+
+// ---------------------------------------------------------------- bf16 vectors
+
+// 16-byte access of 8 bf16 values. Callers check alignment first.
+struct __align__(16) bf16x8 {
+    __nv_bfloat162 v[4];
+};
+
+__device__ __forceinline__ void load8(const bf16 *p, float f[8]) {
+    bf16x8 x = *(const bf16x8 *)p;
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        float2 t = __bfloat1622float2(x.v[k]);
+        f[2 * k] = t.x;
+        f[2 * k + 1] = t.y;
+    }
+}
+
+__device__ __forceinline__ void store8(bf16 *p, const float f[8]) {
+    bf16x8 x;
+#pragma unroll
+    for (int k = 0; k < 4; k++) x.v[k] = __floats2bfloat162_rn(f[2 * k], f[2 * k + 1]);
+    *(bf16x8 *)p = x;
+}
+
+static inline bool aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
+
+// VEC consecutive elements (8: one 16-byte access; 1: one element), for
+// kernels with a vector path and a scalar fallback.
+template <int VEC> __device__ __forceinline__ void ldv(const bf16 *p, float *f) {
+    if (VEC == 8) load8(p, f);
+    else f[0] = __bfloat162float(*p);
+}
+template <int VEC> __device__ __forceinline__ void stv(bf16 *p, const float *f) {
+    if (VEC == 8) store8(p, f);
+    else *p = __float2bfloat16_rn(f[0]);
+}
+
+// ---------------------------------------------------------------- reductions
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+// Sum over a block of up to 1024 threads (blockDim.x a multiple of 32); every
+// thread gets the result. `shared` holds 32 floats.
+__device__ __forceinline__ float block_sum(float v, float *shared) {
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+    v = warp_sum(v);
+    __syncthreads(); // protect `shared` from a previous use
+    if (lane == 0) shared[warp] = v;
+    __syncthreads();
+    v = lane < nwarps ? shared[lane] : 0.0f;
+    return warp_sum(v);
+}
+
+__device__ __forceinline__ float block_max(float v, float *shared) {
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+    v = warp_max(v);
+    __syncthreads();
+    if (lane == 0) shared[warp] = v;
+    __syncthreads();
+    v = lane < nwarps ? shared[lane] : -INFINITY;
+    return warp_max(v);
+}
+
+// ---------------------------------------------------------------- ops
+// (definitions in the .cu file named beside each group)
+
+// cuda_backend.cu (optimizer ops)
+void cuda_adamw(soju_backend *be, float *params, const float *grads, float *m, float *v, size_t n, float lr,
+                float beta1, float beta2, float eps, float weight_decay, float grad_scale, int step);
+double cuda_sum_squares(soju_backend *be, const float *x, size_t n);
+void cuda_scale(soju_backend *be, float *x, size_t n, float s);
+
+// profile.cu
+void cuda_profile_table(soju_backend_ops *o);
+void cuda_profile_init(soju_cuda_state *st);
+void cuda_profile_report(soju_cuda_state *st);
+
+// convert.cu
+void cuda_act_from_f32(soju_backend *be, void *dst, const float *src, size_t n);
+void cuda_act_to_f32(soju_backend *be, float *dst, const void *src, size_t n);
+void cuda_copy_rows(soju_backend *be, void *dst, size_t dst_stride, const void *src, size_t src_stride, int rows,
+                    int cols);
+
+// encoder.cu
+void cuda_encoder_forward(soju_backend *be, void *out, const int32_t *tokens, const int32_t *positions,
+                          const void *wte, const void *wpe, int BT, int C);
+void cuda_encoder_backward(soju_backend *be, float *dwte, float *dwpe, const void *dout, const int32_t *tokens,
+                           const int32_t *positions, int BT, int C);
+
+// matmul.cu
+void cuda_matmul_forward(soju_backend *be, void *out, const void *inp, const void *weight, const void *bias, int BT,
+                         int C, int OC);
+void cuda_matmul_backward(soju_backend *be, void *dinp, float *dweight, float *dbias, const void *dout,
+                          const void *inp, const void *weight, int BT, int C, int OC, int accumulate_dinp);
+void cuda_matmul_gelu_forward(soju_backend *be, void *pre, void *out, const void *inp, const void *weight,
+                              const void *bias, int BT, int C, int OC);
+void cuda_matmul_backward_gelu(soju_backend *be, void *dinp, float *dweight, float *dbias, const void *dout,
+                               const void *inp, const void *weight, const void *pre, int BT, int C, int OC);
+void cuda_matmul_residual_forward(soju_backend *be, void *out, const void *residual, const void *inp,
+                                  const void *weight, const void *bias, int BT, int C, int OC);
+void cuda_matmul_free_plans(soju_cuda_state *st);
+// Column sums with per-row factors (bias, norm weight gradients): colsum.cu
+// mode 0: db += sum_r dy;  mode 1: dw += sum_r dy x rstd;
+// mode 2: dw += sum_r dy (x - mean) rstd and db += sum_r dy.
+void cuda_colsum(soju_backend *be, int mode, float *dw, float *db, const bf16 *dy, const bf16 *x, const float *mean,
+                 const float *rstd, int BT, int C);
+
+// norm.cu
+void cuda_rmsnorm_forward(soju_backend *be, void *out, float *rstd, const void *inp, const void *weight, int BT, int C,
+                          float eps);
+void cuda_rmsnorm_backward(soju_backend *be, void *dinp, float *dweight, const void *dout, const void *inp,
+                           const void *weight, const float *rstd, int BT, int C);
+void cuda_layernorm_forward(soju_backend *be, void *out, float *mean, float *rstd, const void *inp,
+                            const void *weight, const void *bias, int BT, int C, float eps);
+void cuda_layernorm_backward(soju_backend *be, void *dinp, float *dweight, float *dbias, const void *dout,
+                             const void *inp, const void *weight, const float *mean, const float *rstd, int BT, int C);
+
+// rope.cu
+void cuda_rope_forward(soju_backend *be, void *x, const float *table, const int32_t *positions, int BT, int row_stride,
+                       int n_heads, int head_dim);
+void cuda_rope_backward(soju_backend *be, void *dx, const float *table, const int32_t *positions, int BT,
+                        int row_stride, int n_heads, int head_dim);
+
+// attention.cu
+void cuda_attention_init(void);
+void cuda_attention_forward(soju_backend *be, void *out, float *lse, const void *qkv, const int32_t *doc_ids, int B,
+                            int T, int NH, int NKV, int hd, int window, float scale);
+void cuda_attention_backward(soju_backend *be, void *dqkv, const void *dout, const void *qkv, const void *out,
+                             const float *lse, const int32_t *doc_ids, int B, int T, int NH, int NKV, int hd,
+                             int window, float scale);
+void cuda_attention_decode(soju_backend *be, void *out, const void *q, size_t q_stride, const void *k_cache,
+                           const void *v_cache, int n_new, int n_past, int NH, int NKV, int hd, int window,
+                           float scale);
+
+// activation.cu
+void cuda_swiglu_forward(soju_backend *be, void *out, const void *gate_up, int BT, int F);
+void cuda_swiglu_backward(soju_backend *be, void *dgate_up, const void *dout, const void *gate_up, int BT, int F);
+void cuda_gelu_forward(soju_backend *be, void *out, const void *inp, size_t n);
+void cuda_gelu_backward(soju_backend *be, void *dinp, const void *dout, const void *inp, size_t n);
+void cuda_residual_forward(soju_backend *be, void *out, const void *a, const void *b, size_t n);
+void cuda_softcap_forward(soju_backend *be, void *x, size_t n, float cap);
+void cuda_softcap_backward(soju_backend *be, void *dx, const void *y, size_t n, float cap);
+
+// crossentropy.cu
+void cuda_crossentropy_forward(soju_backend *be, float *losses, float *lse, const void *logits,
+                               const int32_t *targets, int BT, int V);
+void cuda_crossentropy_backward(soju_backend *be, void *dlogits, const void *logits, const float *lse,
+                                const int32_t *targets, const float *weights, float scale, int BT, int V);

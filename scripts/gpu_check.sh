@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# The CUDA backend on a GPU machine in one command: build, check every CUDA op
+# and a whole training step against the CPU backend, benchmark training
+# throughput against torch.compile, and print one table.
+#
+#   bash scripts/gpu_check.sh                 # build into build-gpu/, check, benchmark
+#   SOJU_GPU_BIN=dir bash scripts/gpu_check.sh  # use prebuilt binaries from dir
+#
+# Environment knobs:
+#   BENCH=0            checks only
+#   ARCHS="gpt2 llama" models to benchmark (GPT-2 124M, Llama-style 124M)
+#   MICRO=64 BATCH=64  micro-batch and global batch (sequences of SEQ=1024)
+#   STEPS=10 WARMUP=3  timed and warm-up steps per run
+#   TORCH=0            soju only (no torch.compile runs)
+#   PROFILE=1          also print soju's per-op GPU time for one short run
+#   SANITIZE=1         run the op checks under compute-sanitizer too
+#   OUT=dir            where full logs go (default /tmp/soju-gpu-check)
+#   SOJU_GPU_LIB=dir   extra shared libraries for the prebuilt soju binaries only
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+out=${OUT:-/tmp/soju-gpu-check}
+mkdir -p "$out"
+bin=${SOJU_GPU_BIN:-}
+if [ -z "$bin" ]; then
+    echo "== building (CUDA on, sm_90) into $root/build-gpu"
+    cmake -S "$root" -B "$root/build-gpu" -DCMAKE_BUILD_TYPE=Release -DSOJU_CUDA=ON >"$out/build.log" 2>&1 &&
+        cmake --build "$root/build-gpu" -j "$(nproc)" >>"$out/build.log" 2>&1 || {
+        tail -30 "$out/build.log"
+        echo "build failed (full log: $out/build.log)"
+        exit 1
+    }
+    bin=$root/build-gpu
+fi
+# soju programs see SOJU_GPU_LIB; Python does not (it brings its own libraries)
+soju_env() { LD_LIBRARY_PATH="${SOJU_GPU_LIB:+$SOJU_GPU_LIB:}${LD_LIBRARY_PATH:-}" "$@"; }
+torch_bench=$root/bench/gpt2_torch_compile.py
+[ -f "$torch_bench" ] || torch_bench=$here/gpt2_torch_compile.py
+
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader 2>/dev/null | sed 's/^/GPU: /'
+rows=()
+status=0
+
+# ---------------------------------------------------------------- checks
+run_check() { # name, program
+    local name=$1 prog=$2 log="$out/$1.log" rc
+    soju_env "$prog" >"$log" 2>&1
+    rc=$?
+    grep -E "^  .*(ok|FAIL)$" "$log" >"$out/$name.table" || true
+    local total fails
+    total=$(wc -l <"$out/$name.table")
+    fails=$(grep -c "FAIL$" "$out/$name.table")
+    case $rc in
+        0) rows+=("$(printf '%-28s %-10s %s' "$name" "pass" "$total checks")") ;;
+        77) rows+=("$(printf '%-28s %-10s %s' "$name" "SKIP" "$(grep -m1 SKIP "$log")")") ;;
+        *) rows+=("$(printf '%-28s %-10s %s' "$name" "FAIL rc=$rc" "$fails of $total checks failed")"); status=1 ;;
+    esac
+}
+echo "== checks"
+run_check cuda_ops "$bin/ops_test_cuda_ops"
+run_check cuda_step "$bin/model_test_cuda_step"
+run_check optimizer_ops "$bin/ops_test_optimizer_ops"
+[ -x "$bin/model_test_recompute" ] && run_check recompute_cpu "$bin/model_test_recompute"
+[ -x "$bin/ops_test_layer_ops" ] && run_check cpu_layer_ops "$bin/ops_test_layer_ops"
+if [ "${SANITIZE:-0}" = 1 ] && command -v compute-sanitizer >/dev/null; then
+    soju_env timeout 300 compute-sanitizer --tool memcheck --error-exitcode 9 "$bin/ops_test_cuda_ops" \
+        >"$out/sanitizer.log" 2>&1
+    rc=$?
+    rows+=("$(printf '%-28s %-10s %s' "memcheck cuda_ops" "$([ $rc = 0 ] && echo pass || echo "FAIL rc=$rc")" "$(grep -m1 'ERROR SUMMARY' "$out/sanitizer.log")")")
+fi
+# soju pretrain on the GPU, and checkpoints moving between devices: a run on
+# cuda, the same run twice (determinism), cuda stopped at 15 and resumed on
+# cpu, cpu stopped at 15 and resumed on cuda, and all-cpu; the final losses
+# must agree within bf16 noise. Needs the pretrain command (train branch).
+pretrain_check() {
+    local t="$out/pretrain" corpus=$root/scripts/demo_corpus.sh
+    [ -f "$corpus" ] || corpus=$here/demo_corpus.sh
+    soju_env "$bin/soju" pretrain --help >/dev/null 2>&1 && [ -f "$corpus" ] || {
+        rows+=("$(printf '%-28s %-10s %s' "pretrain cpu<->cuda" "SKIP" "no pretrain command in this build")")
+        return
+    }
+    rm -rf "$t" && mkdir -p "$t"
+    bash "$corpus" "$t/corpus.txt" 400
+    soju_env "$bin/soju" shard-text --input "$t/corpus.txt" --out "$t/train.bin" >"$t/shard.log" 2>&1
+    cat >"$t/config.json" <<'JSON'
+{"model_type": "llama", "vocab_size": 264, "hidden_size": 128, "intermediate_size": 256,
+ "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+ "max_position_embeddings": 128, "tie_word_embeddings": true}
+JSON
+    train() {
+        soju_env "$bin/soju" pretrain --config "$t/config.json" --train "$t/train.bin" --micro-batch 8 --seq-len 128 \
+            --steps 40 --lr 3e-3 --warmup 4 --save-every 20 --eval-every 0 --quiet "$@"
+    }
+    local ok=1 detail
+    train --device cuda --out "$t/gpu" >"$t/gpu.log" 2>&1 || ok=0
+    train --device cuda --out "$t/gpu2" >"$t/gpu2.log" 2>&1 || ok=0
+    train --device cuda --out "$t/g2c" --stop-at 20 >"$t/g2c.log" 2>&1 &&
+        soju_env "$bin/soju" pretrain --resume "$t/g2c" --device cpu --quiet >>"$t/g2c.log" 2>&1 || ok=0
+    train --device cpu --out "$t/c2g" --stop-at 20 >"$t/c2g.log" 2>&1 &&
+        soju_env "$bin/soju" pretrain --resume "$t/c2g" --device cuda --quiet >>"$t/c2g.log" 2>&1 || ok=0
+    train --device cpu --out "$t/cpu" >"$t/cpu.log" 2>&1 || ok=0
+    last() { grep '"loss"' "$t/$1/metrics.jsonl" 2>/dev/null | tail -1 | sed 's/.*"loss":\([0-9.]*\).*/\1/'; }
+    first=$(grep '"loss"' "$t/cpu/metrics.jsonl" 2>/dev/null | head -1 | sed 's/.*"loss":\([0-9.]*\).*/\1/')
+    detail="loss ${first:-?} -> cpu $(last cpu) cuda $(last gpu) cuda->cpu $(last g2c) cpu->cuda $(last c2g)"
+    local g=$(last gpu) c=$(last cpu) a=$(last g2c) b=$(last c2g)
+    awk -v g="${g:-0}" -v c="${c:-0}" -v a="${a:-0}" -v b="${b:-0}" -v f="${first:-0}" 'BEGIN {
+        ok = c > 0 && c < f - 1.0;
+        for (i = 0; i < 3; i++) { x = (i == 0 ? g : i == 1 ? a : b); d = x - c; if (d < 0) d = -d; if (d > 0.03 * c) ok = 0 }
+        exit !ok }' || ok=0
+    cmp -s "$t/gpu/checkpoints/step_00000040/model.safetensors" "$t/gpu2/checkpoints/step_00000040/model.safetensors" ||
+        { ok=0; detail="$detail; two cuda runs differ"; }
+    detail="$detail; cuda repeat bit-identical: $(cmp -s "$t/gpu/checkpoints/step_00000040/model.safetensors" \
+        "$t/gpu2/checkpoints/step_00000040/model.safetensors" && echo yes || echo no)"
+    rm -rf "$t"/*/checkpoints "$t"/*.bin "$t/corpus.txt" # keep the logs and metrics only
+    if [ $ok = 1 ]; then rows+=("$(printf '%-28s %-10s %s' "pretrain cpu<->cuda" "pass" "$detail")")
+    else rows+=("$(printf '%-28s %-10s %s' "pretrain cpu<->cuda" "FAIL" "$detail")"); status=1; fi
+}
+pretrain_check
+
+echo "   relative errors (gpu vs cpu):"
+cat "$out/cuda_ops.table" "$out/cuda_step.table" 2>/dev/null
+
+# ---------------------------------------------------------------- benchmark
+bench_rows=()
+if [ "${BENCH:-1}" != 0 ]; then
+    micro=${MICRO:-64} batch=${BATCH:-64} seq=${SEQ:-1024} steps=${STEPS:-10} warmup=${WARMUP:-3}
+    for arch in ${ARCHS:-gpt2 llama}; do
+        echo "== benchmark $arch: soju"
+        soju_env "$bin/gpu_train" --arch "$arch" --micro "$micro" --batch "$batch" --seq "$seq" --steps "$steps" \
+            --warmup "$warmup" >"$out/bench_soju_$arch.log" 2>&1
+        s1=$(grep -m1 '^RESULT' "$out/bench_soju_$arch.log")
+        [ -n "$s1" ] || tail -5 "$out/bench_soju_$arch.log"
+        t=""
+        if [ "${TORCH:-1}" != 0 ] && python3 -c "import torch" 2>/dev/null; then
+            echo "== benchmark $arch: torch.compile"
+            PYTHONUNBUFFERED=1 python3 "$torch_bench" --arch "$arch" --micro "$micro" --batch "$batch" \
+                --seq "$seq" --steps "$steps" --warmup "$warmup" >"$out/bench_torch_$arch.log" 2>&1
+            t=$(grep -m1 '^RESULT' "$out/bench_torch_$arch.log")
+            [ -n "$t" ] || tail -5 "$out/bench_torch_$arch.log"
+        fi
+        # soju again after the peer (runs interleaved); the table shows the mean of the two
+        echo "== benchmark $arch: soju (again)"
+        soju_env "$bin/gpu_train" --arch "$arch" --micro "$micro" --batch "$batch" --seq "$seq" --steps "$steps" \
+            --warmup "$warmup" >"$out/bench_soju2_$arch.log" 2>&1
+        s2=$(grep -m1 '^RESULT' "$out/bench_soju2_$arch.log")
+        field() { echo "$1" | tr ' ' '\n' | sed -n "s|^$2=||p"; }
+        mean() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN { if (a > 0 && b > 0) printf "%.6g", (a + b) / 2; else if (a > 0) print a; else print b }'; }
+        st=$(mean "$(field "$s1" tok/s)" "$(field "$s2" tok/s)") sm=$(mean "$(field "$s1" mfu)" "$(field "$s2" mfu)")
+        tt=$(field "$t" tok/s) tm=$(field "$t" mfu)
+        echo "   soju runs: $(field "$s1" tok/s) and $(field "$s2" tok/s) tokens/s"
+        ratio=$(awk -v a="${st:-0}" -v b="${tt:-0}" 'BEGIN { if (a > 0 && b > 0) printf "%.3f", a / b; else print "-" }')
+        bench_rows+=("$(printf '%-6s %12.0f %7s %12s %7s %8s   micro %s x %s, batch %s' "$arch" "${st:-0}" \
+            "$(awk -v m="${sm:-0}" 'BEGIN { printf "%.1f%%", 100 * m }')" "${tt:--}" \
+            "$(awk -v m="${tm:-0}" 'BEGIN { printf "%.1f%%", 100 * m }')" "$ratio" "$micro" "$seq" "$batch")")
+        if [ "${PROFILE:-0}" = 1 ]; then
+            soju_env "$bin/gpu_train" --arch "$arch" --micro "$micro" --batch "$micro" --seq "$seq" --steps 4 --warmup 2 \
+                --profile >"$out/profile_$arch.log" 2>&1
+        fi
+    done
+fi
+
+# ---------------------------------------------------------------- table
+echo
+echo "================ soju CUDA check ================"
+printf '%-28s %-10s %s\n' "check" "result" "detail"
+for r in "${rows[@]}"; do echo "$r"; done
+if [ ${#bench_rows[@]} -gt 0 ]; then
+    echo
+    printf '%-6s %12s %7s %12s %7s %8s\n' "model" "soju tok/s" "MFU" "torch tok/s" "MFU" "ratio"
+    for r in "${bench_rows[@]}"; do echo "$r"; done
+fi
+if [ "${PROFILE:-0}" = 1 ]; then
+    for f in "$out"/profile_*.log; do
+        [ -f "$f" ] && { echo; echo "$(basename "$f" .log):"; sed -n '/soju cuda profile/,$p' "$f"; }
+    done
+fi
+exit $status

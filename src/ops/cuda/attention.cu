@@ -1,0 +1,871 @@
+// Causal, document-masked, sliding-window, grouped-query attention on bf16
+// tensor cores, flash-attention style: the T x T score matrix never exists.
+//
+// Forward (one block = 64 queries of one (sequence, head), 4 warps of 16
+// rows): for each tile of 64 keys, S = Q K^T with mma.sync m16n8k16 (bf16 in,
+// fp32 accumulate), mask, online softmax in base 2, O += P V with P turned
+// from accumulator registers straight into the next mma's operand. Key/value
+// tiles are double-buffered with cp.async. Saves O and the row log-sum-exp.
+//
+// Backward (FlashAttention-2 recompute, split in two kernels so that no
+// gradient needs atomics and the result is bit-for-bit repeatable):
+//   dK, dV: one block per 64 keys of a key/value head; it walks the query
+//           tiles of every query head of its group that can see the keys:
+//           P = exp(S - lse), dV += P^T dO, dP = dO V^T, dS = P (dP - D),
+//           dK += dS^T Q;  D = rowsum(dO * O) comes from a small kernel first.
+//   dQ:     one block per 64 queries: recomputes P and dP, dQ += dS K.
+// The scores are s = scale q.k, so dQ and dK get one more factor of scale.
+//
+// Masks: key j is visible to query i iff j <= i, same document (doc ids),
+// and i - j < window (window > 0). A small kernel first finds, per block of
+// 64 queries, the first key any of them can see (and per block of keys the
+// last query that can see one), so whole tiles outside are skipped; when the
+// doc ids of a sequence are not non-decreasing only the element mask is used.
+//
+// Head dims 32, 64 and 128 take the tensor-core path; any other head dim (and
+// the KV-cache decode) takes a plain fp32 warp-per-row path.
+#include <math.h>
+#include <string.h>
+
+#include "cuda_common.cuh"
+
+#define ATT_BLK 64  // queries per block, keys per tile
+#define ATT_THREADS 128
+#define LOG2E 1.4426950408889634f
+#define LN2 0.6931471805599453f
+
+// ---------------------------------------------------------------- PTX helpers
+
+__device__ __forceinline__ void mma16816(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ void ldsm_x4(uint32_t r[4], uint32_t addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+}
+
+__device__ __forceinline__ void ldsm_x4_t(uint32_t r[4], uint32_t addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+}
+
+__device__ __forceinline__ void cp_async16(bf16 *smem, const bf16 *gmem, bool valid) {
+    uint32_t addr = (uint32_t)__cvta_generic_to_shared(smem);
+    int n = valid ? 16 : 0; // 0: fill the 16 bytes with zeros, read nothing
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(addr), "l"(gmem), "r"(n));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n"); }
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
+
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *(uint32_t *)&v;
+}
+
+// Fragment loads from a row-major shared tile with row stride LD (elements).
+// Each lane's part of the address is computed once (lane_offs); a load is
+// then the tile's shared-space address plus that offset plus a constant.
+//   A operand, 16 x 16 at (r0, c0), rows the M dimension:       a
+//   B operand for two n-blocks from a tile stored [n][k]:      nk  (r[0..1] n-block 0, r[2..3] n-block 1)
+//   ... from a tile stored [k][n] (transposing load):          kn
+struct lane_offs {
+    uint32_t a, nk, kn; // bytes
+};
+template <int LD> __device__ __forceinline__ lane_offs make_offs(int lane) {
+    lane_offs o;
+    o.a = (uint32_t)(((lane & 15) * LD + (lane >> 4) * 8) * 2);
+    o.nk = (uint32_t)((((lane & 7) + (lane >> 4) * 8) * LD + ((lane >> 3) & 1) * 8) * 2);
+    o.kn = (uint32_t)((((lane & 7) + ((lane >> 3) & 1) * 8) * LD + (lane >> 4) * 8) * 2);
+    return o;
+}
+// byte offset of element (r, c) in a tile
+template <int LD> __device__ __forceinline__ uint32_t at(int r, int c) { return (uint32_t)((r * LD + c) * 2); }
+__device__ __forceinline__ uint32_t smem_u32(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
+
+// Copy `rows` (<= 64) rows of HD bf16 from global (row stride `stride`) into
+// a shared tile; rows at or beyond `valid_rows` are zero-filled.
+template <int HD, int LD>
+__device__ __forceinline__ void load_tile(bf16 *tile, const bf16 *src, long stride, int valid_rows, int tid) {
+    constexpr int CHUNKS = HD / 8;
+    for (int idx = tid; idx < ATT_BLK * CHUNKS; idx += ATT_THREADS) {
+        int r = idx / CHUNKS, c = (idx % CHUNKS) * 8;
+        bool ok = r < valid_rows;
+        cp_async16(tile + r * LD + c, ok ? src + (long)r * stride + c : src, ok);
+    }
+}
+
+__device__ __forceinline__ bool visible(int qi, int kj, int qdoc, int kdoc, bool docs, int window) {
+    return kj <= qi && (!docs || qdoc == kdoc) && (window <= 0 || qi - kj < window);
+}
+
+struct att_args {
+    const bf16 *qkv, *dout, *out;
+    bf16 *o, *dqkv;
+    const float *lse_in, *D;
+    float *lse;
+    const int32_t *doc, *kv_lo, *q_hi;
+    int B, T, NH, NKV, window, nblk;
+    float scale, scale_log2;
+};
+
+// ---------------------------------------------------------------- bounds
+
+// Per sequence b and block of 64: the first key any query of query block
+// `blk` can see (kv_lo) and one past the last query that can see a key of
+// key block `blk` (q_hi). Uses document runs only when the ids never decrease.
+__global__ void attn_bounds_kernel(int *kv_lo, int *q_hi, const int32_t *doc_ids, int T, int window, int nblk) {
+    int b = blockIdx.x;
+    const int32_t *d = doc_ids ? doc_ids + (size_t)b * T : nullptr;
+    int ok = 1;
+    if (d)
+        for (int t = threadIdx.x + 1; t < T; t += blockDim.x) ok &= d[t] >= d[t - 1];
+    int mono = __syncthreads_and(ok);
+    bool runs = d && mono;
+    for (int blk = threadIdx.x; blk < nblk; blk += blockDim.x) {
+        int q0 = blk * ATT_BLK, lo = 0;
+        if (runs) { // first j with d[j] >= d[q0]
+            int a = 0, z = q0, want = d[q0];
+            while (a < z) {
+                int mid = (a + z) / 2;
+                if (d[mid] < want) a = mid + 1;
+                else z = mid;
+            }
+            lo = a;
+        }
+        if (window > 0) lo = max(lo, q0 - window + 1);
+        kv_lo[b * nblk + blk] = lo;
+        int k1 = min(T, q0 + ATT_BLK) - 1, hi = T;
+        if (runs) { // first j > k1 with d[j] > d[k1]
+            int a = k1 + 1, z = T, want = d[k1];
+            while (a < z) {
+                int mid = (a + z) / 2;
+                if (d[mid] <= want) a = mid + 1;
+                else z = mid;
+            }
+            hi = a;
+        }
+        if (window > 0) hi = min(hi, k1 + window);
+        q_hi[b * nblk + blk] = hi;
+    }
+}
+
+// ---------------------------------------------------------------- tile helpers
+
+// Accumulator tiles (16 rows x 8 columns per [nb], c0..c3 as mma.sync lays
+// them out: rows g, g+8, columns 2 t4, 2 t4 + 1) of a warp's 16 x 64 block.
+typedef float acc_tile[4];
+
+// acc[nb] += A (16 x 16 k-chunks, registers) times B^T for the 64 columns of
+// a tile stored [n][k] in shared memory (K for S = Q K^T and the like).
+template <int LD, int KC>
+__device__ __forceinline__ void mma_rows_nk(acc_tile acc[8], const uint32_t a[KC][4], uint32_t tile, uint32_t lane_nk) {
+#pragma unroll
+    for (int kc = 0; kc < KC; kc++)
+#pragma unroll
+        for (int np = 0; np < 4; np++) {
+            uint32_t b[4];
+            ldsm_x4(b, tile + lane_nk + at<LD>(np * 16, kc * 16));
+            mma16816(acc[2 * np], a[kc], b[0], b[1]);
+            mma16816(acc[2 * np + 1], a[kc], b[2], b[3]);
+        }
+}
+
+// out[HD/8] += P V: P the 16 x 64 accumulator tiles turned into A operands
+// (bf16, no trip through memory), V a 64 x HD tile stored [k][n].
+template <int LD, int HD>
+__device__ __forceinline__ void mma_acc_kn(acc_tile out[HD / 8], const acc_tile p[8], uint32_t tile, uint32_t lane_kn) {
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) {
+        const uint32_t a[4] = {pack_bf16(p[2 * kk][0], p[2 * kk][1]), pack_bf16(p[2 * kk][2], p[2 * kk][3]),
+                               pack_bf16(p[2 * kk + 1][0], p[2 * kk + 1][1]),
+                               pack_bf16(p[2 * kk + 1][2], p[2 * kk + 1][3])};
+#pragma unroll
+        for (int dp = 0; dp < HD / 16; dp++) {
+            uint32_t b[4];
+            ldsm_x4_t(b, tile + lane_kn + at<LD>(kk * 16, dp * 16));
+            mma16816(out[2 * dp], a, b[0], b[1]);
+            mma16816(out[2 * dp + 1], a, b[2], b[3]);
+        }
+    }
+}
+
+// A operands of a warp's 16 rows (row0..row0+15) over the whole head dim.
+template <int LD, int KC>
+__device__ __forceinline__ void load_a_rows(uint32_t f[KC][4], const bf16 *tile, int row0, uint32_t lane_a) {
+#pragma unroll
+    for (int kc = 0; kc < KC; kc++) ldsm_x4(f[kc], smem_u32(tile) + lane_a + at<LD>(row0, kc * 16));
+}
+
+template <int N> __device__ __forceinline__ void zero_tiles(acc_tile t[N]) {
+#pragma unroll
+    for (int i = 0; i < N; i++) t[i][0] = t[i][1] = t[i][2] = t[i][3] = 0.0f;
+}
+
+// Row r (0: g, 1: g + 8) of HD/8 accumulator tiles, times scale, as bf16 at dst.
+template <int HD> __device__ __forceinline__ void store_row(bf16 *dst, const acc_tile t[HD / 8], int r, float scale) {
+#pragma unroll
+    for (int i = 0; i < HD / 8; i++)
+        *(uint32_t *)(dst + i * 8) = pack_bf16(t[i][2 * r] * scale, t[i][2 * r + 1] * scale);
+}
+
+// Keys k0 .. k0 + 63 (those below hi) of one key/value head into buffer buf,
+// and their document ids when there are documents.
+template <int HD, int LD>
+__device__ __forceinline__ void load_kv(bf16 *Ks, bf16 *Vs, int *kdoc, int buf, const bf16 *kbase, const bf16 *vbase,
+                                        long W, int k0, int hi, const int32_t *doc, int tid) {
+    load_tile<HD, LD>(Ks + buf * ATT_BLK * LD, kbase + (long)k0 * W, W, hi - k0, tid);
+    load_tile<HD, LD>(Vs + buf * ATT_BLK * LD, vbase + (long)k0 * W, W, hi - k0, tid);
+    if (doc && tid < ATT_BLK) kdoc[buf * ATT_BLK + tid] = k0 + tid < hi ? doc[k0 + tid] : 0;
+}
+
+// The frame shared by the forward and the dQ kernel: one block = 64 queries of
+// head h of sequence b, walking key tiles [lo, hi) of key/value head kvh.
+struct q_block {
+    int b, h, kvh, q0, lo, hi, ntiles;
+    long W;
+    const bf16 *qrow, *kbase, *vbase; // q at row 0 of head h; k, v at row 0 of head kvh
+    const int32_t *doc;               // this sequence's ids, or NULL
+};
+
+template <int HD> __device__ __forceinline__ q_block make_q_block(const att_args &p) {
+    q_block qb;
+    const int blk = gridDim.x - 1 - blockIdx.x; // longest rows first
+    qb.b = blockIdx.y / p.NH, qb.h = blockIdx.y % p.NH, qb.kvh = qb.h / (p.NH / p.NKV);
+    qb.W = (long)(p.NH + 2 * p.NKV) * HD;
+    qb.q0 = blk * ATT_BLK;
+    qb.qrow = p.qkv + (long)qb.b * p.T * qb.W + (long)qb.h * HD;
+    qb.kbase = p.qkv + (long)qb.b * p.T * qb.W + (long)(p.NH + qb.kvh) * HD;
+    qb.vbase = qb.kbase + (long)p.NKV * HD;
+    qb.doc = p.doc ? p.doc + (long)qb.b * p.T : nullptr;
+    qb.lo = p.kv_lo ? p.kv_lo[qb.b * p.nblk + blk] : 0;
+    qb.hi = min(qb.q0 + ATT_BLK, p.T);
+    qb.ntiles = (qb.hi - qb.lo + ATT_BLK - 1) / ATT_BLK;
+    return qb;
+}
+
+// Scores of a key tile that the mask can touch (diagonal, edges) set to -inf
+// (raw scores) or to 0 (probabilities): `fill`. Interior tiles skip this.
+__device__ __forceinline__ void mask_tile(acc_tile s[8], float fill, const int qi[2], const int qdoc[2], int k0,
+                                          int hi, const int *kdoc, bool docs, int window, int t4) {
+#pragma unroll
+    for (int nb = 0; nb < 8; nb++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            int r = e >> 1, col = nb * 8 + 2 * t4 + (e & 1), kj = k0 + col;
+            if (!(kj < hi && visible(qi[r], kj, qdoc[r], docs ? kdoc[col] : 0, docs, window))) s[nb][e] = fill;
+        }
+}
+
+// ---------------------------------------------------------------- forward
+
+template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_fwd_kernel(att_args p) {
+    constexpr int LD = HD + 8;  // padded rows: ldmatrix reads hit distinct banks
+    constexpr int KC = HD / 16; // k-chunks over the head dim
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16 *Qs = (bf16 *)smem_raw;                // [64][LD]
+    bf16 *Ks = Qs + ATT_BLK * LD;               // [2][64][LD]
+    bf16 *Vs = Ks + 2 * ATT_BLK * LD;           // [2][64][LD]
+    int *kdoc = (int *)(Vs + 2 * ATT_BLK * LD); // [2][64]
+
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t4 = lane & 3;
+    const lane_offs lo_ = make_offs<LD>(lane);
+    const int T = p.T;
+    const q_block qb = make_q_block<HD>(p);
+    const bool docs = qb.doc != nullptr, plain = !docs && p.window <= 0; // plain: causal mask only
+
+    load_tile<HD, LD>(Qs, qb.qrow + (long)qb.q0 * qb.W, qb.W, T - qb.q0, tid);
+    load_kv<HD, LD>(Ks, Vs, kdoc, 0, qb.kbase, qb.vbase, qb.W, qb.lo, qb.hi, qb.doc, tid);
+    cp_async_commit();
+    cp_async_wait_all();
+    __syncthreads();
+
+    uint32_t qf[KC][4];
+    load_a_rows<LD, KC>(qf, Qs, warp * 16, lo_.a);
+    const int qi[2] = {qb.q0 + warp * 16 + g, qb.q0 + warp * 16 + g + 8};
+    int qdoc[2] = {0, 0};
+    if (docs)
+        for (int r = 0; r < 2; r++) qdoc[r] = qb.doc[min(qi[r], T - 1)];
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+    acc_tile o[HD / 8];
+    zero_tiles<HD / 8>(o);
+
+    for (int it = 0; it < qb.ntiles; it++) {
+        const int buf = it & 1, k0 = qb.lo + it * ATT_BLK;
+        if (it + 1 < qb.ntiles)
+            load_kv<HD, LD>(Ks, Vs, kdoc, buf ^ 1, qb.kbase, qb.vbase, qb.W, k0 + ATT_BLK, qb.hi, qb.doc, tid);
+        cp_async_commit();
+        const uint32_t K_u = smem_u32(Ks) + buf * at<LD>(ATT_BLK, 0), V_u = smem_u32(Vs) + buf * at<LD>(ATT_BLK, 0);
+
+        acc_tile s[8];
+        zero_tiles<8>(s);
+        mma_rows_nk<LD, KC>(s, qf, K_u, lo_.nk);
+        // Mask only tiles that cross the diagonal or an edge, take the row
+        // maxima of the raw scores, then p = 2^(s scale log2(e) - max), the
+        // scale folded into one FMA (online softmax in base 2).
+        if (!(plain && k0 + ATT_BLK - 1 <= qb.q0 && k0 + ATT_BLK <= qb.hi))
+            mask_tile(s, -INFINITY, qi, qdoc, k0, qb.hi, kdoc + buf * ATT_BLK, docs, p.window, t4);
+        float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+        for (int nb = 0; nb < 8; nb++) {
+            mx[0] = fmaxf(mx[0], fmaxf(s[nb][0], s[nb][1]));
+            mx[1] = fmaxf(mx[1], fmaxf(s[nb][2], s[nb][3]));
+        }
+        float ref[2], alpha[2];
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+            float mn = fmaxf(m[r], mx[r] * p.scale_log2);
+            ref[r] = mn == -INFINITY ? 0.0f : mn; // a row with nothing visible yet stays at 0
+            alpha[r] = exp2f(m[r] - ref[r]);
+            m[r] = mn;
+            l[r] *= alpha[r];
+        }
+#pragma unroll
+        for (int nb = 0; nb < 8; nb++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                float pv = exp2f(fmaf(s[nb][e], p.scale_log2, -ref[e >> 1]));
+                s[nb][e] = pv;
+                l[e >> 1] += pv;
+            }
+#pragma unroll
+        for (int i = 0; i < HD / 8; i++) {
+            o[i][0] *= alpha[0], o[i][1] *= alpha[0];
+            o[i][2] *= alpha[1], o[i][3] *= alpha[1];
+        }
+        mma_acc_kn<LD, HD>(o, s, V_u, lo_.kn); // O += P V
+        cp_async_wait_all();
+        __syncthreads();
+    }
+
+    // finish: full row sums across the quad, normalize, store
+    const long OW = (long)p.NH * HD;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+        if (qi[r] >= T) continue;
+        store_row<HD>(p.o + ((long)qb.b * T + qi[r]) * OW + (long)qb.h * HD + 2 * t4, o, r, 1.0f / l[r]);
+        if (t4 == 0) p.lse[((long)qb.b * p.NH + qb.h) * T + qi[r]] = (m[r] + log2f(l[r])) * LN2;
+    }
+}
+
+// ---------------------------------------------------------------- backward
+
+// D[b, h, t] = sum_d dO[b, t, h, d] O[b, t, h, d]
+__global__ void attn_bwd_dot_kernel(float *D, const bf16 *dout, const bf16 *out, int B, int T, int NH, int hd) {
+    long idx = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= (long)B * T * NH) return;
+    int h = idx % NH;
+    long bt = idx / NH;
+    int b = bt / T, t = bt % T;
+    const bf16 *x = dout + bt * NH * hd + (long)h * hd, *y = out + bt * NH * hd + (long)h * hd;
+    float s = 0.0f;
+    for (int d = 0; d < hd; d++) s += __bfloat162float(x[d]) * __bfloat162float(y[d]);
+    D[((long)b * NH + h) * T + t] = s;
+}
+
+template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_bwd_dq_kernel(att_args p) {
+    constexpr int LD = HD + 8, KC = HD / 16;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16 *Qs = (bf16 *)smem_raw;
+    bf16 *dOs = Qs + ATT_BLK * LD;
+    bf16 *Ks = dOs + ATT_BLK * LD;    // [2][64][LD]
+    bf16 *Vs = Ks + 2 * ATT_BLK * LD; // [2][64][LD]
+    int *kdoc = (int *)(Vs + 2 * ATT_BLK * LD);
+
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t4 = lane & 3;
+    const lane_offs lo_ = make_offs<LD>(lane);
+    const int T = p.T;
+    const q_block qb = make_q_block<HD>(p);
+    const bool docs = qb.doc != nullptr, plain = !docs && p.window <= 0;
+    const long OW = (long)p.NH * HD;
+
+    load_tile<HD, LD>(Qs, qb.qrow + (long)qb.q0 * qb.W, qb.W, T - qb.q0, tid);
+    load_tile<HD, LD>(dOs, p.dout + ((long)qb.b * T + qb.q0) * OW + (long)qb.h * HD, OW, T - qb.q0, tid);
+    load_kv<HD, LD>(Ks, Vs, kdoc, 0, qb.kbase, qb.vbase, qb.W, qb.lo, qb.hi, qb.doc, tid);
+    cp_async_commit();
+    cp_async_wait_all();
+    __syncthreads();
+
+    uint32_t qf[KC][4], df[KC][4];
+    load_a_rows<LD, KC>(qf, Qs, warp * 16, lo_.a);
+    load_a_rows<LD, KC>(df, dOs, warp * 16, lo_.a);
+    const int qi[2] = {qb.q0 + warp * 16 + g, qb.q0 + warp * 16 + g + 8};
+    int qdoc[2] = {0, 0};
+    float lse2[2], Dr[2];
+    for (int r = 0; r < 2; r++) {
+        int q = min(qi[r], T - 1);
+        if (docs) qdoc[r] = qb.doc[q];
+        lse2[r] = p.lse_in[((long)qb.b * p.NH + qb.h) * T + q] * LOG2E;
+        Dr[r] = p.D[((long)qb.b * p.NH + qb.h) * T + q];
+    }
+    acc_tile dq[HD / 8];
+    zero_tiles<HD / 8>(dq);
+
+    for (int it = 0; it < qb.ntiles; it++) {
+        const int buf = it & 1, k0 = qb.lo + it * ATT_BLK;
+        if (it + 1 < qb.ntiles)
+            load_kv<HD, LD>(Ks, Vs, kdoc, buf ^ 1, qb.kbase, qb.vbase, qb.W, k0 + ATT_BLK, qb.hi, qb.doc, tid);
+        cp_async_commit();
+        const uint32_t K_u = smem_u32(Ks) + buf * at<LD>(ATT_BLK, 0), V_u = smem_u32(Vs) + buf * at<LD>(ATT_BLK, 0);
+
+        acc_tile s[8], dp[8];
+        zero_tiles<8>(s);
+        zero_tiles<8>(dp);
+        mma_rows_nk<LD, KC>(s, qf, K_u, lo_.nk);  // S = Q K^T
+        mma_rows_nk<LD, KC>(dp, df, V_u, lo_.nk); // dP = dO V^T
+        // P = exp(s - lse), masked to 0 on edge tiles, then dS = P (dP - D) in s
+#pragma unroll
+        for (int nb = 0; nb < 8; nb++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) s[nb][e] = exp2f(fmaf(s[nb][e], p.scale_log2, -lse2[e >> 1]));
+        if (!(plain && k0 + ATT_BLK - 1 <= qb.q0 && k0 + ATT_BLK <= qb.hi))
+            mask_tile(s, 0.0f, qi, qdoc, k0, qb.hi, kdoc + buf * ATT_BLK, docs, p.window, t4);
+#pragma unroll
+        for (int nb = 0; nb < 8; nb++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) s[nb][e] *= dp[nb][e] - Dr[e >> 1];
+        mma_acc_kn<LD, HD>(dq, s, K_u, lo_.kn); // dQ += dS K
+        cp_async_wait_all();
+        __syncthreads();
+    }
+#pragma unroll
+    for (int r = 0; r < 2; r++)
+        if (qi[r] < T)
+            store_row<HD>(p.dqkv + ((long)qb.b * T + qi[r]) * qb.W + (long)qb.h * HD + 2 * t4, dq, r, p.scale);
+}
+
+template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_bwd_dkv_kernel(att_args p) {
+    constexpr int LD = HD + 8, KC = HD / 16;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16 *Ks = (bf16 *)smem_raw;
+    bf16 *Vs = Ks + ATT_BLK * LD;
+    bf16 *Qs = Vs + ATT_BLK * LD;       // [2][64][LD]
+    bf16 *dOs = Qs + 2 * ATT_BLK * LD;  // [2][64][LD]
+    float *qlse = (float *)(dOs + 2 * ATT_BLK * LD); // [2][64], base-2 log-sum-exp
+    float *qD = qlse + 2 * ATT_BLK;                  // [2][64]
+    int *qdoc = (int *)(qD + 2 * ATT_BLK);           // [2][64]
+
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t4 = lane & 3;
+    const lane_offs lo_ = make_offs<LD>(lane);
+    const int T = p.T, NH = p.NH, NKV = p.NKV, rep = NH / NKV;
+    const int kb = blockIdx.x; // causal: the first key blocks have the most queries; run them first
+    const int b = blockIdx.y / NKV, kvh = blockIdx.y % NKV;
+    const long W = (long)(NH + 2 * NKV) * HD, OW = (long)NH * HD;
+    const int k0 = kb * ATT_BLK;
+    const bf16 *kbase = p.qkv + (long)b * T * W + (long)(NH + kvh) * HD;
+    const bf16 *vbase = kbase + (long)NKV * HD;
+    const int32_t *doc = p.doc ? p.doc + (long)b * T : nullptr;
+    const bool docs = doc != nullptr, plain = !docs && p.window <= 0;
+    const int qlo = k0; // causal: no query before the first key sees it
+    const int qhi = p.q_hi ? p.q_hi[b * p.nblk + kb] : T;
+    const int nqt = qhi > qlo ? (qhi - qlo + ATT_BLK - 1) / ATT_BLK : 0;
+    const int ntiles = nqt * rep;
+
+    load_tile<HD, LD>(Ks, kbase + (long)k0 * W, W, T - k0, tid);
+    load_tile<HD, LD>(Vs, vbase + (long)k0 * W, W, T - k0, tid);
+    auto load_q = [&](int i, int buf) {
+        int h = kvh * rep + i / nqt, qs = qlo + (i % nqt) * ATT_BLK, valid = qhi - qs;
+        load_tile<HD, LD>(Qs + buf * ATT_BLK * LD, p.qkv + ((long)b * T + qs) * W + (long)h * HD, W, valid, tid);
+        load_tile<HD, LD>(dOs + buf * ATT_BLK * LD, p.dout + ((long)b * T + qs) * OW + (long)h * HD, OW, valid, tid);
+        if (tid < ATT_BLK) {
+            bool ok = tid < valid;
+            long at_ = ((long)b * NH + h) * T + qs + tid;
+            qlse[buf * ATT_BLK + tid] = ok ? p.lse_in[at_] * LOG2E : INFINITY;
+            qD[buf * ATT_BLK + tid] = ok ? p.D[at_] : 0.0f;
+            qdoc[buf * ATT_BLK + tid] = ok && docs ? doc[qs + tid] : 0;
+        }
+    };
+    if (ntiles > 0) load_q(0, 0);
+    cp_async_commit();
+    cp_async_wait_all();
+    __syncthreads();
+
+    uint32_t kf[KC][4], vf[KC][4];
+    load_a_rows<LD, KC>(kf, Ks, warp * 16, lo_.a);
+    load_a_rows<LD, KC>(vf, Vs, warp * 16, lo_.a);
+    const int kj[2] = {k0 + warp * 16 + g, k0 + warp * 16 + g + 8};
+    int kdoc[2] = {0, 0};
+    if (docs)
+        for (int r = 0; r < 2; r++) kdoc[r] = doc[min(kj[r], T - 1)];
+    acc_tile dk[HD / 8], dv[HD / 8];
+    zero_tiles<HD / 8>(dk);
+    zero_tiles<HD / 8>(dv);
+
+    for (int it = 0; it < ntiles; it++) {
+        const int buf = it & 1, qs = qlo + (it % nqt) * ATT_BLK;
+        if (it + 1 < ntiles) load_q(it + 1, buf ^ 1);
+        cp_async_commit();
+        const uint32_t Q_u = smem_u32(Qs) + buf * at<LD>(ATT_BLK, 0), dO_u = smem_u32(dOs) + buf * at<LD>(ATT_BLK, 0);
+        const float *L = qlse + buf * ATT_BLK, *Dq = qD + buf * ATT_BLK;
+        const int *QD = qdoc + buf * ATT_BLK;
+
+        // S^T = K Q^T (16 keys x 64 queries per warp), then P^T = exp(S^T - lse)
+        acc_tile s[8];
+        zero_tiles<8>(s);
+        mma_rows_nk<LD, KC>(s, kf, Q_u, lo_.nk);
+        const bool full = plain && qs >= k0 + ATT_BLK - 1 && qs + ATT_BLK <= qhi && k0 + ATT_BLK <= T;
+#pragma unroll
+        for (int nb = 0; nb < 8; nb++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int r = e >> 1, col = nb * 8 + 2 * t4 + (e & 1);
+                float pv = exp2f(fmaf(s[nb][e], p.scale_log2, -L[col]));
+                if (!full) {
+                    bool vis = kj[r] < T && visible(qs + col, kj[r], QD[col], kdoc[r], docs, p.window);
+                    pv = vis ? pv : 0.0f;
+                }
+                s[nb][e] = pv;
+            }
+        mma_acc_kn<LD, HD>(dv, s, dO_u, lo_.kn); // dV += P^T dO (over the 64 queries)
+        {                                        // dP^T = V dO^T, then dS^T = P^T (dP^T - D) in place of P^T
+            acc_tile dp[8];
+            zero_tiles<8>(dp);
+            mma_rows_nk<LD, KC>(dp, vf, dO_u, lo_.nk);
+#pragma unroll
+            for (int nb = 0; nb < 8; nb++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) s[nb][e] *= dp[nb][e] - Dq[nb * 8 + 2 * t4 + (e & 1)];
+        }
+        mma_acc_kn<LD, HD>(dk, s, Q_u, lo_.kn); // dK += dS^T Q
+        cp_async_wait_all();
+        __syncthreads();
+    }
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        if (kj[r] >= T) continue;
+        bf16 *dk_dst = p.dqkv + ((long)b * T + kj[r]) * W + (long)(NH + kvh) * HD + 2 * t4;
+        store_row<HD>(dk_dst, dk, r, p.scale);
+        store_row<HD>(dk_dst + (long)NKV * HD, dv, r, 1.0f);
+    }
+}
+
+// ---------------------------------------------------------------- plain fp32 path
+
+// One warp per query row; lanes own head dims d = lane + 32 u (hd <= 256).
+// q rows: q + b*q_sb + i*q_sr + h*hd;  k/v rows: k + b*kv_sb + j*kv_sr + g*hd;
+// out rows: o + b*o_sb + i*o_sr + h*hd. Query i sits at position pos0 + i.
+struct plain_args {
+    const bf16 *q, *k, *v;
+    bf16 *o;
+    long q_sb, q_sr, kv_sb, kv_sr, o_sb, o_sr;
+    float *lse; // (B, NH, Tq) or NULL
+    const int32_t *doc; // (B, Tk) or NULL
+    int B, Tq, NH, NKV, hd, window, pos0;
+    float scale;
+};
+
+#define PLAIN_U 8
+
+__global__ void plain_fwd_kernel(plain_args p) {
+    int lane = threadIdx.x & 31;
+    long row = (long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (row >= (long)p.B * p.NH * p.Tq) return;
+    int i = row % p.Tq, h = (row / p.Tq) % p.NH, b = row / ((long)p.Tq * p.NH), g = h / (p.NH / p.NKV);
+    int pos = p.pos0 + i, lo = p.window > 0 ? max(0, pos - p.window + 1) : 0;
+    const bf16 *q = p.q + b * p.q_sb + i * p.q_sr + (long)h * p.hd;
+    const int32_t *doc = p.doc ? p.doc + (long)b * (p.pos0 + p.Tq) : nullptr;
+    float qv[PLAIN_U], o[PLAIN_U];
+#pragma unroll
+    for (int u = 0; u < PLAIN_U; u++) {
+        int d = lane + 32 * u;
+        qv[u] = d < p.hd ? __bfloat162float(q[d]) : 0.0f;
+        o[u] = 0.0f;
+    }
+    float m = -INFINITY, l = 0.0f;
+    for (int j = lo; j <= pos; j++) {
+        if (doc && doc[j] != doc[pos]) continue;
+        const bf16 *k = p.k + b * p.kv_sb + j * p.kv_sr + (long)g * p.hd;
+        const bf16 *v = p.v + b * p.kv_sb + j * p.kv_sr + (long)g * p.hd;
+        float dot = 0.0f;
+#pragma unroll
+        for (int u = 0; u < PLAIN_U; u++) {
+            int d = lane + 32 * u;
+            if (d < p.hd) dot += qv[u] * __bfloat162float(k[d]);
+        }
+        float s = warp_sum(dot) * p.scale;
+        float mn = fmaxf(m, s), alpha = __expf(m - mn), e = __expf(s - mn);
+        l = l * alpha + e;
+#pragma unroll
+        for (int u = 0; u < PLAIN_U; u++) {
+            int d = lane + 32 * u;
+            o[u] = o[u] * alpha + (d < p.hd ? e * __bfloat162float(v[d]) : 0.0f);
+        }
+        m = mn;
+    }
+    bf16 *out = p.o + b * p.o_sb + i * p.o_sr + (long)h * p.hd;
+#pragma unroll
+    for (int u = 0; u < PLAIN_U; u++) {
+        int d = lane + 32 * u;
+        if (d < p.hd) out[d] = __float2bfloat16_rn(o[u] / l);
+    }
+    if (p.lse && lane == 0) p.lse[((long)b * p.NH + h) * p.Tq + i] = m + logf(l);
+}
+
+// dQ: one warp per (b, h, query i).
+__global__ void plain_bwd_dq_kernel(att_args p, int hd) {
+    int lane = threadIdx.x & 31;
+    long row = (long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    const int T = p.T, NH = p.NH, NKV = p.NKV;
+    if (row >= (long)p.B * NH * T) return;
+    int i = row % T, h = (row / T) % NH, b = row / ((long)T * NH), g = h / (NH / NKV);
+    const long W = (long)(NH + 2 * NKV) * hd, OW = (long)NH * hd;
+    const bf16 *base = p.qkv + (long)b * T * W;
+    const bf16 *q = base + i * W + (long)h * hd, *dO = p.dout + ((long)b * T + i) * OW + (long)h * hd;
+    const int32_t *doc = p.doc ? p.doc + (long)b * T : nullptr;
+    float qv[PLAIN_U], dov[PLAIN_U], dq[PLAIN_U];
+#pragma unroll
+    for (int u = 0; u < PLAIN_U; u++) {
+        int d = lane + 32 * u;
+        qv[u] = d < hd ? __bfloat162float(q[d]) : 0.0f;
+        dov[u] = d < hd ? __bfloat162float(dO[d]) : 0.0f;
+        dq[u] = 0.0f;
+    }
+    float L = p.lse_in[((long)b * NH + h) * T + i], Dv = p.D[((long)b * NH + h) * T + i];
+    int lo = p.window > 0 ? max(0, i - p.window + 1) : 0;
+    for (int j = lo; j <= i; j++) {
+        if (doc && doc[j] != doc[i]) continue;
+        const bf16 *k = base + j * W + (long)(NH + g) * hd, *v = k + (long)NKV * hd;
+        float sd = 0.0f, pd = 0.0f;
+#pragma unroll
+        for (int u = 0; u < PLAIN_U; u++) {
+            int d = lane + 32 * u;
+            if (d < hd) {
+                sd += qv[u] * __bfloat162float(k[d]);
+                pd += dov[u] * __bfloat162float(v[d]);
+            }
+        }
+        float pr = __expf(warp_sum(sd) * p.scale - L);
+        float ds = pr * (warp_sum(pd) - Dv);
+#pragma unroll
+        for (int u = 0; u < PLAIN_U; u++) {
+            int d = lane + 32 * u;
+            if (d < hd) dq[u] += ds * __bfloat162float(k[d]);
+        }
+    }
+    bf16 *dst = p.dqkv + ((long)b * T + i) * W + (long)h * hd;
+#pragma unroll
+    for (int u = 0; u < PLAIN_U; u++) {
+        int d = lane + 32 * u;
+        if (d < hd) dst[d] = __float2bfloat16_rn(dq[u] * p.scale);
+    }
+}
+
+// dK, dV: one warp per (b, key/value head g, key j), over the group's query heads.
+__global__ void plain_bwd_dkv_kernel(att_args p, int hd) {
+    int lane = threadIdx.x & 31;
+    long row = (long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    const int T = p.T, NH = p.NH, NKV = p.NKV, rep = NH / NKV;
+    if (row >= (long)p.B * NKV * T) return;
+    int j = row % T, g = (row / T) % NKV, b = row / ((long)T * NKV);
+    const long W = (long)(NH + 2 * NKV) * hd, OW = (long)NH * hd;
+    const bf16 *base = p.qkv + (long)b * T * W;
+    const bf16 *k = base + j * W + (long)(NH + g) * hd, *v = k + (long)NKV * hd;
+    const int32_t *doc = p.doc ? p.doc + (long)b * T : nullptr;
+    float kv[PLAIN_U], vv[PLAIN_U], dk[PLAIN_U], dv[PLAIN_U];
+#pragma unroll
+    for (int u = 0; u < PLAIN_U; u++) {
+        int d = lane + 32 * u;
+        kv[u] = d < hd ? __bfloat162float(k[d]) : 0.0f;
+        vv[u] = d < hd ? __bfloat162float(v[d]) : 0.0f;
+        dk[u] = dv[u] = 0.0f;
+    }
+    int hi = p.window > 0 ? min(T, j + p.window) : T;
+    for (int r = 0; r < rep; r++) {
+        int h = g * rep + r;
+        for (int i = j; i < hi; i++) {
+            if (doc && doc[j] != doc[i]) continue;
+            const bf16 *q = base + i * W + (long)h * hd, *dO = p.dout + ((long)b * T + i) * OW + (long)h * hd;
+            float sd = 0.0f, pd = 0.0f;
+#pragma unroll
+            for (int u = 0; u < PLAIN_U; u++) {
+                int d = lane + 32 * u;
+                if (d < hd) {
+                    sd += __bfloat162float(q[d]) * kv[u];
+                    pd += __bfloat162float(dO[d]) * vv[u];
+                }
+            }
+            long at = ((long)b * NH + h) * T + i;
+            float pr = __expf(warp_sum(sd) * p.scale - p.lse_in[at]);
+            float ds = pr * (warp_sum(pd) - p.D[at]);
+#pragma unroll
+            for (int u = 0; u < PLAIN_U; u++) {
+                int d = lane + 32 * u;
+                if (d < hd) {
+                    dv[u] += pr * __bfloat162float(dO[d]);
+                    dk[u] += ds * __bfloat162float(q[d]);
+                }
+            }
+        }
+    }
+    bf16 *dst = p.dqkv + ((long)b * T + j) * W + (long)(NH + g) * hd;
+#pragma unroll
+    for (int u = 0; u < PLAIN_U; u++) {
+        int d = lane + 32 * u;
+        if (d < hd) {
+            dst[d] = __float2bfloat16_rn(dk[u] * p.scale);
+            dst[d + (long)NKV * hd] = __float2bfloat16_rn(dv[u]);
+        }
+    }
+}
+
+// ---------------------------------------------------------------- host side
+
+static size_t fwd_smem(int hd) { return (size_t)5 * ATT_BLK * (hd + 8) * sizeof(bf16) + 2 * ATT_BLK * sizeof(int); }
+
+static size_t dq_smem(int hd) { return (size_t)6 * ATT_BLK * (hd + 8) * sizeof(bf16) + 2 * ATT_BLK * sizeof(int); }
+static size_t dkv_smem(int hd) {
+    return (size_t)6 * ATT_BLK * (hd + 8) * sizeof(bf16) + 2 * ATT_BLK * (2 * sizeof(float) + sizeof(int));
+}
+
+// Kernels above 48 KB of dynamic shared memory must say so once per device.
+void cuda_attention_init(void) {
+#define ATT_ATTR(HD)                                                                                           \
+    CUDA_CHECK(cudaFuncSetAttribute(flash_fwd_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,        \
+                                    (int)fwd_smem(HD)));                                                       \
+    CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dq_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,     \
+                                    (int)dq_smem(HD)));                                                        \
+    CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dkv_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,    \
+                                    (int)dkv_smem(HD)));
+    ATT_ATTR(32)
+    ATT_ATTR(64)
+    ATT_ATTR(128)
+#undef ATT_ATTR
+}
+
+static bool flash_ok(int hd, const void *a, const void *b, const void *c) {
+    return (hd == 32 || hd == 64 || hd == 128) && aligned16(a) && aligned16(b) && (!c || aligned16(c));
+}
+
+// Fill kv_lo / q_hi when a mask can skip tiles (documents or a window).
+static void att_bounds(soju_backend *be, att_args *a, const int32_t *doc_ids, int B, int T, int window) {
+    a->nblk = ceil_div(T, ATT_BLK);
+    a->kv_lo = a->q_hi = nullptr;
+    if (!doc_ids && window <= 0) return;
+    int *buf = (int *)cuda_scratch(be, SCRATCH_ATTN_BOUNDS, (size_t)2 * B * a->nblk * sizeof(int));
+    attn_bounds_kernel<<<B, 256, 0, cuda_stream(be)>>>(buf, buf + (size_t)B * a->nblk, doc_ids, T, window, a->nblk);
+    CUDA_LAUNCH_CHECK();
+    a->kv_lo = buf;
+    a->q_hi = buf + (size_t)B * a->nblk;
+}
+
+static att_args make_args(const void *qkv, const int32_t *doc_ids, int B, int T, int NH, int NKV, int window,
+                          float scale) {
+    att_args a;
+    memset(&a, 0, sizeof a);
+    a.qkv = (const bf16 *)qkv;
+    a.doc = doc_ids;
+    a.B = B, a.T = T, a.NH = NH, a.NKV = NKV, a.window = window;
+    a.scale = scale;
+    a.scale_log2 = scale * LOG2E;
+    return a;
+}
+
+void cuda_attention_forward(soju_backend *be, void *out, float *lse, const void *qkv, const int32_t *doc_ids, int B,
+                            int T, int NH, int NKV, int hd, int window, float scale) {
+    if (B <= 0 || T <= 0) return;
+    cudaStream_t s = cuda_stream(be);
+    if (flash_ok(hd, out, qkv, nullptr)) {
+        att_args a = make_args(qkv, doc_ids, B, T, NH, NKV, window, scale);
+        a.o = (bf16 *)out;
+        a.lse = lse;
+        att_bounds(be, &a, doc_ids, B, T, window);
+        dim3 grid(a.nblk, B * NH);
+        size_t smem = fwd_smem(hd);
+        if (hd == 32) flash_fwd_kernel<32><<<grid, ATT_THREADS, smem, s>>>(a);
+        else if (hd == 64) flash_fwd_kernel<64><<<grid, ATT_THREADS, smem, s>>>(a);
+        else flash_fwd_kernel<128><<<grid, ATT_THREADS, smem, s>>>(a);
+        CUDA_LAUNCH_CHECK();
+        return;
+    }
+    if (hd > 32 * PLAIN_U) {
+        fprintf(stderr, "soju: CUDA attention supports head_dim <= %d (got %d)\n", 32 * PLAIN_U, hd);
+        abort();
+    }
+    const long W = (long)(NH + 2 * NKV) * hd;
+    plain_args p;
+    memset(&p, 0, sizeof p);
+    p.q = (const bf16 *)qkv;
+    p.k = p.q + (long)NH * hd;
+    p.v = p.k + (long)NKV * hd;
+    p.q_sb = p.kv_sb = (long)T * W;
+    p.q_sr = p.kv_sr = W;
+    p.o = (bf16 *)out;
+    p.o_sb = (long)T * NH * hd, p.o_sr = (long)NH * hd;
+    p.lse = lse, p.doc = doc_ids;
+    p.B = B, p.Tq = T, p.NH = NH, p.NKV = NKV, p.hd = hd, p.window = window, p.pos0 = 0, p.scale = scale;
+    long rows = (long)B * NH * T;
+    plain_fwd_kernel<<<ceil_div(rows, 8), 256, 0, s>>>(p);
+    CUDA_LAUNCH_CHECK();
+}
+
+void cuda_attention_backward(soju_backend *be, void *dqkv, const void *dout, const void *qkv, const void *out,
+                             const float *lse, const int32_t *doc_ids, int B, int T, int NH, int NKV, int hd,
+                             int window, float scale) {
+    if (B <= 0 || T <= 0) return;
+    cudaStream_t s = cuda_stream(be);
+    float *D = (float *)cuda_scratch(be, SCRATCH_ATTN_D, (size_t)B * NH * T * sizeof(float));
+    long rows = (long)B * T * NH;
+    attn_bwd_dot_kernel<<<ceil_div(rows, 256), 256, 0, s>>>(D, (const bf16 *)dout, (const bf16 *)out, B, T, NH, hd);
+    CUDA_LAUNCH_CHECK();
+    att_args a = make_args(qkv, doc_ids, B, T, NH, NKV, window, scale);
+    a.dout = (const bf16 *)dout;
+    a.out = (const bf16 *)out;
+    a.dqkv = (bf16 *)dqkv;
+    a.lse_in = lse;
+    a.D = D;
+    if (flash_ok(hd, dqkv, qkv, dout)) {
+        att_bounds(be, &a, doc_ids, B, T, window);
+        dim3 gq(a.nblk, B * NH), gkv(a.nblk, B * NKV);
+        if (hd == 32) {
+            flash_bwd_dkv_kernel<32><<<gkv, ATT_THREADS, dkv_smem(32), s>>>(a);
+            flash_bwd_dq_kernel<32><<<gq, ATT_THREADS, dq_smem(32), s>>>(a);
+        } else if (hd == 64) {
+            flash_bwd_dkv_kernel<64><<<gkv, ATT_THREADS, dkv_smem(64), s>>>(a);
+            flash_bwd_dq_kernel<64><<<gq, ATT_THREADS, dq_smem(64), s>>>(a);
+        } else {
+            flash_bwd_dkv_kernel<128><<<gkv, ATT_THREADS, dkv_smem(128), s>>>(a);
+            flash_bwd_dq_kernel<128><<<gq, ATT_THREADS, dq_smem(128), s>>>(a);
+        }
+        CUDA_LAUNCH_CHECK();
+        return;
+    }
+    if (hd > 32 * PLAIN_U) {
+        fprintf(stderr, "soju: CUDA attention supports head_dim <= %d (got %d)\n", 32 * PLAIN_U, hd);
+        abort();
+    }
+    plain_bwd_dq_kernel<<<ceil_div((long)B * NH * T, 8), 256, 0, s>>>(a, hd);
+    CUDA_LAUNCH_CHECK();
+    plain_bwd_dkv_kernel<<<ceil_div((long)B * NKV * T, 8), 256, 0, s>>>(a, hd);
+    CUDA_LAUNCH_CHECK();
+}
+
+void cuda_attention_decode(soju_backend *be, void *out, const void *q, size_t q_stride, const void *k_cache,
+                           const void *v_cache, int n_new, int n_past, int NH, int NKV, int hd, int window,
+                           float scale) {
+    if (n_new <= 0) return;
+    if (hd > 32 * PLAIN_U) {
+        fprintf(stderr, "soju: CUDA attention supports head_dim <= %d (got %d)\n", 32 * PLAIN_U, hd);
+        abort();
+    }
+    plain_args p;
+    memset(&p, 0, sizeof p);
+    p.q = (const bf16 *)q;
+    p.q_sr = (long)q_stride;
+    p.k = (const bf16 *)k_cache;
+    p.v = (const bf16 *)v_cache;
+    p.kv_sr = (long)NKV * hd;
+    p.o = (bf16 *)out;
+    p.o_sr = (long)NH * hd;
+    p.B = 1, p.Tq = n_new, p.NH = NH, p.NKV = NKV, p.hd = hd, p.window = window, p.pos0 = n_past, p.scale = scale;
+    plain_fwd_kernel<<<ceil_div((long)NH * n_new, 8), 256, 0, cuda_stream(be)>>>(p);
+    CUDA_LAUNCH_CHECK();
+}

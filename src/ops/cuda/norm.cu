@@ -1,0 +1,257 @@
+// RMSNorm (Llama) and LayerNorm (GPT-2) on bf16 rows, statistics in fp32.
+// One warp per row; the row (a few KB) stays in L1 between the passes.
+// The backwards add into dinp (the residual stream's gradient).
+//
+// RMSNorm backward, rows up to 1024 wide (C a multiple of 8): one pass. Each
+// warp walks a fixed set of rows holding its lanes' columns in registers,
+// updates dinp, and keeps its own weight-gradient partials in registers; the
+// partials of all warps are then added in warp order (deterministic).
+// LayerNorm backward (and wider or unaligned rows) takes two passes: a row
+// kernel for dinp and column sums (colsum.cu) for the parameter gradients;
+// LayerNorm's one-pass version needs 152 registers (one block per SM) and
+// measured slower than the two passes on an H100 (CUDA_NOTES.md).
+#include "cuda_common.cuh"
+
+
+#define ROW_SETUP                                                          \
+    int lane = threadIdx.x & 31;                                           \
+    int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);         \
+    if (row >= BT) return;
+
+// MODE 1 RMSNorm: out = x s w, s = (mean(x^2) + eps)^-1/2.
+// MODE 2 LayerNorm: out = (x - m) s w + b, m = mean(x), s = (mean((x - m)^2) + eps)^-1/2.
+template <int VEC, int MODE>
+__global__ void norm_fwd_kernel(bf16 *out, float *mean, float *rstd, const bf16 *inp, const bf16 *w, const bf16 *b,
+                                int BT, int C, float eps) {
+    ROW_SETUP
+    const bf16 *x = inp + (size_t)row * C;
+    float m = 0.0f, var = 0.0f;
+    if (MODE == 2) {
+        for (int c = lane * VEC; c < C; c += 32 * VEC) {
+            float v[VEC];
+            ldv<VEC>(x + c, v);
+#pragma unroll
+            for (int k = 0; k < VEC; k++) m += v[k];
+        }
+        m = warp_sum(m) / C;
+    }
+    for (int c = lane * VEC; c < C; c += 32 * VEC) {
+        float v[VEC];
+        ldv<VEC>(x + c, v);
+#pragma unroll
+        for (int k = 0; k < VEC; k++) var += (v[k] - m) * (v[k] - m);
+    }
+    float s = rsqrtf(warp_sum(var) / C + eps);
+    bf16 *o = out + (size_t)row * C;
+    for (int c = lane * VEC; c < C; c += 32 * VEC) {
+        float v[VEC], g[VEC], bb[VEC];
+        ldv<VEC>(x + c, v);
+        ldv<VEC>(w + c, g);
+        if (MODE == 2) ldv<VEC>(b + c, bb);
+#pragma unroll
+        for (int k = 0; k < VEC; k++) v[k] = (v[k] - m) * s * g[k] + (MODE == 2 ? bb[k] : 0.0f);
+        stv<VEC>(o + c, v);
+    }
+    if (lane == 0) {
+        if (mean) mean[row] = m;
+        if (rstd) rstd[row] = s;
+    }
+}
+
+// With n = (x - mean) s (RMSNorm: mean 0) and g = dy w:
+//   LayerNorm (MODE 2):  dx += s (g - mean(g) - n mean(g n))
+//   RMSNorm   (MODE 1):  dx += s (g - n mean(g n))
+template <int VEC, int MODE>
+__global__ void norm_bwd_kernel(bf16 *dinp, const bf16 *dout, const bf16 *inp, const bf16 *w, const float *mean,
+                                const float *rstd, int BT, int C) {
+    ROW_SETUP
+    const bf16 *x = inp + (size_t)row * C, *dy = dout + (size_t)row * C;
+    float m = MODE == 2 ? mean[row] : 0.0f, s = rstd[row], gsum = 0.0f, gnsum = 0.0f;
+    for (int c = lane * VEC; c < C; c += 32 * VEC) {
+        float v[VEC], d[VEC], g[VEC];
+        ldv<VEC>(x + c, v);
+        ldv<VEC>(dy + c, d);
+        ldv<VEC>(w + c, g);
+#pragma unroll
+        for (int k = 0; k < VEC; k++) {
+            float gg = d[k] * g[k];
+            gsum += gg;
+            gnsum += gg * (v[k] - m) * s;
+        }
+    }
+    float gmean = MODE == 2 ? warp_sum(gsum) / C : 0.0f, gnmean = warp_sum(gnsum) / C;
+    bf16 *dx = dinp + (size_t)row * C;
+    for (int c = lane * VEC; c < C; c += 32 * VEC) {
+        float v[VEC], d[VEC], g[VEC], acc[VEC];
+        ldv<VEC>(x + c, v);
+        ldv<VEC>(dy + c, d);
+        ldv<VEC>(w + c, g);
+        ldv<VEC>(dx + c, acc);
+#pragma unroll
+        for (int k = 0; k < VEC; k++) acc[k] += s * (d[k] * g[k] - gmean - (v[k] - m) * s * gnmean);
+        stv<VEC>(dx + c, acc);
+    }
+}
+
+// The one-pass backward. NV vectors of 8 columns per lane (C <= 256 NV);
+// MODE 1 RMSNorm, 2 LayerNorm (written, measured, not used: see the top).
+// Row r goes to warp r mod (number of warps).
+template <int NV, int MODE>
+__global__ void __launch_bounds__(256) norm_bwd_onepass_kernel(bf16 *dinp, float *part_w, float *part_b,
+                                                               const bf16 *dout, const bf16 *inp, const bf16 *w,
+                                                               const float *mean, const float *rstd, int BT, int C) {
+    const int lane = threadIdx.x & 31;
+    const int warp = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    const int nwarps = gridDim.x * (blockDim.x >> 5);
+    float g[NV][8], dw[NV][8], db[NV][8];
+#pragma unroll
+    for (int v = 0; v < NV; v++) {
+        int c = (lane + 32 * v) * 8;
+#pragma unroll
+        for (int k = 0; k < 8; k++) g[v][k] = dw[v][k] = db[v][k] = 0.0f;
+        if (c < C) load8(w + c, g[v]);
+    }
+    for (int row = warp; row < BT; row += nwarps) {
+        const bf16 *x = inp + (size_t)row * C, *dy = dout + (size_t)row * C;
+        float xv[NV][8], dv[NV][8];
+        float m = MODE == 2 ? mean[row] : 0.0f, s = rstd[row], sum1 = 0.0f, sum2 = 0.0f;
+#pragma unroll
+        for (int v = 0; v < NV; v++) {
+            int c = (lane + 32 * v) * 8;
+#pragma unroll
+            for (int k = 0; k < 8; k++) xv[v][k] = dv[v][k] = 0.0f;
+            if (c < C) {
+                load8(x + c, xv[v]);
+                load8(dy + c, dv[v]);
+            }
+#pragma unroll
+            for (int k = 0; k < 8; k++) {
+                float n = (xv[v][k] - m) * s, gg = dv[v][k] * g[v][k];
+                sum1 += gg;
+                sum2 += gg * n;
+                dw[v][k] += dv[v][k] * n;
+                db[v][k] += dv[v][k];
+            }
+        }
+        sum1 = warp_sum(sum1) / C; // LayerNorm: mean(g);  RMSNorm: unused
+        sum2 = warp_sum(sum2) / C; // mean(g n)
+        bf16 *dx = dinp + (size_t)row * C;
+#pragma unroll
+        for (int v = 0; v < NV; v++) {
+            int c = (lane + 32 * v) * 8;
+            if (c >= C) continue;
+            float acc[8];
+            load8(dx + c, acc);
+#pragma unroll
+            for (int k = 0; k < 8; k++) {
+                float n = (xv[v][k] - m) * s, gg = dv[v][k] * g[v][k];
+                acc[k] += MODE == 2 ? s * (gg - sum1 - n * sum2) : s * (gg - n * sum2);
+            }
+            store8(dx + c, acc);
+        }
+    }
+#pragma unroll
+    for (int v = 0; v < NV; v++) {
+        int c = (lane + 32 * v) * 8;
+        if (c >= C) continue;
+#pragma unroll
+        for (int k = 0; k < 8; k++) {
+            part_w[(size_t)warp * C + c + k] = dw[v][k];
+            if (MODE == 2) part_b[(size_t)warp * C + c + k] = db[v][k];
+        }
+    }
+}
+
+// out[c] += sum over the n partial rows, in order.
+__global__ void partial_finish_kernel(float *out, const float *partial, int n, int C) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C || !out) return;
+    float s = 0.0f;
+    for (int k = 0; k < n; k++) s += partial[(size_t)k * C + c];
+    out[c] += s;
+}
+
+// The one-pass RMSNorm backward when the shape allows; false otherwise.
+// dinp is required (the model always wants it); dw may be NULL.
+static bool rmsnorm_bwd_onepass(soju_backend *be, void *dinp, float *dw, const void *dout, const void *inp,
+                                const void *weight, const float *rstd, int BT, int C) {
+    if (!dinp || C % 8 || C > 1024 || !aligned16(dinp) || !aligned16(dout) || !aligned16(inp) || !aligned16(weight))
+        return false;
+    int nv = ceil_div(C, 256);
+    void (*kernel)(bf16 *, float *, float *, const bf16 *, const bf16 *, const bf16 *, const float *, const float *,
+                   int, int) = nv == 1   ? norm_bwd_onepass_kernel<1, 1>
+                               : nv == 2 ? norm_bwd_onepass_kernel<2, 1>
+                               : nv == 3 ? norm_bwd_onepass_kernel<3, 1>
+                                         : norm_bwd_onepass_kernel<4, 1>;
+    // one resident wave of blocks (fixed for a device, so the sum order is too)
+    int per_sm = 1;
+    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, 256, 0));
+    int blocks = (per_sm > 0 ? per_sm : 1) * cuda_state(be)->prop.multiProcessorCount;
+    if (blocks * 8 > BT) blocks = ceil_div(BT, 8);
+    int nwarps = blocks * 8;
+    float *pw = (float *)cuda_scratch(be, SCRATCH_PARTIAL, (size_t)nwarps * C * sizeof(float));
+    cudaStream_t st = cuda_stream(be);
+    kernel<<<blocks, 256, 0, st>>>((bf16 *)dinp, pw, nullptr, (const bf16 *)dout, (const bf16 *)inp,
+                                   (const bf16 *)weight, nullptr, rstd, BT, C);
+    CUDA_LAUNCH_CHECK();
+    if (dw) {
+        partial_finish_kernel<<<ceil_div(C, 256), 256, 0, st>>>(dw, pw, nwarps, C);
+        CUDA_LAUNCH_CHECK();
+    }
+    return true;
+}
+
+// The two-pass backward's row kernel for dinp (MODE 1 RMSNorm, 2 LayerNorm).
+template <int MODE>
+static void norm_bwd_rows(soju_backend *be, void *dinp, const void *dout, const void *inp, const void *weight,
+                          const float *mean, const float *rstd, int BT, int C) {
+    bool vec = C % 8 == 0 && aligned16(dinp) && aligned16(dout) && aligned16(inp) && aligned16(weight);
+    if (vec)
+        norm_bwd_kernel<8, MODE><<<ceil_div(BT, 8), 256, 0, cuda_stream(be)>>>(
+            (bf16 *)dinp, (const bf16 *)dout, (const bf16 *)inp, (const bf16 *)weight, mean, rstd, BT, C);
+    else
+        norm_bwd_kernel<1, MODE><<<ceil_div(BT, 8), 256, 0, cuda_stream(be)>>>(
+            (bf16 *)dinp, (const bf16 *)dout, (const bf16 *)inp, (const bf16 *)weight, mean, rstd, BT, C);
+    CUDA_LAUNCH_CHECK();
+}
+
+// 8 rows (warps) per block of 256 threads.
+template <int MODE>
+static void norm_fwd(soju_backend *be, void *out, float *mean, float *rstd, const void *inp, const void *weight,
+                     const void *bias, int BT, int C, float eps) {
+    if (BT <= 0) return;
+    bool vec = C % 8 == 0 && aligned16(out) && aligned16(inp) && aligned16(weight) && (!bias || aligned16(bias));
+    if (vec)
+        norm_fwd_kernel<8, MODE><<<ceil_div(BT, 8), 256, 0, cuda_stream(be)>>>(
+            (bf16 *)out, mean, rstd, (const bf16 *)inp, (const bf16 *)weight, (const bf16 *)bias, BT, C, eps);
+    else
+        norm_fwd_kernel<1, MODE><<<ceil_div(BT, 8), 256, 0, cuda_stream(be)>>>(
+            (bf16 *)out, mean, rstd, (const bf16 *)inp, (const bf16 *)weight, (const bf16 *)bias, BT, C, eps);
+    CUDA_LAUNCH_CHECK();
+}
+
+void cuda_rmsnorm_forward(soju_backend *be, void *out, float *rstd, const void *inp, const void *weight, int BT, int C,
+                          float eps) {
+    norm_fwd<1>(be, out, nullptr, rstd, inp, weight, nullptr, BT, C, eps);
+}
+
+void cuda_rmsnorm_backward(soju_backend *be, void *dinp, float *dweight, const void *dout, const void *inp,
+                           const void *weight, const float *rstd, int BT, int C) {
+    if (BT <= 0) return;
+    if (rmsnorm_bwd_onepass(be, dinp, dweight, dout, inp, weight, rstd, BT, C)) return;
+    if (dinp) norm_bwd_rows<1>(be, dinp, dout, inp, weight, nullptr, rstd, BT, C);
+    if (dweight) cuda_colsum(be, 1, dweight, NULL, (const bf16 *)dout, (const bf16 *)inp, NULL, rstd, BT, C);
+}
+
+void cuda_layernorm_forward(soju_backend *be, void *out, float *mean, float *rstd, const void *inp,
+                            const void *weight, const void *bias, int BT, int C, float eps) {
+    norm_fwd<2>(be, out, mean, rstd, inp, weight, bias, BT, C, eps);
+}
+
+void cuda_layernorm_backward(soju_backend *be, void *dinp, float *dweight, float *dbias, const void *dout,
+                             const void *inp, const void *weight, const float *mean, const float *rstd, int BT, int C) {
+    if (BT <= 0) return;
+    if (dinp) norm_bwd_rows<2>(be, dinp, dout, inp, weight, mean, rstd, BT, C);
+    if (dweight || dbias)
+        cuda_colsum(be, 2, dweight, dbias, (const bf16 *)dout, (const bf16 *)inp, mean, rstd, BT, C);
+}
