@@ -160,6 +160,18 @@ void soju_adamw_zero_state(soju_adamw *o);
 int soju_adamw_save(soju_adamw *o, const char *path, soju_err *err);
 int soju_adamw_load(soju_adamw *o, const char *path, soju_err *err);
 
+/* ZeRO-1: an optimizer for the shard [lo, hi) of the parameter buffer. Its
+ * step updates only params[lo, hi) (reading grads[lo, hi)); m and v hold
+ * hi - lo floats. soju_adamw_load reads just the shard's part of a full
+ * optimizer.safetensors; soju_adamw_save refuses (the moments must first be
+ * gathered from every shard, then written with soju_adamw_write). */
+int soju_adamw_create_shard(soju_adamw **o, soju_backend *be, const soju_param_view *views, int n_views,
+                            size_t n_params, size_t lo, size_t hi, const soju_adamw_opts *opts, soju_err *err);
+/* The shard and its moments (backend memory; m, v may be NULL). */
+void soju_adamw_shard(soju_adamw *o, size_t *lo, size_t *hi, float **m, float **v);
+/* Write optimizer.safetensors from full host copies of m and v (n_params each). */
+int soju_adamw_write(const soju_adamw *o, const float *m, const float *v, const char *path, soju_err *err);
+
 /* Global L2 norm of a gradient buffer, and the factor clipping applies:
  * min(1, max_norm / (norm + 1e-6)) as torch.nn.utils.clip_grad_norm_; 1 when max_norm <= 0. */
 double soju_grad_norm(soju_backend *be, const float *grads, size_t n);
@@ -268,6 +280,10 @@ int soju_trainer_state_load(soju_trainer_state *s, const char *path, soju_err *e
 
 int soju_checkpoint_save(const char *dir, soju_model *m, soju_adamw *opt, const soju_trainer_state *st,
                          soju_err *err);
+/* The same with the optimizer moments given as full host arrays (gathered
+ * from the ZeRO-1 shards of every process); opt supplies the view table. */
+int soju_checkpoint_save_moments(const char *dir, soju_model *m, soju_adamw *opt, const float *opt_m,
+                                 const float *opt_v, const soju_trainer_state *st, soju_err *err);
 /* Create a model from dir/config.json and load dir/model.safetensors. dir may
  * also be a run directory (its latest checkpoint is used). */
 int soju_checkpoint_load_model(const char *dir, const char *device, int max_B, int max_T, soju_model **m,
