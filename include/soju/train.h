@@ -213,8 +213,14 @@ typedef struct soju_step_stats {
 } soju_step_stats;
 
 typedef struct soju_trainer soju_trainer;
+typedef struct soju_dist soju_dist; /* soju/dist.h */
 
 int soju_trainer_create(soju_trainer **t, soju_model *m, const soju_train_opts *o, soju_err *err);
+/* A trainer for one rank of a data-parallel group (soju/dist.h; attached to
+ * m): counts, gradients and losses are summed over the ranks, and under
+ * ZeRO-1 the optimizer holds this rank's shard. dist NULL: soju_trainer_create. */
+int soju_trainer_create_dist(soju_trainer **t, soju_model *m, const soju_train_opts *o, soju_dist *dist,
+                             soju_err *err);
 void soju_trainer_free(soju_trainer *t);
 void soju_trainer_set_loss(soju_trainer *t, soju_loss_fn fn, void *ctx);
 /* One optimizer step over n micro-batches. SOJU_ENUM (and no update) on a
@@ -322,7 +328,10 @@ typedef struct soju_pretrain_opts {
     int doc_mask, shuffle;
     uint64_t init_seed, data_seed;
     int quiet;         /* no progress bar */
-    double peak_flops; /* for MFU; 0 = estimate for this CPU */
+    double peak_flops; /* for MFU (per process); 0 = estimate for this CPU */
+    /* data-parallel (under mpirun / srun; see soju/dist.h) */
+    int zero;          /* 1: ZeRO-1, the optimizer state sharded across ranks */
+    int overlap;       /* gradient sums during the backward: -1 auto (NCCL), 0 off, 1 on */
 } soju_pretrain_opts;
 
 void soju_pretrain_defaults(soju_pretrain_opts *o);
@@ -335,6 +344,7 @@ typedef struct soju_pretrain_summary {
     double tokens_per_s, mfu, seconds;
     long n_params;
     char last_checkpoint[1024];
+    int rank, world; /* this process in its data-parallel group (0 of 1 alone) */
 } soju_pretrain_summary;
 
 int soju_pretrain(const soju_pretrain_opts *o, soju_pretrain_summary *sum, soju_err *err);

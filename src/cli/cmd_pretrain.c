@@ -4,7 +4,11 @@
  *       --micro-batch 8 --seq-len 256 --batch-tokens 16k --steps 2000 --lr 1e-3 --out runs/a
  *   soju pretrain --resume runs/a                (continue exactly where it stopped)
  *   soju pretrain --init runs/a --train more.bin --steps 500 --out runs/b
- */
+ *   mpirun -np 8 soju pretrain --device cuda --zero 1 ...   (one rank per GPU; see soju/dist.h)
+ *
+ * Under a launcher every rank runs this command; rank 0 alone prints. The
+ * environment variable SOJU_DIST_OVERLAP=0|1 turns off / forces summing the
+ * gradients layer by layer during the backward (default: on with NCCL). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +33,7 @@ int cmd_pretrain(int argc, char **argv) {
     cli_strs train = {0}, val = {0};
     /* -1 / NAN: not given (defaults applied below, or the saved value on --resume). */
     long long batch_tokens = -1, micro = -1, seq = -1, steps = 0, tokens = 0, warmup = -1, eval_every = -1,
-              eval_batches = -1, save_every = -1, keep = -1, threads = 0, seed = -1, stop_at = 0;
+              eval_batches = -1, save_every = -1, keep = -1, threads = 0, seed = -1, stop_at = 0, zero = 0;
     double lr = NAN, min_lr_frac = NAN, decay_frac = NAN, wd = NAN, clip = NAN, beta1 = NAN, beta2 = NAN,
            peak_tflops = 0;
     int no_doc_mask = 0, no_shuffle = 0, decay_emb = 0, quiet = 0;
@@ -66,6 +70,7 @@ int cmd_pretrain(int argc, char **argv) {
         {"no-shuffle", CLI_FLAG, &no_shuffle, "read samples in order"},
         {"threads", CLI_INT, &threads, "CPU threads (default: all)"},
         {"device", CLI_STR, &device, "cpu | cuda"},
+        {"zero", CLI_INT, &zero, "under mpirun/srun: 1 shards the optimizer state across ranks (ZeRO-1; default 0)"},
         {"peak-tflops", CLI_FLOAT, &peak_tflops, "peak TFLOP/s for the MFU estimate (default: estimated)"},
         {"quiet", CLI_FLAG, &quiet, "no progress bar"},
         {0},
@@ -133,6 +138,9 @@ int cmd_pretrain(int argc, char **argv) {
     if (seed >= 0) o.init_seed = o.data_seed = (uint64_t)seed;
     o.quiet = quiet;
     o.peak_flops = peak_tflops * 1e12;
+    o.zero = (int)zero;
+    const char *overlap = getenv("SOJU_DIST_OVERLAP");
+    if (overlap && *overlap) o.overlap = atoi(overlap) != 0;
     if (bad) {
         free(train.items);
         free(val.items);
@@ -144,7 +152,9 @@ int cmd_pretrain(int argc, char **argv) {
     rc = soju_pretrain(&o, &s, &err);
     free(train.items);
     free(val.items);
-    if (rc) return cli_fail(err.msg);
+    /* with several ranks, errors reach every rank alike: rank 0 reports */
+    if (rc) return s.rank == 0 ? cli_fail(err.msg) : 1;
+    if (s.rank != 0) return 0;
     printf("pretrain: %ld steps (%ld this run), %.0f tokens, %ld parameters, %.1f s\n", s.steps, s.steps_this_run,
            (double)s.tokens, s.n_params, s.seconds);
     if (s.steps_this_run > 0) {
