@@ -1,7 +1,9 @@
 /* Communicators (soju/dist.h): the choice of implementation for a backend,
  * and the public calls, which go through the implementation's table. NCCL
  * serves GPU memory when the build has it (dist_nccl.c); MPI serves the rest
- * (dist_mpi.c). */
+ * (dist_mpi.c). SOJU_DIST_COMM=mpi forces MPI with host copies on a GPU too:
+ * slow, but it lets several ranks share one GPU (NCCL refuses that), which is
+ * how a one-GPU machine can test several ranks on CUDA buffers. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,7 +15,9 @@ int soju_comm_create(soju_comm **out, soju_dist *d, soju_backend *be, soju_err *
     c->be = be;
     int rc;
 #if defined(SOJU_HAVE_NCCL) && defined(SOJU_HAVE_MPI)
-    if (d->mpi && strcmp(be->ops->name, "cuda") == 0) rc = soju_comm_nccl_init(c, err);
+    const char *force = getenv("SOJU_DIST_COMM");
+    int want_mpi = force && !strcmp(force, "mpi");
+    if (d->mpi && !want_mpi && strcmp(be->ops->name, "cuda") == 0) rc = soju_comm_nccl_init(c, err);
     else rc = soju_comm_mpi_init(c, err);
 #else
     rc = soju_comm_mpi_init(c, err);
