@@ -38,22 +38,18 @@ typedef struct nccl_comm {
 } nccl_comm;
 
 /* A failure after initialization is a dead device or link: report and stop. */
-#define NCCL_CHECK(call)                                                                                        \
-    do {                                                                                                        \
-        ncclResult_t r_ = (call);                                                                               \
-        if (r_ != ncclSuccess) {                                                                                \
-            fprintf(stderr, "soju: NCCL error at %s:%d: %s\n", __FILE__, __LINE__, ncclGetErrorString(r_));     \
-            abort();                                                                                            \
-        }                                                                                                       \
-    } while (0)
-#define CUDA_CHECK(call)                                                                                        \
-    do {                                                                                                        \
-        cudaError_t e_ = (call);                                                                                \
-        if (e_ != cudaSuccess) {                                                                                \
-            fprintf(stderr, "soju: CUDA error at %s:%d: %s\n", __FILE__, __LINE__, cudaGetErrorString(e_));     \
-            abort();                                                                                            \
-        }                                                                                                       \
-    } while (0)
+static void die(const char *lib, const char *msg, int line) {
+    fprintf(stderr, "soju: %s error at %s:%d: %s\n", lib, __FILE__, line, msg);
+    abort();
+}
+static void check_nccl(ncclResult_t r, int line) {
+    if (r != ncclSuccess) die("NCCL", ncclGetErrorString(r), line);
+}
+static void check_cuda(cudaError_t e, int line) {
+    if (e != cudaSuccess) die("CUDA", cudaGetErrorString(e), line);
+}
+#define NCCL_CHECK(call) check_nccl((call), __LINE__)
+#define CUDA_CHECK(call) check_cuda((call), __LINE__)
 
 static nccl_comm *state(soju_comm *c) { return c->state; }
 
