@@ -320,6 +320,9 @@ typedef struct soju_pretrain_opts {
     long steps;        /* or 0 with tokens_budget */
     long tokens_budget;
     soju_train_opts train;
+    /* SOJU_UNSET: the saved value on --resume, else the default
+     * (SOJU_DEFAULT_EVAL_EVERY, ...). eval_every 0: only at the end; save_every 0:
+     * only at the end; keep 0: every checkpoint. */
     long eval_every, eval_batches, save_every;
     int keep;
     long stop_at;      /* stop (and save) after this step, as if interrupted; 0 = run to the end */
@@ -333,6 +336,12 @@ typedef struct soju_pretrain_opts {
     int zero;          /* 1: ZeRO-1, the optimizer state sharded across ranks */
     int overlap;       /* gradient sums during the backward: -1 auto (NCCL), 0 off, 1 on */
 } soju_pretrain_opts;
+
+#define SOJU_UNSET (-1)
+#define SOJU_DEFAULT_EVAL_EVERY 100
+#define SOJU_DEFAULT_EVAL_BATCHES 20
+#define SOJU_DEFAULT_SAVE_EVERY 0
+#define SOJU_DEFAULT_KEEP 2
 
 void soju_pretrain_defaults(soju_pretrain_opts *o);
 

@@ -27,6 +27,16 @@ void cli_usage(const cli_opt *opts, const char *usage) {
     }
 }
 
+int cli_given(int argc, char **argv, const char *name) {
+    size_t n = strlen(name);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--")) break;
+        if (!strncmp(a, "--", 2) && !strncmp(a + 2, name, n) && (a[2 + n] == 0 || a[2 + n] == '=')) return 1;
+    }
+    return 0;
+}
+
 int cli_fail(const char *msg) {
     fprintf(stderr, "soju: error: %s\n", msg);
     return 1;

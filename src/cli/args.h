@@ -36,6 +36,10 @@ typedef struct cli_strs {
 int cli_parse(int argc, char **argv, const cli_opt *opts, const char *usage, char ***positional, int *npositional);
 void cli_usage(const cli_opt *opts, const char *usage);
 
+/* 1 if --name (or --name=...) appears among the arguments: tells an option
+ * given with its default value apart from one not given. */
+int cli_given(int argc, char **argv, const char *name);
+
 /* Print "soju: error: <msg>" and return 1 (the conventional failing exit code). */
 int cli_fail(const char *msg);
 

@@ -27,8 +27,6 @@
 #include "soju/ops.h"
 #include "soju/train.h"
 
-#define UNSET (-1)
-
 void soju_pretrain_defaults(soju_pretrain_opts *o) {
     memset(o, 0, sizeof *o);
     o->micro_B = 4;
@@ -36,11 +34,11 @@ void soju_pretrain_defaults(soju_pretrain_opts *o) {
     o->train.sched = (soju_lr_schedule){SOJU_SCHED_COSINE, 3e-4, 0, 0, 0.1, 0.2, SOJU_DECAY_LINEAR};
     o->train.adamw = soju_adamw_defaults();
     o->train.grad_clip = 1.0;
-    /* Intervals left UNSET take the saved values on --resume, these otherwise. */
-    o->eval_every = UNSET;
-    o->eval_batches = UNSET;
-    o->save_every = UNSET;
-    o->keep = UNSET;
+    /* Intervals left SOJU_UNSET take the saved values on --resume, these otherwise. */
+    o->eval_every = SOJU_UNSET;
+    o->eval_batches = SOJU_UNSET;
+    o->save_every = SOJU_UNSET;
+    o->keep = SOJU_UNSET;
     o->device = "cpu";
     o->doc_mask = 1;
     o->shuffle = 1;
@@ -118,10 +116,10 @@ static int plan_fresh(run *r, soju_err *err) {
     soju_rng_seed(&st->rng, o->init_seed);
     for (int i = 0; i < o->n_train; i++) st->train_paths[st->n_train++] = soju_strdup(o->train_paths[i]);
     for (int i = 0; i < o->n_val; i++) st->val_paths[st->n_val++] = soju_strdup(o->val_paths[i]);
-    st->eval_every = o->eval_every != UNSET ? o->eval_every : 100;
-    st->eval_batches = o->eval_batches != UNSET ? o->eval_batches : 20;
-    st->save_every = o->save_every != UNSET ? o->save_every : 0;
-    st->keep = o->keep != UNSET ? o->keep : 2;
+    st->eval_every = o->eval_every != SOJU_UNSET ? o->eval_every : SOJU_DEFAULT_EVAL_EVERY;
+    st->eval_batches = o->eval_batches != SOJU_UNSET ? o->eval_batches : SOJU_DEFAULT_EVAL_BATCHES;
+    st->save_every = o->save_every != SOJU_UNSET ? o->save_every : SOJU_DEFAULT_SAVE_EVERY;
+    st->keep = o->keep != SOJU_UNSET ? o->keep : SOJU_DEFAULT_KEEP;
     return soju_lr_schedule_check(&st->train.sched, err);
 }
 
@@ -165,10 +163,10 @@ static int plan_resume(run *r, const char *ckpt, soju_err *err) {
             soju_warn("resume: total steps changed from %ld to %ld (the schedule stretches)", st->total_steps, steps);
         st->total_steps = st->train.sched.total_steps = steps;
     }
-    if (o->eval_every != UNSET) st->eval_every = o->eval_every;
-    if (o->eval_batches != UNSET) st->eval_batches = o->eval_batches;
-    if (o->save_every != UNSET) st->save_every = o->save_every;
-    if (o->keep != UNSET) st->keep = o->keep;
+    if (o->eval_every != SOJU_UNSET) st->eval_every = o->eval_every;
+    if (o->eval_batches != SOJU_UNSET) st->eval_batches = o->eval_batches;
+    if (o->save_every != SOJU_UNSET) st->save_every = o->save_every;
+    if (o->keep != SOJU_UNSET) st->keep = o->keep;
     return soju_lr_schedule_check(&st->train.sched, err);
 }
 
