@@ -43,8 +43,10 @@ typedef struct soju_dist soju_dist;
 
 /* "mpi", "mpi nccl" or "none": what this build can do across processes. */
 const char *soju_dist_features(void);
-/* 1 if a launcher started this process as one of a group (its environment
- * names a rank: OMPI_COMM_WORLD_SIZE, PMIX_RANK or PMI_RANK). */
+/* 1 if a launcher started this process as one of a group: its environment
+ * names a rank or a size (OMPI_COMM_WORLD_SIZE from mpirun, PMIX_RANK,
+ * PMI_RANK / PMI_SIZE), or srun started a job step of several tasks
+ * (SLURM_STEP_NUM_TASKS > 1). */
 int soju_dist_launched(void);
 
 typedef struct soju_dist_opts {

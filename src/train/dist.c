@@ -26,21 +26,26 @@ const char *soju_dist_features(void) {
 #endif
 }
 
-/* The environment variable through which a launcher gives the group's size:
- * OpenMPI's mpirun, PMIx (srun --mpi=pmix, prterun) and PMI-2 (srun
- * --mpi=pmi2, MPICH's hydra). */
+/* A launcher of MPI processes (OpenMPI's mpirun, PMIx: srun --mpi=pmix or
+ * prterun, PMI-2: srun --mpi=pmi2 or MPICH's hydra) names the rank or size in
+ * the environment; srun alone names a job step of several tasks (its MPI
+ * plugin must then wire them up, or MPI_Init says why it cannot). */
+int soju_dist_launched(void) {
+    const char *rank = getenv("PMIX_RANK"), *slurm = getenv("SLURM_STEP_NUM_TASKS");
+    if (getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_SIZE") || getenv("PMI_SIZE") || (rank && *rank) ||
+        getenv("PMI_RANK"))
+        return 1; /* an MPI launcher, even of one process */
+    return slurm && getenv("SLURM_PROCID") && atoi(slurm) > 1; /* srun started several tasks */
+}
+
+/* The group's size as the launcher gives it, or NULL. */
 static const char *launcher_size(void) {
-    static const char *const names[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "PMI_SIZE"};
+    static const char *const names[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         const char *v = getenv(names[i]);
         if (v && *v) return v;
     }
     return NULL;
-}
-
-int soju_dist_launched(void) {
-    const char *rank = getenv("PMIX_RANK");
-    return launcher_size() != NULL || (rank && *rank) || getenv("PMI_RANK") != NULL;
 }
 
 #ifdef SOJU_HAVE_MPI
@@ -55,11 +60,19 @@ static int join_mpi(soju_dist *d, soju_err *err) {
     MPI_Initialized(&inited);
     if (!inited) {
         if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
-            return soju_errf(err, SOJU_EIO, "MPI_Init_thread failed (is this process started by mpirun or srun?)");
+            return soju_errf(err, SOJU_EIO, "MPI_Init_thread failed (under srun, give --mpi=pmix or --mpi=pmi2)");
         atexit(finalize_at_exit);
     }
     MPI_Comm_rank(MPI_COMM_WORLD, &d->rank);
     MPI_Comm_size(MPI_COMM_WORLD, &d->world);
+    /* srun without a working MPI plugin makes every task a world of its own:
+     * they would all train alone into the same run directory */
+    const char *size = launcher_size();
+    if (size && atoi(size) > 1 && d->world != atoi(size))
+        return soju_errf(err, SOJU_EARG,
+                         "the launcher started %s processes but MPI sees %d (under srun, give --mpi=pmix or "
+                         "--mpi=pmi2, or launch with mpirun)",
+                         size, d->world);
     /* Processes sharing this machine's memory: those that split its cores. */
     MPI_Comm local;
     MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, d->rank, MPI_INFO_NULL, &local);
