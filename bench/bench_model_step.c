@@ -34,6 +34,12 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+static double best(const double *x, int n) {
+    double b = 0;
+    for (int i = 0; i < n; i++) b = x[i] > b ? x[i] : b;
+    return b;
+}
+
 static double median(double *x, int n) {
     qsort(x, n, sizeof *x, cmp_double);
     return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
@@ -124,12 +130,16 @@ static void bench_family(const bench_config *bc, int runs, int steps, int B, int
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
+    /* best of the runs: the least disturbed by other work on a shared machine */
+    double sb = best(ours, runs), tb = peer ? best(theirs, runs) : 0;
     double so = median(ours, runs);
     printf("  median: soju %.1f tok/s (%.3f s/step)", so, B * T / so);
     if (peer) {
         double th = median(theirs, runs);
         printf(", pytorch %.1f tok/s (%.3f s/step), ratio %.2fx", th, B * T / th, th > 0 ? so / th : 0);
     }
+    printf("\n  best:   soju %.1f tok/s", sb);
+    if (peer) printf(", pytorch %.1f tok/s, ratio %.2fx", tb, tb > 0 ? sb / tb : 0);
     printf("\n  peak memory (max RSS): soju %.0f MB", ru.ru_maxrss / 1024.0);
     if (peer) printf(", pytorch %.0f MB", peer_rss);
     printf("\n  MFU-style rate: soju %.1f GFLOP/s (%.0f MFLOP per token)\n",

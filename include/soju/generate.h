@@ -45,9 +45,9 @@ int32_t soju_sample(soju_sampler *s, const float *logits);
 
 /* ================================================================ text <-> ids
  *
- * The one place where text becomes token ids and back. Until the tokenizer
- * (soju/tokenizer.h) lands, the byte-level vocabulary is used: ids 0..255 are
- * the bytes, 256 is the document separator (EOS, also used as BOS). */
+ * The one place where text becomes token ids and back: the byte-level
+ * vocabulary (ids 0..255 are the bytes, 256 is the document separator, EOS
+ * and BOS at once) or any tokenizer soju_tok_load opens (soju/tokenizer.h). */
 
 #define SOJU_BYTE_EOS 256
 #define SOJU_BYTE_VOCAB 257
@@ -55,7 +55,8 @@ int32_t soju_sample(soju_sampler *s, const float *logits);
 typedef struct soju_text_codec {
     void *ctx;
     int vocab_size;
-    int bos_id, eos_id; /* -1 when absent */
+    int bos_id;         /* where a generation starts: the shards' document separator; -1 when none */
+    int eos_id;         /* -1 when absent */
     /* Append the ids of text to *ids (a growable int32 vector). */
     int (*encode)(void *ctx, const char *text, size_t len, int32_t **ids, size_t *n, size_t *cap, soju_err *err);
     /* Append the text of ids to out. */
@@ -63,7 +64,8 @@ typedef struct soju_text_codec {
     void (*free)(void *ctx);
 } soju_text_codec;
 
-/* tokenizer_path NULL: the byte-level vocabulary. */
+/* tokenizer_path NULL: the byte-level vocabulary; else a soju_tok_load spec
+ * (tokenizer.json, a directory, a tiktoken or SentencePiece file). */
 int soju_text_codec_open(soju_text_codec *c, const char *tokenizer_path, soju_err *err);
 void soju_text_codec_close(soju_text_codec *c);
 

@@ -113,7 +113,9 @@ typedef struct soju_batch {
 typedef struct soju_model soju_model; /* opaque; fields in src/model/model_internal.h */
 
 /* Create a model for batches up to max_B x max_T on a backend ("cpu" or "cuda").
- * Parameters are allocated but not initialized. */
+ * Parameters are allocated but not initialized. All activation memory and
+ * backend scratch for batches up to that size are allocated here; forward,
+ * backward and decode allocate nothing (tests check the CPU backend). */
 int soju_model_create(soju_model **m, const soju_model_config *cfg, const char *device, int max_B, int max_T,
                       soju_err *err);
 /* Memory options (soju_model_create_ex; soju_model_create uses the defaults, all 0). */
@@ -152,13 +154,19 @@ void soju_model_set_params(soju_model *m, const float *host);
  * so derived copies (e.g. bf16 weights on CUDA) are refreshed. */
 void soju_model_params_changed(soju_model *m);
 
-/* Load/save model.safetensors with Hugging Face names (config must match). */
+/* Load/save model.safetensors with Hugging Face names (config must match).
+ * Saves fp32; a tied lm_head is not written (transformers re-ties it).
+ * Loads F32/F16/BF16; a missing tensor or a wrong shape is one error line
+ * naming the file and the tensor. transformers opens what soju saves
+ * (tools/hf_check.py). */
 int soju_model_load_safetensors(soju_model *m, const char *path, soju_err *err);
 int soju_model_save_safetensors(soju_model *m, const char *path, soju_err *err);
 
 /* Forward pass over one batch. Computes logits and, when targets are given,
  * the per-token cross-entropy losses. Returns the sum of token losses over
- * non-ignored targets in *loss_sum and their count in *n_targets. */
+ * non-ignored targets in *loss_sum and their count in *n_targets (either
+ * pointer may be NULL). Token ids, targets and positions are checked first:
+ * a bad one is an error naming its [row, column]. */
 int soju_model_forward(soju_model *m, const soju_batch *b, double *loss_sum, long *n_targets, soju_err *err);
 
 /* Logits of the last forward: B*T*vocab floats, row-major (host pointer on the
@@ -170,6 +178,8 @@ const float *soju_model_token_losses(soju_model *m);
 
 /* Backward pass for the last forward. Gradients are ACCUMULATED into grads
  * (call soju_model_zero_grad before the first micro-batch of a step).
+ * The backward consumes the logits (their buffer then holds gradients), so
+ * each forward allows one backward; read logits before it.
  * The loss being differentiated is  sum_t w_t * loss_t  where
  *   w_t = token_weights[t] * scale   (token_weights may be NULL: all ones).
  * Pre-training passes scale = 1 / (targets in the whole optimizer step). */
@@ -203,7 +213,8 @@ void soju_kv_cache_free(soju_kv_cache *c);
 void soju_kv_cache_reset(soju_kv_cache *c, int seq); /* seq < 0: all sequences */
 int soju_kv_cache_len(const soju_kv_cache *c, int seq);
 /* Append n tokens to sequence seq and return the logits of the last one
- * (vocab floats, host memory, valid until the next call). */
+ * (vocab floats, host memory, valid until the next call). Any n up to the
+ * cache's room works (long prompts run in chunks). */
 int soju_model_decode(soju_model *m, soju_kv_cache *c, int seq, const int32_t *tokens, int n, const float **logits,
                       soju_err *err);
 

@@ -27,6 +27,13 @@ extern "C" {
 
 typedef struct soju_backend soju_backend;
 
+/* The largest shapes a model will pass to the layer ops (see reserve). */
+typedef struct soju_ops_limits {
+    int max_B, max_T;          /* batch rows and sequence length */
+    int NH, NKV, head_dim;     /* attention heads, key/value heads */
+    int C;                     /* hidden size (norm widths) */
+} soju_ops_limits;
+
 typedef struct soju_backend_ops {
     const char *name; /* "cpu", "cuda" */
 
@@ -80,11 +87,16 @@ typedef struct soju_backend_ops {
      * pointer may be NULL: that gradient is not wanted (frozen weights).
      *
      * Memory.  Ops allocate nothing a caller sees. A backend may keep private
-     * scratch in its state, sized on first use (the first training step).
-     * In-place use is allowed only where an op says so.
+     * scratch in its state; reserve() sizes it for the largest calls, so
+     * that steps allocate nothing. In-place use is allowed only where an op
+     * says so.
      *
      * Determinism.  For a fixed thread count, every op gives bit-identical
      * results on identical inputs. */
+
+    /* Optional (NULL if a backend keeps no scratch): prepare for calls up to
+     * these shapes. The model calls it once at creation. */
+    void (*reserve)(soju_backend *be, const soju_ops_limits *lim);
 
     /* ---------------------------------------------------------- conversions */
     /* dst[i] = (act) src[i] and back; both pointers are backend memory. They

@@ -156,7 +156,9 @@ long soju_adamw_steps(const soju_adamw *o); /* updates taken so far */
 void soju_adamw_set_steps(soju_adamw *o, long steps);
 void soju_adamw_zero_state(soju_adamw *o);
 /* optimizer.safetensors: tensors "exp_avg.<name>" and "exp_avg_sq.<name>"
- * (PyTorch's names for m and v) for every view, metadata {"step": "N"}. */
+ * (PyTorch's names for m and v) for every view, in the parameter buffer's
+ * layout (GPT-2's Conv1D matrices are (out, in) here, unlike in
+ * model.safetensors), metadata {"step": "N"}. */
 int soju_adamw_save(soju_adamw *o, const char *path, soju_err *err);
 int soju_adamw_load(soju_adamw *o, const char *path, soju_err *err);
 

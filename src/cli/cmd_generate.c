@@ -43,7 +43,7 @@ int cmd_generate(int argc, char **argv) {
         {"top-p", CLI_FLOAT, &top_p, "nucleus: smallest set with this mass, 1 = off"},
         {"greedy", CLI_FLAG, &greedy, "always the most likely token (= --temperature 0)"},
         {"seed", CLI_INT, &seed, "sampling seed"},
-        {"tokenizer", CLI_STR, &tokenizer, "tokenizer.json (default: byte-level vocabulary)"},
+        {"tokenizer", CLI_STR, &tokenizer, "tokenizer.json, a tokenizer directory or model file (default: bytes)"},
         {"no-bos", CLI_FLAG, &no_bos, "do not start the prompt with the BOS/separator token"},
         {"threads", CLI_INT, &threads, "CPU threads (default: all)"},
         {"device", CLI_STR, &device, "cpu | cuda"},
@@ -100,6 +100,7 @@ int cmd_generate(int argc, char **argv) {
         fwrite(prompt, 1, prompt_len, stdout);
         rc = soju_generate(m, kv, ids, (int)n, &go, out, print_token, &st, &gs, &err);
         printf("\n");
+        fflush(stdout); /* the text ends before the timing line on stderr */
     }
     if (rc == SOJU_OK)
         soju_log("%d prompt tokens in %.2f s, %d new tokens in %.2f s (%.1f tokens/s)%s", gs.prompt_tokens,

@@ -2,8 +2,9 @@
  *
  *   soju shard-text --input input.txt --input ko.txt --lines --out train.bin --val-out val.bin --val-frac 0.05
  *
- * Uses the byte-level vocabulary until tokenizer files are supported
- * (--tokenizer), so it is the corpus -> shards step of the demo. */
+ * The byte-level vocabulary by default (the demo's corpus -> shards step), or
+ * any tokenizer with --tokenizer. Unlike `soju tokenize` it splits off a
+ * validation shard and can take one document per line. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -25,7 +26,7 @@ int cmd_shard_text(int argc, char **argv) {
         {"val-out", CLI_STR, &val_out, "validation shard to write"},
         {"val-frac", CLI_FLOAT, &val_frac, "share of documents for validation"},
         {"seed", CLI_INT, &seed, "seed of the split"},
-        {"tokenizer", CLI_STR, &tokenizer, "tokenizer.json (default: byte-level vocabulary)"},
+        {"tokenizer", CLI_STR, &tokenizer, "tokenizer.json, a tokenizer directory or model file (default: bytes)"},
         {0},
     };
     char **pos;

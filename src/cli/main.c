@@ -22,7 +22,7 @@ static const cli_command commands[] = {
     {"tokenizer", cmd_tokenizer, "train, extend, inspect and convert tokenizers"},
     {"tokenize", cmd_tokenize, "encode a corpus into token shards"},
     {"data", cmd_data, "data pipeline: normalize, filter, pii, dedup, classify, decontaminate, mix"},
-    {"shard-text", cmd_shard_text, "text files to train/validation token shards (byte-level vocabulary)"},
+    {"shard-text", cmd_shard_text, "text to train/validation shards (byte-level vocabulary, or --tokenizer)"},
     {"pretrain", cmd_pretrain, "train a model on token shards (new, --init from weights, or --resume)"},
     {"generate", cmd_generate, "continue a prompt with a trained model"},
     {0, 0, 0},

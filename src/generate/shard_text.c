@@ -2,7 +2,7 @@
  *
  * Each document (a JSONL record's text, a blank-line-separated block of a
  * .txt file, or with line_docs one line) is encoded and written with the
- * codec's EOS after it. A document goes to validation when the hash of its
+ * codec's EOS after it (or its BOS before it when there is no EOS). A document goes to validation when the hash of its
  * text falls below val_frac, so the split is deterministic and identical
  * documents always land on the same side. Bad records are counted and
  * reported, never fatal. */
@@ -81,10 +81,12 @@ int soju_shard_text(const soju_text_codec *codec, const soju_shard_text_opts *o,
     if (o->n_inputs <= 0) return soju_errf(err, SOJU_EARG, "no input files");
     if (!(o->val_frac >= 0 && o->val_frac < 1)) return soju_errf(err, SOJU_EARG, "validation fraction must be in [0, 1)");
     sink s = {.codec = codec, .o = o, .stats = stats};
-    int rc = soju_shard_writer_open(&s.train, o->train_out, (uint32_t)codec->vocab_size, 0, (uint32_t)codec->eos_id, 1,
-                                    err);
-    if (rc == SOJU_OK && o->val_out)
-        rc = soju_shard_writer_open(&s.val, o->val_out, (uint32_t)codec->vocab_size, 0, (uint32_t)codec->eos_id, 1, err);
+    /* The separator as `soju tokenize` places it: EOS after each document, else BOS before. */
+    int after = codec->eos_id >= 0;
+    uint32_t sep = after ? (uint32_t)codec->eos_id : codec->bos_id >= 0 ? (uint32_t)codec->bos_id : SOJU_SHARD_NO_SEP;
+    uint32_t vocab = (uint32_t)codec->vocab_size;
+    int rc = soju_shard_writer_open(&s.train, o->train_out, vocab, 0, sep, after, err);
+    if (rc == SOJU_OK && o->val_out) rc = soju_shard_writer_open(&s.val, o->val_out, vocab, 0, sep, after, err);
     for (int i = 0; rc == SOJU_OK && i < o->n_inputs; i++) {
         err->msg[0] = 0;
         rc = add_file(&s, o->inputs[i], err);

@@ -88,6 +88,7 @@ static void upload_batch(soju_model *m, const soju_batch *b) {
 }
 
 int soju_model_forward(soju_model *m, const soju_batch *b, double *loss_sum, long *n_targets, soju_err *err) {
+    m->forward_done = 0; /* a failed forward leaves nothing to differentiate */
     int rc = soju_model_check_batch(m, b, err);
     if (rc) return rc;
     const soju_backend_ops *ops = m->ops;

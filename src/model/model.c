@@ -138,6 +138,10 @@ int soju_model_create_ex(soju_model **out, const soju_model_config *cfg, const c
     p = (planner){m->arena, 0};
     plan(m, &p);
 
+    if (m->ops->reserve) {
+        soju_ops_limits lim = {max_B, max_T, m->NH, m->NKV, m->hd, m->C};
+        m->ops->reserve(be, &lim);
+    }
     size_t BT = (size_t)max_B * max_T;
     m->host_positions = soju_malloc(BT * sizeof(int32_t));
     m->host_losses = soju_calloc(BT, sizeof(float));

@@ -5,6 +5,7 @@
 #include "soju/io.h"
 #include "soju/model.h"
 #include "soju/ops.h"
+#include "ops/cpu/cpu_ops.h" /* the CPU backend's scratch counter */
 #include "test.h"
 
 static const char *LLAMA_JSON =
@@ -282,8 +283,12 @@ TEST(batch_errors) {
 /* Two micro-batches accumulate; repeating a step gives identical bits; an
  * external dlogits gives the same gradients as the built-in loss. */
 TEST(grad_accumulation_and_determinism) {
-    const char *all[] = {LLAMA_JSON, GPT2_JSON};
-    for (int k = 0; k < 2; k++) {
+    static const char *SOFTCAP_JSON =
+        "{\"model_type\":\"llama\",\"vocab_size\":40,\"hidden_size\":16,\"intermediate_size\":24,"
+        "\"num_hidden_layers\":2,\"num_attention_heads\":4,\"num_key_value_heads\":2,"
+        "\"max_position_embeddings\":256,\"final_logit_softcapping\":0.05}";
+    const char *all[] = {LLAMA_JSON, GPT2_JSON, SOFTCAP_JSON};
+    for (int k = 0; k < 3; k++) {
         soju_model *m = make_model(all[k], 2, 16, 3);
         int32_t x[32], y[32];
         random_tokens(x, 32, 40, 5);
@@ -313,6 +318,11 @@ TEST(grad_accumulation_and_determinism) {
         int V = 40;
         float *dl = malloc(sizeof(float) * 32 * V);
         const float *lg = soju_model_logits(m);
+        if (k == 2) { /* capped: |logit| < 0.05, and the cap is active (tanh bends large values) */
+            float mx = 0;
+            for (int i = 0; i < 32 * V; i++) mx = fmaxf(mx, fabsf(lg[i]));
+            CHECK(mx < 0.05f && mx > 0.03f);
+        }
         for (int r = 0; r < 32; r++) {
             double mx = -INFINITY, s = 0;
             for (int v = 0; v < V; v++) mx = fmax(mx, lg[r * V + v]);
@@ -325,6 +335,36 @@ TEST(grad_accumulation_and_determinism) {
         for (size_t i = 0; i < N; i++) maxd = fmax(maxd, fabs(g[i] - g1[i]));
         CHECK_MSG(maxd < 1e-6, "backward_from_logits: max diff %g", maxd);
         free(dl), free(g1), free(g2);
+        soju_model_free(m);
+    }
+}
+
+/* After creation, training steps and decoding of any size up to the planned
+ * one allocate no backend scratch (the model reserves it up front). */
+TEST(no_allocation_in_steps) {
+    const char *all[] = {LLAMA_JSON, GPT2_JSON};
+    for (int k = 0; k < 2; k++) {
+        soju_model *m = make_model(all[k], 3, 100, 1);
+        cpu_state *st = soju_model_backend(m)->state;
+        size_t grows = st->scratch_grows;
+        int32_t x[300], y[300], docs[300];
+        random_tokens(x, 300, 40, 1);
+        random_tokens(y, 300, 40, 2);
+        for (int i = 0; i < 300; i++) docs[i] = i / 37;
+        int shapes[][2] = {{3, 100}, {1, 100}, {2, 64}, {1, 7}, {3, 33}};
+        soju_err err;
+        for (int s = 0; s < 5; s++) {
+            soju_batch b = {shapes[s][0], shapes[s][1], x, y, NULL, s % 2 ? docs : NULL};
+            CHECK_OK(soju_model_forward(m, &b, NULL, NULL, &err));
+            CHECK_OK(soju_model_backward(m, NULL, 1.0f, &err));
+        }
+        soju_kv_cache *c;
+        CHECK_OK(soju_kv_cache_create(&c, m, 1, 100, &err));
+        const float *lg;
+        CHECK_OK(soju_model_decode(m, c, 0, x, 90, &lg, &err));
+        for (int i = 0; i < 10; i++) CHECK_OK(soju_model_decode(m, c, 0, x + 90 + i, 1, &lg, &err));
+        CHECK_EQ_INT(st->scratch_grows, grows);
+        soju_kv_cache_free(c);
         soju_model_free(m);
     }
 }
@@ -438,4 +478,4 @@ TEST(hf_export) {
 }
 
 TEST_MAIN(config_families, config_roundtrip, config_errors, param_table, safetensors_roundtrip, safetensors_errors,
-          batch_errors, grad_accumulation_and_determinism, decode_matches_forward, hf_export)
+          batch_errors, grad_accumulation_and_determinism, no_allocation_in_steps, decode_matches_forward, hf_export)

@@ -104,6 +104,10 @@ CMD=($SOJU pretrain --config "$T/config.json" --train "$T/train.bin" --out "$T/c
 CMD=($SOJU pretrain --train "$T/train.bin" --steps 2 --out "$T/c"); expect_error "exactly one of --config, --init or --resume"
 CMD=($SOJU generate --model "$T/a" --top-p 2); expect_error "top-p"
 CMD=($SOJU generate --model "$T/a" --tokenizer "$T/tokenizer.json"); expect_error "$T/tokenizer.json"
+if [ -d "${SOJU_SHARED:-../shared}/data/tok_gpt2" ]; then # a 50257-token tokenizer for a 257-token model
+  CMD=($SOJU generate --model "$T/a" --tokenizer "${SOJU_SHARED:-../shared}/data/tok_gpt2")
+  expect_error "vocab_size 257 is smaller than the tokenizer's 50257"
+fi
 CMD=($SOJU pretrain --resume "$T/nothing"); expect_error "$T/nothing"
 CMD=(train --out "$T/a"); expect_error "$T/a" "already holds a run"
 CMD=($SOJU generate --model "$T/none"); expect_error "$T/none"

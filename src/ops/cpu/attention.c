@@ -60,9 +60,7 @@ static float exp_row(float *s, int n, int k_lo, int qi, const int32_t *doc, int 
     }
     if (window > 0)
         for (int j = 0; j < visible; j++) s[j] = qi - (k_lo + j) < window ? s[j] : -INFINITY;
-    float m = -INFINITY;
-#pragma omp simd reduction(max : m)
-    for (int j = 0; j < visible; j++) m = s[j] > m ? s[j] : m;
+    float m = cpu_maxf(s, visible);
     float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
     for (int j = 0; j < visible; j++) {
@@ -81,10 +79,54 @@ static int32_t *key_starts_scratch(soju_backend *be, const int32_t *doc_ids, int
 }
 
 /* Query rows per block: QB, fewer when many query heads share a key/value
- * head, so that a stacked block stays near 256 rows. */
-static int block_rows(int rep) {
-    int r = 256 / rep;
+ * head (a stacked block stays near 256 rows) or when sequences are long (a
+ * score tile stays near 1 MB, inside L2). */
+static int block_rows(int rep, int T) {
+    int r = 256 / rep, by_cache = (1 << 18) / (rep * T);
+    if (by_cache < r) r = by_cache;
     return r > QB ? QB : (r < 16 ? 16 : r);
+}
+
+/* Block sizes and scratch needs of one attention call (shared by the ops
+ * and by cpu_attention_reserve, so the two always agree). */
+typedef struct {
+    int qbr, nqb, GR;   /* query rows per block, blocks per sequence, stacked rows */
+    int parts;          /* backward: parts per (sequence, kv head) */
+    size_t fwd_tile;    /* floats per thread, forward */
+    size_t bwd_tile;    /* floats per thread, backward */
+    size_t partials;    /* floats of dK, dV partials, backward */
+} att_plan;
+
+static att_plan plan_attention(int B, int T, int NH, int NKV, int hd) {
+    att_plan p;
+    int rep = NH / NKV, groups = B * NKV;
+    p.qbr = block_rows(rep, T);
+    p.nqb = (T + p.qbr - 1) / p.qbr;
+    p.GR = rep * p.qbr;
+    /* enough backward tasks for 8 threads, never more parts than blocks */
+    p.parts = groups >= 8 ? 1 : (8 + groups - 1) / groups;
+    if (p.parts > p.nqb) p.parts = p.nqb;
+    p.fwd_tile = (size_t)p.GR * T + 2 * (size_t)p.GR * hd + p.GR;
+    p.bwd_tile = 2 * (size_t)p.GR * T + 3 * (size_t)p.GR * hd + p.GR;
+    p.partials = p.parts > 1 ? (size_t)groups * p.parts * 2 * T * hd : 0;
+    return p;
+}
+
+/* The scratch of the largest call with up to max_B x max_T: tiles depend on
+ * T only, partials grow with T but not monotonically with B. */
+void cpu_attention_reserve(soju_backend *be, int max_B, int max_T, int NH, int NKV, int hd) {
+    size_t tile = 0, partials = 0;
+    for (int T = 1; T <= max_T; T++) {
+        att_plan p = plan_attention(max_B, T, NH, NKV, hd);
+        tile = p.bwd_tile > tile ? p.bwd_tile : tile; /* bwd_tile >= fwd_tile */
+    }
+    for (int B = 1; B <= max_B; B++) {
+        att_plan p = plan_attention(B, max_T, NH, NKV, hd);
+        partials = p.partials > partials ? p.partials : partials;
+    }
+    cpu_scratch(be, CPU_SCRATCH_A, (size_t)omp_get_max_threads() * tile);
+    if (partials) cpu_scratch(be, CPU_SCRATCH_B, partials);
+    cpu_scratch(be, CPU_SCRATCH_C, (size_t)max_B * max_T); /* document key starts */
 }
 
 /* Stack the rep query heads of group g, rows [qs, qs + nq) of sequence b,
@@ -116,9 +158,10 @@ void cpu_attention_forward(soju_backend *be, void *out_, float *lse, const void 
     float *out = out_;
     const float *qkv = qkv_;
     const int W = (NH + 2 * NKV) * hd, OW = NH * hd, rep = NH / NKV;
-    const int qbr = block_rows(rep), nqb = (T + qbr - 1) / qbr, GR = rep * qbr; /* stacked rows */
+    const att_plan plan = plan_attention(B, T, NH, NKV, hd);
+    const int qbr = plan.qbr, nqb = plan.nqb, GR = plan.GR;
+    const size_t per_thread = plan.fwd_tile;
     int32_t *kstart = key_starts_scratch(be, doc_ids, B, T);
-    const size_t per_thread = (size_t)GR * T + 2 * (size_t)GR * hd + GR;
     float *tiles = cpu_scratch(be, CPU_SCRATCH_A, (size_t)omp_get_max_threads() * per_thread);
 #pragma omp parallel
     {
@@ -217,16 +260,14 @@ void cpu_attention_backward(soju_backend *be, void *dqkv_, const void *dout_, co
                             int window, float scale) {
     float *dqkv = dqkv_;
     const float *dout = dout_, *qkv = qkv_, *out = out_;
-    const int W = (NH + 2 * NKV) * hd, rep = NH / NKV;
-    const int qbr = block_rows(rep), nqb = (T + qbr - 1) / qbr, GR = rep * qbr;
+    const int W = (NH + 2 * NKV) * hd;
+    const att_plan plan = plan_attention(B, T, NH, NKV, hd);
+    const int qbr = plan.qbr, nqb = plan.nqb, GR = plan.GR, groups = B * NKV, parts = plan.parts;
+    const size_t per_thread = plan.bwd_tile;
     int32_t *kstart = key_starts_scratch(be, doc_ids, B, T);
-    /* parts per (b, g): enough tasks for 8 threads, never more than the blocks */
-    int groups = B * NKV, parts = groups >= 8 ? 1 : (8 + groups - 1) / groups;
-    if (parts > nqb) parts = nqb;
-    const size_t per_thread = 2 * (size_t)GR * T + 3 * (size_t)GR * hd + GR;
     float *tiles = cpu_scratch(be, CPU_SCRATCH_A, (size_t)omp_get_max_threads() * per_thread);
     /* with parts > 1: per (b, g, part) partial dK then dV, each (T, hd) */
-    float *partial = parts > 1 ? cpu_scratch(be, CPU_SCRATCH_B, (size_t)groups * parts * 2 * T * hd) : NULL;
+    float *partial = plan.partials ? cpu_scratch(be, CPU_SCRATCH_B, plan.partials) : NULL;
 #pragma omp parallel
     {
         float *base = tiles + (size_t)omp_get_thread_num() * per_thread;
@@ -280,43 +321,50 @@ void cpu_attention_backward(soju_backend *be, void *dqkv_, const void *dout_, co
 
 /* ---------------------------------------------------------------- decode */
 
+/* One query against a KV cache, keys in chunks of DECODE_KEYS whose scores
+ * live on the stack: per chunk the scores' max, then the running output and
+ * normalizer rescaled to the new max (flash-decoding style). Bounded memory,
+ * nothing allocated, one pass over the cache. */
+#define DECODE_KEYS 256
+
 void cpu_attention_decode(soju_backend *be, void *out_, const void *q_, size_t q_stride, const void *k_cache_,
                           const void *v_cache_, int n_new, int n_past, int NH, int NKV, int hd, int window,
                           float scale) {
+    (void)be;
     float *out = out_;
     const float *qs = q_, *kc = k_cache_, *vc = v_cache_;
     const int KW = NKV * hd, rep = NH / NKV, n_kv = n_past + n_new;
-    float *tiles = cpu_scratch(be, CPU_SCRATCH_A, (size_t)omp_get_max_threads() * n_kv);
-#pragma omp parallel if ((size_t)n_new * NH * n_kv * hd >= CPU_PAR_MIN)
-    {
-        float *s = tiles + (size_t)omp_get_thread_num() * n_kv;
-#pragma omp for schedule(static)
-        for (int task = 0; task < n_new * NH; task++) {
-            int i = task / NH, h = task % NH, g = h / rep, pos = n_past + i;
-            int lo = window > 0 && pos - window + 1 > 0 ? pos - window + 1 : 0;
-            const float *q = qs + (size_t)i * q_stride + (size_t)h * hd;
-            float m = -INFINITY;
-            for (int j = lo; j <= pos; j++) {
-                const float *k = kc + (size_t)j * KW + (size_t)g * hd;
+#pragma omp parallel for schedule(static) if ((size_t)n_new * NH * n_kv * hd >= CPU_PAR_MIN)
+    for (int task = 0; task < n_new * NH; task++) {
+        int i = task / NH, h = task % NH, g = h / rep, pos = n_past + i;
+        int lo = window > 0 && pos - window + 1 > 0 ? pos - window + 1 : 0;
+        const float *q = qs + (size_t)i * q_stride + (size_t)h * hd;
+        float *o = out + (size_t)i * NH * hd + (size_t)h * hd;
+        float m = -INFINITY, l = 0.0f, s[DECODE_KEYS];
+        for (int d = 0; d < hd; d++) o[d] = 0.0f;
+        for (int j0 = lo; j0 <= pos; j0 += DECODE_KEYS) {
+            int n = pos + 1 - j0 < DECODE_KEYS ? pos + 1 - j0 : DECODE_KEYS;
+            float cm = -INFINITY;
+            for (int t = 0; t < n; t++) {
+                const float *k = kc + (size_t)(j0 + t) * KW + (size_t)g * hd;
                 float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
                 for (int d = 0; d < hd; d++) dot += q[d] * k[d];
-                s[j] = dot * scale;
-                m = s[j] > m ? s[j] : m;
+                s[t] = dot * scale;
+                cm = s[t] > cm ? s[t] : cm;
             }
-            float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-            for (int j = lo; j <= pos; j++) {
-                s[j] = cpu_expf(s[j] - m);
-                sum += s[j];
-            }
-            float *o = out + (size_t)i * NH * hd + (size_t)h * hd;
-            for (int d = 0; d < hd; d++) o[d] = 0.0f;
-            for (int j = lo; j <= pos; j++) {
-                const float *v = vc + (size_t)j * KW + (size_t)g * hd;
-                float p = s[j] / sum;
+            float mn = cm > m ? cm : m, alpha = cpu_expf(m - mn); /* 0 on the first chunk */
+            l *= alpha;
+            for (int d = 0; d < hd; d++) o[d] *= alpha;
+            for (int t = 0; t < n; t++) {
+                const float *v = vc + (size_t)(j0 + t) * KW + (size_t)g * hd;
+                float p = cpu_expf(s[t] - mn);
+                l += p;
                 for (int d = 0; d < hd; d++) o[d] += p * v[d];
             }
+            m = mn;
         }
+        float inv = 1.0f / l;
+        for (int d = 0; d < hd; d++) o[d] *= inv;
     }
 }

@@ -103,12 +103,19 @@ void cpu_copy_rows(soju_backend *be, void *dst, size_t dst_stride, const void *s
 
 /* ---------------------------------------------------------------- scratch */
 
+/* Size every scratch slot for the largest calls up front. */
+static void cpu_reserve(soju_backend *be, const soju_ops_limits *lim) {
+    cpu_norm_reserve(be, lim->C);
+    cpu_attention_reserve(be, lim->max_B, lim->max_T, lim->NH, lim->NKV, lim->head_dim);
+}
+
 float *cpu_scratch(soju_backend *be, int slot, size_t nfloats) {
     cpu_state *st = be->state;
     if (nfloats > st->scratch_cap[slot]) {
         free(st->scratch[slot]);
         st->scratch[slot] = soju_aligned_alloc(nfloats * sizeof(float));
         st->scratch_cap[slot] = nfloats;
+        st->scratch_grows++;
     }
     return st->scratch[slot];
 }
@@ -126,6 +133,7 @@ static const soju_backend_ops cpu_ops = {
     .sum_squares = cpu_sum_squares,
     .scale = cpu_scale,
 
+    .reserve = cpu_reserve,
     .act_from_f32 = cpu_act_from_f32,
     .act_to_f32 = cpu_act_to_f32,
     .copy_rows = cpu_copy_rows,

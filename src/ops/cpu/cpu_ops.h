@@ -33,6 +33,7 @@ enum { CPU_SCRATCH_A = 0, CPU_SCRATCH_B, CPU_SCRATCH_C, CPU_SCRATCH_SLOTS };
 typedef struct cpu_state {
     float *scratch[CPU_SCRATCH_SLOTS];
     size_t scratch_cap[CPU_SCRATCH_SLOTS]; /* in floats */
+    size_t scratch_grows;                  /* reallocations so far (tests check it stays put) */
 } cpu_state;
 
 float *cpu_scratch(soju_backend *be, int slot, size_t nfloats);
@@ -69,6 +70,17 @@ static inline float cpu_expf(float x) {
     return x < -87.0f ? 0.0f : p * scale;
 }
 
+/* max of x[0 .. n) (-inf when n == 0). GCC vectorizes the reduction when
+ * told it may; clang cannot without fast-math and would fail the request. */
+static inline float cpu_maxf(const float *x, int n) {
+    float m = -INFINITY;
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma omp simd reduction(max : m)
+#endif
+    for (int i = 0; i < n; i++) m = x[i] > m ? x[i] : m;
+    return m;
+}
+
 /* tanh(u) = 1 - 2 / (e^{2u} + 1): saturates cleanly at +-1 for large |u|. */
 static inline float cpu_tanhf(float u) { return 1.0f - 2.0f / (cpu_expf(2.0f * u) + 1.0f); }
 
@@ -97,6 +109,7 @@ void cpu_rmsnorm_forward(soju_backend *be, void *out, float *rstd, const void *i
                          int C, float eps);
 void cpu_rmsnorm_backward(soju_backend *be, void *dinp, float *dweight, const void *dout, const void *inp,
                           const void *weight, const float *rstd, int BT, int C);
+void cpu_norm_reserve(soju_backend *be, int C);
 void cpu_layernorm_forward(soju_backend *be, void *out, float *mean, float *rstd, const void *inp,
                            const void *weight, const void *bias, int BT, int C, float eps);
 void cpu_layernorm_backward(soju_backend *be, void *dinp, float *dweight, float *dbias, const void *dout,
@@ -115,6 +128,7 @@ void cpu_attention_forward(soju_backend *be, void *out, float *lse, const void *
 void cpu_attention_backward(soju_backend *be, void *dqkv, const void *dout, const void *qkv, const void *out,
                             const float *lse, const int32_t *doc_ids, int B, int T, int NH, int NKV, int hd,
                             int window, float scale);
+void cpu_attention_reserve(soju_backend *be, int B, int T, int NH, int NKV, int hd);
 void cpu_attention_decode(soju_backend *be, void *out, const void *q, size_t q_stride, const void *k_cache,
                           const void *v_cache, int n_new, int n_past, int NH, int NKV, int hd, int window,
                           float scale);

@@ -9,9 +9,7 @@
 /* Log-sum-exp of one row: a max pass, then a sum pass of e^(x - max);
  * both vectorize (the sum is kept in fp32 per vector lane). */
 static float row_lse(const float *x, int V) {
-    float m = -INFINITY;
-#pragma omp simd reduction(max : m)
-    for (int v = 0; v < V; v++) m = x[v] > m ? x[v] : m;
+    float m = cpu_maxf(x, V);
     float s = 0.0f;
 #pragma omp simd reduction(+ : s)
     for (int v = 0; v < V; v++) s += cpu_expf(x[v] - m);

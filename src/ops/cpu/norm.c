@@ -17,6 +17,9 @@ static void reduce_partials(float *dst, const float *partials, int nt, int n) {
     }
 }
 
+/* Scratch for the weight-gradient partials: nt rows of dweight, nt of dbias. */
+void cpu_norm_reserve(soju_backend *be, int C) { cpu_scratch(be, CPU_SCRATCH_A, (size_t)omp_get_max_threads() * 2 * C); }
+
 /* ---------------------------------------------------------------- RMSNorm */
 
 /* out = inp * rstd * weight, rstd = 1 / sqrt(mean(inp^2) + eps); inp (BT, C) */
