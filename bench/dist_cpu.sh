@@ -30,8 +30,10 @@ speed() { grep '"loss"' "$1/metrics.jsonl" | tail -n +3 | sed 's/.*"tokens_per_s
 median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 best() { sort -g | tail -1; }
 
-: >"$T/one" && : >"$T/two" && : >"$T/two_zero"
+: >"$T/one" && : >"$T/two" && : >"$T/two_zero" && : >"$T/single"
 for i in $(seq "$runs"); do
+    OMP_NUM_THREADS=1 $soju "${common[@]}" --threads 1 --out "$T/single_$i" >/dev/null 2>&1
+    speed "$T/single_$i" >>"$T/single"
     OMP_NUM_THREADS=2 $soju "${common[@]}" --threads 2 --out "$T/one_$i" >/dev/null 2>&1
     speed "$T/one_$i" >>"$T/one"
     OMP_NUM_THREADS=1 mpirun -np 2 --bind-to none $soju "${common[@]}" --threads 1 --out "$T/two_$i" >/dev/null 2>&1
@@ -49,4 +51,7 @@ printf '%-34s %10s %6s %10s %6s\n' "setup" "median" "ratio" "best" "ratio"
 row "1 process x 2 threads, 4 x 2 accum" "$T/one"
 row "2 ranks x 1 thread, 4 x 1 (mpi)" "$T/two"
 row "2 ranks x 1 thread, ZeRO-1" "$T/two_zero"
-echo "(per-run: 1 process $(tr '\n' ' ' <"$T/one")| 2 ranks $(tr '\n' ' ' <"$T/two")| ZeRO-1 $(tr '\n' ' ' <"$T/two_zero"))"
+row "1 process x 1 thread (one core)" "$T/single"
+awk -v two="$(best <"$T/two")" -v one="$(best <"$T/single")" \
+    'BEGIN { printf "data-parallel efficiency (best): 2 ranks = %.0f%% of twice one core\n", 100 * two / (2 * one) }'
+echo "(per-run: 1 process $(tr '\n' ' ' <"$T/one")| 2 ranks $(tr '\n' ' ' <"$T/two")| ZeRO-1 $(tr '\n' ' ' <"$T/two_zero")| 1 thread $(tr '\n' ' ' <"$T/single"))"
