@@ -118,6 +118,8 @@ void soju_comm_broadcast(soju_comm *c, float *buf, size_t n, int root);
  * into the ZeRO-1 shards, and broadcasts rank 0's parameters so every rank
  * starts from exactly the same weights. */
 int soju_dist_attach(soju_dist *d, soju_model *m, soju_err *err);
+/* SOJU_OK when d is NULL or attached to m; an error naming the problem otherwise. */
+int soju_dist_check_model(const soju_dist *d, const soju_model *m, soju_err *err);
 /* The shard of the parameter buffer rank r updates: [lo, hi). Without ZeRO-1
  * (or with d == NULL) every rank's shard is the whole buffer. */
 void soju_dist_shard(const soju_dist *d, int r, size_t n_params, size_t *lo, size_t *hi);

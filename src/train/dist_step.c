@@ -64,6 +64,12 @@ int soju_dist_attach(soju_dist *d, soju_model *m, soju_err *err) {
     return SOJU_OK;
 }
 
+int soju_dist_check_model(const soju_dist *d, const soju_model *m, soju_err *err) {
+    if (!d || d->model == m) return SOJU_OK;
+    return soju_errf(err, SOJU_EARG, "the data-parallel group is %s (soju_dist_attach it to the trainer's model)",
+                     d->model ? "attached to another model" : "not attached to a model");
+}
+
 /* ---------------------------------------------------------------- the step */
 
 void soju_dist_step_counts(soju_dist *d, long *targets, long *tokens) {

@@ -43,6 +43,7 @@ int soju_trainer_create(soju_trainer **out, soju_model *m, const soju_train_opts
 int soju_trainer_create_dist(soju_trainer **out, soju_model *m, const soju_train_opts *o, soju_dist *dist,
                              soju_err *err) {
     int rc = soju_lr_schedule_check(&o->sched, err);
+    if (rc == SOJU_OK) rc = soju_dist_check_model(dist, m, err);
     if (rc) return rc;
     int nv = soju_model_num_views(m);
     soju_param_view *views = soju_malloc(sizeof *views * (size_t)(nv > 0 ? nv : 1));

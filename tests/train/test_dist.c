@@ -232,6 +232,11 @@ TEST(trainer_in_a_group_of_one_is_the_plain_trainer) {
         CHECK_EQ_INT(soju_dist_world(d), 1);
         CHECK_OK(soju_dist_attach(d, grouped, &err));
         CHECK(soju_dist_attach(d, grouped, &err) == SOJU_EARG); /* once */
+        soju_trainer *t;
+        soju_train_opts o = {.sched = {SOJU_SCHED_CONSTANT, 1e-2, 0, 10, 0.1, 0.2, SOJU_DECAY_LINEAR},
+                             .adamw = soju_adamw_defaults()};
+        CHECK(soju_trainer_create_dist(&t, plain, &o, d, &err) == SOJU_EARG); /* the group serves another model */
+        CHECK(strstr(err.msg, "attached to another model") != NULL);
         train_steps(plain, NULL, 3);
         train_steps(grouped, d, 3);
         size_t n = soju_model_num_params(plain);
