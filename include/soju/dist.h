@@ -17,11 +17,15 @@
  *                  global-norm clip, and ZeRO-1: the optimizer state split
  *                  into contiguous ranges of the flat parameter buffer, one per
  *                  rank, gradients reduced onto their owner and updated
- *                  parameters broadcast back from it.
+ *                  parameters broadcast back from it. Parameters and
+ *                  gradients stay whole on every rank (the model computes
+ *                  with them); ZeRO-1 saves AdamW's m and v, 8 bytes per
+ *                  parameter, times (world - 1) / world.
  *
- * Determinism: for a fixed world size every collective reduces in a fixed
- * order, so a run is repeatable bit for bit. Two ranks with micro-batch B give
- * the same step as one rank with 2B up to float summation order.
+ * Determinism: MPI and NCCL choose their reduction order from the world size,
+ * the message size and the machines, so the same run on the same machines
+ * repeats bit for bit. Two ranks with micro-batch B give the same step as one
+ * rank with 2B up to float summation order.
  *
  * Every collective must be called by all ranks in the same order. */
 #ifndef SOJU_DIST_H
