@@ -3,7 +3,12 @@
 #include "soju/train.h"
 #include "test.h"
 
-static char *dir_;
+static char *dir_; /* this test's scratch directory */
+
+static void use_dir(const char *name) {
+    free(dir_);
+    dir_ = test_tmp_dir(name);
+}
 
 /* A shard holding tokens first, first+1, ..., first+n-1 (no separator). */
 static char *counting_shard(const char *name, uint32_t first, size_t n) {
@@ -39,7 +44,7 @@ static void next_rows(soju_loader *l, soju_batch_buf *b, int32_t *first_tokens) 
 }
 
 TEST(sequential_samples_and_targets) {
-    dir_ = test_tmp_dir("loader_seq");
+    use_dir("loader_seq");
     const char *p[1] = {counting_shard("a.bin", 0, 17)}; /* (17-1)/4 = 4 samples */
     soju_loader *l = open_loader(p, 1, 2, 4, 0, 0, 0, 1);
     CHECK_EQ_INT(soju_loader_samples(l), 4);
@@ -64,7 +69,7 @@ TEST(sequential_samples_and_targets) {
 }
 
 TEST(several_shards_never_span) {
-    dir_ = test_tmp_dir("loader_multi");
+    use_dir("loader_multi");
     const char *p[3] = {counting_shard("a.bin", 0, 10), counting_shard("b.bin", 1000, 3),
                         counting_shard("c.bin", 2000, 9)};
     /* T = 4: a has 2 samples, b none (3 < T+1), c has 2. */
@@ -86,7 +91,7 @@ TEST(several_shards_never_span) {
 /* Over one epoch, W workers together see every sample exactly once, and in
  * each step their samples are disjoint. */
 static void check_workers(int shuffle) {
-    dir_ = test_tmp_dir("loader_workers");
+    use_dir("loader_workers");
     const char *p[2] = {counting_shard("a.bin", 0, 2 * 24 + 1), counting_shard("b.bin", 100000, 2 * 24 + 1)};
     enum { W = 3, B = 2, T = 2, SAMPLES = 48 }; /* 48 samples = 8 steps of B W */
     soju_loader *l[W];
@@ -126,7 +131,7 @@ static void order_of(soju_loader *l, int steps, int32_t *out) {
 }
 
 TEST(shuffle_is_seeded_and_covers_epoch) {
-    dir_ = test_tmp_dir("loader_shuffle");
+    use_dir("loader_shuffle");
     const char *p[2] = {counting_shard("a.bin", 0, 41), counting_shard("b.bin", 1000, 41)}; /* 10 + 10 samples */
     int32_t a[40], b[40], c[40];
     soju_loader *l = open_loader(p, 2, 2, 4, 1, 42, 0, 1);
@@ -161,7 +166,7 @@ TEST(shuffle_is_seeded_and_covers_epoch) {
 /* Shuffling mixes the shards from the first step, and each epoch is a
  * permutation also for sample counts far from a power of two. */
 TEST(shuffle_mixes_shards) {
-    dir_ = test_tmp_dir("loader_mix");
+    use_dir("loader_mix");
     const char *p[3] = {counting_shard("a.bin", 0, 4 * 30 + 1), counting_shard("b.bin", 10000, 4 * 5 + 1),
                         counting_shard("c.bin", 20000, 4 * 2 + 1)}; /* 30 + 5 + 2 = 37 samples */
     soju_loader *l = open_loader(p, 3, 1, 4, 1, 11, 0, 1);
@@ -185,7 +190,7 @@ TEST(shuffle_mixes_shards) {
 }
 
 TEST(state_restores_exactly) {
-    dir_ = test_tmp_dir("loader_state");
+    use_dir("loader_state");
     const char *p[2] = {counting_shard("a.bin", 0, 41), counting_shard("b.bin", 1000, 29)};
     for (int shuffle = 0; shuffle <= 1; shuffle++) {
         soju_loader *l = open_loader(p, 2, 2, 4, shuffle, 5, 0, 1);
@@ -222,7 +227,7 @@ static char *doc_shard(const char *name, int sep_after) {
 }
 
 TEST(document_masking) {
-    dir_ = test_tmp_dir("loader_docs");
+    use_dir("loader_docs");
     soju_err err;
     soju_batch_buf b;
     soju_batch_buf_init(&b, 1, 11);
@@ -283,7 +288,7 @@ static void write_bytes(const char *path, const void *data, size_t n) {
 }
 
 TEST(bad_shards) {
-    dir_ = test_tmp_dir("loader_bad");
+    use_dir("loader_bad");
     char *missing = soju_path_join(dir_, "missing.bin");
     expect_open_error(missing, 0, 4, "cannot open");
     char *good = counting_shard("good.bin", 0, 100);

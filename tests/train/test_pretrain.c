@@ -7,7 +7,12 @@
 #include "soju/train.h"
 #include "test.h"
 
-static char *dir_;
+static char *dir_; /* this test's scratch directory */
+
+static void use_dir(const char *name) {
+    free(dir_);
+    dir_ = test_tmp_dir(name);
+}
 
 static char *path_in(const char *a, const char *b) { return soju_path_join(a, b); }
 
@@ -50,7 +55,7 @@ typedef struct fixture {
 } fixture;
 
 static fixture setup(const char *name, const char *cfg_text) {
-    dir_ = test_tmp_dir(name);
+    use_dir(name);
     fixture f;
     f.cfg = path_in(dir_, "config.json");
     write_text(f.cfg, cfg_text);
