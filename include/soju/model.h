@@ -141,6 +141,9 @@ size_t soju_model_num_params(const soju_model *m);
 int soju_model_num_views(const soju_model *m);
 const soju_param_view *soju_model_view(const soju_model *m, int i);
 const soju_param_view *soju_model_find_view(const soju_model *m, const char *name);
+/* Bytes of the activation arena (every per-layer buffer the backward needs;
+ * the logits and backend scratch come on top). */
+size_t soju_model_activation_bytes(const soju_model *m);
 float *soju_model_params(soju_model *m); /* backend memory */
 float *soju_model_grads(soju_model *m);  /* backend memory, same layout */
 

@@ -299,6 +299,9 @@ int soju_checkpoint_save_moments(const char *dir, soju_model *m, soju_adamw *opt
  * also be a run directory (its latest checkpoint is used). */
 int soju_checkpoint_load_model(const char *dir, const char *device, int max_B, int max_T, soju_model **m,
                                soju_err *err);
+/* The same with memory options (NULL: the defaults). */
+int soju_checkpoint_load_model_ex(const char *dir, const char *device, int max_B, int max_T,
+                                  const soju_model_options *opt, soju_model **m, soju_err *err);
 /* The newest complete checkpoint in RUN/checkpoints (malloc'd path), or NULL. */
 char *soju_checkpoint_latest(const char *run_dir);
 /* Resolve a checkpoint-or-run directory to a checkpoint directory (malloc'd). */
@@ -334,6 +337,7 @@ typedef struct soju_pretrain_opts {
     int threads;
     const char *device;
     int doc_mask, shuffle;
+    int recompute;     /* soju_model_options.recompute: less activation memory, same gradients */
     uint64_t init_seed, data_seed;
     int quiet;         /* no progress bar */
     double peak_flops; /* for MFU (per process); 0 = estimate for this CPU */
@@ -361,6 +365,7 @@ typedef struct soju_pretrain_summary {
     double first_loss, last_loss, last_val_loss;
     double tokens_per_s, mfu, seconds;
     long n_params;
+    size_t activation_bytes; /* the model's activation arena (smaller with recompute) */
     char last_checkpoint[1024];
     int rank, world; /* this process in its data-parallel group (0 of 1 alone) */
 } soju_pretrain_summary;

@@ -41,7 +41,7 @@ int cmd_pretrain(int argc, char **argv) {
               seed = (long long)o.init_seed, stop_at = 0, zero = o.zero;
     double lr = sc->peak_lr, min_lr_frac = sc->min_lr_frac, decay_frac = sc->decay_frac, wd = aw->weight_decay,
            clip = o.train.grad_clip, beta1 = aw->beta1, beta2 = aw->beta2, peak_tflops = 0;
-    int no_doc_mask = 0, no_shuffle = 0, decay_emb = 0, quiet = 0;
+    int no_doc_mask = 0, no_shuffle = 0, recompute = 0, decay_emb = 0, quiet = 0;
     cli_opt opts[] = {
         {"config", CLI_STR, &config, "model config.json: a new model initialized from --seed"},
         {"init", CLI_STR, &init, "start from this checkpoint's weights (fresh optimizer)"},
@@ -75,6 +75,7 @@ int cmd_pretrain(int argc, char **argv) {
         {"seed", CLI_INT, &seed, "seed of the initial weights and the data order"},
         {"no-doc-mask", CLI_FLAG, &no_doc_mask, "let packed documents attend to each other"},
         {"no-shuffle", CLI_FLAG, &no_shuffle, "read samples in order"},
+        {"recompute", CLI_FLAG, &recompute, "recompute norms and MLP activations in the backward (less memory)"},
         {"threads", CLI_INT, &threads, "CPU threads, 0 = all"},
         {"device", CLI_STR, &device, "cpu | cuda"},
         {"zero", CLI_INT, &zero, "under mpirun/srun: 1 = ZeRO-1, the optimizer state sharded across ranks"},
@@ -132,6 +133,7 @@ int cmd_pretrain(int argc, char **argv) {
     o.device = device;
     o.doc_mask = !no_doc_mask;
     o.shuffle = !no_shuffle;
+    o.recompute = recompute;
     o.init_seed = o.data_seed = (uint64_t)seed;
     o.quiet = quiet;
     o.peak_flops = peak_tflops * 1e12;

@@ -135,6 +135,7 @@ int soju_model_create_ex(soju_model **out, const soju_model_config *cfg, const c
     planner p = {NULL, 0};
     plan(m, &p);
     m->arena = m->ops->alloc(be, p.off);
+    m->arena_bytes = p.off;
     p = (planner){m->arena, 0};
     plan(m, &p);
 
@@ -175,6 +176,7 @@ void soju_model_free(soju_model *m) {
 const soju_model_config *soju_model_config_of(const soju_model *m) { return &m->cfg; }
 soju_backend *soju_model_backend(soju_model *m) { return m->be; }
 size_t soju_model_num_params(const soju_model *m) { return m->n_params; }
+size_t soju_model_activation_bytes(const soju_model *m) { return m->arena_bytes; }
 int soju_model_num_views(const soju_model *m) { return m->n_views; }
 const soju_param_view *soju_model_view(const soju_model *m, int i) {
     return i >= 0 && i < m->n_views ? &m->views[i] : NULL;

@@ -75,6 +75,7 @@ struct soju_model {
 
     /* one arena holds every activation buffer below */
     void *arena;
+    size_t arena_bytes;
     layer_acts *acts; /* L entries */
     void *res_final;  /* (BT, C) output of the last layer */
     void *lnf;        /* (BT, C) */

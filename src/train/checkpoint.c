@@ -64,6 +64,11 @@ int soju_checkpoint_save_moments(const char *dir, soju_model *m, soju_adamw *opt
 
 int soju_checkpoint_load_model(const char *dir, const char *device, int max_B, int max_T, soju_model **out,
                                soju_err *err) {
+    return soju_checkpoint_load_model_ex(dir, device, max_B, max_T, NULL, out, err);
+}
+
+int soju_checkpoint_load_model_ex(const char *dir, const char *device, int max_B, int max_T,
+                                  const soju_model_options *opt, soju_model **out, soju_err *err) {
     char *ck;
     int rc = soju_checkpoint_resolve(dir, &ck, err);
     if (rc) return rc;
@@ -75,7 +80,7 @@ int soju_checkpoint_load_model(const char *dir, const char *device, int max_B, i
         rc = soju_errf(err, SOJU_EIO, "%s: missing (the checkpoint has no weights)", st_path);
     if (rc == SOJU_OK) {
         if (max_T <= 0) max_T = cfg.max_position_embeddings;
-        rc = soju_model_create(&m, &cfg, device, max_B, max_T, err);
+        rc = soju_model_create_ex(&m, &cfg, device, max_B, max_T, opt, err);
     }
     if (rc == SOJU_OK) rc = soju_model_load_safetensors(m, st_path, err);
     if (rc != SOJU_OK) {

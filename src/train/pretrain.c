@@ -306,13 +306,14 @@ static int setup(run *r, soju_err *err) {
     r->dir = o->resume_dir ? o->resume_dir : o->out_dir;
     if (!r->dir) return soju_errf(err, SOJU_EARG, "give the run directory: --out RUN_DIR");
     int rc;
+    soju_model_options mopt = {.recompute = o->recompute};
     if (o->resume_dir) {
         char *ck = soju_checkpoint_latest(o->resume_dir);
         if (!ck)
             return soju_errf(err, SOJU_EIO, "%s: nothing to resume (no checkpoints/step_* directory)", o->resume_dir);
         snprintf(r->last_ckpt, sizeof r->last_ckpt, "%s", ck);
         rc = plan_resume(r, ck, err);
-        if (rc == SOJU_OK) rc = soju_checkpoint_load_model(ck, o->device, r->st.micro_B, r->st.T, &r->model, err);
+        if (rc == SOJU_OK) rc = soju_checkpoint_load_model_ex(ck, o->device, r->st.micro_B, r->st.T, &mopt, &r->model, err);
         free(ck);
         if (rc) return rc;
     } else {
@@ -331,10 +332,11 @@ static int setup(run *r, soju_err *err) {
                 return soju_errf(err, SOJU_EARG, "--seq-len %d exceeds max_position_embeddings %d of %s", r->st.T,
                                  cfg.max_position_embeddings, o->config_path);
             if (o->tokenizer) take_vocab(&cfg, o->tokenizer, o->config_path);
-            if ((rc = soju_model_create(&r->model, &cfg, o->device, r->st.micro_B, r->st.T, err))) return rc;
+            if ((rc = soju_model_create_ex(&r->model, &cfg, o->device, r->st.micro_B, r->st.T, &mopt, err))) return rc;
             soju_model_init_weights(r->model, o->init_seed);
         } else {
-            if ((rc = soju_checkpoint_load_model(o->init_dir, o->device, r->st.micro_B, r->st.T, &r->model, err)))
+            if ((rc = soju_checkpoint_load_model_ex(o->init_dir, o->device, r->st.micro_B, r->st.T, &mopt, &r->model,
+                                                    err)))
                 return rc;
         }
     }
@@ -421,11 +423,13 @@ int soju_pretrain(const soju_pretrain_opts *o, soju_pretrain_summary *sum, soju_
     long end = st->total_steps;
     if (o->stop_at > 0 && o->stop_at < end) end = o->stop_at;
     sum->n_params = (long)soju_model_num_params(r.model);
+    sum->activation_bytes = soju_model_activation_bytes(r.model);
     char note[96];
     world_note(&r, note, sizeof note);
     if (r.rank == 0)
-        soju_log("%s: %ld params, %ssteps %ld..%ld of %ld, %ld tokens/step (%d x %d x %d accum%s), %s schedule, lr %g",
-                 r.dir, sum->n_params, o->resume_dir ? "resuming, " : "", first_step + 1, end, st->total_steps,
+        soju_log("%s: %ld params, %.0f MB activations%s, %ssteps %ld..%ld of %ld, %ld tokens/step (%d x %d x %d accum%s), %s schedule, lr %g",
+                 r.dir, sum->n_params, sum->activation_bytes / 1e6, o->recompute ? " (recompute)" : "",
+                 o->resume_dir ? "resuming, " : "", first_step + 1, end, st->total_steps,
                  st->batch_tokens, st->micro_B, st->T, st->accum, note, soju_sched_name(st->train.sched.kind),
                  st->train.sched.peak_lr);
 

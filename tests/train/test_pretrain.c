@@ -170,6 +170,41 @@ static void check_resume_exact(const char *name, const char *cfg) {
 }
 
 TEST(resume_is_bit_identical_llama) { check_resume_exact("pretrain_resume_llama", llama_cfg); }
+
+/* --recompute trades memory for time only: a run with it (interrupted and
+ * resumed with it) ends with the same bits as a run without. */
+static void check_recompute_same(const char *name, const char *cfg) {
+    fixture f = setup(name, cfg);
+    char *a = path_in(dir_, "a"), *b = path_in(dir_, "b");
+    soju_pretrain_summary sa, sb;
+    soju_err err;
+    soju_pretrain_opts o = opts_for(&f, a);
+    CHECK_OK(run(&o, &sa, &err));
+    o = opts_for(&f, b);
+    o.recompute = 1;
+    o.stop_at = 4;
+    CHECK_OK(run(&o, &sb, &err));
+    soju_pretrain_opts r;
+    soju_pretrain_defaults(&r);
+    r.resume_dir = b;
+    r.recompute = 1;
+    r.quiet = 1;
+    CHECK_OK(run(&r, &sb, &err));
+    CHECK(sa.last_loss == sb.last_loss);
+    CHECK_MSG(sb.activation_bytes < sa.activation_bytes, "recompute did not shrink the activations: %zu vs %zu",
+              sb.activation_bytes, sa.activation_bytes);
+    char fa[512], fb[512];
+    snprintf(fa, sizeof fa, "%s/checkpoints/step_00000008/model.safetensors", a);
+    snprintf(fb, sizeof fb, "%s/checkpoints/step_00000008/model.safetensors", b);
+    CHECK_MSG(same_file(fa, fb), "weights differ with --recompute");
+    char *ma = metrics_without_times(a), *mb = metrics_without_times(b);
+    CHECK_STR(mb, ma);
+    free(ma), free(mb), free(a), free(b);
+    fixture_free(&f);
+}
+
+TEST(recompute_gives_the_same_run_llama) { check_recompute_same("pretrain_recompute_llama", llama_cfg); }
+TEST(recompute_gives_the_same_run_gpt2) { check_recompute_same("pretrain_recompute_gpt2", gpt2_cfg); }
 TEST(resume_is_bit_identical_gpt2) { check_resume_exact("pretrain_resume_gpt2", gpt2_cfg); }
 
 TEST(checkpoint_roundtrip_and_init) {
@@ -415,5 +450,6 @@ TEST(bad_checkpoints) {
     fixture_free(&f);
 }
 
-TEST_MAIN(resume_is_bit_identical_llama, resume_is_bit_identical_gpt2, checkpoint_roundtrip_and_init,
+TEST_MAIN(resume_is_bit_identical_llama, resume_is_bit_identical_gpt2, recompute_gives_the_same_run_llama,
+          recompute_gives_the_same_run_gpt2, checkpoint_roundtrip_and_init,
           options_are_checked, nan_stops_before_the_update, divergence_keeps_last_good_checkpoint, bad_checkpoints)

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Build soju's GPU check programs on a machine WITHOUT a GPU (nvcc present),
+# for a GPU machine WITHOUT soju's Debian libraries: the binaries go to
+# .gpu/bin and the non-system shared libraries they load to .gpu/lib, with the
+# check scripts beside them. On the GPU machine:
+#   LD_LIBRARY_PATH=$PWD/.gpu/lib:/usr/local/cuda/lib64 \
+#     SOJU_GPU_BIN=$PWD/.gpu/bin SOJU_GPU_LIB=$PWD/.gpu/lib bash scripts/gpu_check.sh
+# The CPU code is built for x86-64-v3 (AVX2/FMA), not this machine's own CPU,
+# and the CUDA code for sm_90 (H100/H200).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+B=build-gpubundle
+cmake -S . -B $B -DCMAKE_BUILD_TYPE=Release -DSOJU_NATIVE=OFF -DCMAKE_C_FLAGS="-march=x86-64-v3" \
+  -DSOJU_CUDA=ON -DSOJU_CUDA_ARCHS=90 >/dev/null
+progs=(soju gpu_train ops_test_cuda_ops model_test_cuda_step ops_test_optimizer_ops model_test_recompute ops_test_layer_ops)
+cmake --build $B -j "$(nproc)" --target "${progs[@]}" >/dev/null
+rm -rf .gpu && mkdir -p .gpu/bin .gpu/lib
+for p in "${progs[@]}"; do cp $B/$p .gpu/bin/; done
+# Libraries the GPU machine lacks: everything ldd resolves outside libc's own
+# set and outside CUDA (the GPU machine has its own driver and toolkit).
+for p in "${progs[@]}"; do ldd ".gpu/bin/$p"; done | awk '/=> \// {print $1, $3}' | sort -u |
+  while read -r name path; do
+    case "$name" in
+      libc.so*|libm.so*|libpthread.so*|libdl.so*|librt.so*|ld-linux*|libstdc++.so*|libgcc_s.so*) ;;
+      libcuda.so*|libcudart.so*|libcublas*|libnccl.so*|libnvidia*) ;;
+      *) cp -L "$path" ".gpu/lib/$name" ;;
+    esac
+  done
+cp scripts/gpu_check.sh scripts/demo_corpus.sh bench/gpt2_torch_compile.py .gpu/
+du -sh .gpu
