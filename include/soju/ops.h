@@ -32,6 +32,8 @@ typedef struct soju_ops_limits {
     int max_B, max_T;          /* batch rows and sequence length */
     int NH, NKV, head_dim;     /* attention heads, key/value heads */
     int C;                     /* hidden size (norm widths) */
+    int max_in, max_out;       /* widest matmul input (C, NH hd, MLP width) and output (vocab, fused qkv, ...);
+                                  0 = unknown (a backend then sizes matmul scratch on first use) */
 } soju_ops_limits;
 
 typedef struct soju_backend_ops {

@@ -106,6 +106,7 @@ void cpu_copy_rows(soju_backend *be, void *dst, size_t dst_stride, const void *s
 /* Size every scratch slot for the largest calls up front. */
 static void cpu_reserve(soju_backend *be, const soju_ops_limits *lim) {
     cpu_norm_reserve(be, lim->C);
+    cpu_matmul_reserve(be, lim->max_B * lim->max_T, lim->max_in, lim->max_out);
     cpu_attention_reserve(be, lim->max_B, lim->max_T, lim->NH, lim->NKV, lim->head_dim);
 }
 

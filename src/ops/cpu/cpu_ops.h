@@ -28,7 +28,7 @@ void soju_cpu_backend_free(soju_backend *be);
  * Some ops need working memory (per-thread tiles, partial sums). The backend
  * keeps one grow-only buffer per slot: the first training step sizes them and
  * later steps allocate nothing. Call outside parallel regions. */
-enum { CPU_SCRATCH_A = 0, CPU_SCRATCH_B, CPU_SCRATCH_C, CPU_SCRATCH_SLOTS };
+enum { CPU_SCRATCH_A = 0, CPU_SCRATCH_B, CPU_SCRATCH_C, CPU_SCRATCH_GEMM, CPU_SCRATCH_SLOTS };
 
 typedef struct cpu_state {
     float *scratch[CPU_SCRATCH_SLOTS];
@@ -98,11 +98,24 @@ void cpu_encoder_forward(soju_backend *be, void *out, const int32_t *tokens, con
 void cpu_encoder_backward(soju_backend *be, float *dwte, float *dwpe, const void *dout, const int32_t *tokens,
                           const int32_t *positions, int BT, int C);
 
+/* gemm.c: C = alpha op(A) op(B) + beta C, row-major (as cblas_sgemm with
+ * CblasRowMajor; ta, tb: 1 = transposed). cpu_gemm runs on the OpenMP team
+ * (call it outside parallel regions) with scratch from the backend;
+ * cpu_gemm_serial runs on the calling thread with the caller's scratch of
+ * cpu_gemm_scratch_floats(M, N, K, 1) floats. */
+void cpu_gemm(soju_backend *be, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+              const float *B, int ldb, float beta, float *C, int ldc);
+void cpu_gemm_serial(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                     float beta, float *C, int ldc, float *scratch);
+size_t cpu_gemm_scratch_floats(int M, int N, int K, int threads);
+
 /* matmul.c */
 void cpu_matmul_forward(soju_backend *be, void *out, const void *inp, const void *weight, const void *bias, int BT,
                         int C, int OC);
 void cpu_matmul_backward(soju_backend *be, void *dinp, float *dweight, float *dbias, const void *dout,
                          const void *inp, const void *weight, int BT, int C, int OC, int accumulate_dinp);
+/* Scratch for every matmul of up to BT rows, inputs up to max_in wide and outputs up to max_out. */
+void cpu_matmul_reserve(soju_backend *be, int BT, int max_in, int max_out);
 
 /* norm.c */
 void cpu_rmsnorm_forward(soju_backend *be, void *out, float *rstd, const void *inp, const void *weight, int BT,

@@ -1,14 +1,11 @@
-/* Linear layers through BLAS: out = inp W^T + b and its backward.
- * W is (OC, C) row-major (nn.Linear layout), so the forward is one sgemm
- * with W transposed, and the backward two more. */
-#include <cblas.h>
-
+/* Linear layers: out = inp W^T + b and its backward.
+ * W is (OC, C) row-major (nn.Linear layout), so the forward is one product
+ * with W transposed, and the backward two more (gemm.c). */
 #include "cpu_ops.h"
 
 /* out (BT, OC) = inp (BT, C) . weight (OC, C)^T + bias (OC) */
 void cpu_matmul_forward(soju_backend *be, void *out_, const void *inp, const void *weight, const void *bias_, int BT,
                         int C, int OC) {
-    (void)be;
     float *out = out_;
     const float *bias = bias_;
     float beta = 0.0f;
@@ -17,7 +14,7 @@ void cpu_matmul_forward(soju_backend *be, void *out_, const void *inp, const voi
         for (int r = 0; r < BT; r++) memcpy(out + (size_t)r * OC, bias, OC * sizeof(float));
         beta = 1.0f;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, BT, OC, C, 1.0f, inp, C, weight, C, beta, out, OC);
+    cpu_gemm(be, 0, 1, BT, OC, C, 1.0f, inp, C, weight, C, beta, out, OC);
 }
 
 /* dbias (OC) += column sums of dout (BT, OC). Threads split the columns, so
@@ -36,13 +33,25 @@ static void bias_backward(float *dbias, const float *dout, int BT, int OC) {
 
 void cpu_matmul_backward(soju_backend *be, void *dinp, float *dweight, float *dbias, const void *dout,
                          const void *inp, const void *weight, int BT, int C, int OC, int accumulate_dinp) {
-    (void)be;
     /* dinp (BT, C) = dout (BT, OC) . weight (OC, C) */
     if (dinp)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, BT, C, OC, 1.0f, dout, OC, weight, C,
-                    accumulate_dinp ? 1.0f : 0.0f, dinp, C);
+        cpu_gemm(be, 0, 0, BT, C, OC, 1.0f, dout, OC, weight, C, accumulate_dinp ? 1.0f : 0.0f, dinp, C);
     /* dweight (OC, C) += dout^T (OC, BT) . inp (BT, C) */
     if (dweight)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, BT, 1.0f, dout, OC, inp, C, 1.0f, dweight, C);
+        cpu_gemm(be, 1, 0, OC, C, BT, 1.0f, dout, OC, inp, C, 1.0f, dweight, C);
     if (dbias) bias_backward(dbias, dout, BT, OC);
+}
+
+/* The three products of a linear layer are (M, N, K) = (BT, OC, C) forward,
+ * (BT, C, OC) for dinp and (OC, C, BT) for dweight; the scratch grows with N
+ * and K (and with M up to a bound), so the widest shapes cover all others. */
+void cpu_matmul_reserve(soju_backend *be, int BT, int max_in, int max_out) {
+    if (max_in <= 0 || max_out <= 0) return;
+    int nt = omp_get_max_threads();
+    size_t need = cpu_gemm_scratch_floats(BT, max_out, max_in, nt);
+    size_t back = cpu_gemm_scratch_floats(BT, max_in, max_out, nt);
+    size_t dw = cpu_gemm_scratch_floats(max_out, max_in, BT, nt);
+    need = back > need ? back : need;
+    need = dw > need ? dw : need;
+    if (need) cpu_scratch(be, CPU_SCRATCH_GEMM, need);
 }

@@ -1,0 +1,309 @@
+/* Single-precision matrix products for the CPU backend:
+ *
+ *   C (M, N) = alpha op(A) (M, K) op(B) (K, N) + beta C,   all row-major,
+ *   op(X) = X or X^T (trans_a, trans_b), as cblas_sgemm with CblasRowMajor.
+ *
+ * Why not just OpenBLAS: at the shapes of a small transformer (K or N of a
+ * few hundred) OpenBLAS's sgemm runs at about 70% of this CPU's fp32 peak,
+ * and its threads wait on each other (sched_yield) inside every call. The
+ * product here is the usual blocked design (Goto & van de Geijn, "Anatomy of
+ * high-performance matrix multiplication", 2008, and BLIS) around an
+ * AVX-512 micro-kernel, and needs no synchronization inside a call:
+ *
+ *   - each thread owns a contiguous share of the rows of C (of the columns
+ *     when the rows are too few), in whole micro-tiles;
+ *   - for each block of NC columns and KC rows of op(B), the thread packs it
+ *     into panels of NR = 32 columns, k-major (panel[k][0..32)), which stay
+ *     in L2; then for each block of MC rows of op(A) it packs panels of
+ *     MR = 14 rows (panel[k][0..14)), each small enough to stay in L1 while
+ *     it meets every B panel of the block;
+ *   - the micro-kernel keeps a 14 x 32 block of C in 28 zmm registers and per
+ *     k does 2 vector loads of B, 14 broadcasts of A and 28 FMAs, prefetching
+ *     the B panel ahead (it streams from L2) and the C tile it ends with.
+ *
+ * Each element of C is summed over k in the same order whatever the thread
+ * count (K-blocks in order, k in order inside a block), so results are
+ * deterministic and do not depend on the number of threads.
+ *
+ * Built without AVX-512, or for very few rows (packing all of op(B) would
+ * then dominate: decoding), the same entry points call cblas_sgemm. */
+#include <cblas.h>
+
+#include "cpu_ops.h"
+
+#define MR 14    /* rows of the micro-tile (broadcast operand) */
+#define NR 32    /* columns of the micro-tile: two 16-float vectors */
+#define KC 384   /* K-block: an A micro-panel (MR x KC) is 21 KB and stays in L1 */
+#define NC 512   /* N-block: a packed B block (KC x NC) is 768 KB and stays in L2 */
+#define MC 252   /* M-block: rows of op(A) packed at a time (a multiple of MR) */
+#define MIN_M 16 /* below this many rows the product goes to BLAS */
+#define PREFETCH_K 16 /* the kernel prefetches B this many k-steps ahead */
+
+static int round_up(int x, int to) { return (x + to - 1) / to * to; }
+static int min_int(int a, int b) { return a < b ? a : b; }
+
+static void blas_fallback(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                          int ldb, float beta, float *C, int ldc) {
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda,
+                B, ldb, beta, C, ldc);
+}
+
+#ifdef __AVX512F__
+#include <immintrin.h>
+
+/* K is cut into equal blocks of at most KC rows. */
+static int k_block(int K) {
+    int blocks = (K + KC - 1) / KC;
+    return blocks ? (K + blocks - 1) / blocks : 1;
+}
+
+/* ---------------------------------------------------------------- micro-kernel */
+
+/* C[0..14)[0..32) = alpha * sum_k a[k][i] b[k][j] + beta * C   (C not read when beta == 0).
+ * a: MR floats per k, b: NR floats per k. Not inlined: on its own the
+ * compiler keeps all 28 accumulators and both B vectors in registers. */
+__attribute__((noinline)) static void kernel_14x32(int kc, const float *restrict a, const float *restrict b,
+                                                   float *restrict c, long ldc, float alpha, float beta) {
+    __m512 zero = _mm512_setzero_ps();
+#define ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13)
+#define DECLARE(i) __m512 c##i##a = zero, c##i##b = zero;
+#define FMA_ROW(i)                                                                                                     \
+    {                                                                                                                  \
+        __m512 ai = _mm512_set1_ps(a[i]);                                                                              \
+        c##i##a = _mm512_fmadd_ps(ai, b0, c##i##a);                                                                    \
+        c##i##b = _mm512_fmadd_ps(ai, b1, c##i##b);                                                                    \
+    }
+    ROWS(DECLARE)
+#define PREFETCH_ROW(i)                                                                                                \
+    _mm_prefetch((const char *)(c + (long)(i) * ldc), _MM_HINT_T0);                                                    \
+    _mm_prefetch((const char *)(c + (long)(i) * ldc + 16), _MM_HINT_T0);
+    ROWS(PREFETCH_ROW) /* the tile is read (beta != 0) or written at the end */
+    for (int k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+        _mm_prefetch((const char *)(b + PREFETCH_K * NR), _MM_HINT_T0);
+        _mm_prefetch((const char *)(b + PREFETCH_K * NR + 16), _MM_HINT_T0);
+        ROWS(FMA_ROW)
+        a += MR;
+        b += NR;
+    }
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+#define STORE_ROW(i)                                                                                                   \
+    {                                                                                                                  \
+        float *p = c + (long)(i) * ldc;                                                                                \
+        if (beta == 0.0f) {                                                                                            \
+            _mm512_storeu_ps(p, _mm512_mul_ps(va, c##i##a));                                                           \
+            _mm512_storeu_ps(p + 16, _mm512_mul_ps(va, c##i##b));                                                      \
+        } else {                                                                                                       \
+            _mm512_storeu_ps(p, _mm512_fmadd_ps(va, c##i##a, _mm512_mul_ps(vb, _mm512_loadu_ps(p))));                  \
+            _mm512_storeu_ps(p + 16, _mm512_fmadd_ps(va, c##i##b, _mm512_mul_ps(vb, _mm512_loadu_ps(p + 16))));        \
+        }                                                                                                              \
+    }
+    ROWS(STORE_ROW)
+#undef ROWS
+#undef DECLARE
+#undef FMA_ROW
+#undef STORE_ROW
+#undef PREFETCH_ROW
+}
+
+/* A partial tile (mr < MR or nr < NR): the kernel writes a full tile into a
+ * local buffer (the padding of the packed panels is zero), then the valid
+ * part goes to C. */
+static void kernel_edge(int kc, const float *a, const float *b, float *c, long ldc, int mr, int nr, float alpha,
+                        float beta) {
+    float tile[MR * NR];
+    kernel_14x32(kc, a, b, tile, NR, alpha, 0.0f);
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++) {
+            float *p = c + (long)i * ldc + j;
+            *p = beta == 0.0f ? tile[i * NR + j] : tile[i * NR + j] + beta * *p;
+        }
+}
+
+/* ---------------------------------------------------------------- packing */
+
+/* Transpose the 16 x 16 block held in r[0..16) (row i in r[i]) in registers:
+ * 2-element, 4-element, 8-element, then 16-element interleaves. */
+static inline void transpose16(__m512 r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]);
+        __m512d c = _mm512_castps_pd(t[i + 2]), d = _mm512_castps_pd(t[i + 3]);
+        r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    for (int i = 0; i < 4; i++) {
+        t[i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0x88);
+        t[4 + i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0xdd);
+        t[8 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0x88);
+        t[12 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0xdd);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
+        r[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xdd);
+        r[4 + i] = _mm512_shuffle_f32x4(t[4 + i], t[12 + i], 0x88);
+        r[12 + i] = _mm512_shuffle_f32x4(t[4 + i], t[12 + i], 0xdd);
+    }
+}
+
+/* Panel of `width` lanes from a matrix whose lanes are ROWS of src (stride
+ * ld): dst[k * width + i] = src[i * ld + k] for i < n (0 for n <= i < width),
+ * k < kc. 16 x 16 blocks go through registers. */
+static void pack_rows(float *restrict dst, int width, const float *src, long ld, int n, int kc) {
+    __m512 r[16];
+    for (int i0 = 0; i0 < width; i0 += 16) {
+        int lanes = width - i0 < 16 ? width - i0 : 16;
+        __mmask16 keep = (__mmask16)((1u << lanes) - 1);
+        int k = 0;
+        for (; k + 16 <= kc; k += 16) {
+            for (int i = 0; i < 16; i++)
+                r[i] = i0 + i < n ? _mm512_loadu_ps(src + (long)(i0 + i) * ld + k) : _mm512_setzero_ps();
+            transpose16(r);
+            for (int j = 0; j < 16; j++) _mm512_mask_storeu_ps(dst + (long)(k + j) * width + i0, keep, r[j]);
+        }
+        for (; k < kc; k++)
+            for (int i = 0; i < lanes; i++) dst[(long)k * width + i0 + i] = i0 + i < n ? src[(long)(i0 + i) * ld + k] : 0.0f;
+    }
+}
+
+/* Panel of `width` lanes from a matrix whose lanes are COLUMNS of src:
+ * dst[k * width + i] = src[k * ld + i] for i < n (0 beyond), k < kc. */
+static void pack_cols(float *restrict dst, int width, const float *src, long ld, int n, int kc) {
+    for (int i0 = 0; i0 < width; i0 += 16) {
+        int lanes = width - i0 < 16 ? width - i0 : 16, valid = n - i0 < 0 ? 0 : (n - i0 < 16 ? n - i0 : 16);
+        __mmask16 keep = (__mmask16)((1u << lanes) - 1), load = (__mmask16)((1u << valid) - 1);
+        for (int k = 0; k < kc; k++)
+            _mm512_mask_storeu_ps(dst + (long)k * width + i0, keep, _mm512_maskz_loadu_ps(load, src + (long)k * ld + i0));
+    }
+}
+
+/* op(A) rows [i0, i0 + mc) x K-range [k0, k0 + kc) into MR-row panels, each kc x MR. */
+static void pack_a(float *restrict ap, int ta, const float *A, long lda, int i0, int mc, int k0, int kc) {
+    if (ta) { /* rows of op(A) are columns of A: walk each row of A once, across all panels */
+        for (int k = 0; k < kc; k++) {
+            const float *src = A + (long)(k0 + k) * lda + i0;
+            for (int ir = 0; ir < mc; ir += MR) {
+                int mr = mc - ir < MR ? mc - ir : MR;
+                _mm512_mask_storeu_ps(ap + (long)ir * kc + (long)k * MR, (__mmask16)((1u << MR) - 1),
+                                      _mm512_maskz_loadu_ps((__mmask16)((1u << mr) - 1), src + ir));
+            }
+        }
+        return;
+    }
+    for (int ir = 0; ir < mc; ir += MR) {
+        int mr = mc - ir < MR ? mc - ir : MR;
+        pack_rows(ap + (long)ir * kc, MR, A + (long)(i0 + ir) * lda + k0, lda, mr, kc);
+    }
+}
+
+/* op(B) K-range [k0, k0 + kc) x columns [j0, j0 + nc) into NR-column panels, each kc x NR. */
+static void pack_b(float *restrict bp, int tb, const float *B, long ldb, int j0, int nc, int k0, int kc) {
+    for (int jr = 0; jr < nc; jr += NR) {
+        int nr = nc - jr < NR ? nc - jr : NR;
+        if (tb) pack_rows(bp + (long)jr * kc, NR, B + (long)(j0 + jr) * ldb + k0, ldb, nr, kc);
+        else pack_cols(bp + (long)jr * kc, NR, B + (long)k0 * ldb + j0 + jr, ldb, nr, kc);
+    }
+}
+
+/* ---------------------------------------------------------------- blocked product */
+
+typedef struct {
+    int ta, tb, M, N, K, lda, ldb, ldc, kcs;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+} gemm_args;
+
+/* C rows [m0, m1) x columns [n0, n1): for each NC x KC block of op(B),
+ * packed into bp (stays in L2), every MC-row block of op(A) is packed into
+ * ap and swept: an A micro-panel (L1) meets each B panel of the block. */
+static void gemm_block(const gemm_args *g, int m0, int m1, int n0, int n1, float *ap, float *bp) {
+    for (int jc = n0; jc < n1; jc += NC) {
+        int nc = n1 - jc < NC ? n1 - jc : NC;
+        for (int pc = 0; pc < g->K; pc += g->kcs) {
+            int kc = g->K - pc < g->kcs ? g->K - pc : g->kcs;
+            float beta = pc > 0 ? 1.0f : g->beta;
+            pack_b(bp, g->tb, g->B, g->ldb, jc, nc, pc, kc);
+            for (int ic = m0; ic < m1; ic += MC) {
+                int mc = m1 - ic < MC ? m1 - ic : MC;
+                pack_a(ap, g->ta, g->A, g->lda, ic, mc, pc, kc);
+                for (int ir = 0; ir < mc; ir += MR) {
+                    int mr = mc - ir < MR ? mc - ir : MR;
+                    for (int jr = 0; jr < nc; jr += NR) {
+                        int nr = nc - jr < NR ? nc - jr : NR;
+                        float *c = g->C + (long)(ic + ir) * g->ldc + jc + jr;
+                        const float *a = ap + (long)ir * kc, *b = bp + (long)jr * kc;
+                        if (mr == MR && nr == NR) kernel_14x32(kc, a, b, c, g->ldc, g->alpha, beta);
+                        else kernel_edge(kc, a, b, c, g->ldc, mr, nr, g->alpha, beta);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* Thread t of nt takes a contiguous share of the rows (or, when the rows
+ * are too few to share, of the columns), in whole micro-tiles. */
+static void gemm_share(const gemm_args *g, int t, int nt, float *ap, float *bp) {
+    int by_rows = g->M / nt >= 4 * MR || g->M >= g->N;
+    int unit = by_rows ? MR : NR, total = by_rows ? g->M : g->N, tiles = (total + unit - 1) / unit;
+    int lo = (int)((long)tiles * t / nt) * unit, hi = (int)((long)tiles * (t + 1) / nt) * unit;
+    hi = hi < total ? hi : total;
+    if (lo >= hi) return;
+    if (by_rows) gemm_block(g, lo, hi, 0, g->N, ap, bp);
+    else gemm_block(g, 0, g->M, lo, hi, ap, bp);
+}
+
+static int use_kernel(int M, int N, int K) { return M >= MIN_M && N > 0 && K > 0; }
+
+/* Packing room of one thread: an A block then a B block. */
+static size_t a_block_floats(int M, int K) { return (size_t)round_up(min_int(M, MC), MR) * min_int(K, KC); }
+#endif /* __AVX512F__ */
+
+/* ---------------------------------------------------------------- entry points */
+
+size_t cpu_gemm_scratch_floats(int M, int N, int K, int threads) {
+    if (M <= 0 || N <= 0 || K <= 0) return 0;
+    size_t a = (size_t)round_up(min_int(M, MC), MR) * min_int(K, KC);
+    size_t b = (size_t)round_up(min_int(N, NC), NR) * min_int(K, KC);
+    return (size_t)threads * (a + b);
+}
+
+void cpu_gemm_serial(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                     float beta, float *C, int ldc, float *scratch) {
+#ifdef __AVX512F__
+    if (use_kernel(M, N, K)) {
+        gemm_args g = {ta, tb, M, N, K, lda, ldb, ldc, k_block(K), alpha, beta, A, B, C};
+        gemm_block(&g, 0, M, 0, N, scratch, scratch + a_block_floats(M, K));
+        return;
+    }
+#endif
+    (void)scratch;
+    blas_fallback(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void cpu_gemm(soju_backend *be, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+              const float *B, int ldb, float beta, float *C, int ldc) {
+#ifdef __AVX512F__
+    if (use_kernel(M, N, K)) {
+        int nt = omp_get_max_threads();
+        size_t per_thread = cpu_gemm_scratch_floats(M, N, K, 1);
+        float *scratch = cpu_scratch(be, CPU_SCRATCH_GEMM, per_thread * nt);
+        gemm_args g = {ta, tb, M, N, K, lda, ldb, ldc, k_block(K), alpha, beta, A, B, C};
+#pragma omp parallel
+        {
+            float *ap = scratch + per_thread * omp_get_thread_num();
+            gemm_share(&g, omp_get_thread_num(), omp_get_num_threads(), ap, ap + a_block_floats(M, K));
+        }
+        return;
+    }
+#endif
+    (void)be;
+    blas_fallback(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
