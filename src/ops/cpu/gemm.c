@@ -8,15 +8,14 @@
  * and its threads wait on each other (sched_yield) inside every call. The
  * product here is the usual blocked design (Goto & van de Geijn, "Anatomy of
  * high-performance matrix multiplication", 2008, and BLIS) around an
- * AVX-512 micro-kernel, and needs no synchronization inside a call:
+ * AVX-512 micro-kernel, and synchronizes once per block of op(B):
  *
- *   - each thread owns a contiguous share of the rows of C (of the columns
- *     when the rows are too few), in whole micro-tiles;
- *   - for each block of NC columns and KC rows of op(B), the thread packs it
- *     into panels of NR = 32 columns, k-major (panel[k][0..32)), which stay
- *     in L2; then for each block of MC rows of op(A) it packs panels of
- *     MR = 14 rows (panel[k][0..14)), each small enough to stay in L1 while
- *     it meets every B panel of the block;
+ *   - op(B) is cut into blocks of NC columns and KC rows; the threads pack a
+ *     block together into panels of NR = 32 columns, k-major
+ *     (panel[k][0..32)), which stay in L2; after one barrier they take
+ *     chunks of rows of C dynamically, each packing its rows of op(A) into
+ *     panels of MR = 14 rows (panel[k][0..14)), small enough to stay in L1
+ *     while they meet every B panel of the block;
  *   - the micro-kernel keeps a 14 x 32 block of C in 28 zmm registers and per
  *     k does 2 vector loads of B, 14 broadcasts of A and 28 FMAs, prefetching
  *     the B panel ahead (it streams from L2) and the C tile it ends with.
@@ -220,59 +219,90 @@ typedef struct {
     float *C;
 } gemm_args;
 
-/* C rows [m0, m1) x columns [n0, n1): for each NC x KC block of op(B),
- * packed into bp (stays in L2), every MC-row block of op(A) is packed into
- * ap and swept: an A micro-panel (L1) meets each B panel of the block. */
-static void gemm_block(const gemm_args *g, int m0, int m1, int n0, int n1, float *ap, float *bp) {
-    for (int jc = n0; jc < n1; jc += NC) {
-        int nc = n1 - jc < NC ? n1 - jc : NC;
+/* Rows [ic, ic + mc) of C against one packed block of op(B) (columns
+ * [jc, jc + nc), K-block of depth kc): ap holds the rows' packed A panels,
+ * bp the block's B panels. An A micro-panel stays in L1 while it meets each
+ * B panel, which stream from L2. */
+static void sweep(const gemm_args *g, const float *ap, int ic, int mc, const float *bp, int jc, int nc, int kc,
+                  float beta) {
+    for (int ir = 0; ir < mc; ir += MR) {
+        int mr = mc - ir < MR ? mc - ir : MR;
+        for (int jr = 0; jr < nc; jr += NR) {
+            int nr = nc - jr < NR ? nc - jr : NR;
+            float *c = g->C + (long)(ic + ir) * g->ldc + jc + jr;
+            const float *a = ap + (long)ir * kc, *b = bp + (long)jr * kc;
+            if (mr == MR && nr == NR) kernel_14x32(kc, a, b, c, g->ldc, g->alpha, beta);
+            else kernel_edge(kc, a, b, c, g->ldc, mr, nr, g->alpha, beta);
+        }
+    }
+}
+
+/* The whole product on the calling thread: for each block of op(B), packed
+ * into bp, every MC-row block of op(A) is packed into ap and swept. */
+static void gemm_alone(const gemm_args *g, float *ap, float *bp) {
+    for (int jc = 0; jc < g->N; jc += NC) {
+        int nc = g->N - jc < NC ? g->N - jc : NC;
         for (int pc = 0; pc < g->K; pc += g->kcs) {
             int kc = g->K - pc < g->kcs ? g->K - pc : g->kcs;
-            float beta = pc > 0 ? 1.0f : g->beta;
             pack_b(bp, g->tb, g->B, g->ldb, jc, nc, pc, kc);
-            for (int ic = m0; ic < m1; ic += MC) {
-                int mc = m1 - ic < MC ? m1 - ic : MC;
+            for (int ic = 0; ic < g->M; ic += MC) {
+                int mc = g->M - ic < MC ? g->M - ic : MC;
                 pack_a(ap, g->ta, g->A, g->lda, ic, mc, pc, kc);
-                for (int ir = 0; ir < mc; ir += MR) {
-                    int mr = mc - ir < MR ? mc - ir : MR;
-                    for (int jr = 0; jr < nc; jr += NR) {
-                        int nr = nc - jr < NR ? nc - jr : NR;
-                        float *c = g->C + (long)(ic + ir) * g->ldc + jc + jr;
-                        const float *a = ap + (long)ir * kc, *b = bp + (long)jr * kc;
-                        if (mr == MR && nr == NR) kernel_14x32(kc, a, b, c, g->ldc, g->alpha, beta);
-                        else kernel_edge(kc, a, b, c, g->ldc, mr, nr, g->alpha, beta);
-                    }
-                }
+                sweep(g, ap, ic, mc, bp, jc, nc, kc, pc > 0 ? 1.0f : g->beta);
             }
         }
     }
 }
 
-/* Thread t of nt takes a contiguous share of the rows (or, when the rows
- * are too few to share, of the columns), in whole micro-tiles. */
-static void gemm_share(const gemm_args *g, int t, int nt, float *ap, float *bp) {
-    int by_rows = g->M / nt >= 4 * MR || g->M >= g->N;
-    int unit = by_rows ? MR : NR, total = by_rows ? g->M : g->N, tiles = (total + unit - 1) / unit;
-    int lo = (int)((long)tiles * t / nt) * unit, hi = (int)((long)tiles * (t + 1) / nt) * unit;
-    hi = hi < total ? hi : total;
-    if (lo >= hi) return;
-    if (by_rows) gemm_block(g, lo, hi, 0, g->N, ap, bp);
-    else gemm_block(g, 0, g->M, lo, hi, ap, bp);
+/* The product on the whole OpenMP team (call inside a parallel region):
+ * per block of op(B), the threads pack its panels together into a shared
+ * buffer, meet at a barrier, then take chunks of rows dynamically, so a
+ * thread slowed down by another process on its core takes fewer. Blocks
+ * alternate between two buffers, so one barrier per block suffices: a
+ * thread reaches the barrier of block p only after its chunks of block
+ * p - 1, so once past it nobody reads block p - 1's buffer, which block
+ * p + 1 then reuses. A chunk of rows meets the K-blocks in order (block
+ * p + 1 starts after the barrier that ends block p), so sums keep their
+ * order. */
+static void gemm_team(const gemm_args *g, float *bp2[2], float *ap, int rows) {
+    int t = omp_get_thread_num(), team = omp_get_num_threads(), block = 0;
+    int chunks = (g->M + rows - 1) / rows;
+    for (int jc = 0; jc < g->N; jc += NC) {
+        int nc = g->N - jc < NC ? g->N - jc : NC, panels = (nc + NR - 1) / NR;
+        for (int pc = 0; pc < g->K; pc += g->kcs, block++) {
+            int kc = g->K - pc < g->kcs ? g->K - pc : g->kcs;
+            float *bp = bp2[block & 1];
+            int q0 = panels * t / team, q1 = panels * (t + 1) / team;
+            if (q1 > q0) {
+                int c1 = q1 * NR < nc ? q1 * NR : nc;
+                pack_b(bp + (long)q0 * NR * kc, g->tb, g->B, g->ldb, jc + q0 * NR, c1 - q0 * NR, pc, kc);
+            }
+#pragma omp barrier
+#pragma omp for schedule(dynamic, 1) nowait
+            for (int c = 0; c < chunks; c++) {
+                int ic = c * rows, mc = g->M - ic < rows ? g->M - ic : rows;
+                pack_a(ap, g->ta, g->A, g->lda, ic, mc, pc, kc);
+                sweep(g, ap, ic, mc, bp, jc, nc, kc, pc > 0 ? 1.0f : g->beta);
+            }
+        }
+    }
 }
 
 static int use_kernel(int M, int N, int K) { return M >= MIN_M && N > 0 && K > 0; }
 
-/* Packing room of one thread: an A block then a B block. */
+/* Packing room: A blocks of up to MC rows, B blocks of up to NC columns. */
 static size_t a_block_floats(int M, int K) { return (size_t)round_up(min_int(M, MC), MR) * min_int(K, KC); }
+static size_t b_block_floats(int N, int K) { return (size_t)round_up(min_int(N, NC), NR) * min_int(K, KC); }
 #endif /* __AVX512F__ */
 
 /* ---------------------------------------------------------------- entry points */
 
+/* Room for two B blocks and one A block per thread (covers both entries). */
 size_t cpu_gemm_scratch_floats(int M, int N, int K, int threads) {
     if (M <= 0 || N <= 0 || K <= 0) return 0;
     size_t a = (size_t)round_up(min_int(M, MC), MR) * min_int(K, KC);
     size_t b = (size_t)round_up(min_int(N, NC), NR) * min_int(K, KC);
-    return (size_t)threads * (a + b);
+    return 2 * b + (size_t)threads * a;
 }
 
 void cpu_gemm_serial(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
@@ -280,7 +310,7 @@ void cpu_gemm_serial(int ta, int tb, int M, int N, int K, float alpha, const flo
 #ifdef __AVX512F__
     if (use_kernel(M, N, K)) {
         gemm_args g = {ta, tb, M, N, K, lda, ldb, ldc, k_block(K), alpha, beta, A, B, C};
-        gemm_block(&g, 0, M, 0, N, scratch, scratch + a_block_floats(M, K));
+        gemm_alone(&g, scratch, scratch + a_block_floats(M, K));
         return;
     }
 #endif
@@ -293,14 +323,15 @@ void cpu_gemm(soju_backend *be, int ta, int tb, int M, int N, int K, float alpha
 #ifdef __AVX512F__
     if (use_kernel(M, N, K)) {
         int nt = omp_get_max_threads();
-        size_t per_thread = cpu_gemm_scratch_floats(M, N, K, 1);
-        float *scratch = cpu_scratch(be, CPU_SCRATCH_GEMM, per_thread * nt);
+        float *scratch = cpu_scratch(be, CPU_SCRATCH_GEMM, cpu_gemm_scratch_floats(M, N, K, nt));
         gemm_args g = {ta, tb, M, N, K, lda, ldb, ldc, k_block(K), alpha, beta, A, B, C};
+        size_t b = b_block_floats(N, K), a = a_block_floats(M, K);
+        float *bp2[2] = {scratch, scratch + b};
+        /* about four chunks of rows per thread, whole micro-panels, at most MC */
+        int rows = round_up((M + 4 * nt - 1) / (4 * nt), MR);
+        rows = rows > MC ? MC : rows;
 #pragma omp parallel
-        {
-            float *ap = scratch + per_thread * omp_get_thread_num();
-            gemm_share(&g, omp_get_thread_num(), omp_get_num_threads(), ap, ap + a_block_floats(M, K));
-        }
+        gemm_team(&g, bp2, scratch + 2 * b + a * omp_get_thread_num(), rows);
         return;
     }
 #endif
