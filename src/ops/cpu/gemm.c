@@ -151,7 +151,14 @@ static inline void transpose16(__m512 r[16]) {
     }
 }
 
-/* Panel of `width` lanes from a matrix whose lanes are ROWS of src (stride
+/* Packing reads operands that are usually not in cache (activations of a
+ * few MB); the loops prefetch the source this far ahead (rows for pack_cols,
+ * floats along a row for pack_rows), so they run at memory bandwidth rather
+ * than latency. */
+#define PREFETCH_ROWS 4
+#define PREFETCH_FLOATS 64
+
+/* Panels of `width` lanes from a matrix whose lanes are ROWS of src (stride
  * ld): dst[k * width + i] = src[i * ld + k] for i < n (0 for n <= i < width),
  * k < kc. 16 x 16 blocks go through registers. */
 static void pack_rows(float *restrict dst, int width, const float *src, long ld, int n, int kc) {
@@ -161,8 +168,15 @@ static void pack_rows(float *restrict dst, int width, const float *src, long ld,
         __mmask16 keep = (__mmask16)((1u << lanes) - 1);
         int k = 0;
         for (; k + 16 <= kc; k += 16) {
-            for (int i = 0; i < 16; i++)
-                r[i] = i0 + i < n ? _mm512_loadu_ps(src + (long)(i0 + i) * ld + k) : _mm512_setzero_ps();
+            for (int i = 0; i < 16; i++) {
+                const float *x = src + (long)(i0 + i) * ld + k;
+                if (i0 + i < n) {
+                    _mm_prefetch((const char *)(x + PREFETCH_FLOATS), _MM_HINT_T0);
+                    r[i] = _mm512_loadu_ps(x);
+                } else {
+                    r[i] = _mm512_setzero_ps();
+                }
+            }
             transpose16(r);
             for (int j = 0; j < 16; j++) _mm512_mask_storeu_ps(dst + (long)(k + j) * width + i0, keep, r[j]);
         }
@@ -171,28 +185,32 @@ static void pack_rows(float *restrict dst, int width, const float *src, long ld,
     }
 }
 
-/* Panel of `width` lanes from a matrix whose lanes are COLUMNS of src:
- * dst[k * width + i] = src[k * ld + i] for i < n (0 beyond), k < kc. */
+/* Consecutive panels of `width` lanes from a matrix whose lanes are COLUMNS
+ * of src: panel p gets dst[p * kc * width + k * width + i] =
+ * src[k * ld + p * width + i] for lanes p * width + i < n (0 beyond), k < kc.
+ * Row by row, so each source row is read once, front to back. */
 static void pack_cols(float *restrict dst, int width, const float *src, long ld, int n, int kc) {
-    for (int i0 = 0; i0 < width; i0 += 16) {
-        int lanes = width - i0 < 16 ? width - i0 : 16, valid = n - i0 < 0 ? 0 : (n - i0 < 16 ? n - i0 : 16);
-        __mmask16 keep = (__mmask16)((1u << lanes) - 1), load = (__mmask16)((1u << valid) - 1);
-        for (int k = 0; k < kc; k++)
-            _mm512_mask_storeu_ps(dst + (long)k * width + i0, keep, _mm512_maskz_loadu_ps(load, src + (long)k * ld + i0));
+    int panels = (n + width - 1) / width;
+    for (int k = 0; k < kc; k++) {
+        const float *row = src + (long)k * ld;
+        if (k + PREFETCH_ROWS < kc)
+            for (int c = 0; c < n; c += 16) _mm_prefetch((const char *)(row + PREFETCH_ROWS * ld + c), _MM_HINT_T0);
+        for (int p = 0; p < panels; p++) {
+            float *d = dst + ((long)p * kc + k) * width;
+            for (int i0 = 0; i0 < width; i0 += 16) {
+                int lanes = width - i0 < 16 ? width - i0 : 16, first = p * width + i0;
+                int valid = n - first < 0 ? 0 : (n - first < lanes ? n - first : lanes);
+                _mm512_mask_storeu_ps(d + i0, (__mmask16)((1u << lanes) - 1),
+                                      _mm512_maskz_loadu_ps((__mmask16)((1u << valid) - 1), row + first));
+            }
+        }
     }
 }
 
 /* op(A) rows [i0, i0 + mc) x K-range [k0, k0 + kc) into MR-row panels, each kc x MR. */
 static void pack_a(float *restrict ap, int ta, const float *A, long lda, int i0, int mc, int k0, int kc) {
-    if (ta) { /* rows of op(A) are columns of A: walk each row of A once, across all panels */
-        for (int k = 0; k < kc; k++) {
-            const float *src = A + (long)(k0 + k) * lda + i0;
-            for (int ir = 0; ir < mc; ir += MR) {
-                int mr = mc - ir < MR ? mc - ir : MR;
-                _mm512_mask_storeu_ps(ap + (long)ir * kc + (long)k * MR, (__mmask16)((1u << MR) - 1),
-                                      _mm512_maskz_loadu_ps((__mmask16)((1u << mr) - 1), src + ir));
-            }
-        }
+    if (ta) { /* the rows of op(A) are columns of A */
+        pack_cols(ap, MR, A + (long)k0 * lda + i0, lda, mc, kc);
         return;
     }
     for (int ir = 0; ir < mc; ir += MR) {
@@ -203,10 +221,13 @@ static void pack_a(float *restrict ap, int ta, const float *A, long lda, int i0,
 
 /* op(B) K-range [k0, k0 + kc) x columns [j0, j0 + nc) into NR-column panels, each kc x NR. */
 static void pack_b(float *restrict bp, int tb, const float *B, long ldb, int j0, int nc, int k0, int kc) {
+    if (!tb) {
+        pack_cols(bp, NR, B + (long)k0 * ldb + j0, ldb, nc, kc);
+        return;
+    }
     for (int jr = 0; jr < nc; jr += NR) {
         int nr = nc - jr < NR ? nc - jr : NR;
-        if (tb) pack_rows(bp + (long)jr * kc, NR, B + (long)(j0 + jr) * ldb + k0, ldb, nr, kc);
-        else pack_cols(bp + (long)jr * kc, NR, B + (long)k0 * ldb + j0 + jr, ldb, nr, kc);
+        pack_rows(bp + (long)jr * kc, NR, B + (long)(j0 + jr) * ldb + k0, ldb, nr, kc);
     }
 }
 
@@ -327,9 +348,11 @@ void cpu_gemm(soju_backend *be, int ta, int tb, int M, int N, int K, float alpha
         gemm_args g = {ta, tb, M, N, K, lda, ldb, ldc, k_block(K), alpha, beta, A, B, C};
         size_t b = b_block_floats(N, K), a = a_block_floats(M, K);
         float *bp2[2] = {scratch, scratch + b};
-        /* about four chunks of rows per thread, whole micro-panels, at most MC */
-        int rows = round_up((M + 4 * nt - 1) / (4 * nt), MR);
-        rows = rows > MC ? MC : rows;
+        /* Small chunks of rows (whole micro-panels) keep the threads' shares
+         * within a chunk of each other; they cost nothing in traffic, since
+         * every micro-panel of A meets the whole B block anyway. */
+        int rows = round_up((M + 8 * nt - 1) / (8 * nt), MR);
+        rows = rows > 4 * MR ? 4 * MR : rows;
 #pragma omp parallel
         gemm_team(&g, bp2, scratch + 2 * b + a * omp_get_thread_num(), rows);
         return;
