@@ -58,11 +58,13 @@ static int k_block(int K) {
 
 /* ---------------------------------------------------------------- micro-kernel */
 
-/* C[0..14)[0..32) = alpha * sum_k a[k][i] b[k][j] + beta * C   (C not read when beta == 0).
- * a: MR floats per k, b: NR floats per k. Not inlined: on its own the
- * compiler keeps all 28 accumulators and both B vectors in registers. */
-__attribute__((noinline)) static void kernel_14x32(int kc, const float *restrict a, const float *restrict b,
-                                                   float *restrict c, long ldc, float alpha, float beta) {
+/* C[0..14)[0..32) = alpha * sum_k a[k][i] b[k][j] + beta * S, where S (stride
+ * lds) is C itself or another matrix (a residual added on the way), and is
+ * not read when beta == 0. a: MR floats per k, b: NR floats per k. Not
+ * inlined: on its own the compiler keeps all 28 accumulators and both B
+ * vectors in registers. */
+__attribute__((noinline)) static void kernel_14x32(int kc, const float *restrict a, const float *restrict b, float *c,
+                                                   long ldc, float alpha, float beta, const float *src, long lds) {
     __m512 zero = _mm512_setzero_ps();
 #define ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13)
 #define DECLARE(i) __m512 c##i##a = zero, c##i##b = zero;
@@ -75,8 +77,12 @@ __attribute__((noinline)) static void kernel_14x32(int kc, const float *restrict
     ROWS(DECLARE)
 #define PREFETCH_ROW(i)                                                                                                \
     _mm_prefetch((const char *)(c + (long)(i) * ldc), _MM_HINT_T0);                                                    \
-    _mm_prefetch((const char *)(c + (long)(i) * ldc + 16), _MM_HINT_T0);
-    ROWS(PREFETCH_ROW) /* the tile is read (beta != 0) or written at the end */
+    _mm_prefetch((const char *)(c + (long)(i) * ldc + 16), _MM_HINT_T0);                                               \
+    if (beta != 0.0f && src != c) {                                                                                    \
+        _mm_prefetch((const char *)(src + (long)(i) * lds), _MM_HINT_T0);                                              \
+        _mm_prefetch((const char *)(src + (long)(i) * lds + 16), _MM_HINT_T0);                                         \
+    }
+    ROWS(PREFETCH_ROW) /* the tile is written at the end */
     for (int k = 0; k < kc; k++) {
         __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
         _mm_prefetch((const char *)(b + PREFETCH_K * NR), _MM_HINT_T0);
@@ -89,12 +95,13 @@ __attribute__((noinline)) static void kernel_14x32(int kc, const float *restrict
 #define STORE_ROW(i)                                                                                                   \
     {                                                                                                                  \
         float *p = c + (long)(i) * ldc;                                                                                \
+        const float *q = src + (long)(i) * lds;                                                                        \
         if (beta == 0.0f) {                                                                                            \
             _mm512_storeu_ps(p, _mm512_mul_ps(va, c##i##a));                                                           \
             _mm512_storeu_ps(p + 16, _mm512_mul_ps(va, c##i##b));                                                      \
         } else {                                                                                                       \
-            _mm512_storeu_ps(p, _mm512_fmadd_ps(va, c##i##a, _mm512_mul_ps(vb, _mm512_loadu_ps(p))));                  \
-            _mm512_storeu_ps(p + 16, _mm512_fmadd_ps(va, c##i##b, _mm512_mul_ps(vb, _mm512_loadu_ps(p + 16))));        \
+            _mm512_storeu_ps(p, _mm512_fmadd_ps(va, c##i##a, _mm512_mul_ps(vb, _mm512_loadu_ps(q))));                  \
+            _mm512_storeu_ps(p + 16, _mm512_fmadd_ps(va, c##i##b, _mm512_mul_ps(vb, _mm512_loadu_ps(q + 16))));        \
         }                                                                                                              \
     }
     ROWS(STORE_ROW)
@@ -109,14 +116,12 @@ __attribute__((noinline)) static void kernel_14x32(int kc, const float *restrict
  * local buffer (the padding of the packed panels is zero), then the valid
  * part goes to C. */
 static void kernel_edge(int kc, const float *a, const float *b, float *c, long ldc, int mr, int nr, float alpha,
-                        float beta) {
-    float tile[MR * NR];
-    kernel_14x32(kc, a, b, tile, NR, alpha, 0.0f);
+                        float beta, const float *src, long lds) {
+    float tile[MR * NR] = {0}; /* (beta = 0: never read; initialized for the compiler) */
+    kernel_14x32(kc, a, b, tile, NR, alpha, 0.0f, tile, NR);
     for (int i = 0; i < mr; i++)
-        for (int j = 0; j < nr; j++) {
-            float *p = c + (long)i * ldc + j;
-            *p = beta == 0.0f ? tile[i * NR + j] : tile[i * NR + j] + beta * *p;
-        }
+        for (int j = 0; j < nr; j++)
+            c[(long)i * ldc + j] = beta == 0.0f ? tile[i * NR + j] : tile[i * NR + j] + beta * src[(long)i * lds + j];
 }
 
 /* ---------------------------------------------------------------- packing */
@@ -238,24 +243,38 @@ typedef struct {
     float alpha, beta;
     const float *A, *B;
     float *C;
+    const cpu_gemm_extra *ex; /* or NULL */
 } gemm_args;
 
 /* Rows [ic, ic + mc) of C against one packed block of op(B) (columns
- * [jc, jc + nc), K-block of depth kc): ap holds the rows' packed A panels,
- * bp the block's B panels. An A micro-panel stays in L1 while it meets each
- * B panel, which stream from L2. */
-static void sweep(const gemm_args *g, const float *ap, int ic, int mc, const float *bp, int jc, int nc, int kc,
-                  float beta) {
+ * [jc, jc + nc), K-block [pc, pc + kc)): ap holds the rows' packed A
+ * panels, bp the block's B panels. An A micro-panel stays in L1 while it
+ * meets each B panel, which stream from L2. The first K-block brings in
+ * beta C (or the extra addend), the last one hands each finished tile to
+ * the extra's callback while it is still in L1. */
+static void sweep(const gemm_args *g, const float *ap, int ic, int mc, const float *bp, int jc, int nc, int pc, int kc) {
+    const cpu_gemm_extra *ex = g->ex;
+    int first = pc == 0, last = pc + kc == g->K;
+    float beta = first ? (ex && ex->add ? 1.0f : g->beta) : 1.0f;
     for (int ir = 0; ir < mc; ir += MR) {
         int mr = mc - ir < MR ? mc - ir : MR;
         for (int jr = 0; jr < nc; jr += NR) {
-            int nr = nc - jr < NR ? nc - jr : NR;
-            float *c = g->C + (long)(ic + ir) * g->ldc + jc + jr;
+            int nr = nc - jr < NR ? nc - jr : NR, i0 = ic + ir, j0 = jc + jr;
+            float *c = g->C + (long)i0 * g->ldc + j0;
+            const float *src = c;
+            long lds = g->ldc;
+            if (first && ex && ex->add) src = ex->add + (long)i0 * ex->ld_add + j0, lds = ex->ld_add;
             const float *a = ap + (long)ir * kc, *b = bp + (long)jr * kc;
-            if (mr == MR && nr == NR) kernel_14x32(kc, a, b, c, g->ldc, g->alpha, beta);
-            else kernel_edge(kc, a, b, c, g->ldc, mr, nr, g->alpha, beta);
+            if (mr == MR && nr == NR) kernel_14x32(kc, a, b, c, g->ldc, g->alpha, beta, src, lds);
+            else kernel_edge(kc, a, b, c, g->ldc, mr, nr, g->alpha, beta, src, lds);
+            if (last && ex && ex->tile_done) ex->tile_done(ex->ctx, g->C, g->ldc, i0, j0, mr, nr);
         }
     }
+}
+
+/* Rows [i0, i0 + n) of C are final (every column, every K-block). */
+static void rows_done(const gemm_args *g, int i0, int n) {
+    if (g->ex && g->ex->rows_done) g->ex->rows_done(g->ex->ctx, g->C, g->ldc, i0, n);
 }
 
 /* The whole product on the calling thread: for each block of op(B), packed
@@ -269,7 +288,8 @@ static void gemm_alone(const gemm_args *g, float *ap, float *bp) {
             for (int ic = 0; ic < g->M; ic += MC) {
                 int mc = g->M - ic < MC ? g->M - ic : MC;
                 pack_a(ap, g->ta, g->A, g->lda, ic, mc, pc, kc);
-                sweep(g, ap, ic, mc, bp, jc, nc, kc, pc > 0 ? 1.0f : g->beta);
+                sweep(g, ap, ic, mc, bp, jc, nc, pc, kc);
+                if (jc + nc == g->N && pc + kc == g->K) rows_done(g, ic, mc);
             }
         }
     }
@@ -303,7 +323,8 @@ static void gemm_team(const gemm_args *g, float *bp2[2], float *ap, int rows) {
             for (int c = 0; c < chunks; c++) {
                 int ic = c * rows, mc = g->M - ic < rows ? g->M - ic : rows;
                 pack_a(ap, g->ta, g->A, g->lda, ic, mc, pc, kc);
-                sweep(g, ap, ic, mc, bp, jc, nc, kc, pc > 0 ? 1.0f : g->beta);
+                sweep(g, ap, ic, mc, bp, jc, nc, pc, kc);
+                if (jc + nc == g->N && pc + kc == g->K) rows_done(g, ic, mc);
             }
         }
     }
@@ -330,7 +351,7 @@ void cpu_gemm_serial(int ta, int tb, int M, int N, int K, float alpha, const flo
                      float beta, float *C, int ldc, float *scratch) {
 #ifdef __AVX512F__
     if (use_kernel(M, N, K)) {
-        gemm_args g = {ta, tb, M, N, K, lda, ldb, ldc, k_block(K), alpha, beta, A, B, C};
+        gemm_args g = {ta, tb, M, N, K, lda, ldb, ldc, k_block(K), alpha, beta, A, B, C, NULL};
         gemm_alone(&g, scratch, scratch + a_block_floats(M, K));
         return;
     }
@@ -339,13 +360,26 @@ void cpu_gemm_serial(int ta, int tb, int M, int N, int K, float alpha, const flo
     blas_fallback(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-void cpu_gemm(soju_backend *be, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-              const float *B, int ldb, float beta, float *C, int ldc) {
+/* Without the kernel: BLAS, with the extras applied around it. */
+static void blas_with_extras(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                             int ldb, float beta, float *C, int ldc, const cpu_gemm_extra *ex) {
+    if (ex && ex->add) { /* C = add, then C += product */
+        if (ex->add != C)
+            for (int i = 0; i < M; i++) memcpy(C + (long)i * ldc, ex->add + (long)i * ex->ld_add, N * sizeof(float));
+        beta = 1.0f;
+    }
+    blas_fallback(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    if (ex && ex->tile_done) ex->tile_done(ex->ctx, C, ldc, 0, 0, M, N);
+    if (ex && ex->rows_done) ex->rows_done(ex->ctx, C, ldc, 0, M);
+}
+
+void cpu_gemm_ex(soju_backend *be, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                 const float *B, int ldb, float beta, float *C, int ldc, const cpu_gemm_extra *ex) {
 #ifdef __AVX512F__
     if (use_kernel(M, N, K)) {
         int nt = omp_get_max_threads();
         float *scratch = cpu_scratch(be, CPU_SCRATCH_GEMM, cpu_gemm_scratch_floats(M, N, K, nt));
-        gemm_args g = {ta, tb, M, N, K, lda, ldb, ldc, k_block(K), alpha, beta, A, B, C};
+        gemm_args g = {ta, tb, M, N, K, lda, ldb, ldc, k_block(K), alpha, beta, A, B, C, ex};
         size_t b = b_block_floats(N, K), a = a_block_floats(M, K);
         float *bp2[2] = {scratch, scratch + b};
         /* Small chunks of rows (whole micro-panels) keep the threads' shares
@@ -359,5 +393,10 @@ void cpu_gemm(soju_backend *be, int ta, int tb, int M, int N, int K, float alpha
     }
 #endif
     (void)be;
-    blas_fallback(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    blas_with_extras(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ex);
+}
+
+void cpu_gemm(soju_backend *be, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+              const float *B, int ldb, float beta, float *C, int ldc) {
+    cpu_gemm_ex(be, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
 }
