@@ -81,7 +81,7 @@ pretrain_check() {
     }
     rm -rf "$t" && mkdir -p "$t"
     bash "$corpus" "$t/corpus.txt" 400
-    soju_env "$bin/soju" shard-text --input "$t/corpus.txt" --out "$t/train.bin" >"$t/shard.log" 2>&1
+    soju_env "$bin/soju" tokenize --tokenizer bytes --quiet --out "$t/train.bin" "$t/corpus.txt" >"$t/shard.log" 2>&1
     cat >"$t/config.json" <<'JSON'
 {"model_type": "llama", "vocab_size": 264, "hidden_size": 128, "intermediate_size": 256,
  "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,

@@ -368,6 +368,7 @@ const char *soju_decon_item_name(const soju_decon *d, long item, char *buf, size
 typedef struct soju_pipeline_opts {
     const char *const *inputs; /* files */
     int n_inputs;
+    const soju_record_format *formats; /* per input (soju/io.h); NULL: all from the file names */
     const char *text_field;    /* "text" */
     const char *out_dir;       /* kept.jsonl.zst, rejects*.jsonl.zst, stats*.json, work/ */
     const char *kept_path;     /* overrides <out_dir>/kept<shard>.jsonl.zst */

@@ -1,5 +1,6 @@
-/* soju/generate.h — text generation: sampling from logits, the text <-> ids
- * step, and the decoding loop over the model's KV cache.
+/* soju/generate.h — text generation: sampling from logits and the decoding
+ * loop over the model's KV cache. Text becomes ids and back through the
+ * tokenizer (soju/tokenizer.h; the byte vocabulary is the spec "bytes").
  *
  * Sampling order (as in Hugging Face transformers): temperature, then top-k,
  * then top-p on the renormalized top-k distribution, then one draw.
@@ -42,52 +43,6 @@ void soju_sampler_free(soju_sampler *s);
 int soju_sample_candidates(soju_sampler *s, const float *logits);
 /* Draw the next token. */
 int32_t soju_sample(soju_sampler *s, const float *logits);
-
-/* ================================================================ text <-> ids
- *
- * The one place where text becomes token ids and back: the byte-level
- * vocabulary (ids 0..255 are the bytes, 256 is the document separator, EOS
- * and BOS at once) or any tokenizer soju_tok_load opens (soju/tokenizer.h). */
-
-#define SOJU_BYTE_EOS 256
-#define SOJU_BYTE_VOCAB 257
-
-typedef struct soju_text_codec {
-    void *ctx;
-    int vocab_size;
-    int bos_id;         /* where a generation starts: the shards' document separator; -1 when none */
-    int eos_id;         /* -1 when absent */
-    /* Append the ids of text to *ids (a growable int32 vector). */
-    int (*encode)(void *ctx, const char *text, size_t len, int32_t **ids, size_t *n, size_t *cap, soju_err *err);
-    /* Append the text of ids to out. */
-    void (*decode)(void *ctx, const int32_t *ids, size_t n, soju_buf *out);
-    void (*free)(void *ctx);
-} soju_text_codec;
-
-/* tokenizer_path NULL: the byte-level vocabulary; else a soju_tok_load spec
- * (tokenizer.json, a directory, a tiktoken or SentencePiece file). */
-int soju_text_codec_open(soju_text_codec *c, const char *tokenizer_path, soju_err *err);
-void soju_text_codec_close(soju_text_codec *c);
-
-/* Text files (.txt blocks, .jsonl records, .zst) -> train/val token shards,
- * each document followed by the codec's EOS. This is the corpus -> shards
- * step of the demo; the real tokenizer plugs in through the codec. */
-typedef struct soju_shard_text_opts {
-    const char *const *inputs;
-    int n_inputs;
-    const char *train_out, *val_out; /* val_out NULL: everything to train */
-    double val_frac;                 /* share of documents for validation */
-    uint64_t seed;                   /* of the document hash that splits */
-    int line_docs;                   /* one document per line (else per record / text block) */
-    const char *text_field;          /* JSONL field ("text" when NULL) */
-} soju_shard_text_opts;
-
-typedef struct soju_shard_text_stats {
-    uint64_t docs, train_docs, val_docs, train_tokens, val_tokens, empty_docs, bad_records;
-} soju_shard_text_stats;
-
-int soju_shard_text(const soju_text_codec *codec, const soju_shard_text_opts *o, soju_shard_text_stats *stats,
-                    soju_err *err);
 
 /* ================================================================ decoding */
 

@@ -18,14 +18,17 @@ extern "C" {
  * A record stream yields one document at a time from
  *   *.jsonl / *.json (one JSON object per line; the text is one string field),
  *   *.jsonl.zst (the same, zstd-compressed),
- *   *.txt / *.txt.zst (one document per block of lines separated by a blank line),
+ *   *.txt / *.txt.zst (one document per block of lines separated by a blank line,
+ *                      or with SOJU_FMT_LINES one document per non-blank line),
  * with the file name and line number of each record, so that every bad record
  * can be reported and routed to a rejects output without stopping the run. */
 
 typedef enum {
     SOJU_FMT_AUTO = 0, /* from the file name */
     SOJU_FMT_JSONL,
-    SOJU_FMT_TEXT,
+    SOJU_FMT_TEXT,       /* blank-line-separated blocks */
+    SOJU_FMT_LINES,      /* one document per line; blank lines are skipped */
+    SOJU_FMT_AUTO_LINES, /* from the file name, but text files are read as SOJU_FMT_LINES */
 } soju_record_format;
 
 typedef struct soju_record {
@@ -34,7 +37,7 @@ typedef struct soju_record {
      * the text may contain NUL (\u0000 in JSON), so always use text_len. */
     const char *text;
     size_t text_len;
-    /* The raw input line (JSONL) or block (text), without the newline. */
+    /* The raw input line (JSONL, lines) or block (text), without the newline. */
     const char *raw;
     size_t raw_len;
     /* The parsed JSON object (JSONL only; NULL for text and for bad records).

@@ -189,6 +189,19 @@ int soju_model_backward(soju_model *m, const float *token_weights, float scale, 
 int soju_model_backward_from_logits(soju_model *m, const float *dlogits, soju_err *err);
 void soju_model_zero_grad(soju_model *m);
 
+/* An optional hook for data-parallel training: during each backward, fn is
+ * called every time a range of the gradient buffer is final for that
+ * backward (nothing later in it writes there), so a caller can start
+ * reducing it across processes while the backward goes on. The ranges of one
+ * backward tile [0, num_params) exactly once: first the final norm and an
+ * untied lm_head, then each layer from the last to the first, then the
+ * embeddings (which a tied lm_head shares, so they finish last). When fn
+ * runs, the ops that compute the range have been issued to the backend, not
+ * necessarily finished: on an asynchronous backend (CUDA) order any work on
+ * the range after the backend's stream. fn = NULL removes the hook. */
+typedef void (*soju_grad_ready_fn)(void *ctx, size_t offset, size_t count);
+void soju_model_set_grad_hook(soju_model *m, soju_grad_ready_fn fn, void *ctx);
+
 /* ---------------------------------------------------------------- inference */
 
 /* A KV cache for incremental decoding of up to `batch` sequences of up to

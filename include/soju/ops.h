@@ -265,6 +265,12 @@ struct soju_backend {
 int soju_backend_create(soju_backend **be, const char *name, soju_err *err);
 void soju_backend_free(soju_backend *be);
 
+#ifdef SOJU_HAVE_CUDA
+/* The CUDA backend's stream (a cudaStream_t): every op runs on it in order.
+ * Libraries whose work must be ordered with the ops (NCCL) synchronize with it. */
+void *soju_cuda_stream(soju_backend *be);
+#endif
+
 #ifdef __cplusplus
 }
 #endif

@@ -69,8 +69,13 @@ const char *soju_tok_preset_for_ranks(size_t n_ranks);
  *   path/to/dir                     a directory holding tokenizer.json, or encoder.json + vocab.bpe,
  *                                   or tokenizer.model
  *   path/to/file.model|.tiktoken    a tiktoken rank file (preset from its size) or a SentencePiece model
- *   PRESET:path                     a rank file with the named preset (llama3:…/tokenizer.model) */
+ *   PRESET:path                     a rank file with the named preset (llama3:…/tokenizer.model)
+ *   bytes                           the byte vocabulary (soju_tok_load_bytes; ./bytes names a file) */
 int soju_tok_load(const char *spec, soju_tokenizer **out, soju_err *err);
+/* The byte vocabulary: ids 0..255 are the bytes, id 256 (SOJU_TOK_BYTES_EOS)
+ * is <|endoftext|>, the end of a document; no merges. */
+#define SOJU_TOK_BYTES_EOS 256
+int soju_tok_load_bytes(soju_tokenizer **out, soju_err *err);
 int soju_tok_load_hf_json(const char *path, soju_tokenizer **out, soju_err *err);
 int soju_tok_parse_hf_json(const char *data, size_t len, const char *name, soju_tokenizer **out, soju_err *err);
 int soju_tok_load_tiktoken(const char *path, const char *preset, soju_tokenizer **out, soju_err *err);
@@ -108,6 +113,11 @@ typedef enum {
     SOJU_TOK_ROLE_COUNT
 } soju_tok_role;
 uint32_t soju_tok_special_id(const soju_tokenizer *t, soju_tok_role role);
+/* The token between documents in token shards: the EOS after each document
+ * (*after = 1), or without an EOS the BOS before each (*after = 0);
+ * SOJU_TOK_NONE when the tokenizer has neither. A generation starts from it,
+ * so that a prompt sits where a document starts in training. */
+uint32_t soju_tok_doc_separator(const soju_tokenizer *t, int *after);
 /* A one-line description: kind, vocabulary size, preset, specials. */
 void soju_tok_describe(const soju_tokenizer *t, soju_buf *out);
 
@@ -137,23 +147,32 @@ int soju_tok_decode(const soju_tokenizer *t, const uint32_t *ids, size_t n, int 
 typedef struct soju_tokenize_opts {
     const char *text_field; /* JSONL field ("text") */
     int specials;           /* recognize special-token strings in documents (default: plain text) */
+    int line_docs;          /* text files hold one document per line (else blank-line-separated blocks) */
     uint64_t shard_tokens;  /* 0: one shard file at `out`; else `out` is a directory of shard_NNNNN.bin
-                               files of about this many tokens each */
+                               files of about this many tokens each (val_out likewise) */
+    const char *val_out;    /* NULL: every document goes to `out`; else the validation split goes here */
+    double val_frac;        /* share of documents for validation, in [0, 1) */
+    uint64_t split_seed;    /* seed of the document hash that decides the split */
     int quiet;
 } soju_tokenize_opts;
 
 typedef struct soju_tokenize_report {
-    uint64_t docs, bad_records, bytes, tokens, shards;
+    uint64_t docs, empty_docs, bad_records, bytes, tokens, shards; /* docs..shards: written, both splits */
+    uint64_t val_docs, val_bytes, val_tokens, val_shards;          /* of which validation */
     uint64_t cache_hits, cache_misses;
     double seconds;
-    uint32_t separator;   /* the id between documents */
+    uint32_t separator;   /* the id between documents (soju_tok_doc_separator) */
     int sep_after;        /* 1: EOS after each document, 0: BOS before */
 } soju_tokenize_report;
 
 /* Encode every document of the inputs (JSONL, JSONL.zst, txt) with all
  * threads and write token shards (soju/io.h format). Documents are
  * separated by the tokenizer's EOS (after each) or, without one, its BOS
- * (before each). Bad records are counted and skipped. */
+ * (before each). Empty documents are counted and skipped, bad records
+ * counted, reported and skipped. With val_out, a document goes to
+ * validation when the hash of its text (with split_seed) falls below
+ * val_frac: the split is deterministic, independent of the thread count and
+ * of the input order, and identical documents land on the same side. */
 int soju_tokenize_files(const soju_tokenizer *t, const char *const *inputs, int n_inputs, const char *out,
                         const soju_tokenize_opts *opts, soju_tokenize_report *rep, soju_err *err);
 

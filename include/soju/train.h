@@ -162,6 +162,18 @@ void soju_adamw_zero_state(soju_adamw *o);
 int soju_adamw_save(soju_adamw *o, const char *path, soju_err *err);
 int soju_adamw_load(soju_adamw *o, const char *path, soju_err *err);
 
+/* ZeRO-1: an optimizer for the shard [lo, hi) of the parameter buffer. Its
+ * step updates only params[lo, hi) (reading grads[lo, hi)); m and v hold
+ * hi - lo floats. soju_adamw_load reads just the shard's part of a full
+ * optimizer.safetensors; soju_adamw_save refuses (the moments must first be
+ * gathered from every shard, then written with soju_adamw_write). */
+int soju_adamw_create_shard(soju_adamw **o, soju_backend *be, const soju_param_view *views, int n_views,
+                            size_t n_params, size_t lo, size_t hi, const soju_adamw_opts *opts, soju_err *err);
+/* The shard and its moments (backend memory; m, v may be NULL). */
+void soju_adamw_shard(soju_adamw *o, size_t *lo, size_t *hi, float **m, float **v);
+/* Write optimizer.safetensors from full host copies of m and v (n_params each). */
+int soju_adamw_write(const soju_adamw *o, const float *m, const float *v, const char *path, soju_err *err);
+
 /* Global L2 norm of a gradient buffer, and the factor clipping applies:
  * min(1, max_norm / (norm + 1e-6)) as torch.nn.utils.clip_grad_norm_; 1 when max_norm <= 0. */
 double soju_grad_norm(soju_backend *be, const float *grads, size_t n);
@@ -203,8 +215,14 @@ typedef struct soju_step_stats {
 } soju_step_stats;
 
 typedef struct soju_trainer soju_trainer;
+typedef struct soju_dist soju_dist; /* soju/dist.h */
 
 int soju_trainer_create(soju_trainer **t, soju_model *m, const soju_train_opts *o, soju_err *err);
+/* A trainer for one rank of a data-parallel group (soju/dist.h; attached to
+ * m): counts, gradients and losses are summed over the ranks, and under
+ * ZeRO-1 the optimizer holds this rank's shard. dist NULL: soju_trainer_create. */
+int soju_trainer_create_dist(soju_trainer **t, soju_model *m, const soju_train_opts *o, soju_dist *dist,
+                             soju_err *err);
 void soju_trainer_free(soju_trainer *t);
 void soju_trainer_set_loss(soju_trainer *t, soju_loss_fn fn, void *ctx);
 /* One optimizer step over n micro-batches. SOJU_ENUM (and no update) on a
@@ -262,14 +280,21 @@ int soju_trainer_state_load(soju_trainer_state *s, const char *path, soju_err *e
  * A checkpoint is a directory Hugging Face tools can open:
  *   config.json            soju_config_save
  *   model.safetensors      HF tensor names
+ *   tokenizer.json         (optional) the tokenizer the model was trained with
  *   trainer_state.json     (optional) for resume
  *   optimizer.safetensors  (optional) AdamW m and v, for resume
  * It is built under "<dir>.tmp" and renamed into place, so a crash leaves the
  * previous checkpoint intact. A run directory keeps them in
  * RUN/checkpoints/step_NNNNNNNN. */
 
+/* tokenizer_json: a tokenizer.json file to copy in (NULL: none). */
 int soju_checkpoint_save(const char *dir, soju_model *m, soju_adamw *opt, const soju_trainer_state *st,
-                         soju_err *err);
+                         const char *tokenizer_json, soju_err *err);
+/* The same with the optimizer moments given as full host arrays (gathered
+ * from the ZeRO-1 shards of every process); opt supplies the view table. */
+int soju_checkpoint_save_moments(const char *dir, soju_model *m, soju_adamw *opt, const float *opt_m,
+                                 const float *opt_v, const soju_trainer_state *st, const char *tokenizer_json,
+                                 soju_err *err);
 /* Create a model from dir/config.json and load dir/model.safetensors. dir may
  * also be a run directory (its latest checkpoint is used). */
 int soju_checkpoint_load_model(const char *dir, const char *device, int max_B, int max_T, soju_model **m,
@@ -311,7 +336,14 @@ typedef struct soju_pretrain_opts {
     int doc_mask, shuffle;
     uint64_t init_seed, data_seed;
     int quiet;         /* no progress bar */
-    double peak_flops; /* for MFU; 0 = estimate for this CPU */
+    double peak_flops; /* for MFU (per process); 0 = estimate for this CPU */
+    /* data-parallel (under mpirun / srun; see soju/dist.h) */
+    int zero;          /* 1: ZeRO-1, the optimizer state sharded across ranks */
+    int overlap;       /* gradient sums during the backward: -1 auto (NCCL), 0 off, 1 on */
+    /* The tokenizer of the shards (NULL: none). A model from config_path takes
+     * its vocab_size and BOS/EOS ids; RUN/tokenizer.json and every checkpoint
+     * get a copy, so `soju generate` finds it. */
+    const struct soju_tokenizer *tokenizer;
 } soju_pretrain_opts;
 
 #define SOJU_UNSET (-1)
@@ -330,6 +362,7 @@ typedef struct soju_pretrain_summary {
     double tokens_per_s, mfu, seconds;
     long n_params;
     char last_checkpoint[1024];
+    int rank, world; /* this process in its data-parallel group (0 of 1 alone) */
 } soju_pretrain_summary;
 
 int soju_pretrain(const soju_pretrain_opts *o, soju_pretrain_summary *sum, soju_err *err);

@@ -7,6 +7,23 @@
 
 #include "soju/base.h"
 
+/* The "(default X)" after an option's help, or "" when it would say nothing:
+ * no value, an empty string, or help text that already names its default. */
+static void default_note(const cli_opt *o, char *out, size_t cap) {
+    out[0] = 0;
+    if (o->help && strstr(o->help, "default")) return;
+    switch (o->kind) {
+    case CLI_STR: {
+        const char *s = *(const char **)o->dst;
+        if (s && *s) snprintf(out, cap, " (default %s)", s);
+        break;
+    }
+    case CLI_INT: snprintf(out, cap, " (default %lld)", *(long long *)o->dst); break;
+    case CLI_FLOAT: snprintf(out, cap, " (default %g)", *(double *)o->dst); break;
+    default: break;
+    }
+}
+
 void cli_usage(const cli_opt *opts, const char *usage) {
     printf("usage: %s\n", usage);
     if (opts && opts[0].name) printf("\noptions:\n");
@@ -14,15 +31,8 @@ void cli_usage(const cli_opt *opts, const char *usage) {
         const char *arg = o->kind == CLI_FLAG ? "" : o->kind == CLI_INT ? " N" : o->kind == CLI_FLOAT ? " X" : " S";
         char left[64];
         snprintf(left, sizeof left, "--%s%s", o->name, arg);
-        char dflt[96] = "";
-        switch (o->kind) {
-        case CLI_STR:
-            if (*(const char **)o->dst) snprintf(dflt, sizeof dflt, " (default %s)", *(const char **)o->dst);
-            break;
-        case CLI_INT: snprintf(dflt, sizeof dflt, " (default %lld)", *(long long *)o->dst); break;
-        case CLI_FLOAT: snprintf(dflt, sizeof dflt, " (default %g)", *(double *)o->dst); break;
-        default: break;
-        }
+        char dflt[96];
+        default_note(o, dflt, sizeof dflt);
         printf("  %-26s %s%s\n", left, o->help ? o->help : "", dflt);
     }
 }

@@ -41,10 +41,12 @@ int cmd_data_classify_apply(int argc, char **argv) {
     cJSON_Delete(cfg);
     if (rc) {
         free(pos);
+        free(io.set.items);
         return cli_fail(err.msg);
     }
-    rc = data_run_pipeline(&p, &io, pos, npos, 0, NULL, "classify");
+    rc = data_run_pipeline(&p, &io, pos, NULL, npos, 0, NULL, "classify");
     soju_pipeline_free(&p);
     free(pos);
+    free(io.set.items);
     return rc;
 }

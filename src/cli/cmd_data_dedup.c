@@ -27,14 +27,14 @@ int cmd_data_dedup(int argc, char **argv) {
     if (rc) return rc == 1 ? 0 : 2;
     soju_err err = {{0}};
     cJSON *cfg;
-    if (data_settings(&io, &cfg, &err)) { free(pos); return cli_fail(err.msg); }
+    if (data_settings(&io, &cfg, &err)) { free(pos); free(io.set.items); return cli_fail(err.msg); }
     cJSON *dd = cJSON_GetObjectItemCaseSensitive(cfg, "dedup");
     if (!dd) dd = cJSON_AddObjectToObject(cfg, "dedup");
     if (!cJSON_GetObjectItem(dd, "method")) cJSON_AddStringToObject(dd, "method", method);
     soju_pipeline p;
     rc = data_build_steps("dedup", cfg, &p, &err);
     cJSON_Delete(cfg);
-    if (rc) { free(pos); return cli_fail(err.msg); }
+    if (rc) { free(pos); free(io.set.items); return cli_fail(err.msg); }
     if (merge) {
         if (!io.work) rc = soju_errf(&err, SOJU_EARG, "--merge needs --work");
         soju_pipeline_opts o = {0};
@@ -43,13 +43,20 @@ int cmd_data_dedup(int argc, char **argv) {
         if (!rc) rc = soju_pipeline_merge(&p, &o, &err);
         soju_pipeline_free(&p);
         free(pos);
+        free(io.set.items);
         if (rc) return cli_fail(err.msg);
         printf("merged %lld shards\n", shards);
         return 0;
     }
-    if (!npos || !io.out) { soju_pipeline_free(&p); free(pos); return cli_fail("inputs and --out are required"); }
-    rc = data_run_pipeline(&p, &io, pos, npos, 0, NULL, "dedup");
+    if (!npos || !io.out) {
+        soju_pipeline_free(&p);
+        free(pos);
+        free(io.set.items);
+        return cli_fail("inputs and --out are required");
+    }
+    rc = data_run_pipeline(&p, &io, pos, NULL, npos, 0, NULL, "dedup");
     soju_pipeline_free(&p);
     free(pos);
+    free(io.set.items);
     return rc;
 }

@@ -1,7 +1,7 @@
 /* soju data run pipeline.yaml — run a whole pipeline described in YAML:
  *
  *   name: ko-web
- *   inputs: [raw/a.jsonl.zst, raw/b.jsonl]
+ *   inputs: [raw/a.jsonl.zst, raw/b.jsonl, {path: raw/comments.txt, format: lines}]
  *   text_field: text
  *   output: out/ko-web          # kept.jsonl.zst, rejects.jsonl.zst, stats.json, work/
  *   threads: 2
@@ -11,6 +11,10 @@
  *     - gopher_quality: {}
  *     - dedup: {method: minhash}
  *
+ * An input is a file name (its format from the name: .jsonl, .txt blocks,
+ * .zst) or {path, format} with format jsonl, text (blank-line-separated
+ * blocks) or lines (one document per line).
+ *
  * With --shard k/N each worker runs its part; --merge merges the dedup
  * signatures of all shards; each worker then runs again to finish. */
 #include <stdio.h>
@@ -19,6 +23,31 @@
 
 #include "commands.h"
 #include "data_common.h"
+
+/* One `inputs` entry: a file name, or {path: FILE, format: jsonl|text|lines}. */
+static int parse_input(const cJSON *x, const char *yaml, const char **path, soju_record_format *fmt, soju_err *err) {
+    static const char *const names[] = {"jsonl", "text", "lines", NULL};
+    static const soju_record_format formats[] = {SOJU_FMT_JSONL, SOJU_FMT_TEXT, SOJU_FMT_LINES};
+    *fmt = SOJU_FMT_AUTO;
+    if (cJSON_IsString(x)) {
+        *path = x->valuestring;
+        return SOJU_OK;
+    }
+    if (!cJSON_IsObject(x) || !cJSON_IsString(cJSON_GetObjectItem(x, "path")))
+        return soju_errf(err, SOJU_EARG, "%s: an input is a file name or {path: FILE, format: jsonl|text|lines}", yaml);
+    *path = cJSON_GetObjectItem(x, "path")->valuestring;
+    for (const cJSON *k = x->child; k; k = k->next)
+        if (strcmp(k->string, "path") && strcmp(k->string, "format"))
+            return soju_errf(err, SOJU_EARG, "%s: input %s: unknown key '%s' (path, format)", yaml, *path, k->string);
+    const char *name = soju_json_str(x, "format", NULL, NULL);
+    if (!name) return SOJU_OK;
+    for (int i = 0; names[i]; i++)
+        if (!strcmp(name, names[i])) {
+            *fmt = formats[i];
+            return SOJU_OK;
+        }
+    return soju_errf(err, SOJU_EARG, "%s: input %s: unknown format '%s' (jsonl, text or lines)", yaml, *path, name);
+}
 
 int cmd_data_run(int argc, char **argv) {
     data_io io = {0};
@@ -47,15 +76,18 @@ int cmd_data_run(int argc, char **argv) {
     rc = 0;
     static const char *const keys[] = {"name", "inputs", "text_field", "output", "threads", "steps", NULL};
     const cJSON *inputs = cJSON_GetObjectItem(y, "inputs");
-    char **files = soju_calloc((size_t)cJSON_GetArraySize(inputs) + 2, sizeof(char *));
+    size_t cap = (size_t)cJSON_GetArraySize(inputs) + 2;
+    char **files = soju_calloc(cap, sizeof(char *));
+    soju_record_format *formats = soju_calloc(cap, sizeof *formats);
     int nfiles = 0;
     if (!cJSON_IsObject(y)) rc = soju_errf(&err, SOJU_EARG, "%s: a pipeline must be a mapping", pos[0]);
     else if (soju_cfg_check_keys(y, pos[0], keys, &err)) rc = SOJU_EARG;
     else if (cJSON_IsString(inputs)) files[nfiles++] = inputs->valuestring;
     else if (!cJSON_IsArray(inputs)) rc = soju_errf(&err, SOJU_EARG, "%s: inputs must be a list of files", pos[0]);
     for (const cJSON *x = cJSON_IsArray(inputs) ? inputs->child : NULL; x && !rc; x = x->next) {
-        if (!cJSON_IsString(x)) rc = soju_errf(&err, SOJU_EARG, "%s: inputs must be a list of files", pos[0]);
-        else files[nfiles++] = x->valuestring;
+        const char *path = NULL;
+        rc = parse_input(x, pos[0], &path, &formats[nfiles], &err);
+        files[nfiles++] = (char *)path;
     }
     if (rc) goto done;
     io.text_field = soju_json_str(y, "text_field", NULL, NULL);
@@ -77,14 +109,16 @@ int cmd_data_run(int argc, char **argv) {
         soju_pipeline_free(&p);
         goto done;
     }
-    rc = data_run_pipeline(&p, &io, files, nfiles, 0, out_dir, soju_json_str(y, "name", "pipeline", NULL));
+    rc = data_run_pipeline(&p, &io, files, formats, nfiles, 0, out_dir, soju_json_str(y, "name", "pipeline", NULL));
     soju_pipeline_free(&p);
     free(files);
+    free(formats);
     free(pos);
     cJSON_Delete(y);
     return rc;
 done:
     free(files);
+    free(formats);
     free(pos);
     cJSON_Delete(y);
     return rc ? cli_fail(err.msg) : 0;

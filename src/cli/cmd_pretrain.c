@@ -1,10 +1,14 @@
 /* soju pretrain — next-token training over token shards.
  *
- *   soju pretrain --config config.json --train train.bin --val val.bin \
+ *   soju pretrain --config config.json --tokenizer tok.json --train train.bin --val val.bin \
  *       --micro-batch 8 --seq-len 256 --batch-tokens 16k --steps 2000 --lr 1e-3 --out runs/a
  *   soju pretrain --resume runs/a                (continue exactly where it stopped)
  *   soju pretrain --init runs/a --train more.bin --steps 500 --out runs/b
- */
+ *   mpirun -np 8 soju pretrain --device cuda --zero 1 ...   (one rank per GPU; see soju/dist.h)
+ *
+ * Under a launcher every rank runs this command; rank 0 alone prints. The
+ * environment variable SOJU_DIST_OVERLAP=0|1 turns off / forces summing the
+ * gradients layer by layer during the backward (default: on with NCCL). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,12 +16,13 @@
 
 #include "args.h"
 #include "commands.h"
+#include "soju/tokenizer.h"
 #include "soju/train.h"
 
 /* Options that a resume takes from trainer_state.json; naming one with
  * --resume is refused rather than silently ignored. */
 static const char *fixed_on_resume[] = {
-    "config", "init", "out", "train", "val", "batch-tokens", "micro-batch", "seq-len", "lr", "min-lr-frac",
+    "config", "init", "tokenizer", "out", "train", "val", "batch-tokens", "micro-batch", "seq-len", "lr", "min-lr-frac",
     "warmup", "schedule", "decay-frac", "decay-shape", "weight-decay", "decay-embeddings", "beta1", "beta2",
     "grad-clip", "seed", "no-doc-mask", "no-shuffle", NULL,
 };
@@ -27,13 +32,13 @@ int cmd_pretrain(int argc, char **argv) {
     soju_pretrain_defaults(&o);
     soju_lr_schedule *sc = &o.train.sched;
     soju_adamw_opts *aw = &o.train.adamw;
-    const char *config = NULL, *init = NULL, *resume = NULL, *out = NULL, *device = o.device;
+    const char *config = NULL, *init = NULL, *resume = NULL, *out = NULL, *device = o.device, *tokenizer = NULL;
     const char *schedule = soju_sched_name(sc->kind), *decay_shape = soju_decay_shape_name(sc->decay_shape);
     cli_strs train = {0}, val = {0};
     long long batch_tokens = 0, micro = o.micro_B, seq = o.T, steps = 0, tokens = 0, warmup = sc->warmup_steps,
               eval_every = SOJU_DEFAULT_EVAL_EVERY, eval_batches = SOJU_DEFAULT_EVAL_BATCHES,
               save_every = SOJU_DEFAULT_SAVE_EVERY, keep = SOJU_DEFAULT_KEEP, threads = 0,
-              seed = (long long)o.init_seed, stop_at = 0;
+              seed = (long long)o.init_seed, stop_at = 0, zero = o.zero;
     double lr = sc->peak_lr, min_lr_frac = sc->min_lr_frac, decay_frac = sc->decay_frac, wd = aw->weight_decay,
            clip = o.train.grad_clip, beta1 = aw->beta1, beta2 = aw->beta2, peak_tflops = 0;
     int no_doc_mask = 0, no_shuffle = 0, decay_emb = 0, quiet = 0;
@@ -41,6 +46,8 @@ int cmd_pretrain(int argc, char **argv) {
         {"config", CLI_STR, &config, "model config.json: a new model initialized from --seed"},
         {"init", CLI_STR, &init, "start from this checkpoint's weights (fresh optimizer)"},
         {"resume", CLI_STR, &resume, "continue this run directory exactly"},
+        {"tokenizer", CLI_STR, &tokenizer,
+         "the shards' tokenizer (a spec, or bytes): a new model's vocab_size; saved in each checkpoint"},
         {"out", CLI_STR, &out, "run directory (metrics.jsonl, checkpoints/)"},
         {"train", CLI_STRS, &train, "training token shard (repeatable)"},
         {"val", CLI_STRS, &val, "validation token shard (repeatable)"},
@@ -70,6 +77,7 @@ int cmd_pretrain(int argc, char **argv) {
         {"no-shuffle", CLI_FLAG, &no_shuffle, "read samples in order"},
         {"threads", CLI_INT, &threads, "CPU threads, 0 = all"},
         {"device", CLI_STR, &device, "cpu | cuda"},
+        {"zero", CLI_INT, &zero, "under mpirun/srun: 1 = ZeRO-1, the optimizer state sharded across ranks"},
         {"peak-tflops", CLI_FLOAT, &peak_tflops, "peak TFLOP/s for the MFU estimate, 0 = estimate"},
         {"quiet", CLI_FLAG, &quiet, "no progress bar"},
         {0},
@@ -127,13 +135,22 @@ int cmd_pretrain(int argc, char **argv) {
     o.init_seed = o.data_seed = (uint64_t)seed;
     o.quiet = quiet;
     o.peak_flops = peak_tflops * 1e12;
+    o.zero = (int)zero;
+    const char *overlap = getenv("SOJU_DIST_OVERLAP");
+    if (overlap && *overlap) o.overlap = atoi(overlap) != 0;
 
     soju_pretrain_summary s;
     soju_err err = {{0}};
-    rc = soju_pretrain(&o, &s, &err);
+    soju_tokenizer *tok = NULL;
+    rc = tokenizer ? soju_tok_load(tokenizer, &tok, &err) : SOJU_OK;
+    o.tokenizer = tok;
+    if (rc == SOJU_OK) rc = soju_pretrain(&o, &s, &err);
+    soju_tok_free(tok);
     free(train.items);
     free(val.items);
-    if (rc) return cli_fail(err.msg);
+    /* with several ranks, errors reach every rank alike: rank 0 reports */
+    if (rc) return s.rank == 0 ? cli_fail(err.msg) : 1;
+    if (s.rank != 0) return 0;
     printf("pretrain: %ld steps (%ld this run), %.0f tokens, %ld parameters, %.1f s\n", s.steps, s.steps_this_run,
            (double)s.tokens, s.n_params, s.seconds);
     if (s.steps_this_run > 0) {

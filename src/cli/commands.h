@@ -38,6 +38,5 @@ int cmd_data_report(int argc, char **argv);
 int cmd_data_run(int argc, char **argv);
 int cmd_pretrain(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
-int cmd_shard_text(int argc, char **argv);
 
 #endif

@@ -47,8 +47,8 @@ int data_settings(const data_io *io, cJSON **out, soju_err *err) {
     return SOJU_OK;
 }
 
-int data_run_pipeline(soju_pipeline *p, const data_io *io, char **inputs, int n_inputs, int route_by_lang,
-                      const char *out_dir, const char *name) {
+int data_run_pipeline(soju_pipeline *p, const data_io *io, char **inputs, const soju_record_format *formats,
+                      int n_inputs, int route_by_lang, const char *out_dir, const char *name) {
     soju_err err = {{0}};
     soju_pipeline_opts o = {0};
     o.inputs = (const char *const *)inputs;
@@ -80,8 +80,16 @@ int data_run_pipeline(soju_pipeline *p, const data_io *io, char **inputs, int n_
         o.stats_path = io->stats;
         o.work_dir = io->work;
     }
+    soju_record_format *by_lines = NULL;
+    if (!formats && io->lines) {
+        by_lines = soju_malloc(sizeof *by_lines * (size_t)(n_inputs ? n_inputs : 1));
+        for (int i = 0; i < n_inputs; i++) by_lines[i] = SOJU_FMT_AUTO_LINES;
+        formats = by_lines;
+    }
+    o.formats = formats;
     cJSON *stats = NULL;
     int rc = soju_pipeline_run(p, &o, &stats, &err);
+    free(by_lines);
     if (rc == SOJU_PIPE_WAIT) {
         fprintf(stderr, "soju: shard %d/%d signed; waiting for the other shards: run the merge, then this "
                         "command again\n", o.shard.k, o.shard.n);
@@ -121,7 +129,7 @@ int data_run_steps(const char *steps, const data_io *io, char **inputs, int n_in
     int rc = data_build_steps(steps, cfg, &p, &err);
     cJSON_Delete(cfg);
     if (rc) return cli_fail(err.msg);
-    rc = data_run_pipeline(&p, io, inputs, n_inputs, route_by_lang, NULL, steps);
+    rc = data_run_pipeline(&p, io, inputs, NULL, n_inputs, route_by_lang, NULL, steps);
     soju_pipeline_free(&p);
     return rc;
 }
@@ -134,8 +142,12 @@ int data_steps_command(int argc, char **argv, const char *usage, const char *ste
     char **pos;
     int npos;
     int rc = cli_parse(argc, argv, opts, usage, &pos, &npos);
-    if (rc) return rc == 1 ? 0 : 2;
+    if (rc) {
+        free(io.set.items);
+        return rc == 1 ? 0 : 2;
+    }
     rc = data_run_steps(rules ? rules : steps, &io, pos, npos, route_by_lang);
     free(pos);
+    free(io.set.items);
     return rc;
 }

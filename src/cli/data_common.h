@@ -10,6 +10,7 @@ typedef struct data_io {
     const char *out, *rejects, *stats, *text_field, *config, *shard, *work;
     long long threads;
     int quiet;
+    int lines; /* text inputs hold one document per line */
     cli_strs set;
 } data_io;
 
@@ -24,6 +25,7 @@ typedef struct data_io {
     {"shard", CLI_STR, &(io).shard, "process shard k/N of the inputs"},                            \
     {"work", CLI_STR, &(io).work, "work directory for dedup signatures (default <out>.work)"},    \
     {"threads", CLI_INT, &(io).threads, "threads (0 = all cores)"},                                \
+    {"lines", CLI_FLAG, &(io).lines, "text inputs hold one document per line (not blank-line blocks)"}, \
     {"quiet", CLI_FLAG, &(io).quiet, "no progress bar"}
 
 /* Settings object for the given steps from --config and --set; caller frees. */
@@ -34,9 +36,10 @@ int data_build_steps(const char *steps, const cJSON *settings, soju_pipeline *p,
 /* Build the named steps (comma-separated) with settings and run them over
  * the inputs; prints a one-line summary. Returns the process exit code. */
 int data_run_steps(const char *steps, const data_io *io, char **inputs, int n_inputs, int route_by_lang);
-/* Run a built pipeline with io's paths; prints the summary; exit code. */
-int data_run_pipeline(soju_pipeline *p, const data_io *io, char **inputs, int n_inputs, int route_by_lang,
-                      const char *out_dir, const char *name);
+/* Run a built pipeline with io's paths; prints the summary; exit code.
+ * formats: per input (NULL: from the names, text read by lines with io->lines). */
+int data_run_pipeline(soju_pipeline *p, const data_io *io, char **inputs, const soju_record_format *formats,
+                      int n_inputs, int route_by_lang, const char *out_dir, const char *name);
 
 /* The whole of a one-pass command (normalize, filter, pii, ...): parse the
  * common options (and --rules, which replaces `steps`, when with_rules),

@@ -22,9 +22,8 @@ int cli_dispatch(const char *prog, const cli_command *table, int argc, char **ar
 static const cli_command commands[] = {
     {"version", cmd_version, "print the version and build features"},
     {"tokenizer", cmd_tokenizer, "train, extend, inspect and convert tokenizers"},
-    {"tokenize", cmd_tokenize, "encode a corpus into token shards"},
+    {"tokenize", cmd_tokenize, "encode a corpus into token shards (train/validation split, byte vocabulary)"},
     {"data", cmd_data, "data pipeline: normalize, filter, pii, dedup, classify, decontaminate, mix"},
-    {"shard-text", cmd_shard_text, "text to train/validation shards (byte-level vocabulary, or --tokenizer)"},
     {"pretrain", cmd_pretrain, "train a model on token shards (new, --init from weights, or --resume)"},
     {"generate", cmd_generate, "continue a prompt with a trained model"},
     {0, 0, 0},

@@ -202,6 +202,7 @@ static void stats_from_json(const soju_pipeline *p, const cJSON *j, run_stats *r
  * or the spool of the previous segment. */
 typedef struct input {
     const char *const *files;
+    const soju_record_format *formats; /* per file, or NULL: from the names */
     int n_files, file;
     soju_reader *r;
     const char *cur_path; /* the file being read (outlives the reader) */
@@ -217,7 +218,8 @@ static int input_open_next(input *in, soju_err *err) {
         int f = in->file++;
         if (!in->by_record && in->shard.n > 1 && f % in->shard.n != in->shard.k) continue;
         in->cur_path = in->files[f];
-        return soju_reader_open(&in->r, in->files[f], SOJU_FMT_AUTO, in->text_field, err);
+        soju_record_format fmt = in->formats ? in->formats[f] : SOJU_FMT_AUTO;
+        return soju_reader_open(&in->r, in->files[f], fmt, in->text_field, err);
     }
     return 1; /* no more files */
 }
@@ -613,6 +615,7 @@ int soju_pipeline_run(soju_pipeline *p, const soju_pipeline_opts *o, cJSON **sta
         in.text_field = o->text_field;
         if (seg_index == 0) {
             in.files = o->inputs;
+            in.formats = o->formats;
             in.n_files = o->n_inputs;
             in.shard = sh;
             in.by_record = o->n_inputs < sh.n;

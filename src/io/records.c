@@ -111,7 +111,8 @@ static soju_record_format guess_format(const char *path) {
 
 static void reader_init(soju_reader *r, const char *name, soju_record_format fmt, int zstd, const char *field) {
     r->path = soju_strdup(name);
-    r->fmt = fmt == SOJU_FMT_AUTO ? guess_format(name) : fmt;
+    r->fmt = fmt == SOJU_FMT_AUTO || fmt == SOJU_FMT_AUTO_LINES ? guess_format(name) : fmt;
+    if (fmt == SOJU_FMT_AUTO_LINES && r->fmt == SOJU_FMT_TEXT) r->fmt = SOJU_FMT_LINES;
     r->field = soju_strdup(field ? field : "text");
     r->chunk_cap = 1 << 20;
     r->chunk = soju_malloc(r->chunk_cap);
@@ -237,13 +238,27 @@ static int next_text(soju_reader *r, soju_record *rec, soju_err *err) {
     return SOJU_READ_OK;
 }
 
-static int next_jsonl(soju_reader *r, soju_record *rec, soju_err *err) {
+/* The next line that is not blank into r->line: 1, 0 at the end, or negative. */
+static int next_nonblank_line(soju_reader *r, soju_err *err) {
     for (;;) {
         int rc = next_line(r, err);
-        if (rc < 0) return rc;
-        if (rc == 0) return SOJU_READ_EOF;
-        if (!is_blank(r->line.data, r->line.len)) break;
+        if (rc <= 0) return rc;
+        if (!is_blank(r->line.data, r->line.len)) return 1;
     }
+}
+
+static int next_text_line(soju_reader *r, soju_record *rec, soju_err *err) {
+    int rc = next_nonblank_line(r, err);
+    if (rc <= 0) return rc < 0 ? rc : SOJU_READ_EOF;
+    rec->text = rec->raw = r->line.data;
+    rec->text_len = rec->raw_len = r->line.len;
+    rec->line = r->lineno;
+    return SOJU_READ_OK;
+}
+
+static int next_jsonl(soju_reader *r, soju_record *rec, soju_err *err) {
+    int rc = next_nonblank_line(r, err);
+    if (rc <= 0) return rc < 0 ? rc : SOJU_READ_EOF;
     rec->raw = r->line.data;
     rec->raw_len = r->line.len;
     rec->line = r->lineno;
@@ -280,7 +295,9 @@ int soju_reader_next(soju_reader *r, soju_record *rec, soju_err *err) {
     memset(rec, 0, sizeof *rec);
     rec->path = r->path;
     rec->index = r->index;
-    int rc = r->fmt == SOJU_FMT_TEXT ? next_text(r, rec, err) : next_jsonl(r, rec, err);
+    int rc = r->fmt == SOJU_FMT_TEXT    ? next_text(r, rec, err)
+             : r->fmt == SOJU_FMT_LINES ? next_text_line(r, rec, err)
+                                        : next_jsonl(r, rec, err);
     if (rc == SOJU_READ_OK || rc == SOJU_READ_BAD) r->index++;
     return rc;
 }

@@ -183,6 +183,18 @@ static void layer_backward(soju_model *m, int l, int B, int T) {
     norm_backward(m, m->dres, m->dln, a->res, p->ln1_w, p->ln1_b, a->ln1_mean, a->ln1_rstd, BT);
 }
 
+/* Tell the gradient hook (if any) that grads[lo, hi) are final. */
+static void grads_ready(soju_model *m, size_t lo, size_t hi) {
+    if (m->grad_hook && hi > lo) m->grad_hook(m->grad_hook_ctx, lo, hi - lo);
+}
+
+/* Where layer l's parameters begin (every layer starts with its first norm)
+ * and end (where the next layer, or the final norm, begins). */
+static size_t layer_begin(const soju_model *m, int l) { return m->lay.layers[l].ln1_w; }
+static size_t layer_end(const soju_model *m, int l) {
+    return l + 1 < m->L ? layer_begin(m, l + 1) : m->lay.lnf_w;
+}
+
 /* Everything below the logits, from their gradient dl (BT, V). */
 static void backward_from(soju_model *m, const void *dl) {
     const soju_backend_ops *ops = m->ops;
@@ -192,8 +204,13 @@ static void backward_from(soju_model *m, const void *dl) {
                          0);
     ops->memzero(be, m->dres, (size_t)BT * m->C * m->abytes);
     norm_backward(m, m->dres, m->dln, m->res_final, m->lay.lnf_w, m->lay.lnf_b, m->lnf_mean, m->lnf_rstd, BT);
-    for (int l = m->L - 1; l >= 0; l--) layer_backward(m, l, B, T);
+    grads_ready(m, m->lay.lnf_w, m->n_params); /* final norm and an untied lm_head: the buffer's tail */
+    for (int l = m->L - 1; l >= 0; l--) {
+        layer_backward(m, l, B, T);
+        grads_ready(m, layer_begin(m, l), layer_end(m, l));
+    }
     ops->encoder_backward(be, gq(m, m->lay.wte), gq(m, m->lay.wpe), m->dres, m->tokens, m->positions, BT, m->C);
+    grads_ready(m, 0, m->L > 0 ? layer_begin(m, 0) : m->lay.lnf_w); /* embeddings (and a tied lm_head) */
     m->forward_done = 0; /* the logits now hold gradients */
 }
 

@@ -193,6 +193,11 @@ float *soju_model_grads(soju_model *m) { return m->grads; }
 
 void soju_model_zero_grad(soju_model *m) { m->ops->memzero(m->be, m->grads, m->n_params * sizeof(float)); }
 
+void soju_model_set_grad_hook(soju_model *m, soju_grad_ready_fn fn, void *ctx) {
+    m->grad_hook = fn;
+    m->grad_hook_ctx = fn ? ctx : NULL;
+}
+
 void soju_model_params_changed(soju_model *m) {
     if (m->wact != (void *)m->params) m->ops->act_from_f32(m->be, m->wact, m->params, m->n_params);
 }

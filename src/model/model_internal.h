@@ -96,6 +96,9 @@ struct soju_model {
     int32_t *host_positions; /* (max_B max_T) scratch for default positions */
     float *host_losses;      /* (max_B max_T) */
     float *host_logits;      /* download buffer for non-host backends, or NULL */
+    /* soju_model_set_grad_hook */
+    soju_grad_ready_fn grad_hook;
+    void *grad_hook_ctx;
 };
 
 /* A pointer `n` elements into an act buffer. */

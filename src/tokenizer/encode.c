@@ -211,6 +211,13 @@ static void on_piece(void *ctx, const uint8_t *p, size_t n) {
 }
 
 static void encode_bytelevel(soju_tok_encoder *e, const char *s, size_t n, soju_ids *out) {
+    const soju_tokenizer *t = e->t;
+    if (!t->n_merges && !t->ignore_merges && !t->missing_bytes) {
+        /* No merges (the byte vocabulary): every byte is its own token, as
+         * splitting and merging would also give. */
+        for (size_t i = 0; i < n; i++) soju_ids_push(out, t->byte_id[(uint8_t)s[i]]);
+        return;
+    }
     piece_ctx c = {e, out};
     tok_split(e->t->re, e->m, s, n, on_piece, &c);
 }

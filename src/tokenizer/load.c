@@ -23,6 +23,7 @@ static int load_file(const char *path, const char *preset, soju_tokenizer **out,
 }
 
 int soju_tok_load(const char *spec, soju_tokenizer **out, soju_err *err) {
+    if (!strcmp(spec, "bytes")) return soju_tok_load_bytes(out, err);
     /* PRESET:path */
     const char *colon = strchr(spec, ':');
     if (colon && colon > spec && colon - spec < 16) {

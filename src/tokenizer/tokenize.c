@@ -1,7 +1,12 @@
 /* Corpus → token shards. The reader fills a batch of documents (about 16 MB
  * of text), the threads encode the batch's documents in parallel, each with
  * its own encoder and pre-token cache, and the batch is written in input
- * order, so the shards do not depend on the thread count. */
+ * order, so the shards do not depend on the thread count.
+ *
+ * A train/validation split, when asked, is decided per document by a hash
+ * of its text: the share of documents below val_frac goes to validation.
+ * Unlike "every k-th document" it does not depend on the order of the
+ * inputs, and a document repeated in the corpus never sits on both sides. */
 #include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
@@ -16,25 +21,39 @@
 typedef struct doc_batch {
     soju_buf text;
     size_t *off, *len;
+    uint8_t *to_val;
     soju_ids *ids;
     size_t n, cap;
 } doc_batch;
 
-static void batch_add(doc_batch *b, const char *s, size_t n) {
+static void batch_add(doc_batch *b, const char *s, size_t n, int to_val) {
     if (b->n == b->cap) {
         size_t cap = b->cap ? 2 * b->cap : 1024;
         b->off = soju_realloc(b->off, cap * sizeof *b->off);
         b->len = soju_realloc(b->len, cap * sizeof *b->len);
+        b->to_val = soju_realloc(b->to_val, cap);
         b->ids = soju_realloc(b->ids, cap * sizeof *b->ids);
         memset(b->ids + b->cap, 0, (cap - b->cap) * sizeof *b->ids);
         b->cap = cap;
     }
     b->off[b->n] = b->text.len;
     b->len[b->n] = n;
+    b->to_val[b->n] = (uint8_t)to_val;
     soju_buf_append(&b->text, s, n);
     b->n++;
 }
 
+static void batch_free(doc_batch *b) {
+    for (size_t i = 0; i < b->cap; i++) soju_ids_free(&b->ids[i]);
+    free(b->ids);
+    free(b->off);
+    free(b->len);
+    free(b->to_val);
+    soju_buf_free(&b->text);
+}
+
+/* One split's output: a single shard file, or a directory of shards of
+ * about shard_tokens tokens each. */
 typedef struct shard_out {
     const char *out;
     uint64_t shard_tokens;
@@ -75,7 +94,18 @@ static int shard_write(shard_out *so, const soju_ids *ids, soju_err *err) {
     return rc;
 }
 
-static void encode_batch(const soju_tokenizer *t, doc_batch *b, soju_tok_encoder **enc, int flags) {
+/* Close the last shard; an empty split still gets one (empty) shard. */
+static int shard_finish(shard_out *so, soju_err *err) {
+    int rc = SOJU_OK;
+    if (!so->w && !so->n_shards) rc = shard_open(so, err);
+    if (!rc && so->w) {
+        rc = soju_shard_writer_close(so->w, err); /* frees the writer either way */
+        so->w = NULL;
+    }
+    return rc;
+}
+
+static void encode_batch(doc_batch *b, soju_tok_encoder **enc, int flags) {
 #pragma omp parallel
     {
         int tid = 0;
@@ -88,22 +118,44 @@ static void encode_batch(const soju_tokenizer *t, doc_batch *b, soju_tok_encoder
             soju_tok_encode(enc[tid], b->text.data + b->off[i], b->len[i], flags, &b->ids[i]);
         }
     }
-    (void)t;
+}
+
+static int write_batch(doc_batch *b, shard_out *train, shard_out *val, soju_tokenize_report *rep, soju_err *err) {
+    for (size_t i = 0; i < b->n; i++) {
+        int rc = shard_write(b->to_val[i] ? val : train, &b->ids[i], err);
+        if (rc) return rc;
+        rep->tokens += b->ids[i].len + 1;
+        if (b->to_val[i]) rep->val_tokens += b->ids[i].len + 1;
+    }
+    return SOJU_OK;
+}
+
+/* 1 when the document goes to validation. */
+static int goes_to_val(const soju_tokenize_opts *o, const char *text, size_t n) {
+    if (!o->val_out) return 0;
+    uint64_t h = soju_hash64(text, n, o->split_seed);
+    return (double)(h >> 11) * (1.0 / 9007199254740992.0) < o->val_frac; /* the top 53 bits as a fraction */
 }
 
 int soju_tokenize_files(const soju_tokenizer *t, const char *const *inputs, int n_inputs, const char *out,
                         const soju_tokenize_opts *opts, soju_tokenize_report *rep, soju_err *err) {
     memset(rep, 0, sizeof *rep);
     double t0 = soju_now();
-    shard_out so = {out, opts->shard_tokens, NULL, 0, 0, (uint32_t)t->n_ids, SOJU_TOK_NONE, 1};
-    if (t->role[SOJU_TOK_EOS] != SOJU_TOK_NONE) so.sep = t->role[SOJU_TOK_EOS], so.sep_after = 1;
-    else if (t->role[SOJU_TOK_BOS] != SOJU_TOK_NONE) so.sep = t->role[SOJU_TOK_BOS], so.sep_after = 0;
-    else return soju_errf(err, SOJU_EARG, "%s: the tokenizer has neither an EOS nor a BOS token to separate documents",
-                          t->source ? t->source : "tokenizer");
-    rep->separator = so.sep;
-    rep->sep_after = so.sep_after;
+    if (opts->val_out && !(opts->val_frac >= 0 && opts->val_frac < 1))
+        return soju_errf(err, SOJU_EARG, "the validation fraction must be in [0, 1), not %g", opts->val_frac);
+    int after;
+    uint32_t sep = soju_tok_doc_separator(t, &after);
+    if (sep == SOJU_TOK_NONE)
+        return soju_errf(err, SOJU_EARG, "%s: the tokenizer has neither an EOS nor a BOS token to separate documents",
+                         t->source ? t->source : "tokenizer");
+    shard_out train = {out, opts->shard_tokens, NULL, 0, 0, (uint32_t)t->n_ids, sep, after};
+    shard_out val = train;
+    val.out = opts->val_out;
+    rep->separator = sep;
+    rep->sep_after = after;
     if (opts->shard_tokens) {
         int rc = soju_mkdirs(out, err);
+        if (rc == SOJU_OK && opts->val_out) rc = soju_mkdirs(opts->val_out, err);
         if (rc) return rc;
     }
     int nt = soju_num_threads();
@@ -111,6 +163,7 @@ int soju_tokenize_files(const soju_tokenizer *t, const char *const *inputs, int 
     soju_tok_encoder **enc = soju_malloc((size_t)nt * sizeof *enc);
     for (int i = 0; i < nt; i++) enc[i] = soju_tok_encoder_new(t);
     int flags = opts->specials ? SOJU_ENC_SPECIALS : 0;
+    soju_record_format fmt = opts->line_docs ? SOJU_FMT_AUTO_LINES : SOJU_FMT_AUTO;
     size_t total = tok_files_size(inputs, n_inputs), done_files = 0;
     soju_progress bar;
     if (!opts->quiet) soju_progress_init(&bar, "tokenize", "B", (double)total);
@@ -119,7 +172,7 @@ int soju_tokenize_files(const soju_tokenizer *t, const char *const *inputs, int 
     for (int f = 0; f <= n_inputs && !rc; f++) {
         soju_reader *r = NULL;
         if (f < n_inputs) {
-            rc = soju_reader_open(&r, inputs[f], SOJU_FMT_AUTO, opts->text_field, err);
+            rc = soju_reader_open(&r, inputs[f], fmt, opts->text_field, err);
             if (rc) break;
         }
         for (;;) {
@@ -135,18 +188,21 @@ int soju_tokenize_files(const soju_tokenizer *t, const char *const *inputs, int 
                 if (rep->bad_records++ < 5) soju_warn("skipped bad record: %s", rerr.msg);
                 continue;
             }
+            if (st == SOJU_READ_OK && rec.text_len == 0) {
+                rep->empty_docs++;
+                continue;
+            }
             if (st == SOJU_READ_OK) {
-                batch_add(&b, rec.text, rec.text_len);
+                int to_val = goes_to_val(opts, rec.text, rec.text_len);
+                batch_add(&b, rec.text, rec.text_len, to_val);
                 rep->docs++;
                 rep->bytes += rec.text_len;
+                if (to_val) rep->val_docs++, rep->val_bytes += rec.text_len;
             }
             int flush = b.n && (st == SOJU_READ_EOF ? f == n_inputs : (b.text.len >= BATCH_BYTES || b.n >= BATCH_DOCS));
             if (flush) {
-                encode_batch(t, &b, enc, flags);
-                for (size_t i = 0; i < b.n && !rc; i++) {
-                    rc = shard_write(&so, &b.ids[i], err);
-                    rep->tokens += b.ids[i].len + 1;
-                }
+                encode_batch(&b, enc, flags);
+                rc = write_batch(&b, &train, &val, rep, err);
                 b.n = 0;
                 soju_buf_clear(&b.text);
                 if (!opts->quiet) {
@@ -161,16 +217,13 @@ int soju_tokenize_files(const soju_tokenizer *t, const char *const *inputs, int 
             soju_reader_close(r);
         }
     }
-    if (!rc && so.w) rc = soju_shard_writer_close(so.w, err), so.w = NULL;
-    if (!rc && !so.n_shards) {
-        /* An empty corpus still yields an (empty) shard. */
-        rc = shard_open(&so, err);
-        if (!rc) rc = soju_shard_writer_close(so.w, err);
-        so.w = NULL;
-    }
-    if (so.w) soju_shard_writer_abort(so.w);
+    if (!rc) rc = shard_finish(&train, err);
+    if (!rc && opts->val_out) rc = shard_finish(&val, err);
+    soju_shard_writer_abort(train.w);
+    soju_shard_writer_abort(val.w);
     if (!opts->quiet) soju_progress_finish(&bar);
-    rep->shards = so.n_shards;
+    rep->shards = train.n_shards + val.n_shards;
+    rep->val_shards = val.n_shards;
     for (int i = 0; i < nt; i++) {
         uint64_t h, m;
         soju_tok_encoder_cache_stats(enc[i], &h, &m);
@@ -179,11 +232,7 @@ int soju_tokenize_files(const soju_tokenizer *t, const char *const *inputs, int 
         soju_tok_encoder_free(enc[i]);
     }
     free(enc);
-    for (size_t i = 0; i < b.cap; i++) soju_ids_free(&b.ids[i]);
-    free(b.ids);
-    free(b.off);
-    free(b.len);
-    soju_buf_free(&b.text);
+    batch_free(&b);
     rep->seconds = soju_now() - t0;
     return rc;
 }

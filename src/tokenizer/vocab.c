@@ -296,6 +296,11 @@ uint32_t soju_tok_special_id(const soju_tokenizer *t, soju_tok_role role) {
     return (unsigned)role < SOJU_TOK_ROLE_COUNT ? t->role[role] : SOJU_TOK_NONE;
 }
 
+uint32_t soju_tok_doc_separator(const soju_tokenizer *t, int *after) {
+    *after = t->role[SOJU_TOK_EOS] != SOJU_TOK_NONE;
+    return *after ? t->role[SOJU_TOK_EOS] : t->role[SOJU_TOK_BOS];
+}
+
 void soju_tok_describe(const soju_tokenizer *t, soju_buf *out) {
     static const char *const role_names[] = {"bos", "eos", "pad", "unk", "eot"};
     soju_buf_printf(out, "%s BPE, %u ids, %zu merges, %zu special tokens",

@@ -10,7 +10,13 @@
 #include "soju/train.h"
 
 int soju_checkpoint_save(const char *dir, soju_model *m, soju_adamw *opt, const soju_trainer_state *st,
-                         soju_err *err) {
+                         const char *tokenizer_json, soju_err *err) {
+    return soju_checkpoint_save_moments(dir, m, opt, NULL, NULL, st, tokenizer_json, err);
+}
+
+int soju_checkpoint_save_moments(const char *dir, soju_model *m, soju_adamw *opt, const float *opt_m,
+                                 const float *opt_v, const soju_trainer_state *st, const char *tokenizer_json,
+                                 soju_err *err) {
     soju_buf tmp = {0};
     soju_buf_printf(&tmp, "%s.tmp", dir);
     soju_rmtree(tmp.data); /* a leftover of an interrupted save */
@@ -28,7 +34,16 @@ int soju_checkpoint_save(const char *dir, soju_model *m, soju_adamw *opt, const 
     }
     if (rc == SOJU_OK && opt) {
         p = soju_path_join(tmp.data, "optimizer.safetensors");
-        rc = soju_adamw_save(opt, p, err);
+        rc = opt_m ? soju_adamw_write(opt, opt_m, opt_v, p, err) : soju_adamw_save(opt, p, err);
+        free(p);
+    }
+    if (rc == SOJU_OK && tokenizer_json) {
+        char *text = NULL;
+        size_t len = 0;
+        rc = soju_read_file(tokenizer_json, &text, &len, err);
+        p = soju_path_join(tmp.data, "tokenizer.json");
+        if (rc == SOJU_OK) rc = soju_write_file_atomic(p, text, len, err);
+        free(text);
         free(p);
     }
     if (rc == SOJU_OK && st) {

@@ -1,4 +1,4 @@
-/* Sampling on hand-made logits, and the byte-level codec. */
+/* Sampling on hand-made logits. */
 #include <math.h>
 
 #include "soju/generate.h"
@@ -136,62 +136,5 @@ TEST(bad_options) {
     CHECK(soju_sampler_init(&s, 10, &o, 1, &err) == SOJU_EARG);
 }
 
-TEST(byte_codec) {
-    soju_text_codec c;
-    soju_err err;
-    CHECK_OK(soju_text_codec_open(&c, NULL, &err));
-    CHECK_EQ_INT(c.vocab_size, 257);
-    CHECK_EQ_INT(c.eos_id, 256);
-    const char *text = "hi 소주";
-    int32_t *ids = NULL;
-    size_t n = 0, cap = 0;
-    CHECK_OK(c.encode(c.ctx, text, strlen(text), &ids, &n, &cap, &err));
-    CHECK_EQ_INT(n, strlen(text));
-    CHECK_EQ_INT(ids[0], 'h');
-    CHECK_EQ_INT(ids[3], 0xEC); /* first byte of 소 */
-    soju_buf out = {0};
-    int32_t with_eos[64];
-    memcpy(with_eos, ids, n * sizeof *ids);
-    with_eos[n] = 256;
-    c.decode(c.ctx, with_eos, n + 1, &out);
-    CHECK_EQ_INT(out.len, strlen(text));
-    CHECK(!memcmp(out.data, text, out.len));
-    soju_buf_free(&out);
-    free(ids);
-    soju_text_codec_close(&c);
-    CHECK(soju_text_codec_open(&c, "/nonexistent/tokenizer.json", &err) != SOJU_OK);
-    CHECK(strstr(err.msg, "/nonexistent/tokenizer.json") != NULL);
-}
-
-/* A real tokenizer behind the same interface (GPT-2's files from ../shared/data). */
-TEST(tokenizer_codec) {
-    const char *shared = test_shared_dir();
-    if (!shared) SKIP("../shared/data is absent");
-    char *dir = soju_path_join(shared, "data/tok_gpt2");
-    soju_text_codec c;
-    soju_err err;
-    int rc = soju_text_codec_open(&c, dir, &err);
-    if (rc) fprintf(stderr, "%s\n", err.msg);
-    CHECK(rc == SOJU_OK);
-    CHECK_EQ_INT(c.vocab_size, 50257);
-    CHECK_EQ_INT(c.eos_id, 50256);
-    CHECK_EQ_INT(c.bos_id, 50256); /* the separator soju tokenize writes after each document */
-    const char *text = "Hello world, 소주!";
-    int32_t *ids = NULL;
-    size_t n = 0, cap = 0;
-    CHECK_OK(c.encode(c.ctx, text, strlen(text), &ids, &n, &cap, &err));
-    CHECK_EQ_INT(ids[0], 15496); /* "Hello" */
-    CHECK(n < strlen(text));
-    soju_buf out = {0};
-    for (size_t i = 0; i < n; i++) c.decode(c.ctx, &ids[i], 1, &out); /* token by token, as generation streams */
-    c.decode(c.ctx, &c.eos_id, 1, &out);                              /* specials print nothing */
-    CHECK_EQ_INT(out.len, strlen(text));
-    CHECK(out.data && !memcmp(out.data, text, out.len));
-    soju_buf_free(&out);
-    free(ids);
-    free(dir);
-    soju_text_codec_close(&c);
-}
-
 TEST_MAIN(greedy, temperature_scales_the_softmax, top_k_keeps_the_k_best, top_p_keeps_the_smallest_set_reaching_p,
-          draws_are_seeded_and_follow_the_distribution, bad_options, byte_codec, tokenizer_codec)
+          draws_are_seeded_and_follow_the_distribution, bad_options)

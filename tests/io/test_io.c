@@ -115,6 +115,31 @@ TEST(text_blocks) {
     soju_reader_close(r);
 }
 
+/* One document per line: blank lines skipped, line numbers kept, "\r\n" ends a line. */
+TEST(text_lines) {
+    const char *s = "first doc\nline two\n\n  \nthird\r\nlast";
+    soju_reader *r;
+    soju_err err;
+    CHECK_OK(soju_reader_open_mem(&r, s, strlen(s), "mem.txt", SOJU_FMT_AUTO_LINES, 0, NULL, &err));
+    soju_record rec;
+    const char *want[] = {"first doc", "line two", "third", "last"};
+    size_t lines[] = {1, 2, 5, 6};
+    for (int i = 0; i < 4; i++) {
+        CHECK(soju_reader_next(r, &rec, &err) == SOJU_READ_OK);
+        CHECK_STR(rec.text, want[i]);
+        CHECK_EQ_INT(rec.line, lines[i]);
+        CHECK_EQ_INT(rec.index, i);
+    }
+    CHECK(soju_reader_next(r, &rec, &err) == SOJU_READ_EOF);
+    soju_reader_close(r);
+    /* AUTO_LINES leaves JSONL alone. */
+    const char *j = "{\"text\": \"a\\nb\"}\n";
+    CHECK_OK(soju_reader_open_mem(&r, j, strlen(j), "mem.jsonl", SOJU_FMT_AUTO_LINES, 0, NULL, &err));
+    CHECK(soju_reader_next(r, &rec, &err) == SOJU_READ_OK);
+    CHECK_STR(rec.text, "a\nb");
+    soju_reader_close(r);
+}
+
 TEST(shard_round_trip_and_errors) {
     char *dir = test_tmp_dir("io_shard");
     soju_err err;
@@ -217,5 +242,5 @@ TEST(half_precision_conversions) {
     CHECK(soju_f32_to_bf16(1.00390625f) == 0x3f80);
 }
 
-TEST_MAIN(jsonl_good_and_bad_records, zstd_write_then_read_and_truncation, text_blocks, shard_round_trip_and_errors,
+TEST_MAIN(jsonl_good_and_bad_records, zstd_write_then_read_and_truncation, text_blocks, text_lines, shard_round_trip_and_errors,
           safetensors_round_trip_and_errors, half_precision_conversions)

@@ -2,30 +2,11 @@
  * special tokens, training and its parity with Hugging Face tokenizers
  * (fixtures from tools/tok_reference.py), tokenizer.json / rank file /
  * SentencePiece parsing and their errors, the chat template and its loss
- * mask, vocabulary extension and checkpoint resizing, corpus → shards. */
+ * mask, vocabulary extension and checkpoint resizing, statistics
+ * (corpus → shards: test_tokenize.c). */
 #include "soju/io.h"
 #include "tok_test.h"
 
-
-/* Train on tests/tokenizer/fixtures/train.jsonl as tools/tok_reference.py does. */
-static soju_tokenizer *train_fixture(const char *pretok, soju_norm_form norm, size_t vocab) {
-    soju_tok_train_opts o;
-    soju_tok_train_opts_default(&o);
-    o.vocab_size = vocab;
-    o.min_frequency = 2;
-    o.pretok = pretok;
-    o.norm = norm;
-    o.quiet = 1;
-    const char *in[] = {"tests/tokenizer/fixtures/train.jsonl"};
-    soju_tokenizer *t = NULL;
-    soju_tok_train_report rep;
-    soju_err err;
-    if (soju_tok_train(in, 1, &o, &t, &rep, &err)) {
-        fprintf(stderr, "train: %s\n", err.msg);
-        exit(2);
-    }
-    return t;
-}
 
 static void encode_str(const soju_tokenizer *t, const char *s, int flags, soju_ids *ids) {
     ids->len = 0;
@@ -588,48 +569,7 @@ static void check_resize(soju_dtype dt) {
 TEST(resize_checkpoint_f32) { check_resize(SOJU_DT_F32); }
 TEST(resize_checkpoint_bf16) { check_resize(SOJU_DT_BF16); }
 
-/* ---------------------------------------------------------------- corpus → shards, stats */
-
-TEST(tokenize_corpus_to_shards) {
-    soju_tokenizer *t = train_fixture("llama3", SOJU_NORM_NONE, 600);
-    char *dir = test_tmp_dir("tok_shards");
-    char *in = soju_path_join(dir, "c.jsonl"), *out = soju_path_join(dir, "out.bin");
-    const char *body = "{\"text\": \"hello world\"}\n{oops\n{\"text\": \"안녕하세요\"}\n{\"text\": \"\"}\n";
-    soju_err err;
-    CHECK_OK(soju_write_file_atomic(in, body, strlen(body), &err));
-    soju_tokenize_opts o = {"text", 0, 0, 1};
-    soju_tokenize_report rep;
-    const char *inputs[] = {in};
-    CHECK_OK(soju_tokenize_files(t, inputs, 1, out, &o, &rep, &err));
-    CHECK_EQ_INT(rep.docs, 3);
-    CHECK_EQ_INT(rep.bad_records, 1);
-    CHECK_EQ_INT(rep.bytes, strlen("hello world") + strlen("안녕하세요"));
-    soju_shard sh;
-    CHECK_OK(soju_shard_open(&sh, out, &err));
-    CHECK_EQ_INT(sh.info.n_docs, 3);
-    CHECK_EQ_INT(sh.info.n_tokens, rep.tokens);
-    CHECK_EQ_INT(sh.info.sep_token, soju_tok_special_id(t, SOJU_TOK_EOS));
-    CHECK_EQ_INT(sh.info.sep_after, 1);
-    /* Decoding the shard gives the documents back, separated by EOS. */
-    uint32_t *ids = soju_malloc(sh.info.n_tokens * sizeof *ids);
-    soju_shard_read(&sh, 0, sh.info.n_tokens, ids);
-    soju_buf txt = {0};
-    CHECK_OK(soju_tok_decode(t, ids, sh.info.n_tokens, 0, &txt, &err));
-    CHECK_STR(txt.data, "hello world<|endoftext|>안녕하세요<|endoftext|><|endoftext|>");
-    free(ids);
-    soju_buf_free(&txt);
-    soju_shard_close(&sh);
-    /* Split into shards of a few tokens. */
-    char *outdir = soju_path_join(dir, "shards");
-    o.shard_tokens = 3;
-    CHECK_OK(soju_tokenize_files(t, inputs, 1, outdir, &o, &rep, &err));
-    CHECK(rep.shards >= 2);
-    free(outdir);
-    free(in);
-    free(out);
-    free(dir);
-    soju_tok_free(t);
-}
+/* ---------------------------------------------------------------- stats */
 
 TEST(stats_per_language) {
     CHECK_EQ_INT(soju_tok_doc_language("안녕하세요 hi", strlen("안녕하세요 hi")), SOJU_LANG_KO);
@@ -651,5 +591,5 @@ TEST(stats_per_language) {
 TEST_MAIN(roundtrip_any_bytes, special_tokens_only_when_asked, trained_matches_tokenizers_llama3,
           trained_matches_tokenizers_gpt2_nfkc, train_options_and_errors, hf_json_both_merge_encodings,
           hf_json_errors, tiktoken_parse_and_errors, sentencepiece_parse_errors, chat_template_loss_mask,
-          extend_keeps_old_ids, extend_sentencepiece, resize_checkpoint_f32, resize_checkpoint_bf16, tokenize_corpus_to_shards,
+          extend_keeps_old_ids, extend_sentencepiece, resize_checkpoint_f32, resize_checkpoint_bf16,
           stats_per_language)

@@ -27,4 +27,24 @@ static inline int tok_ids_equal_json(const soju_ids *ids, const cJSON *want) {
     return 1;
 }
 
+/* Train on tests/tokenizer/fixtures/train.jsonl as tools/tok_reference.py does. */
+static inline soju_tokenizer *train_fixture(const char *pretok, soju_norm_form norm, size_t vocab) {
+    soju_tok_train_opts o;
+    soju_tok_train_opts_default(&o);
+    o.vocab_size = vocab;
+    o.min_frequency = 2;
+    o.pretok = pretok;
+    o.norm = norm;
+    o.quiet = 1;
+    const char *in[] = {"tests/tokenizer/fixtures/train.jsonl"};
+    soju_tokenizer *t = NULL;
+    soju_tok_train_report rep;
+    soju_err err;
+    if (soju_tok_train(in, 1, &o, &t, &rep, &err)) {
+        fprintf(stderr, "train: %s\n", err.msg);
+        exit(2);
+    }
+    return t;
+}
+
 #endif

@@ -11,8 +11,9 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 # ---------------------------------------------------------------- corpus -> shards
 bash scripts/demo_corpus.sh "$T/corpus.txt" 400
-$SOJU shard-text --input "$T/corpus.txt" --out "$T/train.bin" --val-out "$T/val.bin" --val-frac 0.1 > "$T/shard.log"
-grep -q "documents" "$T/shard.log" || fail "shard-text summary"
+$SOJU tokenize --tokenizer bytes --quiet "$T/corpus.txt" --out "$T/train.bin" --val-out "$T/val.bin" --val-frac 0.1 \
+  > "$T/shard.log"
+grep -q "^validation: [0-9]* documents" "$T/shard.log" || fail "tokenize summary: $(cat "$T/shard.log")"
 cat > "$T/config.json" <<'EOF'
 {"model_type": "llama", "vocab_size": 257, "hidden_size": 48, "intermediate_size": 96,
  "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
@@ -65,6 +66,22 @@ s2=$(gen --temperature 0.9 --top-k 20 --top-p 0.9 --seed 5)
 [ "$s1" = "$s2" ] || fail "a fixed seed does not reproduce"
 grep -q "tokens/s" "$T/gen.err" || fail "no generation timing"
 gen --model "$T/a/checkpoints/step_00000020" --greedy > /dev/null || fail "generate from a checkpoint dir"
+[ "$(gen --greedy --tokenizer bytes)" = "$g1" ] || fail "--tokenizer bytes differs from the default"
+
+# ---------------------------------------------------------------- a trained tokenizer travels with the model
+# BPE on the corpus; the model takes the tokenizer's vocab_size (the config says 257);
+# every checkpoint holds tokenizer.json, and generate finds it there.
+$SOJU tokenizer train --quiet --vocab-size 320 --out "$T/tok.json" "$T/corpus.txt" > /dev/null
+$SOJU tokenize --quiet --tokenizer "$T/tok.json" --out "$T/bpe_train.bin" "$T/corpus.txt" > /dev/null
+$SOJU pretrain --config "$T/config.json" --tokenizer "$T/tok.json" --train "$T/bpe_train.bin" --micro-batch 4 \
+  --seq-len 32 --steps 6 --lr 3e-3 --save-every 3 --threads 2 --quiet --out "$T/bpe" > /dev/null 2> "$T/bpe.err"
+grep -q "vocab_size 320 from the tokenizer" "$T/bpe.err" || fail "vocab_size not taken from the tokenizer"
+grep -qE '"vocab_size":[[:space:]]*320' "$T/bpe/checkpoints/step_00000006/config.json" || fail "checkpoint vocab_size"
+for s in 3 6; do
+  cmp -s "$T/bpe/tokenizer.json" "$T/bpe/checkpoints/step_0000000$s/tokenizer.json" || fail "checkpoint $s lacks tokenizer.json"
+done
+g=$($SOJU generate --model "$T/bpe" --prompt "The king" --max-tokens 8 --greedy 2> /dev/null)
+case "$g" in "The king"*) ;; *) fail "generate with the checkpoint's tokenizer: $g" ;; esac
 
 # ---------------------------------------------------------------- bad input
 # Run a command that must fail: exit status 1 (not a crash) and one error
@@ -96,6 +113,9 @@ printf '{"model_type": "llama", "vocab_size": ' > "$T/trunc_config.json"
 CMD=($SOJU pretrain --config "$T/trunc_config.json" --train "$T/train.bin" --steps 2 --out "$T/c")
 expect_error "$T/trunc_config.json"
 CMD=($SOJU pretrain --resume "$T/b" --lr 1); expect_error "--lr cannot change on --resume"
+CMD=($SOJU pretrain --resume "$T/bpe" --tokenizer bytes); expect_error "--tokenizer cannot change on --resume"
+CMD=($SOJU pretrain --init "$T/a" --tokenizer "$T/tok.json" --train "$T/bpe_train.bin" --steps 2 --out "$T/c")
+expect_error "vocab_size 257 is smaller than the tokenizer's 320"
 CMD=(train --out "$T/c" --schedule linear); expect_error "--schedule must be cosine, wsd or constant"
 CMD=(train --out "$T/c" --decay-shape cubic); expect_error "--decay-shape"
 CMD=(train --out "$T/c" --batch-tokens 200); expect_error "not a multiple" "try 256"

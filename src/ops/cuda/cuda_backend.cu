@@ -239,6 +239,8 @@ extern "C" int soju_cuda_backend_create(soju_backend **out, soju_err *err) {
     return SOJU_OK;
 }
 
+extern "C" void *soju_cuda_stream(soju_backend *be) { return (void *)cuda_stream(be); }
+
 extern "C" void soju_cuda_backend_free(soju_backend *be) {
     soju_cuda_state *st = cuda_state(be);
     CUDA_CHECK(cudaStreamSynchronize(st->stream));

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Data-parallel training on CUDA in one command, on a machine with mpirun and
+# one or more GPUs: build (or use SOJU_GPU_BIN), train a tiny Llama several
+# ways for 6 steps, and print a table comparing each run's final parameters
+# with one plain process (no mpirun) whose micro-batch is the whole batch.
+#
+#   bash scripts/dist_gpu_check.sh
+#   SOJU_GPU_BIN=build bash scripts/dist_gpu_check.sh     # prebuilt soju
+#   DEVICE=cpu SOJU_GPU_BIN=build bash scripts/dist_gpu_check.sh  # the same runs on the CPU
+#
+# Runs (B = 4 sequences per rank, global batch 8):
+#   nccl-1        mpirun -np 1: NCCL with one rank, per-layer sums on its own
+#                 stream; must be bit-identical to the plain run
+#   nccl-1-zero1  the same with --zero 1
+#   mpi-2         2 ranks sharing GPU 0 through MPI host copies
+#                 (SOJU_DIST_COMM=mpi; NCCL refuses two ranks on one GPU)
+#   mpi-2-zero1   the same with --zero 1
+#   nccl-2[-zero1] with 2 or more GPUs: the real thing, NCCL between GPUs 0, 1
+# "half" is one plain process with half the batch: a run is right when it is
+# much closer to the reference than that (bf16 activations make batch-split
+# runs differ by rounding; mean |diff| is the fair measure).
+set -u
+device=${DEVICE:-cuda}
+root=$(cd "$(dirname "$0")/.." && pwd)
+out=${OUT:-/tmp/soju-dist-gpu}
+rm -rf "$out" && mkdir -p "$out"
+bin=${SOJU_GPU_BIN:-}
+if [ -z "$bin" ]; then
+    echo "== building (CUDA on) into $root/build-gpu"
+    cmake -S "$root" -B "$root/build-gpu" -DCMAKE_BUILD_TYPE=Release -DSOJU_CUDA=ON >"$out/build.log" 2>&1 &&
+        cmake --build "$root/build-gpu" -j "$(nproc)" --target soju >>"$out/build.log" 2>&1 ||
+        { tail -30 "$out/build.log"; echo "build failed"; exit 1; }
+    bin=$root/build-gpu
+fi
+soju=$bin/soju
+command -v mpirun >/dev/null || { echo "mpirun not found"; exit 1; }
+$soju version | grep -q "mpi nccl" || echo "note: $($soju version) (no NCCL: GPU runs use MPI host copies)"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+gpus=$(nvidia-smi -L 2>/dev/null | wc -l)
+[ "$device" = cuda ] || gpus=0
+
+bash "$root/scripts/demo_corpus.sh" "$out/corpus.txt" 400
+$soju tokenize --tokenizer bytes --quiet --out "$out/train.bin" --val-out "$out/val.bin" --val-frac 0.1 "$out/corpus.txt" >/dev/null
+cat >"$out/config.json" <<'EOF'
+{"model_type": "llama", "vocab_size": 257, "hidden_size": 128, "intermediate_size": 256,
+ "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2,
+ "max_position_embeddings": 64, "tie_word_embeddings": false}
+EOF
+train() { # name, launcher words..., -- , options...
+    local name=$1
+    shift
+    local launch=()
+    while [ "$1" != "--" ]; do launch+=("$1"); shift; done
+    shift
+    "${launch[@]}" $soju pretrain --config "$out/config.json" --train "$out/train.bin" --device "$device" --threads 1 --seq-len 64 \
+        --steps 6 --lr 3e-3 --warmup 2 --quiet --out "$out/$name" "$@" >"$out/$name.log" 2>&1 ||
+        { echo "$name: failed (log: $out/$name.log)"; tail -5 "$out/$name.log"; }
+}
+mpi1=(mpirun -np 1 --bind-to none)
+mpi2=(mpirun -np 2 --bind-to none)
+train ref -- --micro-batch 8 --batch-tokens 512
+train half -- --micro-batch 4 --batch-tokens 256
+train nccl-1 "${mpi1[@]}" -- --micro-batch 8 --batch-tokens 512
+train nccl-1-zero1 "${mpi1[@]}" -- --micro-batch 8 --batch-tokens 512 --zero 1
+SOJU_DIST_COMM=mpi train mpi-2 "${mpi2[@]}" -x SOJU_DIST_COMM -- --micro-batch 4 --batch-tokens 512
+SOJU_DIST_COMM=mpi train mpi-2-zero1 "${mpi2[@]}" -x SOJU_DIST_COMM -- --micro-batch 4 --batch-tokens 512 --zero 1
+runs=(half nccl-1 nccl-1-zero1 mpi-2 mpi-2-zero1)
+if [ "$gpus" -ge 2 ]; then
+    train nccl-2 "${mpi2[@]}" -- --micro-batch 4 --batch-tokens 512
+    train nccl-2-zero1 "${mpi2[@]}" -- --micro-batch 4 --batch-tokens 512 --zero 1
+    SOJU_DIST_OVERLAP=0 train nccl-2-nooverlap "${mpi2[@]}" -x SOJU_DIST_OVERLAP -- --micro-batch 4 --batch-tokens 512
+    runs+=(nccl-2 nccl-2-zero1 nccl-2-nooverlap)
+fi
+
+echo "== $device: $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1) x $gpus GPU(s), $($soju version)"
+python3 - "$out" "${runs[@]}" <<'EOF'
+import json, struct, sys
+import numpy as np
+out, runs = sys.argv[1], sys.argv[2:]
+def load(run):
+    p = f"{out}/{run}/checkpoints/step_00000006/model.safetensors"
+    try:
+        b = open(p, "rb").read()
+    except OSError:
+        return None
+    n = struct.unpack("<Q", b[:8])[0]
+    h = json.loads(b[8:8 + n])
+    return {k: np.frombuffer(b[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]], dtype=np.float32)
+            for k, v in h.items() if k != "__metadata__"}
+ref = load("ref")
+print(f"{'run':18} {'max |diff|':>12} {'mean |diff|':>12}  vs the plain run (batch 8 in one process)")
+for run in runs:
+    x = load(run)
+    if x is None or ref is None:
+        print(f"{run:18} {'missing':>12}")
+        continue
+    d = np.concatenate([np.abs(x[k] - ref[k]) for k in ref])
+    print(f"{run:18} {d.max():12.3g} {d.mean():12.3g}  {'bit-identical' if d.max() == 0 else ''}")
+EOF
