@@ -65,10 +65,13 @@ TEST(matches_reference) {
     soju_err err;
     CHECK_OK(soju_backend_create(&be, "cpu", &err));
     /* partial tiles in M (not a multiple of 14) and N (not of 32), K across
-     * several K-blocks (> 384), rows split over threads, tiny M (BLAS path) */
-    int shapes[][3] = {{1, 7, 5}, {15, 33, 9}, {16, 32, 16}, {29, 65, 31}, {100, 47, 400}, {257, 96, 800}, {64, 600, 70}};
+     * several K-blocks (> 384), rows split over threads, tiny M (BLAS path);
+     * K = 1021 gives A a row stride of 1024 (padding 3), which the kernel
+     * packs rather than reading in place (L1 set conflicts) */
+    int shapes[][3] = {{1, 7, 5},       {15, 33, 9},    {16, 32, 16},  {29, 65, 31},
+                       {100, 47, 400},  {257, 96, 800}, {64, 600, 70}, {31, 40, 1021}};
     float ab[][2] = {{1, 0}, {1, 1}, {0.5f, -2}};
-    for (int s = 0; s < 7; s++)
+    for (int s = 0; s < 8; s++)
         for (int t = 0; t < 4; t++)
             for (int v = 0; v < 3; v++)
                 for (int serial = 0; serial < 2; serial++)

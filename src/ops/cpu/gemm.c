@@ -15,7 +15,10 @@
  *     (panel[k][0..32)), which stay in L2; after one barrier they take
  *     chunks of rows of C dynamically, each packing its rows of op(A) into
  *     panels of MR = 14 rows (panel[k][0..14)), small enough to stay in L1
- *     while they meet every B panel of the block;
+ *     while they meet every B panel of the block; an untransposed A is
+ *     read in place instead (14 rows at a time; this saves the packing
+ *     pass, about a tenth of the time at a small model's shapes), unless
+ *     its row stride would crowd those rows into a few L1 sets;
  *   - the micro-kernel keeps a 14 x 32 block of C in 28 zmm registers and per
  *     k does 2 vector loads of B, 14 broadcasts of A and 28 FMAs, prefetching
  *     the B panel ahead (it streams from L2) and the C tile it ends with.
@@ -58,19 +61,26 @@ static int k_block(int K) {
 
 /* ---------------------------------------------------------------- micro-kernel */
 
-/* C[0..14)[0..32) = alpha * sum_k a[k][i] b[k][j] + beta * S, where S (stride
+/* C[0..14)[0..32) = alpha * sum_k A[i][k] b[k][j] + beta * S, where S (stride
  * lds) is C itself or another matrix (a residual added on the way), and is
- * not read when beta == 0. a: MR floats per k, b: NR floats per k. Not
- * inlined: on its own the compiler keeps all 28 accumulators and both B
- * vectors in registers. */
-__attribute__((noinline)) static void kernel_14x32(int kc, const float *restrict a, const float *restrict b, float *c,
-                                                   long ldc, float alpha, float beta, const float *src, long lds) {
+ * not read when beta == 0. b: NR floats per k (a packed panel). A[i][k] is
+ * a[i * rs + k * ks]: a packed panel (rs = 1, ks = MR) or 14 rows of a
+ * row-major matrix read in place (rs = lda, ks = 1). The rows are reached
+ * from five base pointers (rows 0, 3, 6, 9, 12) plus 0, rs or 2 rs, which
+ * x86 addressing does without extra registers. Inlined into the two
+ * wrappers below, where rs and ks are known, so the compiler keeps all 28
+ * accumulators and both B vectors in registers. */
+static inline __attribute__((always_inline)) void kernel_tile(int kc, const float *a, long rs, long ks,
+                                                              const float *restrict b, float *c, long ldc, float alpha,
+                                                              float beta, const float *src, long lds) {
     __m512 zero = _mm512_setzero_ps();
+    const float *base0 = a, *base1 = a + 3 * rs, *base2 = a + 6 * rs, *base3 = a + 9 * rs, *base4 = a + 12 * rs;
 #define ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13)
 #define DECLARE(i) __m512 c##i##a = zero, c##i##b = zero;
+#define A_AT(i) ((i) < 3 ? base0 : (i) < 6 ? base1 : (i) < 9 ? base2 : (i) < 12 ? base3 : base4)[((i) % 3) * rs]
 #define FMA_ROW(i)                                                                                                     \
     {                                                                                                                  \
-        __m512 ai = _mm512_set1_ps(a[i]);                                                                              \
+        __m512 ai = _mm512_set1_ps(A_AT(i));                                                                           \
         c##i##a = _mm512_fmadd_ps(ai, b0, c##i##a);                                                                    \
         c##i##b = _mm512_fmadd_ps(ai, b1, c##i##b);                                                                    \
     }
@@ -88,7 +98,7 @@ __attribute__((noinline)) static void kernel_14x32(int kc, const float *restrict
         _mm_prefetch((const char *)(b + PREFETCH_K * NR), _MM_HINT_T0);
         _mm_prefetch((const char *)(b + PREFETCH_K * NR + 16), _MM_HINT_T0);
         ROWS(FMA_ROW)
-        a += MR;
+        base0 += ks, base1 += ks, base2 += ks, base3 += ks, base4 += ks;
         b += NR;
     }
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
@@ -108,17 +118,32 @@ __attribute__((noinline)) static void kernel_14x32(int kc, const float *restrict
 #undef ROWS
 #undef DECLARE
 #undef FMA_ROW
+#undef A_AT
 #undef STORE_ROW
 #undef PREFETCH_ROW
 }
 
+/* A packed A micro-panel (MR floats per k). */
+__attribute__((noinline)) static void kernel_14x32(int kc, const float *restrict a, const float *restrict b, float *c,
+                                                   long ldc, float alpha, float beta, const float *src, long lds) {
+    kernel_tile(kc, a, 1, MR, b, c, ldc, alpha, beta, src, lds);
+}
+
+/* 14 rows of a row-major op(A) (row stride lda), read where they are. */
+__attribute__((noinline)) static void kernel_14x32_rows(int kc, const float *a, long lda, const float *restrict b,
+                                                        float *c, long ldc, float alpha, float beta, const float *src,
+                                                        long lds) {
+    kernel_tile(kc, a, lda, 1, b, c, ldc, alpha, beta, src, lds);
+}
+
 /* A partial tile (mr < MR or nr < NR): the kernel writes a full tile into a
  * local buffer (the padding of the packed panels is zero), then the valid
- * part goes to C. */
-static void kernel_edge(int kc, const float *a, const float *b, float *c, long ldc, int mr, int nr, float alpha,
-                        float beta, const float *src, long lds) {
+ * part goes to C. a is a packed panel (lda = 0) or 14 whole rows in place. */
+static void kernel_edge(int kc, const float *a, long lda, const float *b, float *c, long ldc, int mr, int nr,
+                        float alpha, float beta, const float *src, long lds) {
     float tile[MR * NR] = {0}; /* (beta = 0: never read; initialized for the compiler) */
-    kernel_14x32(kc, a, b, tile, NR, alpha, 0.0f, tile, NR);
+    if (lda) kernel_14x32_rows(kc, a, lda, b, tile, NR, alpha, 0.0f, tile, NR);
+    else kernel_14x32(kc, a, b, tile, NR, alpha, 0.0f, tile, NR);
     for (int i = 0; i < mr; i++)
         for (int j = 0; j < nr; j++)
             c[(long)i * ldc + j] = beta == 0.0f ? tile[i * NR + j] : tile[i * NR + j] + beta * src[(long)i * lds + j];
@@ -240,6 +265,7 @@ static void pack_b(float *restrict bp, int tb, const float *B, long ldb, int j0,
 
 typedef struct {
     int ta, tb, M, N, K, lda, ldb, ldc, kcs;
+    int a_in_place; /* op(A) = A, read by the kernel where it is (see a_in_place) */
     float alpha, beta;
     const float *A, *B;
     float *C;
@@ -248,8 +274,9 @@ typedef struct {
 
 /* Rows [ic, ic + mc) of C against one packed block of op(B) (columns
  * [jc, jc + nc), K-block [pc, pc + kc)): ap holds the rows' packed A
- * panels, bp the block's B panels. An A micro-panel stays in L1 while it
- * meets each B panel, which stream from L2. The first K-block brings in
+ * panels (with A in place, only a last partial one), bp the block's B
+ * panels. An A micro-panel stays in L1 while it meets each B panel, which
+ * stream from L2. The first K-block brings in
  * beta C (or the extra addend), the last one hands each finished tile to
  * the extra's callback while it is still in L1. */
 static void sweep(const gemm_args *g, const float *ap, int ic, int mc, const float *bp, int jc, int nc, int pc, int kc) {
@@ -264,12 +291,26 @@ static void sweep(const gemm_args *g, const float *ap, int ic, int mc, const flo
             const float *src = c;
             long lds = g->ldc;
             if (first && ex && ex->add) src = ex->add + (long)i0 * ex->ld_add + j0, lds = ex->ld_add;
+            int in_place = g->a_in_place && mr == MR;
             const float *a = ap + (long)ir * kc, *b = bp + (long)jr * kc;
-            if (mr == MR && nr == NR) kernel_14x32(kc, a, b, c, g->ldc, g->alpha, beta, src, lds);
-            else kernel_edge(kc, a, b, c, g->ldc, mr, nr, g->alpha, beta, src, lds);
+            long lda = 0; /* 0: a packed panel; else 14 rows in place */
+            if (in_place) a = g->A + (long)i0 * g->lda + pc, lda = g->lda;
+            if (mr == MR && nr == NR && lda) kernel_14x32_rows(kc, a, lda, b, c, g->ldc, g->alpha, beta, src, lds);
+            else if (mr == MR && nr == NR) kernel_14x32(kc, a, b, c, g->ldc, g->alpha, beta, src, lds);
+            else kernel_edge(kc, a, lda, b, c, g->ldc, mr, nr, g->alpha, beta, src, lds);
             if (last && ex && ex->tile_done) ex->tile_done(ex->ctx, g->C, g->ldc, i0, j0, mr, nr);
         }
     }
+}
+
+/* The A panels sweep needs for rows [ic, ic + mc), K-block [pc, pc + kc). */
+static void prepare_a(const gemm_args *g, float *ap, int ic, int mc, int pc, int kc) {
+    if (!g->a_in_place) {
+        pack_a(ap, g->ta, g->A, g->lda, ic, mc, pc, kc);
+        return;
+    }
+    int full = mc / MR * MR; /* whole micro-panels are read in place */
+    if (full < mc) pack_a(ap + (long)full * kc, g->ta, g->A, g->lda, ic + full, mc - full, pc, kc);
 }
 
 /* Rows [i0, i0 + n) of C are final (every column, every K-block). */
@@ -287,7 +328,7 @@ static void gemm_alone(const gemm_args *g, float *ap, float *bp) {
             pack_b(bp, g->tb, g->B, g->ldb, jc, nc, pc, kc);
             for (int ic = 0; ic < g->M; ic += MC) {
                 int mc = g->M - ic < MC ? g->M - ic : MC;
-                pack_a(ap, g->ta, g->A, g->lda, ic, mc, pc, kc);
+                prepare_a(g, ap, ic, mc, pc, kc);
                 sweep(g, ap, ic, mc, bp, jc, nc, pc, kc);
                 if (jc + nc == g->N && pc + kc == g->K) rows_done(g, ic, mc);
             }
@@ -322,7 +363,7 @@ static void gemm_team(const gemm_args *g, float *bp2[2], float *ap, int rows) {
 #pragma omp for schedule(dynamic, 1) nowait
             for (int c = 0; c < chunks; c++) {
                 int ic = c * rows, mc = g->M - ic < rows ? g->M - ic : rows;
-                pack_a(ap, g->ta, g->A, g->lda, ic, mc, pc, kc);
+                prepare_a(g, ap, ic, mc, pc, kc);
                 sweep(g, ap, ic, mc, bp, jc, nc, pc, kc);
                 if (jc + nc == g->N && pc + kc == g->K) rows_done(g, ic, mc);
             }
@@ -331,6 +372,21 @@ static void gemm_team(const gemm_args *g, float *bp2[2], float *ap, int rows) {
 }
 
 static int use_kernel(int M, int N, int K) { return M >= MIN_M && N > 0 && K > 0; }
+
+/* Whether the kernel can read op(A) = A (not transposed) in place instead
+ * of packing it: the 14 rows it reads at once must not crowd into a few
+ * sets of the L1 cache (64 sets of 64-byte lines), as they would for a
+ * row stride that is a multiple of 1024 floats, where all 14 fall into one
+ * set and evict each other. */
+static int a_in_place(int ta, int lda) {
+    if (ta) return 0; /* (columns in place measured slower than packing them: strided rows of k) */
+    int rows_in_set[64] = {0}, most = 0;
+    for (long i = 0; i < MR; i++) {
+        int set = (int)(i * lda * (long)sizeof(float) / 64 % 64);
+        most = ++rows_in_set[set] > most ? rows_in_set[set] : most;
+    }
+    return most <= 2;
+}
 
 /* Packing room: A blocks of up to MC rows, B blocks of up to NC columns. */
 static size_t a_block_floats(int M, int K) { return (size_t)round_up(min_int(M, MC), MR) * min_int(K, KC); }
@@ -351,7 +407,7 @@ void cpu_gemm_serial(int ta, int tb, int M, int N, int K, float alpha, const flo
                      float beta, float *C, int ldc, float *scratch) {
 #ifdef __AVX512F__
     if (use_kernel(M, N, K)) {
-        gemm_args g = {ta, tb, M, N, K, lda, ldb, ldc, k_block(K), alpha, beta, A, B, C, NULL};
+        gemm_args g = {ta, tb, M, N, K, lda, ldb, ldc, k_block(K), a_in_place(ta, lda), alpha, beta, A, B, C, NULL};
         gemm_alone(&g, scratch, scratch + a_block_floats(M, K));
         return;
     }
@@ -379,7 +435,7 @@ void cpu_gemm_ex(soju_backend *be, int ta, int tb, int M, int N, int K, float al
     if (use_kernel(M, N, K)) {
         int nt = omp_get_max_threads();
         float *scratch = cpu_scratch(be, CPU_SCRATCH_GEMM, cpu_gemm_scratch_floats(M, N, K, nt));
-        gemm_args g = {ta, tb, M, N, K, lda, ldb, ldc, k_block(K), alpha, beta, A, B, C, ex};
+        gemm_args g = {ta, tb, M, N, K, lda, ldb, ldc, k_block(K), a_in_place(ta, lda), alpha, beta, A, B, C, ex};
         size_t b = b_block_floats(N, K), a = a_block_floats(M, K);
         float *bp2[2] = {scratch, scratch + b};
         /* Small chunks of rows (whole micro-panels) keep the threads' shares
