@@ -32,6 +32,8 @@ typedef struct soju_ops_limits {
     int max_B, max_T;          /* batch rows and sequence length */
     int NH, NKV, head_dim;     /* attention heads, key/value heads */
     int C;                     /* hidden size (norm widths) */
+    int max_in, max_out;       /* widest matmul input (C, NH hd, MLP width) and output (vocab, fused qkv, ...);
+                                  0 = unknown (a backend then sizes matmul scratch on first use) */
 } soju_ops_limits;
 
 typedef struct soju_backend_ops {
@@ -244,6 +246,13 @@ typedef struct soju_backend_ops {
      * stream in one pass. out, residual (BT, OC) act, distinct from inp. */
     void (*matmul_residual_forward)(soju_backend *be, void *out, const void *residual, const void *inp,
                                     const void *weight, const void *bias, int BT, int C, int OC);
+    /* matmul_backward of out = inp W^T + bias where inp = silu(gate) * up
+     * (SwiGLU; the Llama MLP down-projection), continued through SwiGLU:
+     * dgate_up (BT, 2F) act, overwritten, gets the gradient of gate_up;
+     * the gradient of inp is never stored. inp (BT, F), gate_up (BT, 2F)
+     * act; dweight, dbias accumulate as in matmul_backward. */
+    void (*matmul_backward_swiglu)(soju_backend *be, void *dgate_up, float *dweight, float *dbias, const void *dout,
+                                   const void *inp, const void *weight, const void *gate_up, int BT, int F, int OC);
 } soju_backend_ops;
 
 struct soju_backend {

@@ -158,6 +158,9 @@ static void layer_backward(soju_model *m, int l, int B, int T) {
     if (m->cfg.arch == SOJU_ARCH_GPT2 && ops->matmul_backward_gelu) { /* through GELU in the same pass */
         ops->matmul_backward_gelu(be, m->dfc, gq(m, p->proj_w), gq(m, p->proj_b), m->dres, a->fc_act,
                                   wq(m, p->proj_w), a->fc, BT, m->F, m->C);
+    } else if (m->cfg.arch == SOJU_ARCH_LLAMA && ops->matmul_backward_swiglu) { /* through SwiGLU likewise */
+        ops->matmul_backward_swiglu(be, m->dfc, gq(m, p->proj_w), gq(m, p->proj_b), m->dres, a->fc_act,
+                                    wq(m, p->proj_w), a->fc, BT, m->F, m->C);
     } else {
         ops->matmul_backward(be, m->dfc_act, gq(m, p->proj_w), gq(m, p->proj_b), m->dres, a->fc_act,
                              wq(m, p->proj_w), BT, m->F, m->C, 0);

@@ -140,7 +140,11 @@ int soju_model_create_ex(soju_model **out, const soju_model_config *cfg, const c
     plan(m, &p);
 
     if (m->ops->reserve) {
-        soju_ops_limits lim = {max_B, max_T, m->NH, m->NKV, m->hd, m->C};
+        int AH = m->NH * m->hd, max_in = m->C > m->F ? m->C : m->F, max_out = m->V > m->QKV ? m->V : m->QKV;
+        max_in = max_in > AH ? max_in : AH;
+        max_out = max_out > m->FC ? max_out : m->FC;
+        max_out = max_out > m->C ? max_out : m->C;
+        soju_ops_limits lim = {max_B, max_T, m->NH, m->NKV, m->hd, m->C, max_in, max_out};
         m->ops->reserve(be, &lim);
     }
     size_t BT = (size_t)max_B * max_T;

@@ -120,6 +120,41 @@ TEST(matmul) {
     release(dw0), release(db0), release(dinp0);
 }
 
+/* The optional fused matmuls against the plain ops they stand for, at a row
+ * count that takes the CPU's own product (not the BLAS path for tiny M). */
+TEST(fused_matmuls) {
+    int BT = 45, C = 19, OC = 37, F = 33;
+    float *inp = randn(BT * C, 1), *w = randn(OC * C, 1), *b = randn(OC, 1), *res = randn(BT * OC, 1);
+    float *out = zeros(BT * OC), *ref = zeros(BT * OC);
+    double *want = malloc(sizeof(double) * BT * 2 * F);
+    /* out = res + inp W^T + b */
+    be->ops->matmul_forward(be, ref, inp, w, b, BT, C, OC);
+    be->ops->matmul_residual_forward(be, out, res, inp, w, b, BT, C, OC);
+    for (int i = 0; i < BT * OC; i++) want[i] = (double)ref[i] + res[i];
+    check_close("matmul_residual_forward", out, want, BT * OC, 1e-6);
+    be->ops->matmul_residual_forward(be, out, res, inp, w, NULL, BT, C, OC);
+    for (int i = 0; i < BT * OC; i++) want[i] -= b[i % OC];
+    check_close("matmul_residual_forward, no bias", out, want, BT * OC, 1e-5);
+    /* the MLP down-projection's backward through SwiGLU */
+    float *gu = randn(BT * 2 * F, 1), *act = zeros(BT * F), *wd = randn(OC * F, 1), *dout = randn(BT * OC, 1);
+    float *dact = zeros(BT * F), *dgu_ref = zeros(BT * 2 * F), *dgu = randn(BT * 2 * F, 1);
+    float *dw_ref = zeros(OC * F), *dw = zeros(OC * F), *db_ref = zeros(OC), *db = zeros(OC);
+    be->ops->swiglu_forward(be, act, gu, BT, F);
+    be->ops->matmul_backward(be, dact, dw_ref, db_ref, dout, act, wd, BT, F, OC, 0);
+    be->ops->swiglu_backward(be, dgu_ref, dact, gu, BT, F);
+    be->ops->matmul_backward_swiglu(be, dgu, dw, db, dout, act, wd, gu, BT, F, OC);
+    for (int i = 0; i < BT * 2 * F; i++) want[i] = dgu_ref[i];
+    check_close("matmul_backward_swiglu dgate_up", dgu, want, BT * 2 * F, 1e-5);
+    for (int i = 0; i < OC * F; i++) want[i] = dw_ref[i];
+    check_close("matmul_backward_swiglu dweight", dw, want, OC * F, 1e-5);
+    for (int i = 0; i < OC; i++) want[i] = db_ref[i];
+    check_close("matmul_backward_swiglu dbias", db, want, OC, 1e-5);
+    release(inp), release(w), release(b), release(res), release(out), release(ref), release(gu), release(act);
+    release(wd), release(dout), release(dact), release(dgu_ref), release(dgu), release(dw_ref), release(dw);
+    release(db_ref), release(db);
+    free(want);
+}
+
 /* ---------------------------------------------------------------- encoder */
 
 typedef struct { float *out, *wte, *wpe, *r; int32_t *tok, *pos; int BT, C; } enc_ctx;
@@ -508,5 +543,5 @@ TEST(parallel_reductions) {
     free(want_w), free(want_b), free(want_e);
 }
 
-TEST_MAIN(matmul, encoder, rmsnorm, layernorm, rope, attention_causal, attention_doc_mask, attention_decode,
+TEST_MAIN(matmul, fused_matmuls, encoder, rmsnorm, layernorm, rope, attention_causal, attention_doc_mask, attention_decode,
           activations, crossentropy, parallel_reductions)

@@ -17,21 +17,29 @@ void cpu_swiglu_forward(soju_backend *be, void *out_, const void *gate_up_, int 
 }
 
 /* With sig = 1 / (1 + e^-g), silu = g sig, silu' = sig (1 + g (1 - sig)):
- *   dgate = dout * up * silu'(gate),  dup = dout * silu(gate). */
+ *   dgate = dout * up * silu'(gate),  dup = dout * silu(gate).
+ * n features of one row: d (dout), g and u (gate, up) in, dg and du out;
+ * dg may alias d (the fused matmul backward computes dout in place there). */
+void cpu_swiglu_backward_row(float *dg, float *du, const float *d, const float *g, const float *u, int n) {
+    /* each i reads and writes index i only, so the loop vectorizes even when dg and d alias */
+#pragma omp simd
+    for (int i = 0; i < n; i++) {
+        float sig = 1.0f / (1.0f + cpu_expf(-g[i]));
+        float di = d[i];
+        du[i] = di * g[i] * sig;
+        dg[i] = di * u[i] * sig * (1.0f + g[i] * (1.0f - sig));
+    }
+}
+
 void cpu_swiglu_backward(soju_backend *be, void *dgate_up_, const void *dout_, const void *gate_up_, int BT, int F) {
     (void)be;
     float *dgu = dgate_up_;
     const float *dout = dout_, *gu = gate_up_;
 #pragma omp parallel for schedule(static) if ((size_t)BT * F >= CPU_PAR_MIN)
     for (int r = 0; r < BT; r++) {
-        const float *g = gu + (size_t)r * 2 * F, *u = g + F, *d = dout + (size_t)r * F;
-        float *dg = dgu + (size_t)r * 2 * F, *du = dg + F;
-        for (int i = 0; i < F; i++) {
-            float sig = 1.0f / (1.0f + cpu_expf(-g[i]));
-            float silu = g[i] * sig;
-            dg[i] = d[i] * u[i] * sig * (1.0f + g[i] * (1.0f - sig));
-            du[i] = d[i] * silu;
-        }
+        const float *g = gu + (size_t)r * 2 * F;
+        float *dg = dgu + (size_t)r * 2 * F;
+        cpu_swiglu_backward_row(dg, dg + F, dout + (size_t)r * F, g, g + F, F);
     }
 }
 

@@ -5,9 +5,9 @@
  * sequence. The block's queries are stacked into one (rep * rows, hd) matrix,
  * so a single sgemm scores all of them against the keys they may see (at
  * most T), into a per-thread tile of rep * QB x T floats. Each row's softmax
- * is computed exactly there, and the T x T matrix never exists. The sgemm
- * calls run single-threaded inside the parallel loop (OpenBLAS's OpenMP
- * build does that by itself in a parallel region).
+ * is computed exactly there, and the T x T matrix never exists. The matrix
+ * products run single-threaded inside the parallel loop (cpu_gemm_serial,
+ * with packing room in each thread's tile).
  *
  * The backward recomputes each block's probabilities from the saved
  * log-sum-exp (as flash attention does):
@@ -19,8 +19,6 @@
  * busy, each is split over its query blocks into parts with private dK, dV
  * partials that are then summed in part order (the split depends only on the
  * shapes, so results do not depend on the thread count). */
-#include <cblas.h>
-
 #include "cpu_ops.h"
 
 #define QB 64 /* query rows per block */
@@ -92,8 +90,9 @@ static int block_rows(int rep, int T) {
 typedef struct {
     int qbr, nqb, GR;   /* query rows per block, blocks per sequence, stacked rows */
     int parts;          /* backward: parts per (sequence, kv head) */
-    size_t fwd_tile;    /* floats per thread, forward */
-    size_t bwd_tile;    /* floats per thread, backward */
+    size_t fwd_tile;    /* floats per thread, forward (with gemm room) */
+    size_t bwd_tile;    /* floats per thread, backward (with gemm room) */
+    size_t gemm_room;   /* floats per thread for cpu_gemm_serial, at the end of a tile */
     size_t partials;    /* floats of dK, dV partials, backward */
 } att_plan;
 
@@ -106,8 +105,11 @@ static att_plan plan_attention(int B, int T, int NH, int NKV, int hd) {
     /* enough backward tasks for 8 threads, never more parts than blocks */
     p.parts = groups >= 8 ? 1 : (8 + groups - 1) / groups;
     if (p.parts > p.nqb) p.parts = p.nqb;
-    p.fwd_tile = (size_t)p.GR * T + 2 * (size_t)p.GR * hd + p.GR;
-    p.bwd_tile = 2 * (size_t)p.GR * T + 3 * (size_t)p.GR * hd + p.GR;
+    /* every product below has M <= max(GR, T), N <= max(T, hd), K <= max(T, GR, hd) */
+    int big = p.GR > T ? p.GR : T, wide = T > hd ? T : hd, deep = big > hd ? big : hd;
+    p.gemm_room = cpu_gemm_scratch_floats(big, wide, deep, 1);
+    p.fwd_tile = (size_t)p.GR * T + 2 * (size_t)p.GR * hd + p.GR + p.gemm_room;
+    p.bwd_tile = 2 * (size_t)p.GR * T + 3 * (size_t)p.GR * hd + p.GR + p.gemm_room;
     p.partials = p.parts > 1 ? (size_t)groups * p.parts * 2 * T * hd : 0;
     return p;
 }
@@ -166,7 +168,7 @@ void cpu_attention_forward(soju_backend *be, void *out_, float *lse, const void 
 #pragma omp parallel
     {
         float *S = tiles + (size_t)omp_get_thread_num() * per_thread, *Q = S + (size_t)GR * T, *O = Q + (size_t)GR * hd,
-              *inv_sum = O + (size_t)GR * hd;
+              *inv_sum = O + (size_t)GR * hd, *ws = inv_sum + GR;
 #pragma omp for schedule(dynamic)
         for (long task = 0; task < (long)B * NKV * nqb; task++) {
             int qb = task % nqb, g = (task / nqb) % NKV, b = task / ((long)nqb * NKV);
@@ -178,7 +180,7 @@ void cpu_attention_forward(soju_backend *be, void *out_, float *lse, const void 
             const int32_t *doc = doc_ids ? doc_ids + (size_t)b * T : NULL;
             gather_heads(Q, rows, W, g * rep * hd, rep, nq, hd);
             /* S (gr, nk) = scale Q K^T, then each row's softmax in place */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, gr, nk, hd, scale, Q, hd, k, W, 0.0f, S, nk);
+            cpu_gemm_serial(0, 1, gr, nk, hd, scale, Q, hd, k, W, 0.0f, S, nk, ws);
             for (int r = 0; r < rep; r++)
                 for (int i = 0; i < nq; i++) {
                     float m, sum = exp_row(S + ((size_t)r * nq + i) * nk, nk, k_lo, qs + i, doc, window, &m);
@@ -186,7 +188,7 @@ void cpu_attention_forward(soju_backend *be, void *out_, float *lse, const void 
                     inv_sum[r * nq + i] = 1.0f / sum;
                 }
             /* O (gr, hd) = (e^(S - max) V) / sum */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, gr, hd, nk, 1.0f, S, nk, v, W, 0.0f, O, hd);
+            cpu_gemm_serial(0, 0, gr, hd, nk, 1.0f, S, nk, v, W, 0.0f, O, hd, ws);
             for (int i = 0; i < gr; i++)
                 for (int e = 0; e < hd; e++) O[(size_t)i * hd + e] *= inv_sum[i];
             scatter_heads(out + ((size_t)b * T + qs) * OW, OW, g * rep * hd, O, rep, nq, hd);
@@ -200,6 +202,7 @@ void cpu_attention_forward(soju_backend *be, void *out_, float *lse, const void 
  * dv (row stride ldk, indexed by absolute key position) and writes dQ. */
 typedef struct {
     float *P, *dP, *Q, *dO, *dQ, *D; /* per-thread scratch */
+    float *ws;                       /* room for cpu_gemm_serial */
 } bwd_tiles;
 
 static void backward_block(float *dqkv, float *dk, float *dv, int ldk, const float *dout, const float *qkv,
@@ -224,7 +227,7 @@ static void backward_block(float *dqkv, float *dk, float *dv, int ldk, const flo
             t->D[r * nq + i] = dsum;
         }
     /* P = exp(scale Q K^T - lse), masked */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, gr, nk, hd, scale, t->Q, hd, k, W, 0.0f, t->P, nk);
+    cpu_gemm_serial(0, 1, gr, nk, hd, scale, t->Q, hd, k, W, 0.0f, t->P, nk, t->ws);
     for (int r = 0; r < rep; r++) {
         const float *L = lse + ((size_t)b * NH + g * rep + r) * T + qs;
         for (int i = 0; i < nq; i++) {
@@ -240,19 +243,17 @@ static void backward_block(float *dqkv, float *dk, float *dv, int ldk, const flo
         }
     }
     /* dV (nk, hd) += P^T dO */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hd, gr, 1.0f, t->P, nk, t->dO, hd, 1.0f,
-                dv + (size_t)k_lo * ldk, ldk);
+    cpu_gemm_serial(1, 0, nk, hd, gr, 1.0f, t->P, nk, t->dO, hd, 1.0f, dv + (size_t)k_lo * ldk, ldk, t->ws);
     /* dP (gr, nk) = dO V^T, then dS = P (dP - D) scale in place */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, gr, nk, hd, 1.0f, t->dO, hd, v, W, 0.0f, t->dP, nk);
+    cpu_gemm_serial(0, 1, gr, nk, hd, 1.0f, t->dO, hd, v, W, 0.0f, t->dP, nk, t->ws);
     for (int i = 0; i < gr; i++) {
         float *p = t->P + (size_t)i * nk, *dp = t->dP + (size_t)i * nk, di = t->D[i];
         for (int j = 0; j < nk; j++) dp[j] = p[j] * (dp[j] - di) * scale;
     }
     /* dQ (gr, hd) = dS K;  dK (nk, hd) += dS^T Q */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, gr, hd, nk, 1.0f, t->dP, nk, k, W, 0.0f, t->dQ, hd);
+    cpu_gemm_serial(0, 0, gr, hd, nk, 1.0f, t->dP, nk, k, W, 0.0f, t->dQ, hd, t->ws);
     scatter_heads(dqkv + ((size_t)b * T + qs) * W, W, g * rep * hd, t->dQ, rep, nq, hd);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hd, gr, 1.0f, t->dP, nk, t->Q, hd, 1.0f,
-                dk + (size_t)k_lo * ldk, ldk);
+    cpu_gemm_serial(1, 0, nk, hd, gr, 1.0f, t->dP, nk, t->Q, hd, 1.0f, dk + (size_t)k_lo * ldk, ldk, t->ws);
 }
 
 void cpu_attention_backward(soju_backend *be, void *dqkv_, const void *dout_, const void *qkv_, const void *out_,
@@ -272,7 +273,8 @@ void cpu_attention_backward(soju_backend *be, void *dqkv_, const void *dout_, co
     {
         float *base = tiles + (size_t)omp_get_thread_num() * per_thread;
         bwd_tiles t = {base, base + (size_t)GR * T, base + 2 * (size_t)GR * T, base + 2 * (size_t)GR * T + GR * hd,
-                       base + 2 * (size_t)GR * T + 2 * GR * hd, base + 2 * (size_t)GR * T + 3 * GR * hd};
+                       base + 2 * (size_t)GR * T + 2 * GR * hd, base + 2 * (size_t)GR * T + 3 * GR * hd,
+                       base + 2 * (size_t)GR * T + 3 * GR * hd + GR};
 #pragma omp for schedule(dynamic)
         for (long task = 0; task < (long)groups * parts; task++) {
             int part = task % parts, g = (task / parts) % NKV, b = task / ((long)parts * NKV);

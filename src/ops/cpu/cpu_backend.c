@@ -24,9 +24,15 @@ static void cpu_copy(soju_backend *be, void *dst, const void *src, size_t bytes)
     if (bytes) memcpy(dst, src, bytes);
 }
 
+/* Large clears (the gradient buffer) are split across the threads. */
 static void cpu_memzero(soju_backend *be, void *p, size_t bytes) {
     (void)be;
-    if (bytes) memset(p, 0, bytes);
+    size_t chunk = (size_t)1 << 20, chunks = (bytes + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static) if (bytes >= 4 * CPU_PAR_MIN * sizeof(float))
+    for (size_t c = 0; c < chunks; c++) {
+        size_t at = c * chunk;
+        memset((char *)p + at, 0, bytes - at < chunk ? bytes - at : chunk);
+    }
 }
 
 static void cpu_sync(soju_backend *be) { (void)be; }
@@ -106,6 +112,7 @@ void cpu_copy_rows(soju_backend *be, void *dst, size_t dst_stride, const void *s
 /* Size every scratch slot for the largest calls up front. */
 static void cpu_reserve(soju_backend *be, const soju_ops_limits *lim) {
     cpu_norm_reserve(be, lim->C);
+    cpu_matmul_reserve(be, lim->max_B * lim->max_T, lim->max_in, lim->max_out);
     cpu_attention_reserve(be, lim->max_B, lim->max_T, lim->NH, lim->NKV, lim->head_dim);
 }
 
@@ -159,6 +166,8 @@ static const soju_backend_ops cpu_ops = {
     .softcap_backward = cpu_softcap_backward,
     .crossentropy_forward = cpu_crossentropy_forward,
     .crossentropy_backward = cpu_crossentropy_backward,
+    .matmul_residual_forward = cpu_matmul_residual_forward,
+    .matmul_backward_swiglu = cpu_matmul_backward_swiglu,
 };
 
 int soju_cpu_backend_create(soju_backend **out, soju_err *err) {

@@ -28,7 +28,7 @@ void soju_cpu_backend_free(soju_backend *be);
  * Some ops need working memory (per-thread tiles, partial sums). The backend
  * keeps one grow-only buffer per slot: the first training step sizes them and
  * later steps allocate nothing. Call outside parallel regions. */
-enum { CPU_SCRATCH_A = 0, CPU_SCRATCH_B, CPU_SCRATCH_C, CPU_SCRATCH_SLOTS };
+enum { CPU_SCRATCH_A = 0, CPU_SCRATCH_B, CPU_SCRATCH_C, CPU_SCRATCH_GEMM, CPU_SCRATCH_SLOTS };
 
 typedef struct cpu_state {
     float *scratch[CPU_SCRATCH_SLOTS];
@@ -43,7 +43,7 @@ float *cpu_scratch(soju_backend *be, int slot, size_t nfloats);
  * can wait a whole scheduler tick for a descheduled thread. Per-layer
  * element-wise ops of small models fall under it; GEMMs, attention, the
  * vocabulary-wide loss and the optimizer do not. */
-#define CPU_PAR_MIN ((size_t)1 << 20)
+#define CPU_PAR_MIN ((size_t)1 << 16)
 
 /* ---------------------------------------------------------------- fast math
  *
@@ -98,11 +98,44 @@ void cpu_encoder_forward(soju_backend *be, void *out, const int32_t *tokens, con
 void cpu_encoder_backward(soju_backend *be, float *dwte, float *dwpe, const void *dout, const int32_t *tokens,
                           const int32_t *positions, int BT, int C);
 
+/* gemm.c: C = alpha op(A) op(B) + beta C, row-major (as cblas_sgemm with
+ * CblasRowMajor; ta, tb: 1 = transposed). cpu_gemm runs on the OpenMP team
+ * (call it outside parallel regions) with scratch from the backend;
+ * cpu_gemm_serial runs on the calling thread with the caller's scratch of
+ * cpu_gemm_scratch_floats(M, N, K, 1) floats. */
+void cpu_gemm(soju_backend *be, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+              const float *B, int ldb, float beta, float *C, int ldc);
+/* Extras that ride along a team product (cpu_gemm_ex), so element-wise work
+ * on C happens while C is still in cache:
+ *   add:       C = alpha op(A) op(B) + add (beta ignored): a residual input,
+ *              (M, N) with row stride ld_add (may be C itself).
+ *   tile_done: called once per finished block of C, rows [i0, i0 + mr) x
+ *              columns [j0, j0 + nr) (any size; from any thread).
+ *   rows_done: called once rows [i0, i0 + n) of C are final (from any thread). */
+typedef struct cpu_gemm_extra {
+    const float *add;
+    int ld_add;
+    void (*tile_done)(void *ctx, float *C, int ldc, int i0, int j0, int mr, int nr);
+    void (*rows_done)(void *ctx, float *C, int ldc, int i0, int n);
+    void *ctx;
+} cpu_gemm_extra;
+void cpu_gemm_ex(soju_backend *be, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                 const float *B, int ldb, float beta, float *C, int ldc, const cpu_gemm_extra *ex);
+void cpu_gemm_serial(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                     float beta, float *C, int ldc, float *scratch);
+size_t cpu_gemm_scratch_floats(int M, int N, int K, int threads);
+
 /* matmul.c */
 void cpu_matmul_forward(soju_backend *be, void *out, const void *inp, const void *weight, const void *bias, int BT,
                         int C, int OC);
 void cpu_matmul_backward(soju_backend *be, void *dinp, float *dweight, float *dbias, const void *dout,
                          const void *inp, const void *weight, int BT, int C, int OC, int accumulate_dinp);
+void cpu_matmul_residual_forward(soju_backend *be, void *out, const void *residual, const void *inp, const void *weight,
+                                 const void *bias, int BT, int C, int OC);
+void cpu_matmul_backward_swiglu(soju_backend *be, void *dgate_up, float *dweight, float *dbias, const void *dout,
+                                const void *inp, const void *weight, const void *gate_up, int BT, int F, int OC);
+/* Scratch for every matmul of up to BT rows, inputs up to max_in wide and outputs up to max_out. */
+void cpu_matmul_reserve(soju_backend *be, int BT, int max_in, int max_out);
 
 /* norm.c */
 void cpu_rmsnorm_forward(soju_backend *be, void *out, float *rstd, const void *inp, const void *weight, int BT,
@@ -136,6 +169,7 @@ void cpu_attention_decode(soju_backend *be, void *out, const void *q, size_t q_s
 /* activation.c */
 void cpu_swiglu_forward(soju_backend *be, void *out, const void *gate_up, int BT, int F);
 void cpu_swiglu_backward(soju_backend *be, void *dgate_up, const void *dout, const void *gate_up, int BT, int F);
+void cpu_swiglu_backward_row(float *dg, float *du, const float *d, const float *g, const float *u, int n);
 void cpu_gelu_forward(soju_backend *be, void *out, const void *inp, size_t n);
 void cpu_gelu_backward(soju_backend *be, void *dinp, const void *dout, const void *inp, size_t n);
 void cpu_residual_forward(soju_backend *be, void *out, const void *a, const void *b, size_t n);
