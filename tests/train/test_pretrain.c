@@ -131,27 +131,41 @@ static int same_file(const char *a, const char *b) {
     return same;
 }
 
-static void check_resume_exact(const char *name, const char *cfg) {
+/* The fixture's 8 steps into run_dir, "interrupted" after 4 and resumed. */
+static void run_interrupted(fixture *f, const char *run_dir, int recompute, soju_pretrain_summary *s) {
+    soju_err err;
+    soju_pretrain_opts o = opts_for(f, run_dir);
+    o.recompute = recompute;
+    o.stop_at = 4;
+    CHECK_OK(run(&o, s, &err));
+    CHECK_EQ_INT(s->steps, 4);
+    soju_pretrain_opts r;
+    soju_pretrain_defaults(&r);
+    r.resume_dir = run_dir;
+    r.recompute = recompute;
+    r.quiet = 1;
+    CHECK_OK(run(&r, s, &err));
+}
+
+/* 8 steps straight against 4 + resume + 4: the same bits. With recompute,
+ * the second run recomputes activations (--recompute trades memory for
+ * time only), and must still match the plain run. */
+static void check_resume_exact(const char *name, const char *cfg, int recompute) {
     fixture f = setup(name, cfg);
     char *a = path_in(dir_, "a"), *b = path_in(dir_, "b");
     soju_pretrain_summary sa, sb;
     soju_err err;
     soju_pretrain_opts o = opts_for(&f, a);
     CHECK_OK(run(&o, &sa, &err)); /* 8 steps straight */
-    o = opts_for(&f, b);
-    o.stop_at = 4; /* 4 steps, "interrupted" */
-    CHECK_OK(run(&o, &sb, &err));
-    CHECK_EQ_INT(sb.steps, 4);
-    soju_pretrain_opts r;
-    soju_pretrain_defaults(&r);
-    r.resume_dir = b;
-    r.quiet = 1;
-    CHECK_OK(run(&r, &sb, &err)); /* + 4 more */
+    run_interrupted(&f, b, recompute, &sb);
     CHECK_EQ_INT(sb.steps, 8);
     CHECK_EQ_INT(sb.steps_this_run, 4);
     CHECK(sa.last_loss == sb.last_loss);
     CHECK(sa.last_val_loss == sb.last_val_loss);
     CHECK(sa.tokens == sb.tokens && sa.tokens == 8 * 64);
+    if (recompute)
+        CHECK_MSG(sb.activation_bytes < sa.activation_bytes, "recompute did not shrink the activations: %zu vs %zu",
+                  sb.activation_bytes, sa.activation_bytes);
     const char *files[] = {"model.safetensors", "optimizer.safetensors", "trainer_state.json", "config.json"};
     for (int i = 0; i < 4; i++) {
         char fa[512], fb[512];
@@ -169,43 +183,11 @@ static void check_resume_exact(const char *name, const char *cfg) {
     fixture_free(&f);
 }
 
-TEST(resume_is_bit_identical_llama) { check_resume_exact("pretrain_resume_llama", llama_cfg); }
+TEST(resume_is_bit_identical_llama) { check_resume_exact("pretrain_resume_llama", llama_cfg, 0); }
 
-/* --recompute trades memory for time only: a run with it (interrupted and
- * resumed with it) ends with the same bits as a run without. */
-static void check_recompute_same(const char *name, const char *cfg) {
-    fixture f = setup(name, cfg);
-    char *a = path_in(dir_, "a"), *b = path_in(dir_, "b");
-    soju_pretrain_summary sa, sb;
-    soju_err err;
-    soju_pretrain_opts o = opts_for(&f, a);
-    CHECK_OK(run(&o, &sa, &err));
-    o = opts_for(&f, b);
-    o.recompute = 1;
-    o.stop_at = 4;
-    CHECK_OK(run(&o, &sb, &err));
-    soju_pretrain_opts r;
-    soju_pretrain_defaults(&r);
-    r.resume_dir = b;
-    r.recompute = 1;
-    r.quiet = 1;
-    CHECK_OK(run(&r, &sb, &err));
-    CHECK(sa.last_loss == sb.last_loss);
-    CHECK_MSG(sb.activation_bytes < sa.activation_bytes, "recompute did not shrink the activations: %zu vs %zu",
-              sb.activation_bytes, sa.activation_bytes);
-    char fa[512], fb[512];
-    snprintf(fa, sizeof fa, "%s/checkpoints/step_00000008/model.safetensors", a);
-    snprintf(fb, sizeof fb, "%s/checkpoints/step_00000008/model.safetensors", b);
-    CHECK_MSG(same_file(fa, fb), "weights differ with --recompute");
-    char *ma = metrics_without_times(a), *mb = metrics_without_times(b);
-    CHECK_STR(mb, ma);
-    free(ma), free(mb), free(a), free(b);
-    fixture_free(&f);
-}
-
-TEST(recompute_gives_the_same_run_llama) { check_recompute_same("pretrain_recompute_llama", llama_cfg); }
-TEST(recompute_gives_the_same_run_gpt2) { check_recompute_same("pretrain_recompute_gpt2", gpt2_cfg); }
-TEST(resume_is_bit_identical_gpt2) { check_resume_exact("pretrain_resume_gpt2", gpt2_cfg); }
+TEST(recompute_gives_the_same_run_llama) { check_resume_exact("pretrain_recompute_llama", llama_cfg, 1); }
+TEST(recompute_gives_the_same_run_gpt2) { check_resume_exact("pretrain_recompute_gpt2", gpt2_cfg, 1); }
+TEST(resume_is_bit_identical_gpt2) { check_resume_exact("pretrain_resume_gpt2", gpt2_cfg, 0); }
 
 TEST(checkpoint_roundtrip_and_init) {
     fixture f = setup("pretrain_ckpt", llama_cfg);
