@@ -6,7 +6,8 @@
 #   LD_LIBRARY_PATH=$PWD/.gpu/lib:/usr/local/cuda/lib64 \
 #     SOJU_GPU_BIN=$PWD/.gpu/bin SOJU_GPU_LIB=$PWD/.gpu/lib bash scripts/gpu_check.sh
 # The CPU code is built for x86-64-v3 (AVX2/FMA), not this machine's own CPU,
-# and the CUDA code for sm_90 (H100/H200).
+# and the CUDA code for sm_90 (H100/H200). (Written for a session with no GPU
+# lent; not yet run on a GPU machine.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=build-gpubundle
