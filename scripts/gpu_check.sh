@@ -100,7 +100,7 @@ JSON
         soju_env "$bin/soju" pretrain --resume "$t/c2g" --device cuda --quiet >>"$t/c2g.log" 2>&1 || ok=0
     train --device cpu --out "$t/cpu" >"$t/cpu.log" 2>&1 || ok=0
     last() { grep '"loss"' "$t/$1/metrics.jsonl" 2>/dev/null | tail -1 | sed 's/.*"loss":\([0-9.]*\).*/\1/'; }
-    first=$(grep '"loss"' "$t/cpu/metrics.jsonl" 2>/dev/null | head -1 | sed 's/.*"loss":\([0-9.]*\).*/\1/')
+    first=$(sed -n '/"loss"/{s/.*"loss":\([0-9.]*\).*/\1/p;q}' "$t/cpu/metrics.jsonl" 2>/dev/null)
     detail="loss ${first:-?} -> cpu $(last cpu) cuda $(last gpu) cuda->cpu $(last g2c) cpu->cuda $(last c2g)"
     local g=$(last gpu) c=$(last cpu) a=$(last g2c) b=$(last c2g)
     awk -v g="${g:-0}" -v c="${c:-0}" -v a="${a:-0}" -v b="${b:-0}" -v f="${first:-0}" 'BEGIN {

@@ -40,7 +40,9 @@ check() { # NAME: what every run must show
   grep -qE '"vocab_size":[[:space:]]*400' "$r/model/checkpoints/step_00000040/config.json" || fail "$1: vocab_size"
   # the loss falls: the first train loss against the last validation loss
   local first last
-  first=$(grep '"loss"' "$r/model/metrics.jsonl" | head -1 | sed 's/.*"loss":\([0-9.]*\).*/\1/')
+  # (sed quits at the first match itself: `grep | head -1` under pipefail
+  # fails at random when head exits before grep has written everything)
+  first=$(sed -n '/"loss"/{s/.*"loss":\([0-9.]*\).*/\1/p;q}' "$r/model/metrics.jsonl")
   last=$(grep '"val_loss"' "$r/model/metrics.jsonl" | tail -1 | sed 's/.*"val_loss":\([0-9.]*\).*/\1/')
   awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a - 1.0) }' || fail "$1: loss did not fall: $first -> $last"
   grep -q "val loss .*bits/byte" "$log" || fail "$1: loss table"
