@@ -374,18 +374,20 @@ static void gemm_team(const gemm_args *g, float *bp2[2], float *ap, int rows) {
 static int use_kernel(int M, int N, int K) { return M >= MIN_M && N > 0 && K > 0; }
 
 /* Whether the kernel can read op(A) = A (not transposed) in place instead
- * of packing it: the 14 rows it reads at once must not crowd into a few
- * sets of the L1 cache (64 sets of 64-byte lines), as they would for a
- * row stride that is a multiple of 1024 floats, where all 14 fall into one
- * set and evict each other. */
-static int a_in_place(int ta, int lda) {
+ * of packing it: the lines of one micro-panel (14 rows of kc floats) must
+ * not crowd into a few sets of the L1 cache (64 sets of 12 64-byte lines),
+ * as they do for a row stride that is a multiple of 1024 floats, where the
+ * rows' j-th lines all fall into one set and evict each other. At most 8
+ * lines of the panel per set leaves room for the B panel streaming past. */
+static int a_in_place(int ta, int lda, int kc) {
     if (ta) return 0; /* (columns in place measured slower than packing them: strided rows of k) */
-    int rows_in_set[64] = {0}, most = 0;
-    for (long i = 0; i < MR; i++) {
-        int set = (int)(i * lda * (long)sizeof(float) / 64 % 64);
-        most = ++rows_in_set[set] > most ? rows_in_set[set] : most;
-    }
-    return most <= 2;
+    int lines_in_set[64] = {0}, most = 0, row_lines = (kc * (int)sizeof(float) + 63) / 64;
+    for (long i = 0; i < MR; i++)
+        for (int j = 0; j < row_lines; j++) {
+            int set = (int)((i * lda * (long)sizeof(float) / 64 + j) % 64);
+            most = ++lines_in_set[set] > most ? lines_in_set[set] : most;
+        }
+    return most <= 8;
 }
 
 /* Packing room: A blocks of up to MC rows, B blocks of up to NC columns. */
@@ -407,7 +409,7 @@ void cpu_gemm_serial(int ta, int tb, int M, int N, int K, float alpha, const flo
                      float beta, float *C, int ldc, float *scratch) {
 #ifdef __AVX512F__
     if (use_kernel(M, N, K)) {
-        gemm_args g = {ta, tb, M, N, K, lda, ldb, ldc, k_block(K), a_in_place(ta, lda), alpha, beta, A, B, C, NULL};
+        gemm_args g = {ta, tb, M, N, K, lda, ldb, ldc, k_block(K), a_in_place(ta, lda, k_block(K)), alpha, beta, A, B, C, NULL};
         gemm_alone(&g, scratch, scratch + a_block_floats(M, K));
         return;
     }
@@ -435,7 +437,7 @@ void cpu_gemm_ex(soju_backend *be, int ta, int tb, int M, int N, int K, float al
     if (use_kernel(M, N, K)) {
         int nt = omp_get_max_threads();
         float *scratch = cpu_scratch(be, CPU_SCRATCH_GEMM, cpu_gemm_scratch_floats(M, N, K, nt));
-        gemm_args g = {ta, tb, M, N, K, lda, ldb, ldc, k_block(K), a_in_place(ta, lda), alpha, beta, A, B, C, ex};
+        gemm_args g = {ta, tb, M, N, K, lda, ldb, ldc, k_block(K), a_in_place(ta, lda, k_block(K)), alpha, beta, A, B, C, ex};
         size_t b = b_block_floats(N, K), a = a_block_floats(M, K);
         float *bp2[2] = {scratch, scratch + b};
         /* Small chunks of rows (whole micro-panels) keep the threads' shares
