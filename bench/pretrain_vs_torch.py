@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Training throughput: `soju pretrain` against a PyTorch loop, in one run.
 
-For each model config (bench/configs/llama_10m.json, gpt2_small.json) both
-trainers run the same job on the same token shard: float32, B=8, T=256, one
-micro-batch per step, AdamW, clipping at 1.0, the same number of threads. They
-are interleaved run by run (the box is shared), each run's first steps are
-left out as warm-up, and the medians of the runs are compared.
+For each model config (bench/configs/llama_10m.json, llama_10m_gqa.json,
+gpt2_small.json) both trainers run the same job on the same token shard:
+float32, B=8, T=256, one micro-batch per step, AdamW, clipping at 1.0, the
+same number of threads. They are interleaved run by run (the box is shared),
+each run's first steps are left out as warm-up, and the medians of the runs
+are compared.
 
   python3 bench/pretrain_vs_torch.py [--rounds 3] [--steps 30] [--threads 2] [--soju build/soju]
 
@@ -81,8 +82,8 @@ def torch_run(a, cfg, shard, env):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--soju", default=os.path.join(HERE, "..", "build", "soju"))
-    ap.add_argument("--configs", nargs="*", default=[os.path.join(HERE, "configs", "llama_10m.json"),
-                                                     os.path.join(HERE, "configs", "gpt2_small.json")])
+    ap.add_argument("--configs", nargs="*", default=[os.path.join(HERE, "configs", c) for c in
+                                                     ("llama_10m.json", "llama_10m_gqa.json", "gpt2_small.json")])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--skip", type=int, default=5)
