@@ -53,20 +53,22 @@ void cpu_matmul_backward(soju_backend *be, void *dinp, float *dweight, float *db
     if (dbias) bias_backward(dbias, dout, BT, OC);
 }
 
-/* tile_done extra of the SwiGLU backward: the block holds dact (the
+/* rows_done extra of the SwiGLU backward: finished rows hold dact (the
  * gradient of silu(gate) * up) in the gate half of dgate_up; replace it by
- * dgate and write dup into the up half. */
+ * dgate and write dup into the up half. Whole rows (F wide) rather than
+ * each 14 x 32 block: the vectorized row loop then runs long enough to pay
+ * (measured: +1% per Llama step). */
 typedef struct {
     const float *gate_up;
     int F;
 } swiglu_ctx;
 
-static void swiglu_backward_tile(void *ctx_, float *C, int ldc, int i0, int j0, int mr, int nr) {
+static void swiglu_backward_rows(void *ctx_, float *C, int ldc, int i0, int n) {
     const swiglu_ctx *ctx = ctx_;
-    for (int i = 0; i < mr; i++) {
-        float *dg = C + (size_t)(i0 + i) * ldc + j0;
-        const float *g = ctx->gate_up + (size_t)(i0 + i) * 2 * ctx->F + j0;
-        cpu_swiglu_backward_row(dg, dg + ctx->F, dg, g, g + ctx->F, nr);
+    for (int i = i0; i < i0 + n; i++) {
+        float *dg = C + (size_t)i * ldc;
+        const float *g = ctx->gate_up + (size_t)i * 2 * ctx->F;
+        cpu_swiglu_backward_row(dg, dg + ctx->F, dg, g, g + ctx->F, ctx->F);
     }
 }
 
@@ -77,7 +79,7 @@ static void swiglu_backward_tile(void *ctx_, float *C, int ldc, int i0, int j0, 
 void cpu_matmul_backward_swiglu(soju_backend *be, void *dgate_up, float *dweight, float *dbias, const void *dout,
                                 const void *inp, const void *weight, const void *gate_up, int BT, int F, int OC) {
     swiglu_ctx ctx = {gate_up, F};
-    cpu_gemm_extra ex = {.tile_done = swiglu_backward_tile, .ctx = &ctx};
+    cpu_gemm_extra ex = {.rows_done = swiglu_backward_rows, .ctx = &ctx};
     /* dact (BT, F) = dout (BT, OC) . weight (OC, F), into the gate half (row stride 2F) */
     cpu_gemm_ex(be, 0, 0, BT, F, OC, 1.0f, dout, OC, weight, F, 0.0f, dgate_up, 2 * F, &ex);
     cpu_matmul_backward(be, NULL, dweight, dbias, dout, inp, weight, BT, F, OC, 0);
