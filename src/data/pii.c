@@ -118,7 +118,8 @@ static int ip_ok(const char *s, const group *g, int k, int allow_private) {
     int v[4];
     for (int i = 0; i < 4; i++) {
         if (g[i].len > 3 || (g[i].len > 1 && s[g[i].start] == '0')) return 0;
-        v[i] = atoi(s + g[i].start);
+        v[i] = 0; /* (the text need not be NUL-terminated: no atoi) */
+        for (size_t d = 0; d < g[i].len; d++) v[i] = v[i] * 10 + (s[g[i].start + d] - '0');
         if (v[i] > 255) return 0;
     }
     if (allow_private) return 1;
