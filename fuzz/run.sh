@@ -20,6 +20,14 @@ for t in "${targets[@]}"; do
   mkdir -p "$work"
   echo "== fuzz $t for ${secs}s (seeds: $seeds)"
   # New inputs go to the scratch corpus; the checked-in seeds are only read.
-  build-fuzz/"$t" -artifact_prefix=build-fuzz/ -max_total_time="$secs" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
-    -print_final_stats=0 "$work" "$seeds" 2>&1 | tail -n 3
+  # A finding prints the sanitizer's report (the end of the log), not just
+  # the last lines, and stops the run.
+  log="build-fuzz/$t.log"
+  if ! build-fuzz/"$t" -artifact_prefix=build-fuzz/ -max_total_time="$secs" -max_len=65536 -timeout=10 \
+    -rss_limit_mb=2048 -print_final_stats=0 "$work" "$seeds" >"$log" 2>&1; then
+    grep -v -E '^#[0-9]+[[:space:]]+(NEW|REDUCE|pulse|INITED)' "$log" | tail -n 60
+    echo "== $t found a failure (log: $log); reproduce with: build-fuzz/$t <the crash- file above>"
+    exit 1
+  fi
+  tail -n 2 "$log"
 done

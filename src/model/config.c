@@ -5,6 +5,7 @@
  * fields, and validates the result. Every error names the file and field.
  * Writing produces a config.json that transformers opens with the matching
  * *ForCausalLM class. */
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -270,7 +271,8 @@ int soju_config_from_json(soju_model_config *cfg, const cJSON *j, const char *na
     if (r.rc) return r.rc;
     if (!cfg->num_key_value_heads) cfg->num_key_value_heads = cfg->num_attention_heads;
     if (!cfg->head_dim) cfg->head_dim = cfg->hidden_size / cfg->num_attention_heads;
-    if (!cfg->intermediate_size) cfg->intermediate_size = 4 * cfg->hidden_size;
+    if (!cfg->intermediate_size) /* (a huge hidden_size stays huge, for validate to refuse, without overflowing) */
+        cfg->intermediate_size = cfg->hidden_size <= INT_MAX / 4 ? 4 * cfg->hidden_size : INT_MAX;
     get_token_id(&r, "bos_token_id", &cfg->bos_token_id);
     get_token_id(&r, "eos_token_id", &cfg->eos_token_id);
     get_token_id(&r, "pad_token_id", &cfg->pad_token_id);
