@@ -67,6 +67,12 @@ int soju_reader_open_mem(soju_reader **r, const void *data, size_t len, const ch
  * file, line and problem), SOJU_READ_EOF, or a negative status for an I/O
  * or decompression failure that ends the stream. */
 int soju_reader_next(soju_reader *r, soju_record *rec, soju_err *err);
+/* The next well-formed record: malformed ones are skipped, counted in *bad
+ * and the first five of the run (by *bad) warned about on stderr. Returns
+ * SOJU_READ_OK, SOJU_READ_EOF or a negative status (err says why). For
+ * readers that keep nothing of a bad record; the data pipeline instead
+ * writes each to its rejects. */
+int soju_reader_next_good(soju_reader *r, soju_record *rec, uint64_t *bad, soju_err *err);
 /* Take ownership of the JSON object of the record just returned (the caller
  * frees it with cJSON_Delete); rec->text stays valid as long as it lives. */
 cJSON *soju_reader_detach_json(soju_reader *r);

@@ -44,14 +44,11 @@ int cmd_tokenizer_stats(int argc, char **argv) {
         }
         soju_record rec;
         int s;
-        while ((s = soju_reader_next(r, &rec, &err)) != SOJU_READ_EOF && (!max_docs || (long long)docs < max_docs)) {
+        while ((s = soju_reader_next_good(r, &rec, &bad, &err)) != SOJU_READ_EOF &&
+               (!max_docs || (long long)docs < max_docs)) {
             if (s < 0) {
                 status = cli_fail(err.msg);
                 break;
-            }
-            if (s == SOJU_READ_BAD) {
-                if (bad++ < 5) soju_warn("skipped bad record: %s", err.msg);
-                continue;
             }
             for (int i = 0; i < specs.n; i++) soju_tok_stats_add(enc[i], rec.text, rec.text_len, &st[i]);
             docs++;

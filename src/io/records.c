@@ -302,6 +302,13 @@ int soju_reader_next(soju_reader *r, soju_record *rec, soju_err *err) {
     return rc;
 }
 
+int soju_reader_next_good(soju_reader *r, soju_record *rec, uint64_t *bad, soju_err *err) {
+    int rc;
+    while ((rc = soju_reader_next(r, rec, err)) == SOJU_READ_BAD)
+        if ((*bad)++ < 5) soju_warn("skipped bad record: %s", err->msg);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- writer */
 
 struct soju_writer {

@@ -143,14 +143,10 @@ int tok_count_words(const char *const *inputs, int n_inputs, const char *const *
             soju_record rec;
             soju_err rerr;
             int st;
-            while ((st = soju_reader_next(r, &rec, &rerr)) != SOJU_READ_EOF) {
+            while ((st = soju_reader_next_good(r, &rec, &rep->bad_records, &rerr)) != SOJU_READ_EOF) {
                 if (st < 0) {
                     rc = soju_errf(err, st, "%s", rerr.msg);
                     break;
-                }
-                if (st == SOJU_READ_BAD) {
-                    if (rep->bad_records++ < 5) soju_warn("skipped bad record: %s", rerr.msg);
-                    continue;
                 }
                 batch_add(&b, rec.text, rec.text_len);
                 rep->docs++;

@@ -179,14 +179,10 @@ int soju_tokenize_files(const soju_tokenizer *t, const char *const *inputs, int 
             int st = SOJU_READ_EOF;
             soju_record rec;
             soju_err rerr;
-            if (r) st = soju_reader_next(r, &rec, &rerr);
+            if (r) st = soju_reader_next_good(r, &rec, &rep->bad_records, &rerr);
             if (st < 0) {
                 rc = soju_errf(err, st, "%s", rerr.msg);
                 break;
-            }
-            if (st == SOJU_READ_BAD) {
-                if (rep->bad_records++ < 5) soju_warn("skipped bad record: %s", rerr.msg);
-                continue;
             }
             if (st == SOJU_READ_OK && rec.text_len == 0) {
                 rep->empty_docs++;
