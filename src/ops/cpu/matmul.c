@@ -14,18 +14,18 @@ static void add_bias_tile(void *ctx, float *C, int ldc, int i0, int j0, int mr, 
     }
 }
 
-/* out (BT, OC) = inp (BT, C) . weight (OC, C)^T + bias (OC) */
-void cpu_matmul_forward(soju_backend *be, void *out, const void *inp, const void *weight, const void *bias, int BT,
-                        int C, int OC) {
-    cpu_gemm_extra ex = {.tile_done = add_bias_tile, .ctx = (void *)bias};
-    cpu_gemm_ex(be, 0, 1, BT, OC, C, 1.0f, inp, C, weight, C, 0.0f, out, OC, bias ? &ex : NULL);
-}
-
-/* out (BT, OC) = residual + inp . weight^T + bias, in one pass over out. */
+/* out (BT, OC) = residual + inp . weight^T + bias, in one pass over out;
+ * residual and bias may be NULL. */
 void cpu_matmul_residual_forward(soju_backend *be, void *out, const void *residual, const void *inp, const void *weight,
                                  const void *bias, int BT, int C, int OC) {
     cpu_gemm_extra ex = {.add = residual, .ld_add = OC, .tile_done = bias ? add_bias_tile : NULL, .ctx = (void *)bias};
     cpu_gemm_ex(be, 0, 1, BT, OC, C, 1.0f, inp, C, weight, C, 0.0f, out, OC, &ex);
+}
+
+/* out (BT, OC) = inp (BT, C) . weight (OC, C)^T + bias (OC) */
+void cpu_matmul_forward(soju_backend *be, void *out, const void *inp, const void *weight, const void *bias, int BT,
+                        int C, int OC) {
+    cpu_matmul_residual_forward(be, out, NULL, inp, weight, bias, BT, C, OC);
 }
 
 /* dbias (OC) += column sums of dout (BT, OC). Threads split the columns, so
