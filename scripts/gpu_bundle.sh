@@ -2,9 +2,10 @@
 # Build soju's GPU check programs on a machine WITHOUT a GPU (nvcc present),
 # for a GPU machine WITHOUT soju's Debian libraries: the binaries go to
 # .gpu/bin and the non-system shared libraries they load to .gpu/lib, with the
-# check scripts beside them. On the GPU machine:
-#   LD_LIBRARY_PATH=$PWD/.gpu/lib:/usr/local/cuda/lib64 \
-#     SOJU_GPU_BIN=$PWD/.gpu/bin SOJU_GPU_LIB=$PWD/.gpu/lib bash scripts/gpu_check.sh
+# check scripts beside them, all packed into .gpu/bundle.tgz. On the GPU machine:
+#   tar xzf .gpu/bundle.tgz -C /tmp
+#   SOJU_GPU_BIN=/tmp/.gpu/bin SOJU_GPU_LIB=/tmp/.gpu/lib:/usr/local/cuda/lib64:$NCCL_LIB_DIR \
+#     bash scripts/gpu_check.sh
 # The CPU code is built for x86-64-v3 (AVX2/FMA), not this machine's own CPU,
 # and the CUDA code for sm_90 (H100/H200). (Written for a session with no GPU
 # lent; not yet run on a GPU machine.)
@@ -27,5 +28,8 @@ for p in "${progs[@]}"; do ldd ".gpu/bin/$p"; done | awk '/=> \// {print $1, $3}
       *) cp -L "$path" ".gpu/lib/$name" ;;
     esac
   done
+strip .gpu/bin/*
 cp scripts/gpu_check.sh scripts/demo_corpus.sh bench/gpt2_torch_compile.py .gpu/
-du -sh .gpu
+# one compressed file: the device tool carries at most 64 MiB (OpenBLAS alone is 35 MB)
+tar czf gpu-bundle.tgz .gpu && rm -rf .gpu && mkdir .gpu && mv gpu-bundle.tgz .gpu/bundle.tgz
+du -sh .gpu/bundle.tgz

@@ -59,6 +59,9 @@ run_check() { # name, program
 echo "== checks"
 run_check cuda_ops "$bin/ops_test_cuda_ops"
 run_check cuda_step "$bin/model_test_cuda_step"
+# the deterministic kernels (attention backward without atomics) too
+SOJU_CUDA_DETERMINISTIC=1 run_check cuda_ops_deterministic "$bin/ops_test_cuda_ops"
+SOJU_CUDA_DETERMINISTIC=1 run_check cuda_step_deterministic "$bin/model_test_cuda_step"
 run_check optimizer_ops "$bin/ops_test_optimizer_ops"
 [ -x "$bin/model_test_recompute" ] && run_check recompute_cpu "$bin/model_test_recompute"
 [ -x "$bin/ops_test_layer_ops" ] && run_check cpu_layer_ops "$bin/ops_test_layer_ops"
@@ -92,8 +95,9 @@ JSON
             --steps 40 --lr 3e-3 --warmup 4 --save-every 20 --eval-every 0 --quiet "$@"
     }
     local ok=1 detail
-    train --device cuda --out "$t/gpu" >"$t/gpu.log" 2>&1 || ok=0
-    train --device cuda --out "$t/gpu2" >"$t/gpu2.log" 2>&1 || ok=0
+    # two runs with the deterministic kernels must give the same bits
+    SOJU_CUDA_DETERMINISTIC=1 train --device cuda --out "$t/gpu" >"$t/gpu.log" 2>&1 || ok=0
+    SOJU_CUDA_DETERMINISTIC=1 train --device cuda --out "$t/gpu2" >"$t/gpu2.log" 2>&1 || ok=0
     train --device cuda --out "$t/g2c" --stop-at 20 >"$t/g2c.log" 2>&1 &&
         soju_env "$bin/soju" pretrain --resume "$t/g2c" --device cpu --quiet >>"$t/g2c.log" 2>&1 || ok=0
     train --device cpu --out "$t/c2g" --stop-at 20 >"$t/c2g.log" 2>&1 &&
@@ -109,7 +113,7 @@ JSON
         exit !ok }' || ok=0
     cmp -s "$t/gpu/checkpoints/step_00000040/model.safetensors" "$t/gpu2/checkpoints/step_00000040/model.safetensors" ||
         { ok=0; detail="$detail; two cuda runs differ"; }
-    detail="$detail; cuda repeat bit-identical: $(cmp -s "$t/gpu/checkpoints/step_00000040/model.safetensors" \
+    detail="$detail; cuda repeat (deterministic) bit-identical: $(cmp -s "$t/gpu/checkpoints/step_00000040/model.safetensors" \
         "$t/gpu2/checkpoints/step_00000040/model.safetensors" && echo yes || echo no)"
     rm -rf "$t"/*/checkpoints "$t"/*.bin "$t/corpus.txt" # keep the logs and metrics only
     if [ $ok = 1 ]; then rows+=("$(printf '%-28s %-10s %s' "pretrain cpu<->cuda" "pass" "$detail")")

@@ -7,13 +7,18 @@
 // from accumulator registers straight into the next mma's operand. Key/value
 // tiles are double-buffered with cp.async. Saves O and the row log-sum-exp.
 //
-// Backward (FlashAttention-2 recompute, split in two kernels so that no
-// gradient needs atomics and the result is bit-for-bit repeatable):
-//   dK, dV: one block per 64 keys of a key/value head; it walks the query
-//           tiles of every query head of its group that can see the keys:
-//           P = exp(S - lse), dV += P^T dO, dP = dO V^T, dS = P (dP - D),
-//           dK += dS^T Q;  D = rowsum(dO * O) comes from a small kernel first.
-//   dQ:     one block per 64 queries: recomputes P and dP, dQ += dS K.
+// Backward (FlashAttention-2 recompute). One block per 64 keys of a
+// key/value head walks the query tiles of every query head of its group that
+// can see the keys: P = exp(S - lse), dV += P^T dO, dP = dO V^T,
+// dS = P (dP - D), dK += dS^T Q; D = rowsum(dO * O) comes from a small kernel
+// first. dQ = dS K then has two implementations:
+//   fast (default): the same block puts dS in shared memory and adds its
+//           share of dQ into an fp32 buffer with atomics (5 tile products per
+//           tile pair; the order of the additions, so the last bits of dQ,
+//           vary from run to run); a small kernel turns the sums into bf16.
+//   deterministic (SOJU_CUDA_DETERMINISTIC=1): a second kernel, one block
+//           per 64 queries, recomputes P and dP and accumulates dQ += dS K
+//           in a fixed order (7 products; bit-for-bit repeatable).
 // The scores are s = scale q.k, so dQ and dK get one more factor of scale.
 //
 // Masks: key j is visible to query i iff j <= i, same document (doc ids),
@@ -108,7 +113,7 @@ struct att_args {
     const bf16 *qkv, *dout, *out;
     bf16 *o, *dqkv;
     const float *lse_in, *D;
-    float *lse;
+    float *lse, *dq_acc;
     const int32_t *doc, *kv_lo, *q_hi;
     int B, T, NH, NKV, window, nblk;
     float scale, scale_log2;
@@ -174,6 +179,25 @@ __device__ __forceinline__ void mma_rows_nk(acc_tile acc[8], const uint32_t a[KC
             mma16816(acc[2 * np], a[kc], b[0], b[1]);
             mma16816(acc[2 * np + 1], a[kc], b[2], b[3]);
         }
+}
+
+// The same with the A operands read from shared memory as they are needed
+// (a_u: this lane's address of the warp's 16 rows, k-chunk 0), which keeps
+// them out of registers for the whole loop.
+template <int LD, int KC>
+__device__ __forceinline__ void mma_rows_nk_smem(acc_tile acc[8], uint32_t a_u, uint32_t tile, uint32_t lane_nk) {
+#pragma unroll
+    for (int kc = 0; kc < KC; kc++) {
+        uint32_t a[4];
+        ldsm_x4(a, a_u + at<LD>(0, kc * 16));
+#pragma unroll
+        for (int np = 0; np < 4; np++) {
+            uint32_t b[4];
+            ldsm_x4(b, tile + lane_nk + at<LD>(np * 16, kc * 16));
+            mma16816(acc[2 * np], a, b[0], b[1]);
+            mma16816(acc[2 * np + 1], a, b[2], b[3]);
+        }
+    }
 }
 
 // out[HD/8] += P V: P the 16 x 64 accumulator tiles turned into A operands
@@ -359,17 +383,56 @@ template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_fwd_kerne
 
 // ---------------------------------------------------------------- backward
 
-// D[b, h, t] = sum_d dO[b, t, h, d] O[b, t, h, d]
+// D[b, h, t] = sum_d dO[b, t, h, d] O[b, t, h, d]. LANES threads per row,
+// each reading 16 bytes at a time (LANES = hd / 8 for the tensor-core head
+// dims; 1 with scalar loads otherwise).
+template <int LANES>
 __global__ void attn_bwd_dot_kernel(float *D, const bf16 *dout, const bf16 *out, int B, int T, int NH, int hd) {
-    long idx = (long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (idx >= (long)B * T * NH) return;
+    long idx = ((long)blockIdx.x * blockDim.x + threadIdx.x) / LANES;
+    const int part = threadIdx.x % LANES;
+    const bool live = idx < (long)B * T * NH;
+    if (!live) idx = 0; // past the end: compute row 0 (every lane takes part in the shuffles), store nothing
     int h = idx % NH;
     long bt = idx / NH;
     int b = bt / T, t = bt % T;
     const bf16 *x = dout + bt * NH * hd + (long)h * hd, *y = out + bt * NH * hd + (long)h * hd;
     float s = 0.0f;
-    for (int d = 0; d < hd; d++) s += __bfloat162float(x[d]) * __bfloat162float(y[d]);
-    D[((long)b * NH + h) * T + t] = s;
+    if (LANES == 1) {
+        for (int d = 0; d < hd; d++) s += __bfloat162float(x[d]) * __bfloat162float(y[d]);
+    } else {
+        float a[8], c[8];
+        load8(x + part * 8, a);
+        load8(y + part * 8, c);
+#pragma unroll
+        for (int k = 0; k < 8; k++) s += a[k] * c[k];
+#pragma unroll
+        for (int o = LANES / 2; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o, LANES);
+    }
+    if (live && part == 0) D[((long)b * NH + h) * T + t] = s;
+}
+
+// dq (the query part of dqkv, bf16) = scale * acc (fp32 sums of the fast path).
+__global__ void attn_dq_store_kernel(bf16 *dqkv, const float *acc, long rows, int NH, int NKV, int hd, float scale) {
+    long i = (long)blockIdx.x * blockDim.x + threadIdx.x; // one thread per 8 values
+    const long per_row = (long)NH * hd / 8;
+    if (i >= rows * per_row) return;
+    long row = i / per_row, c = (i % per_row) * 8;
+    float v[8];
+    const float4 *src = (const float4 *)(acc + row * NH * hd + c);
+    float4 lo = src[0], hi = src[1];
+    v[0] = lo.x * scale, v[1] = lo.y * scale, v[2] = lo.z * scale, v[3] = lo.w * scale;
+    v[4] = hi.x * scale, v[5] = hi.y * scale, v[6] = hi.z * scale, v[7] = hi.w * scale;
+    store8(dqkv + row * (long)(NH + 2 * NKV) * hd + c, v);
+}
+
+// Two adjacent fp32 values added into global memory (one vector atomic on sm_90).
+__device__ __forceinline__ void atomic_add2(float *dst, float a, float b) {
+#if __CUDA_ARCH__ >= 900
+    atomicAdd((float2 *)dst, make_float2(a, b));
+#else
+    atomicAdd(dst, a);
+    atomicAdd(dst + 1, b);
+#endif
 }
 
 template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_bwd_dq_kernel(att_args p) {
@@ -443,7 +506,9 @@ template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_bwd_dq_ke
             store_row<HD>(p.dqkv + ((long)qb.b * T + qi[r]) * qb.W + (long)qb.h * HD + 2 * t4, dq, r, p.scale);
 }
 
-template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_bwd_dkv_kernel(att_args p) {
+#define DS_LD (ATT_BLK + 8) // row stride of the dS tile [64 keys][64 queries]
+
+template <int HD, bool DQ> __global__ void __launch_bounds__(ATT_THREADS, DQ && HD <= 64 ? 3 : 1) flash_bwd_dkv_kernel(att_args p) {
     constexpr int LD = HD + 8, KC = HD / 16;
     extern __shared__ __align__(16) unsigned char smem_raw[];
     bf16 *Ks = (bf16 *)smem_raw;
@@ -453,6 +518,7 @@ template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_bwd_dkv_k
     float *qlse = (float *)(dOs + 2 * ATT_BLK * LD); // [2][64], base-2 log-sum-exp
     float *qD = qlse + 2 * ATT_BLK;                  // [2][64]
     int *qdoc = (int *)(qD + 2 * ATT_BLK);           // [2][64]
+    bf16 *dSs = (bf16 *)(qdoc + 2 * ATT_BLK);        // [64][DS_LD], DQ only
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t4 = lane & 3;
     const lane_offs lo_ = make_offs<LD>(lane);
@@ -489,9 +555,8 @@ template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_bwd_dkv_k
     cp_async_wait_all();
     __syncthreads();
 
-    uint32_t kf[KC][4], vf[KC][4];
-    load_a_rows<LD, KC>(kf, Ks, warp * 16, lo_.a);
-    load_a_rows<LD, KC>(vf, Vs, warp * 16, lo_.a);
+    // this warp's 16 keys of K and V, A operands read from shared memory in the loop
+    const uint32_t kf_u = smem_u32(Ks) + lo_.a + at<LD>(warp * 16, 0), vf_u = smem_u32(Vs) + lo_.a + at<LD>(warp * 16, 0);
     const int kj[2] = {k0 + warp * 16 + g, k0 + warp * 16 + g + 8};
     int kdoc[2] = {0, 0};
     if (docs)
@@ -511,7 +576,7 @@ template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_bwd_dkv_k
         // S^T = K Q^T (16 keys x 64 queries per warp), then P^T = exp(S^T - lse)
         acc_tile s[8];
         zero_tiles<8>(s);
-        mma_rows_nk<LD, KC>(s, kf, Q_u, lo_.nk);
+        mma_rows_nk_smem<LD, KC>(s, kf_u, Q_u, lo_.nk);
         const bool full = plain && qs >= k0 + ATT_BLK - 1 && qs + ATT_BLK <= qhi && k0 + ATT_BLK <= T;
 #pragma unroll
         for (int nb = 0; nb < 8; nb++)
@@ -529,13 +594,50 @@ template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_bwd_dkv_k
         {                                        // dP^T = V dO^T, then dS^T = P^T (dP^T - D) in place of P^T
             acc_tile dp[8];
             zero_tiles<8>(dp);
-            mma_rows_nk<LD, KC>(dp, vf, dO_u, lo_.nk);
+            mma_rows_nk_smem<LD, KC>(dp, vf_u, dO_u, lo_.nk);
 #pragma unroll
             for (int nb = 0; nb < 8; nb++)
 #pragma unroll
                 for (int e = 0; e < 4; e++) s[nb][e] *= dp[nb][e] - Dq[nb * 8 + 2 * t4 + (e & 1)];
         }
+        if (DQ) { // dS^T of this warp's 16 keys into shared memory, for dQ below
+#pragma unroll
+            for (int nb = 0; nb < 8; nb++)
+#pragma unroll
+                for (int r = 0; r < 2; r++)
+                    *(uint32_t *)(dSs + (warp * 16 + g + 8 * r) * DS_LD + nb * 8 + 2 * t4) =
+                        pack_bf16(s[nb][2 * r], s[nb][2 * r + 1]);
+        }
         mma_acc_kn<LD, HD>(dk, s, Q_u, lo_.kn); // dK += dS^T Q
+        if (DQ) {
+            // dQ (this warp's 16 queries) += dS K over the block's 64 keys: dS
+            // as A operands read transposed from [key][query], K as in P V.
+            __syncthreads();
+            const uint32_t dS_u = smem_u32(dSs) + make_offs<DS_LD>(lane).nk, K_u = smem_u32(Ks);
+            acc_tile dq[HD / 8];
+            zero_tiles<HD / 8>(dq);
+#pragma unroll
+            for (int kk = 0; kk < 4; kk++) {
+                uint32_t a[4];
+                ldsm_x4_t(a, dS_u + at<DS_LD>(kk * 16, warp * 16));
+#pragma unroll
+                for (int dp = 0; dp < HD / 16; dp++) {
+                    uint32_t bb[4];
+                    ldsm_x4_t(bb, K_u + lo_.kn + at<LD>(kk * 16, dp * 16));
+                    mma16816(dq[2 * dp], a, bb[0], bb[1]);
+                    mma16816(dq[2 * dp + 1], a, bb[2], bb[3]);
+                }
+            }
+            const int h = kvh * rep + it / nqt;
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                const int q = qs + warp * 16 + g + 8 * r;
+                if (q >= T) continue;
+                float *dst = p.dq_acc + (((long)b * T + q) * NH + h) * HD + 2 * t4;
+#pragma unroll
+                for (int i = 0; i < HD / 8; i++) atomic_add2(dst + i * 8, dq[i][2 * r], dq[i][2 * r + 1]);
+            }
+        }
         cp_async_wait_all();
         __syncthreads();
     }
@@ -722,8 +824,9 @@ __global__ void plain_bwd_dkv_kernel(att_args p, int hd) {
 static size_t fwd_smem(int hd) { return (size_t)5 * ATT_BLK * (hd + 8) * sizeof(bf16) + 2 * ATT_BLK * sizeof(int); }
 
 static size_t dq_smem(int hd) { return (size_t)6 * ATT_BLK * (hd + 8) * sizeof(bf16) + 2 * ATT_BLK * sizeof(int); }
-static size_t dkv_smem(int hd) {
-    return (size_t)6 * ATT_BLK * (hd + 8) * sizeof(bf16) + 2 * ATT_BLK * (2 * sizeof(float) + sizeof(int));
+static size_t dkv_smem(int hd, bool dq) {
+    return (size_t)6 * ATT_BLK * (hd + 8) * sizeof(bf16) + 2 * ATT_BLK * (2 * sizeof(float) + sizeof(int)) +
+           (dq ? (size_t)ATT_BLK * DS_LD * sizeof(bf16) : 0);
 }
 
 // Kernels above 48 KB of dynamic shared memory must say so once per device.
@@ -733,8 +836,10 @@ void cuda_attention_init(void) {
                                     (int)fwd_smem(HD)));                                                       \
     CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dq_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,     \
                                     (int)dq_smem(HD)));                                                        \
-    CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dkv_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,    \
-                                    (int)dkv_smem(HD)));
+    CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dkv_kernel<HD, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, \
+                                    (int)dkv_smem(HD, false)));                                                \
+    CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dkv_kernel<HD, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,  \
+                                    (int)dkv_smem(HD, true)));
     ATT_ATTR(32)
     ATT_ATTR(64)
     ATT_ATTR(128)
@@ -814,7 +919,15 @@ void cuda_attention_backward(soju_backend *be, void *dqkv, const void *dout, con
     cudaStream_t s = cuda_stream(be);
     float *D = (float *)cuda_scratch(be, SCRATCH_ATTN_D, (size_t)B * NH * T * sizeof(float));
     long rows = (long)B * T * NH;
-    attn_bwd_dot_kernel<<<ceil_div(rows, 256), 256, 0, s>>>(D, (const bf16 *)dout, (const bf16 *)out, B, T, NH, hd);
+    if (hd == 64 && aligned16(dout) && aligned16(out))
+        attn_bwd_dot_kernel<8><<<ceil_div(rows * 8, 256), 256, 0, s>>>(D, (const bf16 *)dout, (const bf16 *)out, B,
+                                                                       T, NH, hd);
+    else if (hd == 128 && aligned16(dout) && aligned16(out))
+        attn_bwd_dot_kernel<16><<<ceil_div(rows * 16, 256), 256, 0, s>>>(D, (const bf16 *)dout, (const bf16 *)out, B,
+                                                                         T, NH, hd);
+    else
+        attn_bwd_dot_kernel<1><<<ceil_div(rows, 256), 256, 0, s>>>(D, (const bf16 *)dout, (const bf16 *)out, B, T, NH,
+                                                                   hd);
     CUDA_LAUNCH_CHECK();
     att_args a = make_args(qkv, doc_ids, B, T, NH, NKV, window, scale);
     a.dout = (const bf16 *)dout;
@@ -825,14 +938,28 @@ void cuda_attention_backward(soju_backend *be, void *dqkv, const void *dout, con
     if (flash_ok(hd, dqkv, qkv, dout)) {
         att_bounds(be, &a, doc_ids, B, T, window);
         dim3 gq(a.nblk, B * NH), gkv(a.nblk, B * NKV);
+        if (!cuda_state(be)->deterministic) { // one kernel, dQ summed with atomics
+            size_t acc_bytes = (size_t)B * T * NH * hd * sizeof(float);
+            a.dq_acc = (float *)cuda_scratch(be, SCRATCH_ATTN_DQ, acc_bytes);
+            CUDA_CHECK(cudaMemsetAsync(a.dq_acc, 0, acc_bytes, s));
+            if (hd == 32) flash_bwd_dkv_kernel<32, true><<<gkv, ATT_THREADS, dkv_smem(32, true), s>>>(a);
+            else if (hd == 64) flash_bwd_dkv_kernel<64, true><<<gkv, ATT_THREADS, dkv_smem(64, true), s>>>(a);
+            else flash_bwd_dkv_kernel<128, true><<<gkv, ATT_THREADS, dkv_smem(128, true), s>>>(a);
+            CUDA_LAUNCH_CHECK();
+            long n8 = (long)B * T * NH * hd / 8;
+            attn_dq_store_kernel<<<ceil_div(n8, 256), 256, 0, s>>>((bf16 *)dqkv, a.dq_acc, (long)B * T, NH, NKV, hd,
+                                                                    scale);
+            CUDA_LAUNCH_CHECK();
+            return;
+        }
         if (hd == 32) {
-            flash_bwd_dkv_kernel<32><<<gkv, ATT_THREADS, dkv_smem(32), s>>>(a);
+            flash_bwd_dkv_kernel<32, false><<<gkv, ATT_THREADS, dkv_smem(32, false), s>>>(a);
             flash_bwd_dq_kernel<32><<<gq, ATT_THREADS, dq_smem(32), s>>>(a);
         } else if (hd == 64) {
-            flash_bwd_dkv_kernel<64><<<gkv, ATT_THREADS, dkv_smem(64), s>>>(a);
+            flash_bwd_dkv_kernel<64, false><<<gkv, ATT_THREADS, dkv_smem(64, false), s>>>(a);
             flash_bwd_dq_kernel<64><<<gq, ATT_THREADS, dq_smem(64), s>>>(a);
         } else {
-            flash_bwd_dkv_kernel<128><<<gkv, ATT_THREADS, dkv_smem(128), s>>>(a);
+            flash_bwd_dkv_kernel<128, false><<<gkv, ATT_THREADS, dkv_smem(128, false), s>>>(a);
             flash_bwd_dq_kernel<128><<<gq, ATT_THREADS, dq_smem(128), s>>>(a);
         }
         CUDA_LAUNCH_CHECK();

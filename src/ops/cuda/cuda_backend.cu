@@ -225,6 +225,8 @@ extern "C" int soju_cuda_backend_create(soju_backend **out, soju_err *err) {
         CUDA_CHECK(cudaEventCreateWithFlags(&st->enc[k].uploaded, cudaEventDisableTiming));
         CUDA_CHECK(cudaEventRecord(st->enc[k].uploaded, st->stream));
     }
+    const char *det = getenv("SOJU_CUDA_DETERMINISTIC");
+    st->deterministic = det && *det && strcmp(det, "0") != 0;
     st->table = make_cuda_ops();
     const char *prof = getenv("SOJU_CUDA_PROFILE");
     if (prof && *prof && strcmp(prof, "0") != 0) {

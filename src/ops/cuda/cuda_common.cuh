@@ -49,6 +49,7 @@ enum {
     SCRATCH_PARTIAL = 0, // column-sum partials (norm and bias gradients)
     SCRATCH_ATTN_D,      // attention backward: rowsum(dO * O)
     SCRATCH_ATTN_BOUNDS, // attention: per-block key/query ranges
+    SCRATCH_ATTN_DQ,     // attention backward: fp32 dQ sums (fast path)
     SCRATCH_INDEX,       // encoder backward: rows grouped by token
     SCRATCH_INDEX2,      // ... and by position
     SCRATCH_SLOTS
@@ -92,6 +93,9 @@ struct soju_cuda_state {
     size_t host_count_cap;
     matmul_plan plans[MATMUL_PLANS];
     int n_plans;
+    // SOJU_CUDA_DETERMINISTIC=1: only kernels whose results repeat bit for bit
+    // (the attention backward then recomputes instead of using atomics)
+    int deterministic;
     void *profile; // per-op timing (profile.cu), NULL unless SOJU_CUDA_PROFILE=1
     soju_backend_ops table; // this backend's op table (profiled or plain)
 };
