@@ -65,6 +65,12 @@ __device__ __forceinline__ void cp_async16(bf16 *smem, const bf16 *gmem, bool va
     int n = valid ? 16 : 0; // 0: fill the 16 bytes with zeros, read nothing
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(addr), "l"(gmem), "r"(n));
 }
+// 4 bytes; zero-filled when !valid
+__device__ __forceinline__ void cp_async4(void *smem, const void *gmem, bool valid) {
+    uint32_t addr = (uint32_t)__cvta_generic_to_shared(smem);
+    int n = valid ? 4 : 0;
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(addr), "l"(gmem), "r"(n));
+}
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n"); }
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
 
@@ -112,7 +118,7 @@ __device__ __forceinline__ bool visible(int qi, int kj, int qdoc, int kdoc, bool
 struct att_args {
     const bf16 *qkv, *dout, *out;
     bf16 *o, *dqkv;
-    const float *lse_in, *D;
+    const float *lse_in, *D, *lse2; // lse2 = lse log2(e), written beside D
     float *lse, *dq_acc;
     const int32_t *doc, *kv_lo, *q_hi;
     int B, T, NH, NKV, window, nblk;
@@ -383,11 +389,13 @@ template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_fwd_kerne
 
 // ---------------------------------------------------------------- backward
 
-// D[b, h, t] = sum_d dO[b, t, h, d] O[b, t, h, d]. LANES threads per row,
+// D[b, h, t] = sum_d dO[b, t, h, d] O[b, t, h, d], and the base-2 log-sum-exp
+// lse2[b, h, t] = lse log2(e) for the fast backward's asynchronous copies. LANES threads per row,
 // each reading 16 bytes at a time (LANES = hd / 8 for the tensor-core head
 // dims; 1 with scalar loads otherwise).
 template <int LANES>
-__global__ void attn_bwd_dot_kernel(float *D, const bf16 *dout, const bf16 *out, int B, int T, int NH, int hd) {
+__global__ void attn_bwd_dot_kernel(float *D, float *lse2, const float *lse, const bf16 *dout, const bf16 *out, int B,
+                                    int T, int NH, int hd) {
     long idx = ((long)blockIdx.x * blockDim.x + threadIdx.x) / LANES;
     const int part = threadIdx.x % LANES;
     const bool live = idx < (long)B * T * NH;
@@ -408,7 +416,11 @@ __global__ void attn_bwd_dot_kernel(float *D, const bf16 *dout, const bf16 *out,
 #pragma unroll
         for (int o = LANES / 2; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o, LANES);
     }
-    if (live && part == 0) D[((long)b * NH + h) * T + t] = s;
+    if (live && part == 0) {
+        long at_ = ((long)b * NH + h) * T + t;
+        D[at_] = s;
+        lse2[at_] = lse[at_] * LOG2E;
+    }
 }
 
 // dq (the query part of dqkv, bf16) = scale * acc (fp32 sums of the fast path).
@@ -425,13 +437,15 @@ __global__ void attn_dq_store_kernel(bf16 *dqkv, const float *acc, long rows, in
     store8(dqkv + row * (long)(NH + 2 * NKV) * hd + c, v);
 }
 
-// Two adjacent fp32 values added into global memory (one vector atomic on sm_90).
-__device__ __forceinline__ void atomic_add2(float *dst, float a, float b) {
+// Four adjacent fp32 values added into global memory (one vector atomic on sm_90).
+__device__ __forceinline__ void atomic_add4(float *dst, float4 v) {
 #if __CUDA_ARCH__ >= 900
-    atomicAdd((float2 *)dst, make_float2(a, b));
+    atomicAdd((float4 *)dst, v);
 #else
-    atomicAdd(dst, a);
-    atomicAdd(dst + 1, b);
+    atomicAdd(dst, v.x);
+    atomicAdd(dst + 1, v.y);
+    atomicAdd(dst + 2, v.z);
+    atomicAdd(dst + 3, v.w);
 #endif
 }
 
@@ -545,9 +559,15 @@ template <int HD, bool DQ> __global__ void __launch_bounds__(ATT_THREADS, DQ && 
         if (tid < ATT_BLK) {
             bool ok = tid < valid;
             long at_ = ((long)b * NH + h) * T + qs + tid;
-            qlse[buf * ATT_BLK + tid] = ok ? p.lse_in[at_] * LOG2E : INFINITY;
-            qD[buf * ATT_BLK + tid] = ok ? p.D[at_] : 0.0f;
-            qdoc[buf * ATT_BLK + tid] = ok && docs ? doc[qs + tid] : 0;
+            if (DQ) { // asynchronous like the tiles; rows past the end get 0 (their dO and D are 0: no gradient)
+                cp_async4(qlse + buf * ATT_BLK + tid, ok ? p.lse2 + at_ : p.lse2, ok);
+                cp_async4(qD + buf * ATT_BLK + tid, ok ? p.D + at_ : p.D, ok);
+                if (docs) cp_async4(qdoc + buf * ATT_BLK + tid, ok ? doc + qs + tid : doc, ok);
+            } else {
+                qlse[buf * ATT_BLK + tid] = ok ? p.lse_in[at_] * LOG2E : INFINITY;
+                qD[buf * ATT_BLK + tid] = ok ? p.D[at_] : 0.0f;
+                qdoc[buf * ATT_BLK + tid] = ok && docs ? doc[qs + tid] : 0;
+            }
         }
     };
     if (ntiles > 0) load_q(0, 0);
@@ -628,14 +648,17 @@ template <int HD, bool DQ> __global__ void __launch_bounds__(ATT_THREADS, DQ && 
                     mma16816(dq[2 * dp + 1], a, bb[2], bb[3]);
                 }
             }
-            const int h = kvh * rep + it / nqt;
+            // Add into the fp32 sums four columns per atomic: lanes t4 and t4^1
+            // swap halves so that the even one holds row g, columns 4 (t4/2)
+            // .. +3, and the odd one the same columns of row g + 8.
+            const int h = kvh * rep + it / nqt, odd = t4 & 1, q = qs + warp * 16 + g + 8 * odd;
+            float *dst = p.dq_acc + (((long)b * T + q) * NH + h) * HD + (t4 & 2) * 2;
 #pragma unroll
-            for (int r = 0; r < 2; r++) {
-                const int q = qs + warp * 16 + g + 8 * r;
-                if (q >= T) continue;
-                float *dst = p.dq_acc + (((long)b * T + q) * NH + h) * HD + 2 * t4;
-#pragma unroll
-                for (int i = 0; i < HD / 8; i++) atomic_add2(dst + i * 8, dq[i][2 * r], dq[i][2 * r + 1]);
+            for (int i = 0; i < HD / 8; i++) {
+                float x = __shfl_xor_sync(0xffffffffu, odd ? dq[i][0] : dq[i][2], 1);
+                float y = __shfl_xor_sync(0xffffffffu, odd ? dq[i][1] : dq[i][3], 1);
+                float4 v = odd ? make_float4(x, y, dq[i][2], dq[i][3]) : make_float4(dq[i][0], dq[i][1], x, y);
+                if (q < T) atomic_add4(dst + i * 8, v);
             }
         }
         cp_async_wait_all();
@@ -917,16 +940,17 @@ void cuda_attention_backward(soju_backend *be, void *dqkv, const void *dout, con
                              int window, float scale) {
     if (B <= 0 || T <= 0) return;
     cudaStream_t s = cuda_stream(be);
-    float *D = (float *)cuda_scratch(be, SCRATCH_ATTN_D, (size_t)B * NH * T * sizeof(float));
+    float *D = (float *)cuda_scratch(be, SCRATCH_ATTN_D, (size_t)2 * B * NH * T * sizeof(float));
+    float *lse2 = D + (size_t)B * NH * T;
     long rows = (long)B * T * NH;
     if (hd == 64 && aligned16(dout) && aligned16(out))
-        attn_bwd_dot_kernel<8><<<ceil_div(rows * 8, 256), 256, 0, s>>>(D, (const bf16 *)dout, (const bf16 *)out, B,
+        attn_bwd_dot_kernel<8><<<ceil_div(rows * 8, 256), 256, 0, s>>>(D, lse2, lse, (const bf16 *)dout, (const bf16 *)out, B,
                                                                        T, NH, hd);
     else if (hd == 128 && aligned16(dout) && aligned16(out))
-        attn_bwd_dot_kernel<16><<<ceil_div(rows * 16, 256), 256, 0, s>>>(D, (const bf16 *)dout, (const bf16 *)out, B,
+        attn_bwd_dot_kernel<16><<<ceil_div(rows * 16, 256), 256, 0, s>>>(D, lse2, lse, (const bf16 *)dout, (const bf16 *)out, B,
                                                                          T, NH, hd);
     else
-        attn_bwd_dot_kernel<1><<<ceil_div(rows, 256), 256, 0, s>>>(D, (const bf16 *)dout, (const bf16 *)out, B, T, NH,
+        attn_bwd_dot_kernel<1><<<ceil_div(rows, 256), 256, 0, s>>>(D, lse2, lse, (const bf16 *)dout, (const bf16 *)out, B, T, NH,
                                                                    hd);
     CUDA_LAUNCH_CHECK();
     att_args a = make_args(qkv, doc_ids, B, T, NH, NKV, window, scale);
@@ -935,6 +959,7 @@ void cuda_attention_backward(soju_backend *be, void *dqkv, const void *dout, con
     a.dqkv = (bf16 *)dqkv;
     a.lse_in = lse;
     a.D = D;
+    a.lse2 = lse2;
     if (flash_ok(hd, dqkv, qkv, dout)) {
         att_bounds(be, &a, doc_ids, B, T, window);
         dim3 gq(a.nblk, B * NH), gkv(a.nblk, B * NKV);

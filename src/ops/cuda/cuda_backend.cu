@@ -227,6 +227,9 @@ extern "C" int soju_cuda_backend_create(soju_backend **out, soju_err *err) {
     }
     const char *det = getenv("SOJU_CUDA_DETERMINISTIC");
     st->deterministic = det && *det && strcmp(det, "0") != 0;
+    const char *tune = getenv("SOJU_CUDA_GEMM_TUNE");
+    // timing picks by the clock, which may differ between runs: off when results must repeat
+    st->gemm_tune = !st->deterministic && !(tune && strcmp(tune, "0") == 0);
     st->table = make_cuda_ops();
     const char *prof = getenv("SOJU_CUDA_PROFILE");
     if (prof && *prof && strcmp(prof, "0") != 0) {

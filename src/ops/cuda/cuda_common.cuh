@@ -55,13 +55,17 @@ enum {
     SCRATCH_SLOTS
 };
 
-// One cached cuBLASLt matmul plan: descriptors and the chosen algorithm.
+// One cached cuBLASLt matmul plan: descriptors and the chosen algorithm
+// (the heuristic's candidates are timed on the first call, matmul.cu).
+#define MATMUL_CANDIDATES 8
 struct matmul_plan {
     uint64_t key[4];
     cublasLtMatmulDesc_t desc;
     cublasLtMatrixLayout_t a, b, c, d;
     cublasLtMatmulAlgo_t algo;
-    int used; // 0: cuBLASLt has no algorithm for this shape
+    cublasLtMatmulAlgo_t cand[MATMUL_CANDIDATES];
+    int n_cand; // candidates still to time on the first call (0: algo is final)
+    int used;   // 0: cuBLASLt has no algorithm for this shape
 };
 #define MATMUL_PLANS 128
 
@@ -96,6 +100,7 @@ struct soju_cuda_state {
     // SOJU_CUDA_DETERMINISTIC=1: only kernels whose results repeat bit for bit
     // (the attention backward then recomputes instead of using atomics)
     int deterministic;
+    int gemm_tune; // time cuBLASLt's candidate algorithms per shape (SOJU_CUDA_GEMM_TUNE=0: take the first)
     void *profile; // per-op timing (profile.cu), NULL unless SOJU_CUDA_PROFILE=1
     soju_backend_ops table; // this backend's op table (profiled or plain)
 };

@@ -13,8 +13,12 @@
 // back from aux. Where cuBLASLt offers no algorithm for an epilogue, the
 // fused ops fall back to the plain matmul and the GELU kernels.
 //
-// Each distinct shape gets one plan (descriptors and the heuristic's
-// algorithm), made on first use and kept in the backend state.
+// Each distinct shape gets one plan (descriptors and an algorithm), made on
+// first use and kept in the backend state. The heuristic's first choice is
+// not always the fastest (on an H100 the epilogue GEMMs ran at 63-69% of the
+// matrix rate), so the first call times its top candidates on the real
+// operands and keeps the fastest; SOJU_CUDA_GEMM_TUNE=0 or
+// SOJU_CUDA_DETERMINISTIC=1 keep the heuristic's choice.
 #include <string.h>
 
 #include "cuda_common.cuh"
@@ -92,14 +96,16 @@ static matmul_plan *find_plan(soju_cuda_state *st, const mm_args *a) {
                                                       sizeof(uint32_t)));
     CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &a->align[2],
                                                       sizeof(uint32_t)));
-    cublasLtMatmulHeuristicResult_t res;
+    cublasLtMatmulHeuristicResult_t res[MATMUL_CANDIDATES];
     int found = 0;
-    cublasStatus_t hs =
-        cublasLtMatmulAlgoGetHeuristic(st->cublaslt, p->desc, p->a, p->b, p->c, p->d, pref, 1, &res, &found);
+    cublasStatus_t hs = cublasLtMatmulAlgoGetHeuristic(st->cublaslt, p->desc, p->a, p->b, p->c, p->d, pref,
+                                                       st->gemm_tune ? MATMUL_CANDIDATES : 1, res, &found);
     cublasLtMatmulPreferenceDestroy(pref);
     st->n_plans++;
     if (hs != CUBLAS_STATUS_SUCCESS || !found) return nullptr; // remembered as "no algorithm" (used = 0)
-    p->algo = res.algo;
+    p->algo = res[0].algo;
+    for (int i = 0; i < found; i++) p->cand[i] = res[i].algo;
+    p->n_cand = found > 1 ? found : 0;
     p->used = 1;
     return p;
 }
@@ -116,6 +122,52 @@ void cuda_matmul_free_plans(soju_cuda_state *st) {
     st->n_plans = 0;
 }
 
+// Time each candidate algorithm of a new plan on this call's operands (one
+// warm-up, then 3 runs between events) and keep the fastest. A call whose
+// output is a pure function of its inputs is timed in place (running it
+// again writes the same values); one that adds into its output or reads the
+// output's buffer as an input writes to a scratch copy instead, or, when
+// that would take over 512 MB, keeps the heuristic's first choice.
+static void tune_plan(soju_cuda_state *st, matmul_plan *p, const mm_args *a, const void *A, const void *B,
+                      const void *Cin, void *D, float beta, const void *bias, const void *aux) {
+    int n = p->n_cand;
+    p->n_cand = 0;
+    bool pure = !(beta != 0.0f && Cin == D) && D != A && D != B && D != aux && D != bias;
+    size_t out_bytes = (size_t)a->m * a->n * (a->dtype == CUDA_R_32F ? 4 : 2);
+    void *scratch = nullptr;
+    if (!pure) {
+        if (out_bytes > (512u << 20)) return;
+        CUDA_CHECK(cudaMalloc(&scratch, out_bytes));
+        CUDA_CHECK(cudaMemsetAsync(scratch, 0, out_bytes, st->stream));
+        if (Cin == D) Cin = scratch;
+        D = scratch;
+    }
+    cudaEvent_t e0, e1;
+    CUDA_CHECK(cudaEventCreate(&e0));
+    CUDA_CHECK(cudaEventCreate(&e1));
+    float alpha = 1.0f, best = INFINITY;
+    for (int i = 0; i < n; i++) {
+        auto go = [&]() {
+            return cublasLtMatmul(st->cublaslt, p->desc, &alpha, A, p->a, B, p->b, &beta, Cin, p->c, D, p->d,
+                                  &p->cand[i], st->workspace, st->workspace_bytes, st->stream);
+        };
+        if (go() != CUBLAS_STATUS_SUCCESS) continue; // a candidate that cannot run this call is passed over
+        CUDA_CHECK(cudaEventRecord(e0, st->stream));
+        for (int r = 0; r < 3; r++) CUBLAS_CHECK(go());
+        CUDA_CHECK(cudaEventRecord(e1, st->stream));
+        CUDA_CHECK(cudaEventSynchronize(e1));
+        float ms = 0.0f;
+        CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
+        if (ms < best) best = ms, p->algo = p->cand[i];
+    }
+    CUDA_CHECK(cudaEventDestroy(e0));
+    CUDA_CHECK(cudaEventDestroy(e1));
+    if (scratch) {
+        CUDA_CHECK(cudaStreamSynchronize(st->stream));
+        CUDA_CHECK(cudaFree(scratch));
+    }
+}
+
 // Run one GEMM; false (nothing run) when cuBLASLt has no algorithm for it.
 static bool try_run(soju_backend *be, const mm_args *a, const void *A, const void *B, const void *Cin, void *D,
                     float beta, const void *bias, const void *aux) {
@@ -127,6 +179,7 @@ static bool try_run(soju_backend *be, const mm_args *a, const void *A, const voi
     if (aux)
         CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux,
                                                     sizeof aux));
+    if (p->n_cand) tune_plan(st, p, a, A, B, Cin, D, beta, bias, aux);
     float alpha = 1.0f;
     CUBLAS_CHECK(cublasLtMatmul(st->cublaslt, p->desc, &alpha, A, p->a, B, p->b, &beta, Cin, p->c, D, p->d, &p->algo,
                                 st->workspace, st->workspace_bytes, st->stream));
