@@ -107,8 +107,7 @@ int main(int argc, char **argv) {
         for (int k = 0; k < accum; k++) {
             double l;
             long c;
-            if (soju_model_forward(m, &b, &l, &c, &err) ||
-                soju_model_backward(m, NULL, 1.0f / ((float)BT * accum), &err)) {
+            if (soju_model_forward_backward(m, &b, NULL, 1.0f / ((float)BT * accum), &l, &c, &err)) {
                 fprintf(stderr, "gpu_train: %s\n", err.msg);
                 return 1;
             }

@@ -187,6 +187,13 @@ const float *soju_model_token_losses(soju_model *m);
  *   w_t = token_weights[t] * scale   (token_weights may be NULL: all ones).
  * Pre-training passes scale = 1 / (targets in the whole optimizer step). */
 int soju_model_backward(soju_model *m, const float *token_weights, float scale, soju_err *err);
+/* soju_model_forward then soju_model_backward(m, token_weights, scale) on
+ * the same batch, for training. The same results (up to rounding); where the
+ * backend has a fused cross-entropy (CUDA) the logits are read once for the
+ * loss and its gradient instead of twice. Afterwards the logits hold
+ * gradients, as after soju_model_backward. */
+int soju_model_forward_backward(soju_model *m, const soju_batch *b, const float *token_weights, float scale,
+                                double *loss_sum, long *n_targets, soju_err *err);
 /* Backward from an arbitrary gradient of the logits (B*T*vocab, host memory),
  * for losses computed outside (distillation, DPO, ...). */
 int soju_model_backward_from_logits(soju_model *m, const float *dlogits, soju_err *err);

@@ -253,6 +253,12 @@ typedef struct soju_backend_ops {
      * act; dweight, dbias accumulate as in matmul_backward. */
     void (*matmul_backward_swiglu)(soju_backend *be, void *dgate_up, float *dweight, float *dbias, const void *dout,
                                    const void *inp, const void *weight, const void *gate_up, int BT, int F, int OC);
+    /* crossentropy_forward's losses and crossentropy_backward's gradient in
+     * one pass over the logits, which are overwritten in place by their
+     * gradient (the lse is not kept): for training, where the loss scale is
+     * known before the forward. */
+    void (*crossentropy_fused)(soju_backend *be, float *losses, void *logits, const int32_t *targets,
+                               const float *weights, float scale, int BT, int V);
 } soju_backend_ops;
 
 struct soju_backend {

@@ -87,7 +87,8 @@ static void upload_batch(soju_model *m, const soju_batch *b) {
     if (b->doc_ids) m->ops->upload(m->be, m->doc_ids, b->doc_ids, bytes);
 }
 
-int soju_model_forward(soju_model *m, const soju_batch *b, double *loss_sum, long *n_targets, soju_err *err) {
+/* The forward up to the (capped) logits; the caller takes the loss. */
+static int forward_logits(soju_model *m, const soju_batch *b, soju_err *err) {
     m->forward_done = 0; /* a failed forward leaves nothing to differentiate */
     int rc = soju_model_check_batch(m, b, err);
     if (rc) return rc;
@@ -105,12 +106,16 @@ int soju_model_forward(soju_model *m, const soju_batch *b, double *loss_sum, lon
     ops->matmul_forward(be, m->logits, m->lnf, wq(m, m->lay.lm_head), NULL, BT, m->C, m->V);
     float cap = m->cfg.final_logit_softcapping;
     if (cap > 0) ops->softcap_forward(be, m->logits, (size_t)BT * m->V, cap);
+    return SOJU_OK;
+}
 
+/* Per-token losses (device) to the host, and their sum over non-ignored targets. */
+static void collect_losses(soju_model *m, const soju_batch *b, double *loss_sum, long *n_targets) {
+    int BT = b->B * b->T;
     double sum = 0;
     long count = 0;
     if (b->targets) {
-        ops->crossentropy_forward(be, m->losses, m->ce_lse, m->logits, m->targets, BT, m->V);
-        ops->download(be, m->host_losses, m->losses, BT * sizeof(float));
+        m->ops->download(m->be, m->host_losses, m->losses, BT * sizeof(float));
         for (int i = 0; i < BT; i++)
             if (b->targets[i] != SOJU_IGNORE) sum += m->host_losses[i], count++;
     } else {
@@ -118,6 +123,14 @@ int soju_model_forward(soju_model *m, const soju_batch *b, double *loss_sum, lon
     }
     if (loss_sum) *loss_sum = sum;
     if (n_targets) *n_targets = count;
+}
+
+int soju_model_forward(soju_model *m, const soju_batch *b, double *loss_sum, long *n_targets, soju_err *err) {
+    int rc = forward_logits(m, b, err);
+    if (rc) return rc;
+    if (b->targets)
+        m->ops->crossentropy_forward(m->be, m->losses, m->ce_lse, m->logits, m->targets, b->B * b->T, m->V);
+    collect_losses(m, b, loss_sum, n_targets);
     m->forward_done = 1;
     return SOJU_OK;
 }
@@ -225,6 +238,24 @@ int soju_model_backward(soju_model *m, const float *token_weights, float scale, 
                                   scale, BT, m->V);
     if (cap > 0) m->ops->softcap_backward(m->be, dl, m->logits, (size_t)BT * m->V, cap);
     backward_from(m, dl);
+    return SOJU_OK;
+}
+
+int soju_model_forward_backward(soju_model *m, const soju_batch *b, const float *token_weights, float scale,
+                                double *loss_sum, long *n_targets, soju_err *err) {
+    if (!b->targets) return soju_errf(err, SOJU_EARG, "backward: the batch has no targets");
+    if (!m->ops->crossentropy_fused || m->cfg.final_logit_softcapping > 0) { /* two passes */
+        int rc = soju_model_forward(m, b, loss_sum, n_targets, err);
+        return rc ? rc : soju_model_backward(m, token_weights, scale, err);
+    }
+    int rc = forward_logits(m, b, err);
+    if (rc) return rc;
+    int BT = b->B * b->T;
+    if (token_weights) m->ops->upload(m->be, m->weights, token_weights, BT * sizeof(float));
+    m->ops->crossentropy_fused(m->be, m->losses, m->logits, m->targets, token_weights ? m->weights : NULL, scale, BT,
+                               m->V);
+    collect_losses(m, b, loss_sum, n_targets);
+    backward_from(m, m->logits);
     return SOJU_OK;
 }
 

@@ -31,9 +31,7 @@ struct soju_trainer {
 int soju_loss_cross_entropy(void *ctx, soju_model *m, const soju_batch *b, float scale, double *loss_sum,
                             long *n_targets, soju_err *err) {
     (void)ctx;
-    int rc = soju_model_forward(m, b, loss_sum, n_targets, err);
-    if (rc) return rc;
-    return soju_model_backward(m, NULL, scale, err);
+    return soju_model_forward_backward(m, b, NULL, scale, loss_sum, n_targets, err);
 }
 
 int soju_trainer_create(soju_trainer **out, soju_model *m, const soju_train_opts *o, soju_err *err) {

@@ -171,6 +171,23 @@ static void step_case(const char *name, const char *json, int B, int T, int pack
         soju_model_free(mr);
     }
 
+    /* forward and backward in one call (the trainer's path; on CUDA the loss
+     * and its gradient in one pass over the logits): the same loss and gradients */
+    {
+        double lf;
+        long nf;
+        soju_model_zero_grad(mg);
+        CHECK_OK(soju_model_forward_backward(mg, &batch, NULL, 1.0f / ng, &lf, &nf, &err));
+        CHECK(nf == ng);
+        snprintf(what, sizeof what, "%s loss, fused cross-entropy vs two passes", name);
+        report(what, fabs(lf - lg) / lg, 1e-5);
+        float *gf = soju_malloc(n * 4);
+        bg->ops->download(bg, gf, soju_model_grads(mg), n * 4);
+        snprintf(what, sizeof what, "%s gradients, fused cross-entropy vs two passes", name);
+        report(what, rel_err(gf, gg, n), 1e-3);
+        free(gf);
+    }
+
     /* AdamW steps on both, each from its own gradients */
     float *mom[2], *var[2];
     soju_backend *bes[2] = {bc, bg};

@@ -478,6 +478,16 @@ static void crossentropy_case(int BT, int V, int with_weights) {
                                     with_weights ? (const float *)w.g : NULL, 0.01f, BT, V);
     expect(with_weights ? "crossentropy_backward (weights, in place)" : "crossentropy_backward (in place)", &logits,
            TOL_BF16);
+    /* loss and gradient in one pass (GPU) against the two passes (CPU) */
+    pair fl = act_in((size_t)BT * V, 3.0f), fc = out(BT, 0), cl = out(BT, 0);
+    cpu->ops->crossentropy_forward(cpu, fc.c, cl.c, fl.c, ct, BT, V);
+    cpu->ops->crossentropy_backward(cpu, fl.c, fl.c, cl.c, ct, with_weights ? w.c : NULL, 0.01f, BT, V);
+    gpu->ops->crossentropy_fused(gpu, (float *)fc.g, fl.g, gt, with_weights ? (const float *)w.g : NULL, 0.01f, BT,
+                                 V);
+    snprintf(name, sizeof name, "crossentropy_fused V=%d losses", V);
+    expect(name, &fc, TOL_F32);
+    expect("crossentropy_fused gradient (in place)", &fl, TOL_BF16);
+    release(&fl), release(&fc), release(&cl);
     release(&logits), release(&lse), release(&losses), release(&w);
     cpu->ops->free(cpu, ct), gpu->ops->free(gpu, gt);
     free(tg);
@@ -488,6 +498,7 @@ TEST(crossentropy) {
     crossentropy_case(24, 2048, 0);
     crossentropy_case(10, 50304, 1);
     crossentropy_case(7, 4099, 1); /* scalar path */
+    crossentropy_case(3, 140000, 1); /* long rows (a Llama 3 size vocabulary) */
 }
 
 TEST_MAIN(conversions_and_copies, encoder, matmul, matmul_gelu, matmul_residual, norms, rope, attention,

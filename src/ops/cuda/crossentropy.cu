@@ -7,11 +7,8 @@
 #define IGNORE_LABEL (-100)
 #define CE_THREADS 512
 
-template <int VEC>
-__global__ void ce_fwd_kernel(float *losses, float *lse_out, const bf16 *logits, const int32_t *targets, int V) {
-    __shared__ float shared[32];
-    int r = blockIdx.x;
-    const bf16 *x = logits + (size_t)r * V;
+// Log-sum-exp of one row (one pass, online max and sum), on every thread.
+template <int VEC> __device__ __forceinline__ float row_lse(const bf16 *x, int V, float *shared) {
     float m = -INFINITY, s = 0.0f;
     for (int c = threadIdx.x * VEC; c < V; c += blockDim.x * VEC) {
         float v[VEC];
@@ -29,9 +26,36 @@ __global__ void ce_fwd_kernel(float *losses, float *lse_out, const bf16 *logits,
     }
     float m_all = block_max(m, shared);
     float part = m == -INFINITY ? 0.0f : s * __expf(m - m_all);
-    float s_all = block_sum(part, shared);
+    return m_all + logf(block_sum(part, shared));
+}
+
+// d[v] = w (exp(x[v] - lse) - [v == t]) over one row (0 for an ignored row); d may be x.
+template <int VEC>
+__device__ __forceinline__ void row_grad(bf16 *d, const bf16 *x, float lse, int t, float w, int V) {
+    bool skip = t == IGNORE_LABEL || w == 0.0f;
+    for (int c = threadIdx.x * VEC; c < V; c += blockDim.x * VEC) {
+        float v[VEC];
+        if (skip) {
+#pragma unroll
+            for (int k = 0; k < VEC; k++) v[k] = 0.0f;
+        } else {
+            if (VEC == 8) load8(x + c, v);
+            else v[0] = __bfloat162float(x[c]);
+#pragma unroll
+            for (int k = 0; k < VEC; k++) v[k] = w * (__expf(v[k] - lse) - (c + k == t ? 1.0f : 0.0f));
+        }
+        if (VEC == 8) store8(d + c, v);
+        else d[c] = __float2bfloat16_rn(v[0]);
+    }
+}
+
+template <int VEC>
+__global__ void ce_fwd_kernel(float *losses, float *lse_out, const bf16 *logits, const int32_t *targets, int V) {
+    __shared__ float shared[32];
+    int r = blockIdx.x;
+    const bf16 *x = logits + (size_t)r * V;
+    float l = row_lse<VEC>(x, V, shared);
     if (threadIdx.x == 0) {
-        float l = m_all + logf(s_all);
         lse_out[r] = l;
         if (losses) {
             int t = targets[r];
@@ -43,26 +67,37 @@ __global__ void ce_fwd_kernel(float *losses, float *lse_out, const bf16 *logits,
 template <int VEC>
 __global__ void ce_bwd_kernel(bf16 *dlogits, const bf16 *logits, const float *lse, const int32_t *targets,
                               const float *weights, float scale, int V) {
-    int r = blockIdx.x, t = targets[r];
+    int r = blockIdx.x;
     float w = scale * (weights ? weights[r] : 1.0f);
-    const bf16 *x = logits + (size_t)r * V;
-    bf16 *d = dlogits + (size_t)r * V;
-    bool skip = t == IGNORE_LABEL || w == 0.0f;
-    float l = lse[r];
-    for (int c = threadIdx.x * VEC; c < V; c += blockDim.x * VEC) {
-        float v[VEC];
-        if (skip) {
-#pragma unroll
-            for (int k = 0; k < VEC; k++) v[k] = 0.0f;
-        } else {
-            if (VEC == 8) load8(x + c, v);
-            else v[0] = __bfloat162float(x[c]);
-#pragma unroll
-            for (int k = 0; k < VEC; k++) v[k] = w * (__expf(v[k] - l) - (c + k == t ? 1.0f : 0.0f));
-        }
-        if (VEC == 8) store8(d + c, v);
-        else d[c] = __float2bfloat16_rn(v[0]);
-    }
+    row_grad<VEC>(dlogits + (size_t)r * V, logits + (size_t)r * V, lse[r], targets[r], w, V);
+}
+
+// Loss and gradient in one launch for training: the row is read for its
+// log-sum-exp, then again (from L2: 1024-thread blocks keep few rows in
+// flight) and overwritten in place by its gradient.
+#define CE_FUSED_THREADS 1024
+template <int VEC>
+__global__ void __launch_bounds__(CE_FUSED_THREADS)
+    ce_fused_kernel(float *losses, bf16 *logits, const int32_t *targets, const float *weights, float scale, int V) {
+    __shared__ float shared[32];
+    const int r = blockIdx.x, t = targets[r];
+    bf16 *x = logits + (size_t)r * V;
+    // every thread reads x[t] before the barriers in row_lse: none writes before that
+    const float xt = t == IGNORE_LABEL ? 0.0f : __bfloat162float(x[t]);
+    const float l = row_lse<VEC>(x, V, shared);
+    if (threadIdx.x == 0) losses[r] = t == IGNORE_LABEL ? 0.0f : l - xt;
+    row_grad<VEC>(x, x, l, t, scale * (weights ? weights[r] : 1.0f), V);
+}
+
+void cuda_crossentropy_fused(soju_backend *be, float *losses, void *logits, const int32_t *targets,
+                             const float *weights, float scale, int BT, int V) {
+    if (BT <= 0) return;
+    cudaStream_t s = cuda_stream(be);
+    bf16 *x = (bf16 *)logits;
+    if (V % 8 == 0 && aligned16(logits))
+        ce_fused_kernel<8><<<BT, CE_FUSED_THREADS, 0, s>>>(losses, x, targets, weights, scale, V);
+    else ce_fused_kernel<1><<<BT, CE_FUSED_THREADS, 0, s>>>(losses, x, targets, weights, scale, V);
+    CUDA_LAUNCH_CHECK();
 }
 
 void cuda_crossentropy_forward(soju_backend *be, float *losses, float *lse, const void *logits,

@@ -175,6 +175,7 @@ static soju_backend_ops make_cuda_ops() {
     o.softcap_backward = cuda_softcap_backward;
     o.crossentropy_forward = cuda_crossentropy_forward;
     o.crossentropy_backward = cuda_crossentropy_backward;
+    o.crossentropy_fused = cuda_crossentropy_fused;
     o.matmul_gelu_forward = cuda_matmul_gelu_forward;
     o.matmul_backward_gelu = cuda_matmul_backward_gelu;
     o.matmul_residual_forward = cuda_matmul_residual_forward;

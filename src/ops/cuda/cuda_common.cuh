@@ -271,3 +271,5 @@ void cuda_crossentropy_forward(soju_backend *be, float *losses, float *lse, cons
                                const int32_t *targets, int BT, int V);
 void cuda_crossentropy_backward(soju_backend *be, void *dlogits, const void *logits, const float *lse,
                                 const int32_t *targets, const float *weights, float scale, int BT, int V);
+void cuda_crossentropy_fused(soju_backend *be, float *losses, void *logits, const int32_t *targets,
+                             const float *weights, float scale, int BT, int V);

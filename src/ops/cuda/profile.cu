@@ -83,7 +83,7 @@ template <int ID, typename R, typename... A, R (*F)(soju_backend *, A...)> struc
     X(18, attention_decode) X(19, swiglu_forward) X(20, swiglu_backward) X(21, gelu_forward)                    \
     X(22, gelu_backward) X(23, residual_forward) X(24, softcap_forward) X(25, softcap_backward)                 \
     X(26, crossentropy_forward) X(27, crossentropy_backward) X(28, matmul_gelu_forward)                       \
-    X(29, matmul_backward_gelu) X(30, matmul_residual_forward)
+    X(29, matmul_backward_gelu) X(30, matmul_residual_forward) X(31, crossentropy_fused)
 
 // The profiled table: the plain table with every op pointer wrapped.
 void cuda_profile_table(soju_backend_ops *o) {
