@@ -6,10 +6,12 @@
 // warp walks a fixed set of rows holding its lanes' columns in registers,
 // updates dinp, and keeps its own weight-gradient partials in registers; the
 // partials of all warps are then added in warp order (deterministic).
-// LayerNorm backward (and wider or unaligned rows) takes two passes: a row
-// kernel for dinp and column sums (colsum.cu) for the parameter gradients;
-// LayerNorm's one-pass version needs 152 registers (one block per SM) and
-// measured slower than the two passes on an H100 (CUDA_NOTES.md).
+// LayerNorm backward, rows up to 1024 wide: one pass too, but the parameter-
+// gradient partials live in shared memory (one row per warp's own slice),
+// not in registers: the register version needed 152 registers (one block per
+// SM) and measured slower than two passes on an H100 (CUDA_NOTES.md). Wider
+// or unaligned rows take two passes: a row kernel for dinp and column sums
+// (colsum.cu) for the parameter gradients.
 #include "cuda_common.cuh"
 
 
@@ -171,6 +173,102 @@ __global__ void partial_finish_kernel(float *out, const float *partial, int n, i
     out[c] += s;
 }
 
+// LayerNorm's one pass with shared-memory partials. Warp w of the grid takes
+// rows w, w + (number of warps), ...; each row is read twice from L1 as in
+// norm_bwd_kernel, dinp is updated, and the row's terms dy n and dy go into
+// the warp's own partial sums (sp: [8 warps][dw, db][C] floats). The block
+// then adds its 8 warps' partials in order into part ([dw, db][block][C]),
+// and partial_finish_kernel adds the blocks' in order: deterministic.
+__global__ void __launch_bounds__(256) layernorm_bwd_smem_kernel(bf16 *dinp, float *part, const bf16 *dout,
+                                                                 const bf16 *inp, const bf16 *w, const float *mean,
+                                                                 const float *rstd, int BT, int C) {
+    extern __shared__ float sp[];
+    const int lane = threadIdx.x & 31, wib = threadIdx.x >> 5;
+    float *pw = sp + (size_t)wib * 2 * C, *pb = pw + C;
+    for (int c = lane; c < 2 * C; c += 32) pw[c] = 0.0f; // pw and pb are contiguous
+    __syncwarp();
+    const int nwarps = gridDim.x * 8;
+    for (int row = blockIdx.x * 8 + wib; row < BT; row += nwarps) {
+        const bf16 *x = inp + (size_t)row * C, *dy = dout + (size_t)row * C;
+        const float m = mean[row], s = rstd[row];
+        float gsum = 0.0f, gnsum = 0.0f;
+        for (int c = lane * 8; c < C; c += 256) {
+            float v[8], d[8], g[8];
+            load8(x + c, v);
+            load8(dy + c, d);
+            load8(w + c, g);
+#pragma unroll
+            for (int k = 0; k < 8; k++) {
+                float gg = d[k] * g[k];
+                gsum += gg;
+                gnsum += gg * (v[k] - m) * s;
+            }
+        }
+        const float gmean = warp_sum(gsum) / C, gnmean = warp_sum(gnsum) / C;
+        bf16 *dx = dinp + (size_t)row * C;
+        for (int c = lane * 8; c < C; c += 256) {
+            float v[8], d[8], g[8], acc[8];
+            load8(x + c, v);
+            load8(dy + c, d);
+            load8(w + c, g);
+            load8(dx + c, acc);
+            float4 *qw = (float4 *)(pw + c), *qb = (float4 *)(pb + c);
+            float4 w0 = qw[0], w1 = qw[1], b0 = qb[0], b1 = qb[1];
+            float n[8];
+#pragma unroll
+            for (int k = 0; k < 8; k++) {
+                n[k] = (v[k] - m) * s;
+                acc[k] += s * (d[k] * g[k] - gmean - n[k] * gnmean);
+            }
+            store8(dx + c, acc);
+            w0.x += d[0] * n[0], w0.y += d[1] * n[1], w0.z += d[2] * n[2], w0.w += d[3] * n[3];
+            w1.x += d[4] * n[4], w1.y += d[5] * n[5], w1.z += d[6] * n[6], w1.w += d[7] * n[7];
+            b0.x += d[0], b0.y += d[1], b0.z += d[2], b0.w += d[3];
+            b1.x += d[4], b1.y += d[5], b1.z += d[6], b1.w += d[7];
+            qw[0] = w0, qw[1] = w1, qb[0] = b0, qb[1] = b1;
+        }
+    }
+    __syncthreads();
+    for (int c = threadIdx.x; c < 2 * C; c += 256) {
+        float t = 0.0f;
+#pragma unroll
+        for (int k = 0; k < 8; k++) t += sp[(size_t)k * 2 * C + c];
+        int which = c >= C; // 0: dw, 1: db
+        part[((size_t)which * gridDim.x + blockIdx.x) * C + (c - which * C)] = t;
+    }
+}
+
+// The one-pass LayerNorm backward when the shape allows; false otherwise.
+static bool layernorm_bwd_onepass(soju_backend *be, void *dinp, float *dw, float *db, const void *dout,
+                                  const void *inp, const void *weight, const float *mean, const float *rstd, int BT,
+                                  int C) {
+    if (!dinp || C % 8 || C > 1024 || !aligned16(dinp) || !aligned16(dout) || !aligned16(inp) || !aligned16(weight))
+        return false;
+    size_t smem = (size_t)8 * 2 * C * sizeof(float);
+    static_assert(8 * 2 * 1024 * sizeof(float) <= 64 * 1024, "partials fit the opt-in shared memory");
+    CUDA_CHECK(cudaFuncSetAttribute(layernorm_bwd_smem_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    (int)smem));
+    // one resident wave of blocks (fixed for a device, so the sum order is too)
+    int per_sm = 1;
+    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, layernorm_bwd_smem_kernel, 256, smem));
+    int blocks = (per_sm > 0 ? per_sm : 1) * cuda_state(be)->prop.multiProcessorCount;
+    if (blocks * 8 > BT) blocks = ceil_div(BT, 8);
+    float *part = (float *)cuda_scratch(be, SCRATCH_PARTIAL, (size_t)2 * blocks * C * sizeof(float));
+    cudaStream_t st = cuda_stream(be);
+    layernorm_bwd_smem_kernel<<<blocks, 256, smem, st>>>((bf16 *)dinp, part, (const bf16 *)dout, (const bf16 *)inp,
+                                                         (const bf16 *)weight, mean, rstd, BT, C);
+    CUDA_LAUNCH_CHECK();
+    if (dw) {
+        partial_finish_kernel<<<ceil_div(C, 256), 256, 0, st>>>(dw, part, blocks, C);
+        CUDA_LAUNCH_CHECK();
+    }
+    if (db) {
+        partial_finish_kernel<<<ceil_div(C, 256), 256, 0, st>>>(db, part + (size_t)blocks * C, blocks, C);
+        CUDA_LAUNCH_CHECK();
+    }
+    return true;
+}
+
 // The one-pass RMSNorm backward when the shape allows; false otherwise.
 // dinp is required (the model always wants it); dw may be NULL.
 static bool rmsnorm_bwd_onepass(soju_backend *be, void *dinp, float *dw, const void *dout, const void *inp,
@@ -251,6 +349,7 @@ void cuda_layernorm_forward(soju_backend *be, void *out, float *mean, float *rst
 void cuda_layernorm_backward(soju_backend *be, void *dinp, float *dweight, float *dbias, const void *dout,
                              const void *inp, const void *weight, const float *mean, const float *rstd, int BT, int C) {
     if (BT <= 0) return;
+    if (layernorm_bwd_onepass(be, dinp, dweight, dbias, dout, inp, weight, mean, rstd, BT, C)) return;
     if (dinp) norm_bwd_rows<2>(be, dinp, dout, inp, weight, mean, rstd, BT, C);
     if (dweight || dbias)
         cuda_colsum(be, 2, dweight, dbias, (const bf16 *)dout, (const bf16 *)inp, mean, rstd, BT, C);
