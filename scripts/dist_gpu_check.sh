@@ -56,8 +56,11 @@ train() { # name, launcher words..., -- , options...
         --steps 6 --lr 3e-3 --warmup 2 --quiet --out "$out/$name" "$@" >"$out/$name.log" 2>&1 ||
         { echo "$name: failed (log: $out/$name.log)"; tail -5 "$out/$name.log"; }
 }
-mpi1=(mpirun -np 1 --bind-to none)
-mpi2=(mpirun -np 2 --bind-to none)
+# bit-for-bit comparisons need the deterministic kernels (the default CUDA
+# attention backward sums with atomics)
+export SOJU_CUDA_DETERMINISTIC=1
+mpi1=(mpirun -np 1 --bind-to none -x SOJU_CUDA_DETERMINISTIC)
+mpi2=(mpirun -np 2 --bind-to none -x SOJU_CUDA_DETERMINISTIC)
 train ref -- --micro-batch 8 --batch-tokens 512
 train half -- --micro-batch 4 --batch-tokens 256
 train nccl-1 "${mpi1[@]}" -- --micro-batch 8 --batch-tokens 512

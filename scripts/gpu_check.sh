@@ -14,6 +14,7 @@
 #   TORCH=0            soju only (no torch.compile runs)
 #   PROFILE=1          also print soju's per-op GPU time for one short run
 #   SANITIZE=1         run the op checks under compute-sanitizer too
+#   PRETRAIN_BENCH=1   also time `soju pretrain --device cuda` on GPT-2 124M
 #   OUT=dir            where full logs go (default /tmp/soju-gpu-check)
 #   SOJU_GPU_LIB=dir   extra shared libraries for the prebuilt soju binaries only
 set -u
@@ -161,6 +162,38 @@ if [ "${BENCH:-1}" != 0 ]; then
                 --profile >"$out/profile_$arch.log" 2>&1
         fi
     done
+fi
+
+# ------------------------------------------- soju pretrain at GPT-2 124M scale
+# What a user of the CLI gets (the trainer: data loader, gradient norm and
+# clipping, schedule, logging; here on byte tokens of generated text), with
+# and without document masking. PRETRAIN_BENCH=1 turns it on.
+if [ "${PRETRAIN_BENCH:-0}" = 1 ]; then
+    t="$out/pretrain_bench"
+    rm -rf "$t" && mkdir -p "$t"
+    python3 - "$t/corpus.txt" <<'PY'
+import random, sys
+random.seed(1)
+words = ["the", "model", "data", "token", "train", "step", "loss", "layer", "한국어", "문장", "학습", "데이터"]
+with open(sys.argv[1], "w") as f:
+    for i in range(40000):
+        f.write(" ".join(random.choice(words) for _ in range(random.randint(5, 40))) + "\n")
+PY
+    soju_env "$bin/soju" tokenize --tokenizer bytes --lines --quiet --out "$t/train.bin" "$t/corpus.txt" >"$t/tok.log" 2>&1
+    cat >"$t/gpt2.json" <<'JSON'
+{"model_type": "gpt2", "vocab_size": 50304, "n_embd": 768, "n_layer": 12, "n_head": 12, "n_positions": 1024,
+ "tie_word_embeddings": true}
+JSON
+    for mask in no-doc-mask doc-mask; do
+        flag=""
+        [ $mask = no-doc-mask ] && flag=--no-doc-mask
+        soju_env "$bin/soju" pretrain --device cuda --config "$t/gpt2.json" --train "$t/train.bin" --micro-batch 64 \
+            --seq-len 1024 --steps 20 --warmup 2 --eval-every 0 --quiet $flag --out "$t/$mask" >"$t/$mask.log" 2>&1
+        line=$(grep -m1 "tokens/s" "$t/$mask.log")
+        rows+=("$(printf '%-28s %-10s %s' "pretrain gpt2-124M $mask" "$([ -n "$line" ] && echo ran || echo FAIL)" \
+            "${line:-$(tail -1 "$t/$mask.log")} (20 steps incl. the first)")")
+    done
+    rm -rf "$t"/*/checkpoints "$t"/*.bin "$t/corpus.txt"
 fi
 
 # ---------------------------------------------------------------- table

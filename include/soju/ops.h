@@ -265,6 +265,9 @@ struct soju_backend {
     const soju_backend_ops *ops;
     void *state; /* backend-private (handles, streams, scratch) */
     int num_threads;
+    /* the device's dense matrix rate in FLOP/s for MFU (CUDA: bf16 tensor
+     * cores); 0 when the backend does not know it (the CPU: train/mfu.c) */
+    double peak_flops;
 };
 
 /* Create a backend by name ("cpu"; "cuda" when built with CUDA). */

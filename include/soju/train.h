@@ -340,7 +340,7 @@ typedef struct soju_pretrain_opts {
     int recompute;     /* soju_model_options.recompute: less activation memory, same gradients */
     uint64_t init_seed, data_seed;
     int quiet;         /* no progress bar */
-    double peak_flops; /* for MFU (per process); 0 = estimate for this CPU */
+    double peak_flops; /* for MFU (per process); 0 = the device's (a GPU's tensor rate), else this CPU's estimate */
     /* data-parallel (under mpirun / srun; see soju/dist.h) */
     int zero;          /* 1: ZeRO-1, the optimizer state sharded across ranks */
     int overlap;       /* gradient sums during the backward: -1 auto (NCCL), 0 off, 1 on */
@@ -363,7 +363,10 @@ typedef struct soju_pretrain_summary {
     long steps_this_run;
     uint64_t tokens;
     double first_loss, last_loss, last_val_loss;
-    double tokens_per_s, mfu, seconds;
+    double tokens_per_s, mfu, seconds; /* over the steps of this run (not evaluation or checkpoints) */
+    /* the same without the run's first step (which sets up: GPU algorithm
+     * choice, first allocations); 0 with a single step */
+    double tokens_per_s_after_first, mfu_after_first;
     long n_params;
     size_t activation_bytes; /* the model's activation arena (smaller with recompute) */
     char last_checkpoint[1024];

@@ -79,7 +79,7 @@ int cmd_pretrain(int argc, char **argv) {
         {"threads", CLI_INT, &threads, "CPU threads, 0 = all"},
         {"device", CLI_STR, &device, "cpu | cuda"},
         {"zero", CLI_INT, &zero, "under mpirun/srun: 1 = ZeRO-1, the optimizer state sharded across ranks"},
-        {"peak-tflops", CLI_FLOAT, &peak_tflops, "peak TFLOP/s for the MFU estimate, 0 = estimate"},
+        {"peak-tflops", CLI_FLOAT, &peak_tflops, "peak TFLOP/s for MFU, 0 = the GPU's tensor rate or a CPU estimate"},
         {"quiet", CLI_FLAG, &quiet, "no progress bar"},
         {0},
     };
@@ -158,7 +158,11 @@ int cmd_pretrain(int argc, char **argv) {
     if (s.steps_this_run > 0) {
         printf("  train loss %.4f -> %.4f", s.first_loss, s.last_loss);
         if (!isnan(s.last_val_loss)) printf(", val loss %.4f", s.last_val_loss);
-        printf("\n  %.0f tokens/s, MFU %.1f%%\n", s.tokens_per_s, 100 * s.mfu);
+        printf("\n  %.0f tokens/s, MFU %.1f%%", s.tokens_per_s, 100 * s.mfu);
+        if (s.steps_this_run > 1)
+            printf(" (after the first step: %.0f tokens/s, MFU %.1f%%)", s.tokens_per_s_after_first,
+                   100 * s.mfu_after_first);
+        printf("\n");
     }
     if (s.last_checkpoint[0]) printf("  checkpoint: %s\n", s.last_checkpoint);
     return 0;

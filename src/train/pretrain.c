@@ -359,8 +359,12 @@ static int setup(run *r, soju_err *err) {
     }
     const soju_model_config *cfg = soju_model_config_of(r->model);
     r->flops_per_token = soju_config_flops_per_token(cfg, r->st.T);
-    /* MFU against the peak of all ranks together */
-    r->peak_flops = r->world * (o->peak_flops > 0 ? o->peak_flops : soju_cpu_peak_flops(soju_num_threads()));
+    /* MFU against the peak of all ranks together: --peak-tflops, else the
+     * device's own (a GPU's tensor-core rate), else this CPU's estimate */
+    double dev_peak = soju_model_backend(r->model)->peak_flops;
+    r->peak_flops = r->world * (o->peak_flops > 0 ? o->peak_flops
+                                : dev_peak > 0    ? dev_peak
+                                                  : soju_cpu_peak_flops(soju_num_threads()));
     return SOJU_OK;
 }
 
@@ -439,7 +443,7 @@ int soju_pretrain(const soju_pretrain_opts *o, soju_pretrain_summary *sum, soju_
         soju_progress_init(&bar, "pretrain", "tok", (double)st->batch_tokens * (double)(end - first_step));
         bar.log_every_s = 5;
     }
-    double train_s = 0, t_run = soju_now();
+    double train_s = 0, first_s = 0, t_run = soju_now();
     long steps_done = 0;
     while (st->step < end && rc == SOJU_OK) {
         double t0 = soju_now();
@@ -460,6 +464,7 @@ int soju_pretrain(const soju_pretrain_opts *o, soju_pretrain_summary *sum, soju_
         if (rc) break;
         double dt = soju_now() - t0;
         train_s += dt;
+        if (steps_done == 0) first_s = dt;
         steps_done++;
         st->step = s.step;
         st->tokens += (uint64_t)s.tokens;
@@ -496,6 +501,9 @@ int soju_pretrain(const soju_pretrain_opts *o, soju_pretrain_summary *sum, soju_
     sum->seconds = soju_now() - t_run;
     sum->tokens_per_s = train_s > 0 ? (double)st->batch_tokens * (double)steps_done / train_s : 0;
     sum->mfu = r.flops_per_token * sum->tokens_per_s / r.peak_flops;
+    sum->tokens_per_s_after_first =
+        steps_done > 1 ? (double)st->batch_tokens * (double)(steps_done - 1) / (train_s - first_s) : 0;
+    sum->mfu_after_first = r.flops_per_token * sum->tokens_per_s_after_first / r.peak_flops;
     snprintf(sum->last_checkpoint, sizeof sum->last_checkpoint, "%s", r.last_ckpt);
     run_free(&r);
     return rc;

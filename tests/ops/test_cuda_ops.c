@@ -145,6 +145,9 @@ static int32_t *ints_both(const int32_t *host, size_t n, int32_t **gdev) {
 
 TEST(conversions_and_copies) {
     setup();
+    /* the tensor-core rate MFU is measured against (989.4e12 on an H100 SXM) */
+    CHECK_MSG(gpu->peak_flops > 1e12, "peak_flops %g", gpu->peak_flops);
+    printf("  device peak (dense bf16)                       %.1f TFLOP/s\n", gpu->peak_flops / 1e12);
     enum { N = 1003 };
     pair x = f32_in(N, 3.0f), y = out(N, 1);
     gpu->ops->act_from_f32(gpu, y.g, (const float *)x.g, N);

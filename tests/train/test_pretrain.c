@@ -198,6 +198,8 @@ TEST(checkpoint_roundtrip_and_init) {
     o.steps = 4;
     o.keep = 1;
     CHECK_OK(run(&o, &s, &err));
+    /* throughput over the steps, and without the first (setup) step */
+    CHECK(s.tokens_per_s > 0 && s.mfu > 0 && s.tokens_per_s_after_first > 0 && s.mfu_after_first > 0);
     char *latest = soju_checkpoint_latest(a);
     CHECK(latest && strstr(latest, "step_00000004"));
     char *old = path_in(a, "checkpoints/step_00000002");

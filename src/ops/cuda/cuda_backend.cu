@@ -195,6 +195,20 @@ static int pick_device(int count) {
     return 0;
 }
 
+// Dense bf16 tensor-core rate, for MFU: the published figure for the data-
+// center parts whose SM count identifies them (H100/H200 SXM 989.4 TFLOP/s,
+// H100 PCIe 756, A100 312), else SMs x FLOPs per SM and clock (4096 on
+// sm_90, 2048 on sm_80, 1024 on other sm_8x) x the maximum SM clock.
+static double tensor_peak_flops(const cudaDeviceProp &p, int dev) {
+    if (p.major == 9 && p.minor == 0 && p.multiProcessorCount == 132) return 989.4e12;
+    if (p.major == 9 && p.minor == 0 && p.multiProcessorCount == 114) return 756.0e12;
+    if (p.major == 8 && p.minor == 0 && p.multiProcessorCount == 108) return 312.0e12;
+    int khz = 0;
+    if (cudaDeviceGetAttribute(&khz, cudaDevAttrClockRate, dev) != cudaSuccess) return 0.0;
+    double per_sm = p.major >= 9 ? 4096 : p.major == 8 && p.minor == 0 ? 2048 : 1024;
+    return (double)p.multiProcessorCount * per_sm * khz * 1e3;
+}
+
 extern "C" int soju_cuda_backend_create(soju_backend **out, soju_err *err) {
     int count = 0;
     cudaError_t e = cudaGetDeviceCount(&count);
@@ -241,6 +255,7 @@ extern "C" int soju_cuda_backend_create(soju_backend **out, soju_err *err) {
     be->ops = &st->table;
     be->state = st;
     be->num_threads = 1;
+    be->peak_flops = tensor_peak_flops(prop, dev);
     *out = be;
     return SOJU_OK;
 }
