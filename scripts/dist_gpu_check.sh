@@ -8,6 +8,10 @@
 #   SOJU_GPU_BIN=build bash scripts/dist_gpu_check.sh     # prebuilt soju
 #   DEVICE=cpu SOJU_GPU_BIN=build bash scripts/dist_gpu_check.sh  # the same runs on the CPU
 #
+# A GPU machine without MPI: `MPI=1 bash scripts/gpu_bundle.sh` on a Debian
+# machine packs OpenMPI beside the binaries (see the end of that script).
+# Ran on one H100 on 2026-11-23 (bench/RESULTS.md): the one-GPU cases pass.
+#
 # Runs (B = 4 sequences per rank, global batch 8):
 #   nccl-1        mpirun -np 1: NCCL with one rank, per-layer sums on its own
 #                 stream; must be bit-identical to the plain run

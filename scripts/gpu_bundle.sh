@@ -32,3 +32,20 @@ cp scripts/gpu_check.sh scripts/demo_corpus.sh bench/gpt2_torch_compile.py .gpu/
 # one compressed file: the device tool carries at most 64 MiB (OpenBLAS alone is 35 MB)
 tar czf gpu-bundle.tgz .gpu && rm -rf .gpu && mkdir .gpu && mv gpu-bundle.tgz .gpu/bundle.tgz
 du -sh .gpu/bundle.tgz
+
+# MPI=1: also pack this machine's OpenMPI (mpirun, orted, plugins and the
+# libraries they load) as .gpu/mpi.tgz, for scripts/dist_gpu_check.sh on a GPU
+# machine without MPI. There, unpack it without overwriting anything:
+#   tar xzf .gpu/mpi.tgz -C / --skip-old-files && ldconfig
+#   mkdir -p /tmp/mpibin && ln -sf /usr/bin/mpirun.openmpi /tmp/mpibin/mpirun && PATH=/tmp/mpibin:$PATH
+if [ "${MPI:-0}" = 1 ]; then
+  pkgs="openmpi-bin libopenmpi3 openmpi-common libpmix2"
+  files=$(dpkg -L $pkgs | while read -r f; do [ -f "$f" ] && echo "$f"; done)
+  deps=$(for f in $(echo "$files" | grep -E '\.so|/bin/'); do ldd "$f" 2>/dev/null; done |
+    awk '/=> \// {print $3}' | sort -u |
+    grep -v -E 'libc\.so|libm\.so|libpthread|libdl\.so|librt\.so|ld-linux|libstdc\+\+|libgcc_s|libz\.so' |
+    while read -r f; do readlink -f "$f"; echo "$f"; done)
+  printf '%s\n' $files $deps | sort -u | tar czf .gpu/mpi.tgz -P -T - 2>/dev/null ||
+    { echo "packing OpenMPI failed (is openmpi-bin installed?)"; exit 1; }
+  du -sh .gpu/mpi.tgz
+fi
