@@ -50,6 +50,7 @@ enum {
     SCRATCH_ATTN_D,      // attention backward: rowsum(dO * O)
     SCRATCH_ATTN_BOUNDS, // attention: per-block key/query ranges
     SCRATCH_ATTN_DQ,     // attention backward: fp32 dQ sums (fast path)
+    SCRATCH_BIAS,        // matmul backward: a bias gradient from the BGRADB epilogue
     SCRATCH_INDEX,       // encoder backward: rows grouped by token
     SCRATCH_INDEX2,      // ... and by position
     SCRATCH_SLOTS
@@ -100,7 +101,9 @@ struct soju_cuda_state {
     // SOJU_CUDA_DETERMINISTIC=1: only kernels whose results repeat bit for bit
     // (the attention backward then recomputes instead of using atomics)
     int deterministic;
-    int gemm_tune; // time cuBLASLt's candidate algorithms per shape (SOJU_CUDA_GEMM_TUNE=0: take the first)
+    // time cuBLASLt's candidate algorithms per shape (SOJU_CUDA_GEMM_TUNE=0: take
+    // the first); with it, bias gradients ride on the dW GEMM (BGRADB epilogue)
+    int gemm_tune;
     void *profile; // per-op timing (profile.cu), NULL unless SOJU_CUDA_PROFILE=1
     soju_backend_ops table; // this backend's op table (profiled or plain)
 };
