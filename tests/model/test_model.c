@@ -313,6 +313,19 @@ TEST(grad_accumulation_and_determinism) {
         CHECK_OK(soju_model_forward(m, &b, &loss, &n, &err));
         CHECK_OK(soju_model_backward(m, NULL, 1.0f / n, &err));
         CHECK(!memcmp(g1, soju_model_grads(m), N * 4));
+        /* forward and backward in one call (the trainer's path): the same loss and bits */
+        {
+            double loss2;
+            long n2;
+            soju_model_zero_grad(m);
+            CHECK_OK(soju_model_forward_backward(m, &b, NULL, 1.0f / n, &loss2, &n2, &err));
+            CHECK(loss2 == loss && n2 == n);
+            CHECK(!memcmp(g1, soju_model_grads(m), N * 4));
+            soju_batch nb = b;
+            nb.targets = NULL;
+            CHECK(soju_model_forward_backward(m, &nb, NULL, 1.0f, NULL, NULL, &err) == SOJU_EARG &&
+                  strstr(err.msg, "targets"));
+        }
         /* dlogits of the mean loss, computed here from the logits */
         CHECK_OK(soju_model_forward(m, &b, &loss, &n, &err));
         int V = 40;
