@@ -320,9 +320,8 @@ TEST(norms) {
 
 /* ---------------------------------------------------------------- RoPE */
 
-TEST(rope) {
-    setup();
-    const int BT = 90, hd = 64, NH = 4, NKV = 2, W = (NH + 2 * NKV) * hd, maxpos = 128;
+static void rope_case(int hd) {
+    const int BT = 90, NH = 4, NKV = 2, W = (NH + 2 * NKV) * hd, maxpos = 128;
     float *table = soju_malloc((size_t)maxpos * hd * sizeof(float));
     for (int p = 0; p < maxpos; p++)
         for (int i = 0; i < hd / 2; i++) {
@@ -338,7 +337,9 @@ TEST(rope) {
     pair x = act_in((size_t)BT * W, 1.0f);
     cpu->ops->rope_forward(cpu, x.c, ctab, cp, BT, W, NH + NKV, hd);
     gpu->ops->rope_forward(gpu, x.g, gtab, gp, BT, W, NH + NKV, hd);
-    expect("rope_forward (q and k heads, in place)", &x, TOL_BF16);
+    char name[64];
+    snprintf(name, sizeof name, "rope_forward hd=%d (q and k heads, in place)", hd);
+    expect(name, &x, TOL_BF16);
     pair d = act_in((size_t)BT * W, 1.0f);
     cpu->ops->rope_backward(cpu, d.c, ctab, cp, BT, W, NH + NKV, hd);
     gpu->ops->rope_backward(gpu, d.g, gtab, gp, BT, W, NH + NKV, hd);
@@ -346,6 +347,13 @@ TEST(rope) {
     release(&x), release(&d);
     free(table);
     cpu->ops->free(cpu, ctab), gpu->ops->free(gpu, gtab), cpu->ops->free(cpu, cp), gpu->ops->free(gpu, gp);
+}
+
+TEST(rope) {
+    setup();
+    rope_case(64);  /* 8 pairs per thread */
+    rope_case(128);
+    rope_case(20);  /* half = 10: one pair per thread */
 }
 
 /* ---------------------------------------------------------------- attention */

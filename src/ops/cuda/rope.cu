@@ -19,12 +19,48 @@ __global__ void rope_kernel(bf16 *x, const float *table, const int32_t *position
     *b = __float2bfloat16_rn(bi * c + ai * s);
 }
 
+// The same, one thread per (row, head, 8 consecutive pairs): 16-byte loads
+// and stores of x and of the table (half a multiple of 8, rows 16-byte aligned).
+__global__ void rope8_kernel(bf16 *x, const float *table, const int32_t *positions, int BT, int row_stride,
+                             int n_heads, int head_dim, float sign) {
+    int half = head_dim / 2, groups = half / 8;
+    size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    size_t per_row = (size_t)n_heads * groups;
+    if (idx >= (size_t)BT * per_row) return;
+    int r = (int)(idx / per_row), rem = (int)(idx % per_row), h = rem / groups, i = (rem % groups) * 8;
+    const float *cs = table + (size_t)positions[r] * head_dim;
+    float c[8], sn[8], a[8], b[8];
+    *(float4 *)c = *(const float4 *)(cs + i);
+    *(float4 *)(c + 4) = *(const float4 *)(cs + i + 4);
+    *(float4 *)sn = *(const float4 *)(cs + half + i);
+    *(float4 *)(sn + 4) = *(const float4 *)(cs + half + i + 4);
+    bf16 *pa = x + (size_t)r * row_stride + (size_t)h * head_dim + i, *pb = pa + half;
+    load8(pa, a);
+    load8(pb, b);
+    float oa[8], ob[8];
+#pragma unroll
+    for (int k = 0; k < 8; k++) {
+        float s = sign * sn[k];
+        oa[k] = a[k] * c[k] - b[k] * s;
+        ob[k] = b[k] * c[k] + a[k] * s;
+    }
+    store8(pa, oa);
+    store8(pb, ob);
+}
+
 static void rope_apply(soju_backend *be, void *x, const float *table, const int32_t *positions, int BT,
                        int row_stride, int n_heads, int head_dim, float sign) {
-    size_t n = (size_t)BT * n_heads * (head_dim / 2);
+    int half = head_dim / 2;
+    size_t n = (size_t)BT * n_heads * half;
     if (!n) return;
-    rope_kernel<<<ceil_div((long)n, 256), 256, 0, cuda_stream(be)>>>((bf16 *)x, table, positions, BT, row_stride,
-                                                                     n_heads, head_dim, sign);
+    if (half % 8 == 0 && row_stride % 8 == 0 && aligned16(x) && aligned16(table)) {
+        size_t n8 = n / 8;
+        rope8_kernel<<<ceil_div((long)n8, 256), 256, 0, cuda_stream(be)>>>((bf16 *)x, table, positions, BT,
+                                                                          row_stride, n_heads, head_dim, sign);
+    } else {
+        rope_kernel<<<ceil_div((long)n, 256), 256, 0, cuda_stream(be)>>>((bf16 *)x, table, positions, BT,
+                                                                         row_stride, n_heads, head_dim, sign);
+    }
     CUDA_LAUNCH_CHECK();
 }
 
