@@ -50,15 +50,17 @@ static void die(const char *what, const soju_err *err) {
     exit(1);
 }
 
-/* The step a trainer runs: zero grads, forward, backward of the mean loss,
+/* The step a trainer runs: zero grads, forward and backward of the mean loss
+ * (soju_model_forward_backward, as soju_loss_cross_entropy calls it),
  * AdamW with weight decay on matrices only. */
 static void train_step(soju_model *m, const soju_batch *b, float *mom, float *var, int step) {
     soju_err err;
     double loss;
     long n;
     soju_model_zero_grad(m);
-    if (soju_model_forward(m, b, &loss, &n, &err)) die("forward", &err);
-    if (soju_model_backward(m, NULL, 1.0f / (float)n, &err)) die("backward", &err);
+    long targets = 0; /* the mean over the batch's targets, as the trainer scales it */
+    for (int i = 0; i < b->B * b->T; i++) targets += b->targets[i] != SOJU_IGNORE;
+    if (soju_model_forward_backward(m, b, NULL, 1.0f / (float)targets, &loss, &n, &err)) die("step", &err);
     /* one adamw call per run of consecutive views with the same weight decay */
     soju_backend *be = soju_model_backend(m);
     float *p = soju_model_params(m), *g = soju_model_grads(m);

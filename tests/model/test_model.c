@@ -313,14 +313,18 @@ TEST(grad_accumulation_and_determinism) {
         CHECK_OK(soju_model_forward(m, &b, &loss, &n, &err));
         CHECK_OK(soju_model_backward(m, NULL, 1.0f / n, &err));
         CHECK(!memcmp(g1, soju_model_grads(m), N * 4));
-        /* forward and backward in one call (the trainer's path): the same loss and bits */
+        /* forward and backward in one call (the trainer's path; the CPU's fused
+         * cross-entropy takes one exponential per logit): the same loss and gradient */
         {
             double loss2;
             long n2;
             soju_model_zero_grad(m);
             CHECK_OK(soju_model_forward_backward(m, &b, NULL, 1.0f / n, &loss2, &n2, &err));
-            CHECK(loss2 == loss && n2 == n);
-            CHECK(!memcmp(g1, soju_model_grads(m), N * 4));
+            CHECK(fabs(loss2 - loss) <= 1e-5 * loss && n2 == n);
+            const float *gf = soju_model_grads(m);
+            double md = 0, mg = 0;
+            for (size_t i = 0; i < N; i++) md = fmax(md, fabs(gf[i] - g1[i])), mg = fmax(mg, fabs(g1[i]));
+            CHECK_MSG(md <= 1e-5 * mg, "fused cross-entropy: max gradient diff %g of %g", md, mg);
             soju_batch nb = b;
             nb.targets = NULL;
             CHECK(soju_model_forward_backward(m, &nb, NULL, 1.0f, NULL, NULL, &err) == SOJU_EARG &&

@@ -491,6 +491,14 @@ TEST(crossentropy) {
         int r = i / c.V;
         if (tgt[r] != -100) CHECK_NEAR(copy[i], dl[i] / c.w[r], 1e-5);
     }
+    /* fused (training): the forward's losses and the backward's gradient in one call, in place */
+    float *fused = zeros(c.BT * c.V), *fl = zeros(c.BT);
+    memcpy(fused, c.logits, c.BT * c.V * 4);
+    ce_loss(&c); /* c.losses from the plain forward */
+    be->ops->crossentropy_fused(be, fl, fused, c.tgt, c.w, 0.5f, c.BT, c.V);
+    for (int r = 0; r < c.BT; r++) CHECK_NEAR(fl[r], c.losses[r], 1e-5 * (1 + fabs(c.losses[r])));
+    for (int i = 0; i < c.BT * c.V; i++) CHECK_NEAR(fused[i], dl[i], 1e-6);
+    release(fused), release(fl);
     release(c.logits), release(c.losses), release(c.lse), release(c.w), release(c.tgt), release(dl), release(copy);
 }
 

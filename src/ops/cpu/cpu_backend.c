@@ -173,6 +173,7 @@ static const soju_backend_ops cpu_ops = {
     .softcap_backward = cpu_softcap_backward,
     .crossentropy_forward = cpu_crossentropy_forward,
     .crossentropy_backward = cpu_crossentropy_backward,
+    .crossentropy_fused = cpu_crossentropy_fused,
     .matmul_residual_forward = cpu_matmul_residual_forward,
     .matmul_backward_swiglu = cpu_matmul_backward_swiglu,
 };

@@ -181,5 +181,7 @@ void cpu_crossentropy_forward(soju_backend *be, float *losses, float *lse, const
                               const int32_t *targets, int BT, int V);
 void cpu_crossentropy_backward(soju_backend *be, void *dlogits, const void *logits, const float *lse,
                                const int32_t *targets, const float *weights, float scale, int BT, int V);
+void cpu_crossentropy_fused(soju_backend *be, float *losses, void *logits, const int32_t *targets,
+                            const float *weights, float scale, int BT, int V);
 
 #endif
