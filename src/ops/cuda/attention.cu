@@ -19,6 +19,9 @@
 //   deterministic (SOJU_CUDA_DETERMINISTIC=1): a second kernel, one block
 //           per 64 queries, recomputes P and dP and accumulates dQ += dS K
 //           in a fixed order (7 products; bit-for-bit repeatable).
+// The dK/dV block reads its warps' K and V rows from shared memory for each
+// product instead of holding them in registers: the fast kernel then fits in
+// 168 registers, three blocks (12 warps) per SM instead of two.
 // The scores are s = scale q.k, so dQ and dK get one more factor of scale.
 //
 // Masks: key j is visible to query i iff j <= i, same document (doc ids),
