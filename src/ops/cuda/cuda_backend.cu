@@ -235,6 +235,7 @@ extern "C" int soju_cuda_backend_create(soju_backend **out, soju_err *err) {
     st->workspace_bytes = 32u << 20;
     CUDA_CHECK(cudaMalloc(&st->workspace, st->workspace_bytes));
     cuda_attention_init();
+    cuda_norm_init();
     for (int k = 0; k < 2; k++) {
         CUDA_CHECK(cudaEventCreateWithFlags(&st->enc[k].ready, cudaEventDisableTiming));
         CUDA_CHECK(cudaEventCreateWithFlags(&st->enc[k].uploaded, cudaEventDisableTiming));

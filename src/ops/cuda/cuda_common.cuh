@@ -251,6 +251,7 @@ void cuda_rope_backward(soju_backend *be, void *dx, const float *table, const in
 
 // attention.cu
 void cuda_attention_init(void);
+void cuda_norm_init(void);
 void cuda_attention_forward(soju_backend *be, void *out, float *lse, const void *qkv, const int32_t *doc_ids, int B,
                             int T, int NH, int NKV, int hd, int window, float scale);
 void cuda_attention_backward(soju_backend *be, void *dqkv, const void *dout, const void *qkv, const void *out,

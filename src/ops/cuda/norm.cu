@@ -63,12 +63,11 @@ __global__ void norm_fwd_kernel(bf16 *out, float *mean, float *rstd, const bf16 
 // With n = (x - mean) s (RMSNorm: mean 0) and g = dy w:
 //   LayerNorm (MODE 2):  dx += s (g - mean(g) - n mean(g n))
 //   RMSNorm   (MODE 1):  dx += s (g - n mean(g n))
+// The row's mean(g) (0 for RMSNorm) and mean(g n), on every lane of its warp.
 template <int VEC, int MODE>
-__global__ void norm_bwd_kernel(bf16 *dinp, const bf16 *dout, const bf16 *inp, const bf16 *w, const float *mean,
-                                const float *rstd, int BT, int C) {
-    ROW_SETUP
-    const bf16 *x = inp + (size_t)row * C, *dy = dout + (size_t)row * C;
-    float m = MODE == 2 ? mean[row] : 0.0f, s = rstd[row], gsum = 0.0f, gnsum = 0.0f;
+__device__ __forceinline__ void norm_bwd_means(const bf16 *x, const bf16 *dy, const bf16 *w, float m, float s, int C,
+                                               int lane, float *gmean, float *gnmean) {
+    float gsum = 0.0f, gnsum = 0.0f;
     for (int c = lane * VEC; c < C; c += 32 * VEC) {
         float v[VEC], d[VEC], g[VEC];
         ldv<VEC>(x + c, v);
@@ -81,7 +80,17 @@ __global__ void norm_bwd_kernel(bf16 *dinp, const bf16 *dout, const bf16 *inp, c
             gnsum += gg * (v[k] - m) * s;
         }
     }
-    float gmean = MODE == 2 ? warp_sum(gsum) / C : 0.0f, gnmean = warp_sum(gnsum) / C;
+    *gmean = MODE == 2 ? warp_sum(gsum) / C : 0.0f;
+    *gnmean = warp_sum(gnsum) / C;
+}
+
+template <int VEC, int MODE>
+__global__ void norm_bwd_kernel(bf16 *dinp, const bf16 *dout, const bf16 *inp, const bf16 *w, const float *mean,
+                                const float *rstd, int BT, int C) {
+    ROW_SETUP
+    const bf16 *x = inp + (size_t)row * C, *dy = dout + (size_t)row * C;
+    float m = MODE == 2 ? mean[row] : 0.0f, s = rstd[row], gmean, gnmean;
+    norm_bwd_means<VEC, MODE>(x, dy, w, m, s, C, lane, &gmean, &gnmean);
     bf16 *dx = dinp + (size_t)row * C;
     for (int c = lane * VEC; c < C; c += 32 * VEC) {
         float v[VEC], d[VEC], g[VEC], acc[VEC];
@@ -191,20 +200,8 @@ __global__ void __launch_bounds__(256) layernorm_bwd_smem_kernel(bf16 *dinp, flo
     for (int row = blockIdx.x * 8 + wib; row < BT; row += nwarps) {
         const bf16 *x = inp + (size_t)row * C, *dy = dout + (size_t)row * C;
         const float m = mean[row], s = rstd[row];
-        float gsum = 0.0f, gnsum = 0.0f;
-        for (int c = lane * 8; c < C; c += 256) {
-            float v[8], d[8], g[8];
-            load8(x + c, v);
-            load8(dy + c, d);
-            load8(w + c, g);
-#pragma unroll
-            for (int k = 0; k < 8; k++) {
-                float gg = d[k] * g[k];
-                gsum += gg;
-                gnsum += gg * (v[k] - m) * s;
-            }
-        }
-        const float gmean = warp_sum(gsum) / C, gnmean = warp_sum(gnsum) / C;
+        float gmean, gnmean;
+        norm_bwd_means<8, 2>(x, dy, w, m, s, C, lane, &gmean, &gnmean);
         bf16 *dx = dinp + (size_t)row * C;
         for (int c = lane * 8; c < C; c += 256) {
             float v[8], d[8], g[8], acc[8];
@@ -238,21 +235,36 @@ __global__ void __launch_bounds__(256) layernorm_bwd_smem_kernel(bf16 *dinp, flo
     }
 }
 
+// The one-pass kernels take rows up to 1024 wide in 16-byte vectors, and need dinp.
+static bool onepass_ok(const void *dinp, const void *dout, const void *inp, const void *weight, int C) {
+    return dinp && C % 8 == 0 && C <= 1024 && aligned16(dinp) && aligned16(dout) && aligned16(inp) &&
+           aligned16(weight);
+}
+
+// One resident wave of 256-thread blocks (fixed for a device, so the order of
+// the partial sums is too), no more than the rows need.
+template <typename K> static int resident_blocks(soju_backend *be, K kernel, size_t smem, int BT) {
+    int per_sm = 1;
+    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, 256, smem));
+    int blocks = (per_sm > 0 ? per_sm : 1) * cuda_state(be)->prop.multiProcessorCount;
+    return blocks * 8 > BT ? ceil_div(BT, 8) : blocks;
+}
+
+#define LN_SMEM_MAX (8 * 2 * 1024 * sizeof(float)) // the LayerNorm partials at C = 1024: 64 KB
+
+// Kernels above 48 KB of dynamic shared memory must say so once per device.
+void cuda_norm_init(void) {
+    CUDA_CHECK(cudaFuncSetAttribute(layernorm_bwd_smem_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    (int)LN_SMEM_MAX));
+}
+
 // The one-pass LayerNorm backward when the shape allows; false otherwise.
 static bool layernorm_bwd_onepass(soju_backend *be, void *dinp, float *dw, float *db, const void *dout,
                                   const void *inp, const void *weight, const float *mean, const float *rstd, int BT,
                                   int C) {
-    if (!dinp || C % 8 || C > 1024 || !aligned16(dinp) || !aligned16(dout) || !aligned16(inp) || !aligned16(weight))
-        return false;
+    if (!onepass_ok(dinp, dout, inp, weight, C)) return false;
     size_t smem = (size_t)8 * 2 * C * sizeof(float);
-    static_assert(8 * 2 * 1024 * sizeof(float) <= 64 * 1024, "partials fit the opt-in shared memory");
-    CUDA_CHECK(cudaFuncSetAttribute(layernorm_bwd_smem_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    (int)smem));
-    // one resident wave of blocks (fixed for a device, so the sum order is too)
-    int per_sm = 1;
-    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, layernorm_bwd_smem_kernel, 256, smem));
-    int blocks = (per_sm > 0 ? per_sm : 1) * cuda_state(be)->prop.multiProcessorCount;
-    if (blocks * 8 > BT) blocks = ceil_div(BT, 8);
+    int blocks = resident_blocks(be, layernorm_bwd_smem_kernel, smem, BT);
     float *part = (float *)cuda_scratch(be, SCRATCH_PARTIAL, (size_t)2 * blocks * C * sizeof(float));
     cudaStream_t st = cuda_stream(be);
     layernorm_bwd_smem_kernel<<<blocks, 256, smem, st>>>((bf16 *)dinp, part, (const bf16 *)dout, (const bf16 *)inp,
@@ -273,19 +285,14 @@ static bool layernorm_bwd_onepass(soju_backend *be, void *dinp, float *dw, float
 // dinp is required (the model always wants it); dw may be NULL.
 static bool rmsnorm_bwd_onepass(soju_backend *be, void *dinp, float *dw, const void *dout, const void *inp,
                                 const void *weight, const float *rstd, int BT, int C) {
-    if (!dinp || C % 8 || C > 1024 || !aligned16(dinp) || !aligned16(dout) || !aligned16(inp) || !aligned16(weight))
-        return false;
+    if (!onepass_ok(dinp, dout, inp, weight, C)) return false;
     int nv = ceil_div(C, 256);
     void (*kernel)(bf16 *, float *, float *, const bf16 *, const bf16 *, const bf16 *, const float *, const float *,
                    int, int) = nv == 1   ? norm_bwd_onepass_kernel<1, 1>
                                : nv == 2 ? norm_bwd_onepass_kernel<2, 1>
                                : nv == 3 ? norm_bwd_onepass_kernel<3, 1>
                                          : norm_bwd_onepass_kernel<4, 1>;
-    // one resident wave of blocks (fixed for a device, so the sum order is too)
-    int per_sm = 1;
-    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, 256, 0));
-    int blocks = (per_sm > 0 ? per_sm : 1) * cuda_state(be)->prop.multiProcessorCount;
-    if (blocks * 8 > BT) blocks = ceil_div(BT, 8);
+    int blocks = resident_blocks(be, kernel, 0, BT);
     int nwarps = blocks * 8;
     float *pw = (float *)cuda_scratch(be, SCRATCH_PARTIAL, (size_t)nwarps * C * sizeof(float));
     cudaStream_t st = cuda_stream(be);
