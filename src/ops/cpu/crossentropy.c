@@ -62,16 +62,21 @@ void cpu_crossentropy_fused(soju_backend *be, float *losses, void *logits_, cons
     for (int r = 0; r < BT; r++) {
         float *x = logits + (size_t)r * V;
         int t = targets[r];
-        float w = scale * (weights ? weights[r] : 1.0f), xt = t == IGNORE_LABEL ? 0.0f : x[t];
-        float m = cpu_maxf(x, V), s = 0.0f;
+        float w = scale * (weights ? weights[r] : 1.0f);
+        if (t == IGNORE_LABEL) { /* no loss, no gradient: no exponentials either */
+            losses[r] = 0.0f;
+            memset(x, 0, V * sizeof(float));
+            continue;
+        }
+        float xt = x[t], m = cpu_maxf(x, V), s = 0.0f;
 #pragma omp simd reduction(+ : s)
         for (int v = 0; v < V; v++) {
             float e = cpu_expf(x[v] - m);
             x[v] = e;
             s += e;
         }
-        losses[r] = t == IGNORE_LABEL ? 0.0f : m + logf(s) - xt;
-        if (t == IGNORE_LABEL || w == 0.0f) {
+        losses[r] = m + logf(s) - xt;
+        if (w == 0.0f) {
             memset(x, 0, V * sizeof(float));
             continue;
         }
