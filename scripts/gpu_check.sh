@@ -166,20 +166,15 @@ fi
 
 # ------------------------------------------- soju pretrain at GPT-2 124M scale
 # What a user of the CLI gets (the trainer: data loader, gradient norm and
-# clipping, schedule, logging; here on byte tokens of generated text), with
+# clipping, schedule, logging; here on byte tokens of the demo corpus), with
 # and without document masking. PRETRAIN_BENCH=1 turns it on.
 if [ "${PRETRAIN_BENCH:-0}" = 1 ]; then
     t="$out/pretrain_bench"
     rm -rf "$t" && mkdir -p "$t"
-    python3 - "$t/corpus.txt" <<'PY'
-import random, sys
-random.seed(1)
-words = ["the", "model", "data", "token", "train", "step", "loss", "layer", "한국어", "문장", "학습", "데이터"]
-with open(sys.argv[1], "w") as f:
-    for i in range(40000):
-        f.write(" ".join(random.choice(words) for _ in range(random.randint(5, 40))) + "\n")
-PY
-    soju_env "$bin/soju" tokenize --tokenizer bytes --lines --quiet --out "$t/train.bin" "$t/corpus.txt" >"$t/tok.log" 2>&1
+    corpus=$root/scripts/demo_corpus.sh
+    [ -f "$corpus" ] || corpus=$here/demo_corpus.sh
+    bash "$corpus" "$t/corpus.txt" 20000 # about 5 MB: more than the 1.3M tokens of 20 steps
+    soju_env "$bin/soju" tokenize --tokenizer bytes --quiet --out "$t/train.bin" "$t/corpus.txt" >"$t/tok.log" 2>&1
     cat >"$t/gpt2.json" <<'JSON'
 {"model_type": "gpt2", "vocab_size": 50304, "n_embd": 768, "n_layer": 12, "n_head": 12, "n_positions": 1024,
  "tie_word_embeddings": true}

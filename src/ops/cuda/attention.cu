@@ -393,9 +393,9 @@ template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_fwd_kerne
 // ---------------------------------------------------------------- backward
 
 // D[b, h, t] = sum_d dO[b, t, h, d] O[b, t, h, d], and the base-2 log-sum-exp
-// lse2[b, h, t] = lse log2(e) for the fast backward's asynchronous copies. LANES threads per row,
-// each reading 16 bytes at a time (LANES = hd / 8 for the tensor-core head
-// dims; 1 with scalar loads otherwise).
+// lse2[b, h, t] = lse log2(e) for the fast backward's asynchronous copies.
+// LANES threads per row, each reading 16 bytes at a time (LANES = hd / 8 for
+// head dims 64 and 128; 1 with scalar loads otherwise).
 template <int LANES>
 __global__ void attn_bwd_dot_kernel(float *D, float *lse2, const float *lse, const bf16 *dout, const bf16 *out, int B,
                                     int T, int NH, int hd) {
@@ -525,7 +525,8 @@ template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_bwd_dq_ke
 
 #define DS_LD (ATT_BLK + 8) // row stride of the dS tile [64 keys][64 queries]
 
-template <int HD, bool DQ> __global__ void __launch_bounds__(ATT_THREADS, DQ && HD <= 64 ? 3 : 1) flash_bwd_dkv_kernel(att_args p) {
+template <int HD, bool DQ>
+__global__ void __launch_bounds__(ATT_THREADS, DQ && HD <= 64 ? 3 : 1) flash_bwd_dkv_kernel(att_args p) {
     constexpr int LD = HD + 8, KC = HD / 16;
     extern __shared__ __align__(16) unsigned char smem_raw[];
     bf16 *Ks = (bf16 *)smem_raw;
@@ -579,7 +580,8 @@ template <int HD, bool DQ> __global__ void __launch_bounds__(ATT_THREADS, DQ && 
     __syncthreads();
 
     // this warp's 16 keys of K and V, A operands read from shared memory in the loop
-    const uint32_t kf_u = smem_u32(Ks) + lo_.a + at<LD>(warp * 16, 0), vf_u = smem_u32(Vs) + lo_.a + at<LD>(warp * 16, 0);
+    const uint32_t kf_u = smem_u32(Ks) + lo_.a + at<LD>(warp * 16, 0);
+    const uint32_t vf_u = smem_u32(Vs) + lo_.a + at<LD>(warp * 16, 0);
     const int kj[2] = {k0 + warp * 16 + g, k0 + warp * 16 + g + 8};
     int kdoc[2] = {0, 0};
     if (docs)
@@ -946,15 +948,13 @@ void cuda_attention_backward(soju_backend *be, void *dqkv, const void *dout, con
     float *D = (float *)cuda_scratch(be, SCRATCH_ATTN_D, (size_t)2 * B * NH * T * sizeof(float));
     float *lse2 = D + (size_t)B * NH * T;
     long rows = (long)B * T * NH;
-    if (hd == 64 && aligned16(dout) && aligned16(out))
-        attn_bwd_dot_kernel<8><<<ceil_div(rows * 8, 256), 256, 0, s>>>(D, lse2, lse, (const bf16 *)dout, (const bf16 *)out, B,
-                                                                       T, NH, hd);
-    else if (hd == 128 && aligned16(dout) && aligned16(out))
-        attn_bwd_dot_kernel<16><<<ceil_div(rows * 16, 256), 256, 0, s>>>(D, lse2, lse, (const bf16 *)dout, (const bf16 *)out, B,
-                                                                         T, NH, hd);
-    else
-        attn_bwd_dot_kernel<1><<<ceil_div(rows, 256), 256, 0, s>>>(D, lse2, lse, (const bf16 *)dout, (const bf16 *)out, B, T, NH,
-                                                                   hd);
+    const bf16 *dO = (const bf16 *)dout, *O = (const bf16 *)out;
+    bool vec = aligned16(dout) && aligned16(out);
+    if (vec && hd == 64)
+        attn_bwd_dot_kernel<8><<<ceil_div(rows * 8, 256), 256, 0, s>>>(D, lse2, lse, dO, O, B, T, NH, hd);
+    else if (vec && hd == 128)
+        attn_bwd_dot_kernel<16><<<ceil_div(rows * 16, 256), 256, 0, s>>>(D, lse2, lse, dO, O, B, T, NH, hd);
+    else attn_bwd_dot_kernel<1><<<ceil_div(rows, 256), 256, 0, s>>>(D, lse2, lse, dO, O, B, T, NH, hd);
     CUDA_LAUNCH_CHECK();
     att_args a = make_args(qkv, doc_ids, B, T, NH, NKV, window, scale);
     a.dout = (const bf16 *)dout;
