@@ -94,15 +94,14 @@ static int plan_fresh(run *r, soju_err *err) {
         return soju_errf(err, SOJU_EARG, "--micro-batch and --seq-len must be > 0");
     long per_micro = (long)o->micro_B * o->T * r->world; /* one micro-batch on every rank */
     long batch = o->batch_tokens > 0 ? o->batch_tokens : per_micro;
-    if (batch % per_micro != 0 && r->world > 1)
+    if (batch % per_micro != 0) {
+        char ranks[32] = ""; /* the factor of the ranks, when there are several */
+        if (r->world > 1) snprintf(ranks, sizeof ranks, " x %d", r->world);
         return soju_errf(err, SOJU_EARG,
-                         "--batch-tokens %ld is not a multiple of micro-batch x seq-len x ranks = %d x %d x %d = %ld "
-                         "(try %ld)",
-                         batch, o->micro_B, o->T, r->world, per_micro, ceil_div(batch, per_micro) * per_micro);
-    if (batch % per_micro != 0)
-        return soju_errf(err, SOJU_EARG,
-                         "--batch-tokens %ld is not a multiple of micro-batch x seq-len = %d x %d = %ld (try %ld)",
-                         batch, o->micro_B, o->T, per_micro, ceil_div(batch, per_micro) * per_micro);
+                         "--batch-tokens %ld is not a multiple of micro-batch x seq-len%s = %d x %d%s = %ld (try %ld)",
+                         batch, r->world > 1 ? " x ranks" : "", o->micro_B, o->T, ranks, per_micro,
+                         ceil_div(batch, per_micro) * per_micro);
+    }
     long steps = o->steps > 0 ? o->steps : o->tokens_budget > 0 ? ceil_div(o->tokens_budget, batch) : 0;
     if (steps <= 0) return soju_errf(err, SOJU_EARG, "give a training length: --steps or --tokens");
     st->micro_B = o->micro_B;
