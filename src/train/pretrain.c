@@ -430,11 +430,11 @@ int soju_pretrain(const soju_pretrain_opts *o, soju_pretrain_summary *sum, soju_
     char note[96];
     world_note(&r, note, sizeof note);
     if (r.rank == 0)
-        soju_log("%s: %ld params, %.0f MB activations%s, %ssteps %ld..%ld of %ld, %ld tokens/step (%d x %d x %d accum%s), %s schedule, lr %g",
+        soju_log("%s: %ld params, %.0f MB activations%s, %ssteps %ld..%ld of %ld, %ld tokens/step "
+                 "(%d x %d x %d accum%s), %s schedule, lr %g",
                  r.dir, sum->n_params, sum->activation_bytes / 1e6, o->recompute ? " (recompute)" : "",
-                 o->resume_dir ? "resuming, " : "", first_step + 1, end, st->total_steps,
-                 st->batch_tokens, st->micro_B, st->T, st->accum, note, soju_sched_name(st->train.sched.kind),
-                 st->train.sched.peak_lr);
+                 o->resume_dir ? "resuming, " : "", first_step + 1, end, st->total_steps, st->batch_tokens,
+                 st->micro_B, st->T, st->accum, note, soju_sched_name(st->train.sched.kind), st->train.sched.peak_lr);
 
     soju_progress bar;
     const int quiet = o->quiet || r.rank != 0;
