@@ -1,10 +1,12 @@
 # The CUDA backend (src/ops/cuda/*.cu), built when nvcc is found or when
 # -DSOJU_CUDA=ON asks for it; -DSOJU_CUDA=OFF skips it. The CPU build never
-# depends on it. SOJU_CUDA_ARCHS picks the GPU targets (default: Hopper sm_90
-# plus PTX for sm_80, so Ampere and newer run it; the kernels need sm_80's
-# bf16 tensor-core MMA and cp.async, and the backend refuses older GPUs).
+# depends on it. SOJU_CUDA_ARCHS picks the GPU targets (default: Hopper
+# sm_90a plus PTX for sm_80, so Ampere and newer run it; the kernels need
+# sm_80's bf16 tensor-core MMA and cp.async, and the backend refuses older
+# GPUs). With 90a in the list the Hopper-only wgmma attention kernels are
+# built too (SOJU_WGMMA) and used on compute capability 9.0.
 set(SOJU_CUDA "AUTO" CACHE STRING "Build the CUDA backend: AUTO, ON or OFF")
-set(SOJU_CUDA_ARCHS "90;80-virtual" CACHE STRING "CUDA architectures for the CUDA backend")
+set(SOJU_CUDA_ARCHS "90a;80-virtual" CACHE STRING "CUDA architectures for the CUDA backend")
 
 set(_want_cuda OFF)
 if(SOJU_CUDA STREQUAL "ON")
@@ -35,6 +37,9 @@ if(_want_cuda)
   if(NCCL_LIB)
     target_link_libraries(soju_cuda PUBLIC ${NCCL_LIB})
     target_compile_definitions(soju_core PUBLIC SOJU_HAVE_NCCL)
+  endif()
+  if("90a" IN_LIST SOJU_CUDA_ARCHS)
+    target_compile_definitions(soju_cuda PRIVATE SOJU_WGMMA)
   endif()
   target_compile_definitions(soju_core PUBLIC SOJU_HAVE_CUDA)
   set_target_properties(soju_core PROPERTIES CUDA_ARCHITECTURES "${SOJU_CUDA_ARCHS}")

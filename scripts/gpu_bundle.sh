@@ -7,16 +7,19 @@
 #   SOJU_GPU_BIN=/tmp/.gpu/bin SOJU_GPU_LIB=/tmp/.gpu/lib:/usr/local/cuda/lib64:$NCCL_LIB_DIR \
 #     bash scripts/gpu_check.sh
 # The CPU code is built for x86-64-v3 (AVX2/FMA), not this machine's own CPU,
-# and the CUDA code for sm_90 (H100/H200). Used on a lent H100 on 2026-11-23.
+# and the CUDA code for sm_90a (H100/H200). Used on a lent H100 on 2026-11-23.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=build-gpubundle
 cmake -S . -B $B -DCMAKE_BUILD_TYPE=Release -DSOJU_NATIVE=OFF -DCMAKE_C_FLAGS="-march=x86-64-v3" \
-  -DSOJU_CUDA=ON -DSOJU_CUDA_ARCHS=90 >/dev/null
+  -DSOJU_CUDA=ON -DSOJU_CUDA_ARCHS="90a" >/dev/null
 progs=(soju gpu_train ops_test_cuda_ops model_test_cuda_step ops_test_optimizer_ops model_test_recompute ops_test_layer_ops)
 cmake --build $B -j "$(nproc)" --target "${progs[@]}" >/dev/null
 rm -rf .gpu && mkdir -p .gpu/bin .gpu/lib
 for p in "${progs[@]}"; do cp $B/$p .gpu/bin/; done
+# the wgmma layout probe (tools/wgmma_probe.cu; gpu_check.sh runs it first)
+/usr/local/cuda/bin/nvcc -O2 -std=c++17 -arch=sm_90a -I src -I include -o .gpu/bin/wgmma_probe tools/wgmma_probe.cu \
+  2>/dev/null
 # Libraries the GPU machine lacks: everything ldd resolves outside libc's own
 # set and outside CUDA (the GPU machine has its own driver and toolkit).
 for p in "${progs[@]}"; do ldd ".gpu/bin/$p"; done | awk '/=> \// {print $1, $3}' | sort -u |

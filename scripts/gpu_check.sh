@@ -17,6 +17,7 @@
 #   PRETRAIN_BENCH=1   also time `soju pretrain --device cuda` on GPT-2 124M
 #   OUT=dir            where full logs go (default /tmp/soju-gpu-check)
 #   SOJU_GPU_LIB=dir   extra shared libraries for the prebuilt soju binaries only
+#   SOJU_CUDA_WGMMA=0  Hopper: the head-dim-64 attention on mma.sync instead of wgmma
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -58,7 +59,16 @@ run_check() { # name, program
     esac
 }
 echo "== checks"
+# Hopper's wgmma layouts one at a time (when the probe was built: gpu_bundle.sh, or nvcc below)
+probe=$bin/wgmma_probe
+if [ ! -x "$probe" ] && command -v nvcc >/dev/null && nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | grep -q '^9\.0'; then
+    nvcc -O2 -std=c++17 -arch=sm_90a -I "$root/src" -I "$root/include" -o "$out/wgmma_probe" "$root/tools/wgmma_probe.cu" \
+        >/dev/null 2>&1 && probe=$out/wgmma_probe
+fi
+[ -x "$probe" ] && run_check wgmma_probe "$probe"
 run_check cuda_ops "$bin/ops_test_cuda_ops"
+# on Hopper the head-dim-64 attention runs on wgmma; the mma.sync kernels too
+SOJU_CUDA_WGMMA=0 run_check cuda_ops_mma_sync "$bin/ops_test_cuda_ops"
 run_check cuda_step "$bin/model_test_cuda_step"
 # the deterministic kernels (attention backward without atomics) too
 SOJU_CUDA_DETERMINISTIC=1 run_check cuda_ops_deterministic "$bin/ops_test_cuda_ops"

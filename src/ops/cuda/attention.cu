@@ -31,102 +31,12 @@
 // doc ids of a sequence are not non-decreasing only the element mask is used.
 //
 // Head dims 32, 64 and 128 take the tensor-core path; any other head dim (and
-// the KV-cache decode) takes a plain fp32 warp-per-row path.
+// the KV-cache decode) takes a plain fp32 warp-per-row path. On Hopper (sm_90a
+// builds) head dim 64 runs the same method on wgmma instead: attention_hopper.cu.
 #include <math.h>
 #include <string.h>
 
-#include "cuda_common.cuh"
-
-#define ATT_BLK 64  // queries per block, keys per tile
-#define ATT_THREADS 128
-#define LOG2E 1.4426950408889634f
-#define LN2 0.6931471805599453f
-
-// ---------------------------------------------------------------- PTX helpers
-
-__device__ __forceinline__ void mma16816(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                 "{%0,%1,%2,%3};\n"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ void ldsm_x4(uint32_t r[4], uint32_t addr) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(addr));
-}
-
-__device__ __forceinline__ void ldsm_x4_t(uint32_t r[4], uint32_t addr) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(addr));
-}
-
-__device__ __forceinline__ void cp_async16(bf16 *smem, const bf16 *gmem, bool valid) {
-    uint32_t addr = (uint32_t)__cvta_generic_to_shared(smem);
-    int n = valid ? 16 : 0; // 0: fill the 16 bytes with zeros, read nothing
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(addr), "l"(gmem), "r"(n));
-}
-// 4 bytes; zero-filled when !valid
-__device__ __forceinline__ void cp_async4(void *smem, const void *gmem, bool valid) {
-    uint32_t addr = (uint32_t)__cvta_generic_to_shared(smem);
-    int n = valid ? 4 : 0;
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(addr), "l"(gmem), "r"(n));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n"); }
-__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
-
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
-    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *(uint32_t *)&v;
-}
-
-// Fragment loads from a row-major shared tile with row stride LD (elements).
-// Each lane's part of the address is computed once (lane_offs); a load is
-// then the tile's shared-space address plus that offset plus a constant.
-//   A operand, 16 x 16 at (r0, c0), rows the M dimension:       a
-//   B operand for two n-blocks from a tile stored [n][k]:      nk  (r[0..1] n-block 0, r[2..3] n-block 1)
-//   ... from a tile stored [k][n] (transposing load):          kn
-struct lane_offs {
-    uint32_t a, nk, kn; // bytes
-};
-template <int LD> __device__ __forceinline__ lane_offs make_offs(int lane) {
-    lane_offs o;
-    o.a = (uint32_t)(((lane & 15) * LD + (lane >> 4) * 8) * 2);
-    o.nk = (uint32_t)((((lane & 7) + (lane >> 4) * 8) * LD + ((lane >> 3) & 1) * 8) * 2);
-    o.kn = (uint32_t)((((lane & 7) + ((lane >> 3) & 1) * 8) * LD + (lane >> 4) * 8) * 2);
-    return o;
-}
-// byte offset of element (r, c) in a tile
-template <int LD> __device__ __forceinline__ uint32_t at(int r, int c) { return (uint32_t)((r * LD + c) * 2); }
-__device__ __forceinline__ uint32_t smem_u32(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
-
-// Copy `rows` (<= 64) rows of HD bf16 from global (row stride `stride`) into
-// a shared tile; rows at or beyond `valid_rows` are zero-filled.
-template <int HD, int LD>
-__device__ __forceinline__ void load_tile(bf16 *tile, const bf16 *src, long stride, int valid_rows, int tid) {
-    constexpr int CHUNKS = HD / 8;
-    for (int idx = tid; idx < ATT_BLK * CHUNKS; idx += ATT_THREADS) {
-        int r = idx / CHUNKS, c = (idx % CHUNKS) * 8;
-        bool ok = r < valid_rows;
-        cp_async16(tile + r * LD + c, ok ? src + (long)r * stride + c : src, ok);
-    }
-}
-
-__device__ __forceinline__ bool visible(int qi, int kj, int qdoc, int kdoc, bool docs, int window) {
-    return kj <= qi && (!docs || qdoc == kdoc) && (window <= 0 || qi - kj < window);
-}
-
-struct att_args {
-    const bf16 *qkv, *dout, *out;
-    bf16 *o, *dqkv;
-    const float *lse_in, *D, *lse2; // lse2 = lse log2(e), written beside D
-    float *lse, *dq_acc;
-    const int32_t *doc, *kv_lo, *q_hi;
-    int B, T, NH, NKV, window, nblk;
-    float scale, scale_log2;
-};
+#include "attention_common.cuh"
 
 // ---------------------------------------------------------------- bounds
 
@@ -169,131 +79,6 @@ __global__ void attn_bounds_kernel(int *kv_lo, int *q_hi, const int32_t *doc_ids
     }
 }
 
-// ---------------------------------------------------------------- tile helpers
-
-// Accumulator tiles (16 rows x 8 columns per [nb], c0..c3 as mma.sync lays
-// them out: rows g, g+8, columns 2 t4, 2 t4 + 1) of a warp's 16 x 64 block.
-typedef float acc_tile[4];
-
-// acc[nb] += A (16 x 16 k-chunks, registers) times B^T for the 64 columns of
-// a tile stored [n][k] in shared memory (K for S = Q K^T and the like).
-template <int LD, int KC>
-__device__ __forceinline__ void mma_rows_nk(acc_tile acc[8], const uint32_t a[KC][4], uint32_t tile, uint32_t lane_nk) {
-#pragma unroll
-    for (int kc = 0; kc < KC; kc++)
-#pragma unroll
-        for (int np = 0; np < 4; np++) {
-            uint32_t b[4];
-            ldsm_x4(b, tile + lane_nk + at<LD>(np * 16, kc * 16));
-            mma16816(acc[2 * np], a[kc], b[0], b[1]);
-            mma16816(acc[2 * np + 1], a[kc], b[2], b[3]);
-        }
-}
-
-// The same with the A operands read from shared memory as they are needed
-// (a_u: this lane's address of the warp's 16 rows, k-chunk 0), which keeps
-// them out of registers for the whole loop.
-template <int LD, int KC>
-__device__ __forceinline__ void mma_rows_nk_smem(acc_tile acc[8], uint32_t a_u, uint32_t tile, uint32_t lane_nk) {
-#pragma unroll
-    for (int kc = 0; kc < KC; kc++) {
-        uint32_t a[4];
-        ldsm_x4(a, a_u + at<LD>(0, kc * 16));
-#pragma unroll
-        for (int np = 0; np < 4; np++) {
-            uint32_t b[4];
-            ldsm_x4(b, tile + lane_nk + at<LD>(np * 16, kc * 16));
-            mma16816(acc[2 * np], a, b[0], b[1]);
-            mma16816(acc[2 * np + 1], a, b[2], b[3]);
-        }
-    }
-}
-
-// out[HD/8] += P V: P the 16 x 64 accumulator tiles turned into A operands
-// (bf16, no trip through memory), V a 64 x HD tile stored [k][n].
-template <int LD, int HD>
-__device__ __forceinline__ void mma_acc_kn(acc_tile out[HD / 8], const acc_tile p[8], uint32_t tile, uint32_t lane_kn) {
-#pragma unroll
-    for (int kk = 0; kk < 4; kk++) {
-        const uint32_t a[4] = {pack_bf16(p[2 * kk][0], p[2 * kk][1]), pack_bf16(p[2 * kk][2], p[2 * kk][3]),
-                               pack_bf16(p[2 * kk + 1][0], p[2 * kk + 1][1]),
-                               pack_bf16(p[2 * kk + 1][2], p[2 * kk + 1][3])};
-#pragma unroll
-        for (int dp = 0; dp < HD / 16; dp++) {
-            uint32_t b[4];
-            ldsm_x4_t(b, tile + lane_kn + at<LD>(kk * 16, dp * 16));
-            mma16816(out[2 * dp], a, b[0], b[1]);
-            mma16816(out[2 * dp + 1], a, b[2], b[3]);
-        }
-    }
-}
-
-// A operands of a warp's 16 rows (row0..row0+15) over the whole head dim.
-template <int LD, int KC>
-__device__ __forceinline__ void load_a_rows(uint32_t f[KC][4], const bf16 *tile, int row0, uint32_t lane_a) {
-#pragma unroll
-    for (int kc = 0; kc < KC; kc++) ldsm_x4(f[kc], smem_u32(tile) + lane_a + at<LD>(row0, kc * 16));
-}
-
-template <int N> __device__ __forceinline__ void zero_tiles(acc_tile t[N]) {
-#pragma unroll
-    for (int i = 0; i < N; i++) t[i][0] = t[i][1] = t[i][2] = t[i][3] = 0.0f;
-}
-
-// Row r (0: g, 1: g + 8) of HD/8 accumulator tiles, times scale, as bf16 at dst.
-template <int HD> __device__ __forceinline__ void store_row(bf16 *dst, const acc_tile t[HD / 8], int r, float scale) {
-#pragma unroll
-    for (int i = 0; i < HD / 8; i++)
-        *(uint32_t *)(dst + i * 8) = pack_bf16(t[i][2 * r] * scale, t[i][2 * r + 1] * scale);
-}
-
-// Keys k0 .. k0 + 63 (those below hi) of one key/value head into buffer buf,
-// and their document ids when there are documents.
-template <int HD, int LD>
-__device__ __forceinline__ void load_kv(bf16 *Ks, bf16 *Vs, int *kdoc, int buf, const bf16 *kbase, const bf16 *vbase,
-                                        long W, int k0, int hi, const int32_t *doc, int tid) {
-    load_tile<HD, LD>(Ks + buf * ATT_BLK * LD, kbase + (long)k0 * W, W, hi - k0, tid);
-    load_tile<HD, LD>(Vs + buf * ATT_BLK * LD, vbase + (long)k0 * W, W, hi - k0, tid);
-    if (doc && tid < ATT_BLK) kdoc[buf * ATT_BLK + tid] = k0 + tid < hi ? doc[k0 + tid] : 0;
-}
-
-// The frame shared by the forward and the dQ kernel: one block = 64 queries of
-// head h of sequence b, walking key tiles [lo, hi) of key/value head kvh.
-struct q_block {
-    int b, h, kvh, q0, lo, hi, ntiles;
-    long W;
-    const bf16 *qrow, *kbase, *vbase; // q at row 0 of head h; k, v at row 0 of head kvh
-    const int32_t *doc;               // this sequence's ids, or NULL
-};
-
-template <int HD> __device__ __forceinline__ q_block make_q_block(const att_args &p) {
-    q_block qb;
-    const int blk = gridDim.x - 1 - blockIdx.x; // longest rows first
-    qb.b = blockIdx.y / p.NH, qb.h = blockIdx.y % p.NH, qb.kvh = qb.h / (p.NH / p.NKV);
-    qb.W = (long)(p.NH + 2 * p.NKV) * HD;
-    qb.q0 = blk * ATT_BLK;
-    qb.qrow = p.qkv + (long)qb.b * p.T * qb.W + (long)qb.h * HD;
-    qb.kbase = p.qkv + (long)qb.b * p.T * qb.W + (long)(p.NH + qb.kvh) * HD;
-    qb.vbase = qb.kbase + (long)p.NKV * HD;
-    qb.doc = p.doc ? p.doc + (long)qb.b * p.T : nullptr;
-    qb.lo = p.kv_lo ? p.kv_lo[qb.b * p.nblk + blk] : 0;
-    qb.hi = min(qb.q0 + ATT_BLK, p.T);
-    qb.ntiles = (qb.hi - qb.lo + ATT_BLK - 1) / ATT_BLK;
-    return qb;
-}
-
-// Scores of a key tile that the mask can touch (diagonal, edges) set to -inf
-// (raw scores) or to 0 (probabilities): `fill`. Interior tiles skip this.
-__device__ __forceinline__ void mask_tile(acc_tile s[8], float fill, const int qi[2], const int qdoc[2], int k0,
-                                          int hi, const int *kdoc, bool docs, int window, int t4) {
-#pragma unroll
-    for (int nb = 0; nb < 8; nb++)
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-            int r = e >> 1, col = nb * 8 + 2 * t4 + (e & 1), kj = k0 + col;
-            if (!(kj < hi && visible(qi[r], kj, qdoc[r], docs ? kdoc[col] : 0, docs, window))) s[nb][e] = fill;
-        }
-}
 
 // ---------------------------------------------------------------- forward
 
@@ -309,7 +94,7 @@ template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_fwd_kerne
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t4 = lane & 3;
     const lane_offs lo_ = make_offs<LD>(lane);
     const int T = p.T;
-    const q_block qb = make_q_block<HD>(p);
+    const q_block qb = make_q_block<HD>(p, gridDim.x - 1 - blockIdx.x, blockIdx.y); // longest rows first
     const bool docs = qb.doc != nullptr, plain = !docs && p.window <= 0; // plain: causal mask only
 
     load_tile<HD, LD>(Qs, qb.qrow + (long)qb.q0 * qb.W, qb.W, T - qb.q0, tid);
@@ -343,51 +128,13 @@ template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_fwd_kerne
         // scale folded into one FMA (online softmax in base 2).
         if (!(plain && k0 + ATT_BLK - 1 <= qb.q0 && k0 + ATT_BLK <= qb.hi))
             mask_tile(s, -INFINITY, qi, qdoc, k0, qb.hi, kdoc + buf * ATT_BLK, docs, p.window, t4);
-        float mx[2] = {-INFINITY, -INFINITY};
-#pragma unroll
-        for (int nb = 0; nb < 8; nb++) {
-            mx[0] = fmaxf(mx[0], fmaxf(s[nb][0], s[nb][1]));
-            mx[1] = fmaxf(mx[1], fmaxf(s[nb][2], s[nb][3]));
-        }
-        float ref[2], alpha[2];
-#pragma unroll
-        for (int r = 0; r < 2; r++) {
-            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
-            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-            float mn = fmaxf(m[r], mx[r] * p.scale_log2);
-            ref[r] = mn == -INFINITY ? 0.0f : mn; // a row with nothing visible yet stays at 0
-            alpha[r] = exp2f(m[r] - ref[r]);
-            m[r] = mn;
-            l[r] *= alpha[r];
-        }
-#pragma unroll
-        for (int nb = 0; nb < 8; nb++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                float pv = exp2f(fmaf(s[nb][e], p.scale_log2, -ref[e >> 1]));
-                s[nb][e] = pv;
-                l[e >> 1] += pv;
-            }
-#pragma unroll
-        for (int i = 0; i < HD / 8; i++) {
-            o[i][0] *= alpha[0], o[i][1] *= alpha[0];
-            o[i][2] *= alpha[1], o[i][3] *= alpha[1];
-        }
+        online_softmax<HD / 8>(s, o, m, l, p.scale_log2);
         mma_acc_kn<LD, HD>(o, s, V_u, lo_.kn); // O += P V
         cp_async_wait_all();
         __syncthreads();
     }
 
-    // finish: full row sums across the quad, normalize, store
-    const long OW = (long)p.NH * HD;
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
-        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
-        if (qi[r] >= T) continue;
-        store_row<HD>(p.o + ((long)qb.b * T + qi[r]) * OW + (long)qb.h * HD + 2 * t4, o, r, 1.0f / l[r]);
-        if (t4 == 0) p.lse[((long)qb.b * p.NH + qb.h) * T + qi[r]] = (m[r] + log2f(l[r])) * LN2;
-    }
+    finish_rows<HD>(p, qb, o, qi, m, l, t4);
 }
 
 // ---------------------------------------------------------------- backward
@@ -440,18 +187,6 @@ __global__ void attn_dq_store_kernel(bf16 *dqkv, const float *acc, long rows, in
     store8(dqkv + row * (long)(NH + 2 * NKV) * hd + c, v);
 }
 
-// Four adjacent fp32 values added into global memory (one vector atomic on sm_90).
-__device__ __forceinline__ void atomic_add4(float *dst, float4 v) {
-#if __CUDA_ARCH__ >= 900
-    atomicAdd((float4 *)dst, v);
-#else
-    atomicAdd(dst, v.x);
-    atomicAdd(dst + 1, v.y);
-    atomicAdd(dst + 2, v.z);
-    atomicAdd(dst + 3, v.w);
-#endif
-}
-
 template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_bwd_dq_kernel(att_args p) {
     constexpr int LD = HD + 8, KC = HD / 16;
     extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -464,7 +199,7 @@ template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_bwd_dq_ke
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t4 = lane & 3;
     const lane_offs lo_ = make_offs<LD>(lane);
     const int T = p.T;
-    const q_block qb = make_q_block<HD>(p);
+    const q_block qb = make_q_block<HD>(p, gridDim.x - 1 - blockIdx.x, blockIdx.y); // longest rows first
     const bool docs = qb.doc != nullptr, plain = !docs && p.window <= 0;
     const long OW = (long)p.NH * HD;
 
@@ -603,27 +338,13 @@ __global__ void __launch_bounds__(ATT_THREADS, DQ && HD <= 64 ? 3 : 1) flash_bwd
         zero_tiles<8>(s);
         mma_rows_nk_smem<LD, KC>(s, kf_u, Q_u, lo_.nk);
         const bool full = plain && qs >= k0 + ATT_BLK - 1 && qs + ATT_BLK <= qhi && k0 + ATT_BLK <= T;
-#pragma unroll
-        for (int nb = 0; nb < 8; nb++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                int r = e >> 1, col = nb * 8 + 2 * t4 + (e & 1);
-                float pv = exp2f(fmaf(s[nb][e], p.scale_log2, -L[col]));
-                if (!full) {
-                    bool vis = kj[r] < T && visible(qs + col, kj[r], QD[col], kdoc[r], docs, p.window);
-                    pv = vis ? pv : 0.0f;
-                }
-                s[nb][e] = pv;
-            }
+        probs_t(s, p, L, QD, qs, kj, kdoc, full, docs, t4);
         mma_acc_kn<LD, HD>(dv, s, dO_u, lo_.kn); // dV += P^T dO (over the 64 queries)
         {                                        // dP^T = V dO^T, then dS^T = P^T (dP^T - D) in place of P^T
             acc_tile dp[8];
             zero_tiles<8>(dp);
             mma_rows_nk_smem<LD, KC>(dp, vf_u, dO_u, lo_.nk);
-#pragma unroll
-            for (int nb = 0; nb < 8; nb++)
-#pragma unroll
-                for (int e = 0; e < 4; e++) s[nb][e] *= dp[nb][e] - Dq[nb * 8 + 2 * t4 + (e & 1)];
+            grad_scores_t(s, dp, Dq, t4);
         }
         if (DQ) { // dS^T of this warp's 16 keys into shared memory, for dQ below
 #pragma unroll
@@ -653,18 +374,8 @@ __global__ void __launch_bounds__(ATT_THREADS, DQ && HD <= 64 ? 3 : 1) flash_bwd
                     mma16816(dq[2 * dp + 1], a, bb[2], bb[3]);
                 }
             }
-            // Add into the fp32 sums four columns per atomic: lanes t4 and t4^1
-            // swap halves so that the even one holds row g, columns 4 (t4/2)
-            // .. +3, and the odd one the same columns of row g + 8.
-            const int h = kvh * rep + it / nqt, odd = t4 & 1, q = qs + warp * 16 + g + 8 * odd;
-            float *dst = p.dq_acc + (((long)b * T + q) * NH + h) * HD + (t4 & 2) * 2;
-#pragma unroll
-            for (int i = 0; i < HD / 8; i++) {
-                float x = __shfl_xor_sync(0xffffffffu, odd ? dq[i][0] : dq[i][2], 1);
-                float y = __shfl_xor_sync(0xffffffffu, odd ? dq[i][1] : dq[i][3], 1);
-                float4 v = odd ? make_float4(x, y, dq[i][2], dq[i][3]) : make_float4(dq[i][0], dq[i][1], x, y);
-                if (q < T) atomic_add4(dst + i * 8, v);
-            }
+            const int h = kvh * rep + it / nqt;
+            add_dq_rows<HD>(p.dq_acc + ((long)b * T * NH + h) * HD, (long)NH * HD, dq, qs + warp * 16, T, g, t4);
         }
         cp_async_wait_all();
         __syncthreads();
@@ -872,6 +583,9 @@ void cuda_attention_init(void) {
     ATT_ATTR(64)
     ATT_ATTR(128)
 #undef ATT_ATTR
+#ifdef SOJU_WGMMA
+    hopper_attention_init();
+#endif
 }
 
 static bool flash_ok(int hd, const void *a, const void *b, const void *c) {
@@ -911,6 +625,10 @@ void cuda_attention_forward(soju_backend *be, void *out, float *lse, const void 
         a.o = (bf16 *)out;
         a.lse = lse;
         att_bounds(be, &a, doc_ids, B, T, window);
+        if (hd == 64 && cuda_state(be)->wgmma) {
+            hopper_attention_forward(&a, s);
+            return;
+        }
         dim3 grid(a.nblk, B * NH);
         size_t smem = fwd_smem(hd);
         if (hd == 32) flash_fwd_kernel<32><<<grid, ATT_THREADS, smem, s>>>(a);
@@ -970,7 +688,8 @@ void cuda_attention_backward(soju_backend *be, void *dqkv, const void *dout, con
             size_t acc_bytes = (size_t)B * T * NH * hd * sizeof(float);
             a.dq_acc = (float *)cuda_scratch(be, SCRATCH_ATTN_DQ, acc_bytes);
             CUDA_CHECK(cudaMemsetAsync(a.dq_acc, 0, acc_bytes, s));
-            if (hd == 32) flash_bwd_dkv_kernel<32, true><<<gkv, ATT_THREADS, dkv_smem(32, true), s>>>(a);
+            if (hd == 64 && cuda_state(be)->wgmma) hopper_attention_backward(&a, s);
+            else if (hd == 32) flash_bwd_dkv_kernel<32, true><<<gkv, ATT_THREADS, dkv_smem(32, true), s>>>(a);
             else if (hd == 64) flash_bwd_dkv_kernel<64, true><<<gkv, ATT_THREADS, dkv_smem(64, true), s>>>(a);
             else flash_bwd_dkv_kernel<128, true><<<gkv, ATT_THREADS, dkv_smem(128, true), s>>>(a);
             CUDA_LAUNCH_CHECK();

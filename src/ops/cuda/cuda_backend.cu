@@ -246,6 +246,13 @@ extern "C" int soju_cuda_backend_create(soju_backend **out, soju_err *err) {
     const char *tune = getenv("SOJU_CUDA_GEMM_TUNE");
     // timing picks by the clock, which may differ between runs: off when results must repeat
     st->gemm_tune = !st->deterministic && !(tune && strcmp(tune, "0") == 0);
+    const char *wg = getenv("SOJU_CUDA_WGMMA");
+#ifdef SOJU_WGMMA
+    st->wgmma = prop.major == 9 && prop.minor == 0 && !(wg && strcmp(wg, "0") == 0);
+#else
+    st->wgmma = 0;
+    (void)wg;
+#endif
     st->table = make_cuda_ops();
     const char *prof = getenv("SOJU_CUDA_PROFILE");
     if (prof && *prof && strcmp(prof, "0") != 0) {

@@ -104,6 +104,10 @@ struct soju_cuda_state {
     // time cuBLASLt's candidate algorithms per shape (SOJU_CUDA_GEMM_TUNE=0: take
     // the first); with it, bias gradients ride on the dW GEMM (BGRADB epilogue)
     int gemm_tune;
+    // attention for head dim 64 on Hopper's wgmma kernels (attention_hopper.cu):
+    // on when the build has sm_90a code (SOJU_WGMMA), the GPU is compute
+    // capability 9.0 and SOJU_CUDA_WGMMA is not 0
+    int wgmma;
     void *profile; // per-op timing (profile.cu), NULL unless SOJU_CUDA_PROFILE=1
     soju_backend_ops table; // this backend's op table (profiled or plain)
 };

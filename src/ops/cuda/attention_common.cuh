@@ -1,0 +1,354 @@
+// Pieces shared by the attention kernels (attention.cu: the mma.sync kernels
+// for every GPU from sm_80; attention_hopper.cu: the sm_90a wgmma kernels):
+// PTX wrappers, shared-memory fragment addressing, the mask, the per-block
+// frame and the accumulator-tile helpers. See attention.cu for the method.
+#pragma once
+
+#include <math.h>
+
+#include "cuda_common.cuh"
+
+#define ATT_BLK 64  // queries per block, keys per tile
+#define ATT_THREADS 128
+#define LOG2E 1.4426950408889634f
+#define LN2 0.6931471805599453f
+
+// ---------------------------------------------------------------- PTX helpers
+
+__device__ __forceinline__ void mma16816(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ void ldsm_x4(uint32_t r[4], uint32_t addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+}
+
+__device__ __forceinline__ void ldsm_x4_t(uint32_t r[4], uint32_t addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+}
+
+__device__ __forceinline__ void cp_async16(bf16 *smem, const bf16 *gmem, bool valid) {
+    uint32_t addr = (uint32_t)__cvta_generic_to_shared(smem);
+    int n = valid ? 16 : 0; // 0: fill the 16 bytes with zeros, read nothing
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(addr), "l"(gmem), "r"(n));
+}
+// 4 bytes; zero-filled when !valid
+__device__ __forceinline__ void cp_async4(void *smem, const void *gmem, bool valid) {
+    uint32_t addr = (uint32_t)__cvta_generic_to_shared(smem);
+    int n = valid ? 4 : 0;
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(addr), "l"(gmem), "r"(n));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n"); }
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
+
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *(uint32_t *)&v;
+}
+
+// Fragment loads from a row-major shared tile with row stride LD (elements).
+// Each lane's part of the address is computed once (lane_offs); a load is
+// then the tile's shared-space address plus that offset plus a constant.
+//   A operand, 16 x 16 at (r0, c0), rows the M dimension:       a
+//   B operand for two n-blocks from a tile stored [n][k]:      nk  (r[0..1] n-block 0, r[2..3] n-block 1)
+//   ... from a tile stored [k][n] (transposing load):          kn
+struct lane_offs {
+    uint32_t a, nk, kn; // bytes
+};
+template <int LD> __device__ __forceinline__ lane_offs make_offs(int lane) {
+    lane_offs o;
+    o.a = (uint32_t)(((lane & 15) * LD + (lane >> 4) * 8) * 2);
+    o.nk = (uint32_t)((((lane & 7) + (lane >> 4) * 8) * LD + ((lane >> 3) & 1) * 8) * 2);
+    o.kn = (uint32_t)((((lane & 7) + ((lane >> 3) & 1) * 8) * LD + (lane >> 4) * 8) * 2);
+    return o;
+}
+// byte offset of element (r, c) in a tile
+template <int LD> __device__ __forceinline__ uint32_t at(int r, int c) { return (uint32_t)((r * LD + c) * 2); }
+__device__ __forceinline__ uint32_t smem_u32(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
+
+// Copy `rows` (<= 64) rows of HD bf16 from global (row stride `stride`) into
+// a shared tile; rows at or beyond `valid_rows` are zero-filled.
+template <int HD, int LD>
+__device__ __forceinline__ void load_tile(bf16 *tile, const bf16 *src, long stride, int valid_rows, int tid) {
+    constexpr int CHUNKS = HD / 8;
+    for (int idx = tid; idx < ATT_BLK * CHUNKS; idx += ATT_THREADS) {
+        int r = idx / CHUNKS, c = (idx % CHUNKS) * 8;
+        bool ok = r < valid_rows;
+        cp_async16(tile + r * LD + c, ok ? src + (long)r * stride + c : src, ok);
+    }
+}
+
+__device__ __forceinline__ bool visible(int qi, int kj, int qdoc, int kdoc, bool docs, int window) {
+    return kj <= qi && (!docs || qdoc == kdoc) && (window <= 0 || qi - kj < window);
+}
+
+struct att_args {
+    const bf16 *qkv, *dout, *out;
+    bf16 *o, *dqkv;
+    const float *lse_in, *D, *lse2; // lse2 = lse log2(e), written beside D
+    float *lse, *dq_acc;
+    const int32_t *doc, *kv_lo, *q_hi;
+    int B, T, NH, NKV, window, nblk;
+    float scale, scale_log2;
+};
+
+
+// ---------------------------------------------------------------- tile helpers
+
+// Accumulator tiles (16 rows x 8 columns per [nb], c0..c3 as mma.sync lays
+// them out: rows g, g+8, columns 2 t4, 2 t4 + 1) of a warp's 16 x 64 block.
+typedef float acc_tile[4];
+
+// acc[nb] += A (16 x 16 k-chunks, registers) times B^T for the 64 columns of
+// a tile stored [n][k] in shared memory (K for S = Q K^T and the like).
+template <int LD, int KC>
+__device__ __forceinline__ void mma_rows_nk(acc_tile acc[8], const uint32_t a[KC][4], uint32_t tile, uint32_t lane_nk) {
+#pragma unroll
+    for (int kc = 0; kc < KC; kc++)
+#pragma unroll
+        for (int np = 0; np < 4; np++) {
+            uint32_t b[4];
+            ldsm_x4(b, tile + lane_nk + at<LD>(np * 16, kc * 16));
+            mma16816(acc[2 * np], a[kc], b[0], b[1]);
+            mma16816(acc[2 * np + 1], a[kc], b[2], b[3]);
+        }
+}
+
+// The same with the A operands read from shared memory as they are needed
+// (a_u: this lane's address of the warp's 16 rows, k-chunk 0), which keeps
+// them out of registers for the whole loop.
+template <int LD, int KC>
+__device__ __forceinline__ void mma_rows_nk_smem(acc_tile acc[8], uint32_t a_u, uint32_t tile, uint32_t lane_nk) {
+#pragma unroll
+    for (int kc = 0; kc < KC; kc++) {
+        uint32_t a[4];
+        ldsm_x4(a, a_u + at<LD>(0, kc * 16));
+#pragma unroll
+        for (int np = 0; np < 4; np++) {
+            uint32_t b[4];
+            ldsm_x4(b, tile + lane_nk + at<LD>(np * 16, kc * 16));
+            mma16816(acc[2 * np], a, b[0], b[1]);
+            mma16816(acc[2 * np + 1], a, b[2], b[3]);
+        }
+    }
+}
+
+// Columns 16 kk .. 16 kk + 15 of a warp's accumulator rows as an A fragment
+// (bf16): P straight from registers into the next product.
+__device__ __forceinline__ void acc_to_a(uint32_t a[4], const acc_tile p[8], int kk) {
+    a[0] = pack_bf16(p[2 * kk][0], p[2 * kk][1]);
+    a[1] = pack_bf16(p[2 * kk][2], p[2 * kk][3]);
+    a[2] = pack_bf16(p[2 * kk + 1][0], p[2 * kk + 1][1]);
+    a[3] = pack_bf16(p[2 * kk + 1][2], p[2 * kk + 1][3]);
+}
+
+// out[HD/8] += P V: P the 16 x 64 accumulator tiles turned into A operands
+// (bf16, no trip through memory), V a 64 x HD tile stored [k][n].
+template <int LD, int HD>
+__device__ __forceinline__ void mma_acc_kn(acc_tile out[HD / 8], const acc_tile p[8], uint32_t tile, uint32_t lane_kn) {
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) {
+        uint32_t a[4];
+        acc_to_a(a, p, kk);
+#pragma unroll
+        for (int dp = 0; dp < HD / 16; dp++) {
+            uint32_t b[4];
+            ldsm_x4_t(b, tile + lane_kn + at<LD>(kk * 16, dp * 16));
+            mma16816(out[2 * dp], a, b[0], b[1]);
+            mma16816(out[2 * dp + 1], a, b[2], b[3]);
+        }
+    }
+}
+
+// A operands of a warp's 16 rows (row0..row0+15) over the whole head dim.
+template <int LD, int KC>
+__device__ __forceinline__ void load_a_rows(uint32_t f[KC][4], const bf16 *tile, int row0, uint32_t lane_a) {
+#pragma unroll
+    for (int kc = 0; kc < KC; kc++) ldsm_x4(f[kc], smem_u32(tile) + lane_a + at<LD>(row0, kc * 16));
+}
+
+template <int N> __device__ __forceinline__ void zero_tiles(acc_tile t[N]) {
+#pragma unroll
+    for (int i = 0; i < N; i++) t[i][0] = t[i][1] = t[i][2] = t[i][3] = 0.0f;
+}
+
+// Row r (0: g, 1: g + 8) of HD/8 accumulator tiles, times scale, as bf16 at dst.
+template <int HD> __device__ __forceinline__ void store_row(bf16 *dst, const acc_tile t[HD / 8], int r, float scale) {
+#pragma unroll
+    for (int i = 0; i < HD / 8; i++)
+        *(uint32_t *)(dst + i * 8) = pack_bf16(t[i][2 * r] * scale, t[i][2 * r + 1] * scale);
+}
+
+// Keys k0 .. k0 + 63 (those below hi) of one key/value head into buffer buf,
+// and their document ids when there are documents.
+template <int HD, int LD>
+__device__ __forceinline__ void load_kv(bf16 *Ks, bf16 *Vs, int *kdoc, int buf, const bf16 *kbase, const bf16 *vbase,
+                                        long W, int k0, int hi, const int32_t *doc, int tid) {
+    load_tile<HD, LD>(Ks + buf * ATT_BLK * LD, kbase + (long)k0 * W, W, hi - k0, tid);
+    load_tile<HD, LD>(Vs + buf * ATT_BLK * LD, vbase + (long)k0 * W, W, hi - k0, tid);
+    if (doc && tid < ATT_BLK) kdoc[buf * ATT_BLK + tid] = k0 + tid < hi ? doc[k0 + tid] : 0;
+}
+
+// The frame shared by the forward and the dQ kernel: one block = 64 queries of
+// head h of sequence b, walking key tiles [lo, hi) of key/value head kvh.
+struct q_block {
+    int b, h, kvh, q0, lo, hi, ntiles;
+    long W;
+    const bf16 *qrow, *kbase, *vbase; // q at row 0 of head h; k, v at row 0 of head kvh
+    const int32_t *doc;               // this sequence's ids, or NULL
+};
+
+// blk: the block of 64 queries; bh: sequence * NH + head.
+template <int HD> __device__ __forceinline__ q_block make_q_block(const att_args &p, int blk, int bh) {
+    q_block qb;
+    qb.b = bh / p.NH, qb.h = bh % p.NH, qb.kvh = qb.h / (p.NH / p.NKV);
+    qb.W = (long)(p.NH + 2 * p.NKV) * HD;
+    qb.q0 = blk * ATT_BLK;
+    qb.qrow = p.qkv + (long)qb.b * p.T * qb.W + (long)qb.h * HD;
+    qb.kbase = p.qkv + (long)qb.b * p.T * qb.W + (long)(p.NH + qb.kvh) * HD;
+    qb.vbase = qb.kbase + (long)p.NKV * HD;
+    qb.doc = p.doc ? p.doc + (long)qb.b * p.T : nullptr;
+    qb.lo = p.kv_lo ? p.kv_lo[qb.b * p.nblk + blk] : 0;
+    qb.hi = min(qb.q0 + ATT_BLK, p.T);
+    qb.ntiles = (qb.hi - qb.lo + ATT_BLK - 1) / ATT_BLK;
+    return qb;
+}
+
+// Scores of a key tile that the mask can touch (diagonal, edges) set to -inf
+// (raw scores) or to 0 (probabilities): `fill`. Interior tiles skip this.
+__device__ __forceinline__ void mask_tile(acc_tile s[8], float fill, const int qi[2], const int qdoc[2], int k0,
+                                          int hi, const int *kdoc, bool docs, int window, int t4) {
+#pragma unroll
+    for (int nb = 0; nb < 8; nb++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            int r = e >> 1, col = nb * 8 + 2 * t4 + (e & 1), kj = k0 + col;
+            if (!(kj < hi && visible(qi[r], kj, qdoc[r], docs ? kdoc[col] : 0, docs, window))) s[nb][e] = fill;
+        }
+}
+
+// Four adjacent fp32 values added into global memory (one vector atomic on sm_90).
+__device__ __forceinline__ void atomic_add4(float *dst, float4 v) {
+#if __CUDA_ARCH__ >= 900
+    atomicAdd((float4 *)dst, v);
+#else
+    atomicAdd(dst, v.x);
+    atomicAdd(dst + 1, v.y);
+    atomicAdd(dst + 2, v.z);
+    atomicAdd(dst + 3, v.w);
+#endif
+}
+
+
+// ---------------------------------------------------------------- softmax pieces (both families of kernels)
+
+// One key tile of the forward's online softmax (base 2) for a warp's two
+// rows: the row maxima of the raw (masked) scores s update m (in units of
+// scale log2 e), s becomes p = 2^(s scale log2(e) - m), l and the NO output
+// tiles o are rescaled to the new maximum and l gains the new p.
+template <int NO>
+__device__ __forceinline__ void online_softmax(acc_tile s[8], acc_tile o[NO], float m[2], float l[2], float scale_log2) {
+    float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int nb = 0; nb < 8; nb++) {
+        mx[0] = fmaxf(mx[0], fmaxf(s[nb][0], s[nb][1]));
+        mx[1] = fmaxf(mx[1], fmaxf(s[nb][2], s[nb][3]));
+    }
+    float ref[2], alpha[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+        float mn = fmaxf(m[r], mx[r] * scale_log2);
+        ref[r] = mn == -INFINITY ? 0.0f : mn; // a row with nothing visible yet stays at 0
+        alpha[r] = exp2f(m[r] - ref[r]);
+        m[r] = mn;
+        l[r] *= alpha[r];
+    }
+#pragma unroll
+    for (int nb = 0; nb < 8; nb++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            float pv = exp2f(fmaf(s[nb][e], scale_log2, -ref[e >> 1]));
+            s[nb][e] = pv;
+            l[e >> 1] += pv;
+        }
+#pragma unroll
+    for (int i = 0; i < NO; i++) {
+        o[i][0] *= alpha[0], o[i][1] *= alpha[0];
+        o[i][2] *= alpha[1], o[i][3] *= alpha[1];
+    }
+}
+
+// The forward's finish for a warp's rows qi[0..1] of head qb.h: full row sums
+// across the quad, O / l stored as bf16, the log-sum-exp (natural log) saved.
+template <int HD>
+__device__ __forceinline__ void finish_rows(const att_args &p, const q_block &qb, const acc_tile o[HD / 8], const int qi[2],
+                                            const float m[2], float l[2], int t4) {
+    const long OW = (long)p.NH * HD;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+        if (qi[r] >= p.T) continue;
+        store_row<HD>(p.o + ((long)qb.b * p.T + qi[r]) * OW + (long)qb.h * HD + 2 * t4, o, r, 1.0f / l[r]);
+        if (t4 == 0) p.lse[((long)qb.b * p.NH + qb.h) * p.T + qi[r]] = (m[r] + log2f(l[r])) * LN2;
+    }
+}
+
+// Backward, a warp's keys kj[0..1] against the 64 queries qs.. of a tile:
+// S^T in s becomes P^T = 2^(s scale log2(e) - lse2[query]), 0 where the mask
+// hides the pair (`full`: a tile the causal mask cannot touch).
+__device__ __forceinline__ void probs_t(acc_tile s[8], const att_args &p, const float *L, const int *QD, int qs,
+                                        const int kj[2], const int kdoc[2], bool full, bool docs, int t4) {
+#pragma unroll
+    for (int nb = 0; nb < 8; nb++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            int r = e >> 1, col = nb * 8 + 2 * t4 + (e & 1);
+            float pv = exp2f(fmaf(s[nb][e], p.scale_log2, -L[col]));
+            if (!full) {
+                bool vis = kj[r] < p.T && visible(qs + col, kj[r], QD[col], kdoc[r], docs, p.window);
+                pv = vis ? pv : 0.0f;
+            }
+            s[nb][e] = pv;
+        }
+}
+
+// dS^T = P^T (dP^T - D[query]) in place of P^T.
+__device__ __forceinline__ void grad_scores_t(acc_tile s[8], const acc_tile dp[8], const float *Dq, int t4) {
+#pragma unroll
+    for (int nb = 0; nb < 8; nb++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) s[nb][e] *= dp[nb][e] - Dq[nb * 8 + 2 * t4 + (e & 1)];
+}
+
+// A warp's 16 rows (queries q0 + g, + 8) of a dQ tile added into the fp32
+// sums at `rows` (row stride NH * HD), four columns per atomic: lanes t4 and
+// t4^1 swap halves so that the even one holds row g, columns 4 (t4/2) .. +3,
+// and the odd one the same columns of row g + 8. Rows at or past T are skipped.
+template <int HD>
+__device__ __forceinline__ void add_dq_rows(float *rows, long row_stride, const acc_tile dq[HD / 8], int q0, int T, int g,
+                                            int t4) {
+    const int odd = t4 & 1, q = q0 + g + 8 * odd;
+    float *dst = rows + (long)q * row_stride + (t4 & 2) * 2;
+#pragma unroll
+    for (int i = 0; i < HD / 8; i++) {
+        float x = __shfl_xor_sync(0xffffffffu, odd ? dq[i][0] : dq[i][2], 1);
+        float y = __shfl_xor_sync(0xffffffffu, odd ? dq[i][1] : dq[i][3], 1);
+        float4 v = odd ? make_float4(x, y, dq[i][2], dq[i][3]) : make_float4(dq[i][0], dq[i][1], x, y);
+        if (q < T) atomic_add4(dst + i * 8, v);
+    }
+}
+
+// attention_hopper.cu: the wgmma kernels for head dim 64 (sm_90a builds, compute capability 9.0)
+void hopper_attention_init(void);
+void hopper_attention_forward(const att_args *a, cudaStream_t s);
+void hopper_attention_backward(const att_args *a, cudaStream_t s);

@@ -1,0 +1,284 @@
+// Attention for head dim 64 on Hopper's warpgroup tensor-core instructions
+// (wgmma, sm_90a). The method and the masks are attention.cu's; what changes
+// is who reads shared memory. With mma.sync every warp loads each 64 x 64
+// operand tile into registers (ldmatrix) for its own 16 rows, so a tile is
+// read four times per block; wgmma reads it once per warpgroup, straight
+// from shared memory, and runs asynchronously while the warps go on.
+//
+// Forward (one warpgroup = one block = 64 queries): per key tile S = Q K^T
+// (both read K-major from shared memory), the online softmax in registers as
+// before, O += P V with P as register A fragments and V read
+// transposed (MN-major) from its row-major tile.
+//
+// Backward (one block = 64 keys of a key/value head, as attention.cu's fast
+// path): per query tile S^T = K Q^T and dP^T = V dO^T (both operands
+// K-major), P^T and dS^T in registers, dV += P^T dO and dK += dS^T Q with
+// register A fragments and dO, Q read MN-major; dS^T goes to shared memory
+// for dQ = dS K (dS read M-major, K MN-major), whose 64 x 64 sums are added
+// into the fp32 dQ buffer with atomics as in attention.cu.
+//
+// Tiles use wgmma's 128-byte swizzle (wgmma.cuh), filled by cp.async. Only
+// built into sm_90a code; the host uses it on compute capability 9.0 when the
+// build has sm_90a (SOJU_WGMMA) and SOJU_CUDA_WGMMA is not 0.
+#include "attention_common.cuh"
+#include "wgmma.cuh"
+
+// 64 rows of 64 bf16 from global (row stride `stride`) into a swizzled tile;
+// rows at or beyond valid_rows are zero-filled.
+__device__ __forceinline__ void load_tile_swz(unsigned char *tile, const bf16 *src, long stride, int valid_rows,
+                                              int tid) {
+#pragma unroll
+    for (int idx = tid; idx < ATT_BLK * 8; idx += ATT_THREADS) {
+        int r = idx >> 3, c = idx & 7;
+        bool ok = r < valid_rows;
+        cp_async16((bf16 *)(tile + swz(r, c)), ok ? src + (long)r * stride + c * 8 : src, ok);
+    }
+}
+
+// d += P B over k = 64: P a warp's accumulator rows (k along their columns)
+// as register A fragments, B the tile at `tile` read MN-major. Issued and
+// committed; the caller waits for the group.
+__device__ __forceinline__ void wg_acc_times_mn(wg_acc d, const wg_acc p, uint32_t tile) {
+    uint32_t a[4][4]; // all four fragments first: none may change once the products are issued
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) acc_to_a(a[kk], p, kk);
+    wg_pin(d);
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) wgmma_rs<1>(d, a[kk], wg_mnmajor(tile, kk), 1);
+    wg_commit();
+}
+
+// The dynamic shared memory rounded up to the 1024-byte boundary the
+// swizzle needs (the launch asks for 1 KB more).
+__device__ __forceinline__ unsigned char *smem_1k(unsigned char *raw) {
+    uint32_t a = smem_u32(raw);
+    return raw + (((a + 1023) & ~1023u) - a);
+}
+
+// ---------------------------------------------------------------- forward
+
+#define HOP_FWD_SMEM (5 * WG_TILE_BYTES + 2 * ATT_BLK * (int)sizeof(int) + 1024)
+
+__global__ void __launch_bounds__(ATT_THREADS) hopper_fwd_kernel(att_args p) {
+#ifdef SOJU_WGMMA_DEVICE
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    unsigned char *Qs = smem_1k(smem_raw);
+    unsigned char *Ks = Qs + WG_TILE_BYTES;  // [2] tiles
+    unsigned char *Vs = Ks + 2 * WG_TILE_BYTES; // [2] tiles
+    int *kdoc = (int *)(Vs + 2 * WG_TILE_BYTES); // [2][64]
+
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t4 = lane & 3;
+    const int T = p.T;
+    const q_block qb = make_q_block<64>(p, gridDim.x - 1 - blockIdx.x, blockIdx.y); // longest rows first
+    const bool docs = qb.doc != nullptr, plain = !docs && p.window <= 0;
+    auto load_kv = [&](int buf, int k0) {
+        load_tile_swz(Ks + buf * WG_TILE_BYTES, qb.kbase + (long)k0 * qb.W, qb.W, qb.hi - k0, tid);
+        load_tile_swz(Vs + buf * WG_TILE_BYTES, qb.vbase + (long)k0 * qb.W, qb.W, qb.hi - k0, tid);
+        if (docs && tid < ATT_BLK) kdoc[buf * ATT_BLK + tid] = k0 + tid < qb.hi ? qb.doc[k0 + tid] : 0;
+    };
+
+    load_tile_swz(Qs, qb.qrow + (long)qb.q0 * qb.W, qb.W, T - qb.q0, tid);
+    load_kv(0, qb.lo);
+    cp_async_commit();
+    cp_async_wait_all();
+    fence_async_smem();
+    __syncthreads();
+
+    const uint32_t Q_u = smem_u32(Qs);
+    const int qi[2] = {qb.q0 + warp * 16 + g, qb.q0 + warp * 16 + g + 8};
+    int qdoc[2] = {0, 0};
+    if (docs)
+        for (int r = 0; r < 2; r++) qdoc[r] = qb.doc[min(qi[r], T - 1)];
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+    wg_acc o, s;
+    zero_tiles<8>(o);
+    zero_tiles<8>(s); // (never read: each tile's first product overwrites it)
+
+    for (int it = 0; it < qb.ntiles; it++) {
+        const int buf = it & 1, k0 = qb.lo + it * ATT_BLK;
+        if (it + 1 < qb.ntiles) load_kv(buf ^ 1, k0 + ATT_BLK);
+        cp_async_commit();
+        const uint32_t K_u = smem_u32(Ks + buf * WG_TILE_BYTES), V_u = smem_u32(Vs + buf * WG_TILE_BYTES);
+
+        // S = Q K^T over the head dim (4 slices of 16; the first overwrites s)
+        wg_pin(s);
+        wg_fence();
+#pragma unroll
+        for (int kc = 0; kc < 4; kc++) wgmma_ss<0, 0>(s, wg_kmajor(Q_u, kc), wg_kmajor(K_u, kc), kc > 0);
+        wg_commit();
+        wg_wait<0>();
+        wg_pin(s);
+
+        // the online softmax, as in attention.cu's forward
+        if (!(plain && k0 + ATT_BLK - 1 <= qb.q0 && k0 + ATT_BLK <= qb.hi))
+            mask_tile(s, -INFINITY, qi, qdoc, k0, qb.hi, kdoc + buf * ATT_BLK, docs, p.window, t4);
+        online_softmax<8>(s, o, m, l, p.scale_log2);
+
+        // O += P V over the 64 keys (4 slices of 16), V read transposed
+        wg_acc_times_mn(o, s, V_u);
+        wg_wait<0>();
+        wg_pin(o);
+        cp_async_wait_all();
+        fence_async_smem();
+        __syncthreads();
+    }
+
+    finish_rows<64>(p, qb, o, qi, m, l, t4);
+#endif
+}
+
+// ---------------------------------------------------------------- backward
+
+#define HOP_BWD_SMEM (7 * WG_TILE_BYTES + 2 * ATT_BLK * (2 * (int)sizeof(float) + (int)sizeof(int)) + 1024)
+
+// 168 registers: three blocks (12 warps) per SM; at two (215 registers) it ran 11% slower.
+__global__ void __launch_bounds__(ATT_THREADS, 3) hopper_bwd_kernel(att_args p) {
+#ifdef SOJU_WGMMA_DEVICE
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    unsigned char *Ks = smem_1k(smem_raw);
+    unsigned char *Vs = Ks + WG_TILE_BYTES;
+    unsigned char *Qs = Vs + WG_TILE_BYTES;  // buffer i: Qs + 2 i tiles
+    unsigned char *dOs = Qs + WG_TILE_BYTES; // buffer i: dOs + 2 i tiles
+    unsigned char *dSs = Qs + 4 * WG_TILE_BYTES; // dS^T: rows keys, columns queries
+    float *qlse = (float *)(dSs + WG_TILE_BYTES); // [2][64], base-2 log-sum-exp
+    float *qD = qlse + 2 * ATT_BLK;                // [2][64]
+    int *qdoc = (int *)(qD + 2 * ATT_BLK);         // [2][64]
+
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t4 = lane & 3;
+    const int T = p.T, NH = p.NH, NKV = p.NKV, rep = NH / NKV;
+    const int kb = blockIdx.x; // the blocks of one head run together: its K, V, Q and dO stay in L2
+    const int b = blockIdx.y / NKV, kvh = blockIdx.y % NKV;
+    const long W = (long)(NH + 2 * NKV) * 64, OW = (long)NH * 64;
+    const int k0 = kb * ATT_BLK;
+    const bf16 *kbase = p.qkv + (long)b * T * W + (long)(NH + kvh) * 64;
+    const bf16 *vbase = kbase + (long)NKV * 64;
+    const int32_t *doc = p.doc ? p.doc + (long)b * T : nullptr;
+    const bool docs = doc != nullptr, plain = !docs && p.window <= 0;
+    const int qlo = k0;
+    const int qhi = p.q_hi ? p.q_hi[b * p.nblk + kb] : T;
+    const int nqt = qhi > qlo ? (qhi - qlo + ATT_BLK - 1) / ATT_BLK : 0;
+    const int ntiles = nqt * rep;
+
+    load_tile_swz(Ks, kbase + (long)k0 * W, W, T - k0, tid);
+    load_tile_swz(Vs, vbase + (long)k0 * W, W, T - k0, tid);
+    auto load_q = [&](int i, int buf) {
+        int h = kvh * rep + i / nqt, qs = qlo + (i % nqt) * ATT_BLK, valid = qhi - qs;
+        load_tile_swz(Qs + buf * 2 * WG_TILE_BYTES, p.qkv + ((long)b * T + qs) * W + (long)h * 64, W, valid, tid);
+        load_tile_swz(dOs + buf * 2 * WG_TILE_BYTES, p.dout + ((long)b * T + qs) * OW + (long)h * 64, OW, valid, tid);
+        if (tid < ATT_BLK) {
+            bool ok = tid < valid;
+            long at_ = ((long)b * NH + h) * T + qs + tid;
+            cp_async4(qlse + buf * ATT_BLK + tid, ok ? p.lse2 + at_ : p.lse2, ok);
+            cp_async4(qD + buf * ATT_BLK + tid, ok ? p.D + at_ : p.D, ok);
+            if (docs) cp_async4(qdoc + buf * ATT_BLK + tid, ok ? doc + qs + tid : doc, ok);
+        }
+    };
+    if (ntiles > 0) load_q(0, 0);
+    cp_async_commit();
+    cp_async_wait_all();
+    fence_async_smem();
+    __syncthreads();
+
+    const uint32_t K_u = smem_u32(Ks), V_u = smem_u32(Vs), dS_u = smem_u32(dSs);
+    const int kj[2] = {k0 + warp * 16 + g, k0 + warp * 16 + g + 8};
+    int kdoc[2] = {0, 0};
+    if (docs)
+        for (int r = 0; r < 2; r++) kdoc[r] = doc[min(kj[r], T - 1)];
+    wg_acc dk, dv, s, dp, dq;
+    zero_tiles<8>(dk);
+    zero_tiles<8>(dv);
+    zero_tiles<8>(s); // s, dp, dq: never read (each tile's first product overwrites them)
+    zero_tiles<8>(dp);
+    zero_tiles<8>(dq);
+
+    for (int it = 0; it < ntiles; it++) {
+        const int buf = it & 1, qs = qlo + (it % nqt) * ATT_BLK;
+        if (it + 1 < ntiles) load_q(it + 1, buf ^ 1);
+        cp_async_commit();
+        const uint32_t Q_u = smem_u32(Qs + buf * 2 * WG_TILE_BYTES), dO_u = smem_u32(dOs + buf * 2 * WG_TILE_BYTES);
+        const float *L = qlse + buf * ATT_BLK, *Dq = qD + buf * ATT_BLK;
+        const int *QD = qdoc + buf * ATT_BLK;
+
+        // S^T = K Q^T and dP^T = V dO^T (64 keys x 64 queries), two groups
+        wg_pin(s);
+        wg_pin(dp);
+        wg_fence();
+#pragma unroll
+        for (int kc = 0; kc < 4; kc++) wgmma_ss<0, 0>(s, wg_kmajor(K_u, kc), wg_kmajor(Q_u, kc), kc > 0);
+        wg_commit();
+#pragma unroll
+        for (int kc = 0; kc < 4; kc++) wgmma_ss<0, 0>(dp, wg_kmajor(V_u, kc), wg_kmajor(dO_u, kc), kc > 0);
+        wg_commit();
+        wg_wait<1>(); // S^T is done; dP^T may still run
+        wg_pin(s);
+
+        // P^T = exp(S^T - lse), 0 where masked
+        const bool full = plain && qs >= k0 + ATT_BLK - 1 && qs + ATT_BLK <= qhi && k0 + ATT_BLK <= T;
+        probs_t(s, p, L, QD, qs, kj, kdoc, full, docs, t4);
+        // dV += P^T dO over the 64 queries (dO read transposed)
+        wg_acc_times_mn(dv, s, dO_u);
+        wg_wait<1>(); // dP^T is done; dV may still run
+        wg_pin(dp);
+
+        // dS^T = P^T (dP^T - D), kept in s; a bf16 copy into shared memory for dQ
+        grad_scores_t(s, dp, Dq, t4);
+#pragma unroll
+        for (int nb = 0; nb < 8; nb++)
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                int row = warp * 16 + g + 8 * r;
+                *(uint32_t *)(dSs + swz(row, nb) + 4 * t4) = pack_bf16(s[nb][2 * r], s[nb][2 * r + 1]);
+            }
+        // dK += dS^T Q over the 64 queries (Q read transposed)
+        wg_acc_times_mn(dk, s, Q_u);
+
+        // dQ (64 queries x 64) = dS K over the block's 64 keys: dS read from
+        // its [key][query] tile as an M-major A, K as an MN-major B
+        fence_async_smem();
+        __syncthreads();
+        wg_pin(dq);
+        wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < 4; kk++) wgmma_ss<1, 1>(dq, wg_mnmajor(dS_u, kk), wg_mnmajor(K_u, kk), kk > 0);
+        wg_commit();
+        wg_wait<0>();
+        wg_pin(dq);
+        wg_pin(dk);
+        wg_pin(dv);
+
+        const int h = kvh * rep + it / nqt;
+        add_dq_rows<64>(p.dq_acc + ((long)b * T * NH + h) * 64, (long)NH * 64, dq, qs + warp * 16, T, g, t4);
+        cp_async_wait_all();
+        fence_async_smem();
+        __syncthreads();
+    }
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        if (kj[r] >= T) continue;
+        bf16 *dk_dst = p.dqkv + ((long)b * T + kj[r]) * W + (long)(NH + kvh) * 64 + 2 * t4;
+        store_row<64>(dk_dst, dk, r, p.scale);
+        store_row<64>(dk_dst + (long)NKV * 64, dv, r, 1.0f);
+    }
+#endif
+}
+
+// ---------------------------------------------------------------- host side
+
+void hopper_attention_init(void) {
+    CUDA_CHECK(cudaFuncSetAttribute(hopper_fwd_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, HOP_FWD_SMEM));
+    CUDA_CHECK(cudaFuncSetAttribute(hopper_bwd_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, HOP_BWD_SMEM));
+}
+
+void hopper_attention_forward(const att_args *a, cudaStream_t s) {
+    dim3 grid(a->nblk, a->B * a->NH);
+    hopper_fwd_kernel<<<grid, ATT_THREADS, HOP_FWD_SMEM, s>>>(*a);
+    CUDA_LAUNCH_CHECK();
+}
+
+// dQ sums go to a->dq_acc (zeroed by the caller, turned into bf16 after).
+void hopper_attention_backward(const att_args *a, cudaStream_t s) {
+    dim3 grid(a->nblk, a->B * a->NKV);
+    hopper_bwd_kernel<<<grid, ATT_THREADS, HOP_BWD_SMEM, s>>>(*a);
+    CUDA_LAUNCH_CHECK();
+}

@@ -1,0 +1,114 @@
+// Hopper (sm_90a) warpgroup tensor-core instructions, wgmma, for 64 x 64
+// bf16 tiles: the shared-memory layout they read, their descriptors, the
+// m64n64k16 products and the fences around them.
+//
+// A warpgroup (4 warps, 128 threads) computes D (64 x N, fp32) += A (64 x 16)
+// B (16 x N) in one asynchronous instruction. A and B are read from shared
+// memory through a 64-bit descriptor (or A from registers, laid out as the
+// m16n8k16 A fragment of each warp's 16 rows); D stays in registers with each
+// warp's 16 rows laid out as mma.sync's accumulators, so float acc[8][4] is
+// the same tile for both (acc[nb][e]: row g + 8 (e >> 1), column 8 nb + 2 t4 + (e & 1)).
+//
+// Tiles here are 64 rows of 64 bf16 = 128 bytes, in the 128-byte swizzle: the
+// 16-byte chunk c of row r sits at r * 128 + ((c ^ (r % 8)) * 16), the tile
+// starting on a 1024-byte boundary. The same tile serves two roles:
+//   K-major:  rows are the M (or N) index, the 64 columns are k. A 16-wide
+//             k slice starts 32 bytes further; 8-row groups are 1024 bytes apart.
+//   MN-major: rows are k, the 64 columns are the M (or N) index (transposed
+//             operand). A 16-deep k slice starts 16 rows (2048 bytes) further;
+//             8-row groups of k are again 1024 bytes apart.
+// The PTX ISA (9.7.15.5.1, matrix descriptors) defines the fields: start
+// address, leading- and stride-dimension byte offsets (all >> 4) and the
+// swizzle mode (1 = 128 bytes) in bits 62-63. With 64-element rows only one
+// of the two offsets is ever used (the 8-row step), so both are set to 1024.
+#pragma once
+
+#include <stdint.h>
+
+#include "attention_common.cuh" // ldmatrix, mma fragment helpers
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define SOJU_WGMMA_DEVICE 1 // this device pass targets sm_90a: wgmma exists
+#endif
+
+#define WG_TILE_BYTES 8192 // 64 rows x 128 bytes
+
+typedef float wg_acc[8][4]; // a warp's 16 rows of a 64 x 64 fp32 tile
+
+// Byte offset of 16-byte chunk c (0..7) of row r in a swizzled tile.
+__device__ __forceinline__ uint32_t swz(int r, int c) { return (uint32_t)(r * 128 + ((c ^ (r & 7)) << 4)); }
+
+// A fragments for wgmma_rs (m16n8k16 layout, ldmatrix) of rows row0 .. row0
+// + 15 over the 64 columns of a swizzled tile: f[kc] covers columns 16 kc ..
+// 16 kc + 15. Right in tools/wgmma_probe.cu; the attention forward reads Q
+// from shared memory instead: with Q held in such fragments across its key
+// loop its scores came out wrong (2026-11-23, cause not found).
+__device__ __forceinline__ void load_a_swz(uint32_t f[4][4], uint32_t tile, int row0, int lane) {
+    const int r = row0 + (lane & 15);
+#pragma unroll
+    for (int kc = 0; kc < 4; kc++) ldsm_x4(f[kc], tile + swz(r, 2 * kc + (lane >> 4)));
+}
+
+__device__ __forceinline__ uint64_t wg_desc(uint32_t smem_addr) {
+    return (uint64_t)((smem_addr & 0x3FFFF) >> 4) | ((uint64_t)(1024 >> 4) << 16) | ((uint64_t)(1024 >> 4) << 32) |
+           (1ull << 62);
+}
+// descriptor of k slice kk (16 wide) of a tile used K-major / MN-major
+__device__ __forceinline__ uint64_t wg_kmajor(uint32_t tile, int kk) { return wg_desc(tile + 32 * kk); }
+__device__ __forceinline__ uint64_t wg_mnmajor(uint32_t tile, int kk) { return wg_desc(tile + 2048 * kk); }
+
+// Every register a pending wgmma writes must not be touched until the wait;
+// these empty asm statements pin the accumulators in program order (the
+// compiler would otherwise move ordinary reads or writes across the
+// fence or the wait, which it cannot see depend on them).
+__device__ __forceinline__ void wg_pin(wg_acc d) {
+#pragma unroll
+    for (int i = 0; i < 8; i++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) asm volatile("" : "+f"(d[i][e])::"memory");
+}
+__device__ __forceinline__ void wg_fence() {
+#ifdef SOJU_WGMMA_DEVICE
+    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void wg_commit() {
+#ifdef SOJU_WGMMA_DEVICE
+    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+#endif
+}
+template <int N> __device__ __forceinline__ void wg_wait() {
+#ifdef SOJU_WGMMA_DEVICE
+    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+#endif
+}
+// shared memory written by ordinary stores or cp.async, about to be read by wgmma
+__device__ __forceinline__ void fence_async_smem() {
+#ifdef SOJU_WGMMA_DEVICE
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+#endif
+}
+
+#define WG_D_REGS "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}"
+#define WG_D_OUTS "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
+
+// d (+)= A B, both from shared memory; TA / TB = 1: that operand is MN-major.
+template <int TA, int TB> __device__ __forceinline__ void wgmma_ss(wg_acc d, uint64_t a, uint64_t b, int accumulate) {
+#ifdef SOJU_WGMMA_DEVICE
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " WG_D_REGS ", %32, %33, p, 1, 1, %35, %36;\n}\n"
+                 : WG_D_OUTS
+                 : "l"(a), "l"(b), "r"(accumulate), "n"(TA), "n"(TB));
+#endif
+}
+
+// d (+)= A B with A from registers (each warp's 16 x 16 slice as an m16n8k16 A fragment).
+template <int TB> __device__ __forceinline__ void wgmma_rs(wg_acc d, const uint32_t a[4], uint64_t b, int accumulate) {
+#ifdef SOJU_WGMMA_DEVICE
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " WG_D_REGS
+                 ", {%32, %33, %34, %35}, %36, p, 1, 1, %38;\n}\n"
+                 : WG_D_OUTS
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(accumulate), "n"(TB));
+#endif
+}
