@@ -1,5 +1,6 @@
 // RMSNorm (Llama) and LayerNorm (GPT-2) on bf16 rows, statistics in fp32.
-// One warp per row; the row (a few KB) stays in L1 between the passes.
+// One warp per row. Rows up to 1024 wide (C a multiple of 8) are read once
+// into registers; others stay in L1 between the passes.
 // The backwards add into dinp (the residual stream's gradient).
 //
 // RMSNorm backward, rows up to 1024 wide (C a multiple of 8): one pass. Each
@@ -53,6 +54,51 @@ __global__ void norm_fwd_kernel(bf16 *out, float *mean, float *rstd, const bf16 
 #pragma unroll
         for (int k = 0; k < VEC; k++) v[k] = (v[k] - m) * s * g[k] + (MODE == 2 ? bb[k] : 0.0f);
         stv<VEC>(o + c, v);
+    }
+    if (lane == 0) {
+        if (mean) mean[row] = m;
+        if (rstd) rstd[row] = s;
+    }
+}
+
+// The same with the row read once into registers (NV 16-byte vectors per
+// lane, C <= 256 NV, C a multiple of 8): one read of x instead of three.
+template <int NV, int MODE>
+__global__ void norm_fwd_regs_kernel(bf16 *out, float *mean, float *rstd, const bf16 *inp, const bf16 *w, const bf16 *b,
+                                     int BT, int C, float eps) {
+    ROW_SETUP
+    const size_t at0 = (size_t)row * C;
+    float v[NV][8];
+#pragma unroll
+    for (int j = 0; j < NV; j++) {
+        int c = lane * 8 + 256 * j;
+        if (c < C) load8(inp + at0 + c, v[j]);
+    }
+    float m = 0.0f, var = 0.0f;
+    if (MODE == 2) {
+#pragma unroll
+        for (int j = 0; j < NV; j++)
+            if (lane * 8 + 256 * j < C)
+#pragma unroll
+                for (int k = 0; k < 8; k++) m += v[j][k];
+        m = warp_sum(m) / C;
+    }
+#pragma unroll
+    for (int j = 0; j < NV; j++)
+        if (lane * 8 + 256 * j < C)
+#pragma unroll
+            for (int k = 0; k < 8; k++) var += (v[j][k] - m) * (v[j][k] - m);
+    const float s = rsqrtf(warp_sum(var) / C + eps);
+#pragma unroll
+    for (int j = 0; j < NV; j++) {
+        int c = lane * 8 + 256 * j;
+        if (c >= C) continue;
+        float g[8], bb[8];
+        load8(w + c, g);
+        if (MODE == 2) load8(b + c, bb);
+#pragma unroll
+        for (int k = 0; k < 8; k++) v[j][k] = (v[j][k] - m) * s * g[k] + (MODE == 2 ? bb[k] : 0.0f);
+        store8(out + at0 + c, v[j]);
     }
     if (lane == 0) {
         if (mean) mean[row] = m;
@@ -183,12 +229,14 @@ __global__ void partial_finish_kernel(float *out, const float *partial, int n, i
 }
 
 // LayerNorm's one pass with shared-memory partials. Warp w of the grid takes
-// rows w, w + (number of warps), ...; each row is read twice from L1 as in
-// norm_bwd_kernel, dinp is updated, and the row's terms dy n and dy go into
+// rows w, w + (number of warps), ...; each row's x, dy and dinp (NV 16-byte
+// vectors per lane, C <= 256 NV) are loaded into registers together, one trip
+// to memory per row; dinp is updated, and the row's terms dy n and dy go into
 // the warp's own partial sums (sp: [8 warps][dw, db][C] floats). The block
 // then adds its 8 warps' partials in order into part ([dw, db][block][C]),
 // and partial_finish_kernel adds the blocks' in order: deterministic.
-__global__ void __launch_bounds__(256) layernorm_bwd_smem_kernel(bf16 *dinp, float *part, const bf16 *dout,
+template <int NV>
+__global__ void __launch_bounds__(256) layernorm_bwd_regs_kernel(bf16 *dinp, float *part, const bf16 *dout,
                                                                  const bf16 *inp, const bf16 *w, const float *mean,
                                                                  const float *rstd, int BT, int C) {
     extern __shared__ float sp[];
@@ -198,26 +246,53 @@ __global__ void __launch_bounds__(256) layernorm_bwd_smem_kernel(bf16 *dinp, flo
     __syncwarp();
     const int nwarps = gridDim.x * 8;
     for (int row = blockIdx.x * 8 + wib; row < BT; row += nwarps) {
-        const bf16 *x = inp + (size_t)row * C, *dy = dout + (size_t)row * C;
+        const size_t at0 = (size_t)row * C;
+        bf16x8 xr[NV], dyr[NV], dxr[NV];
+#pragma unroll
+        for (int j = 0; j < NV; j++) {
+            int c = lane * 8 + 256 * j;
+            if (c < C) {
+                xr[j] = *(const bf16x8 *)(inp + at0 + c);
+                dyr[j] = *(const bf16x8 *)(dout + at0 + c);
+                dxr[j] = *(const bf16x8 *)(dinp + at0 + c);
+            }
+        }
         const float m = mean[row], s = rstd[row];
-        float gmean, gnmean;
-        norm_bwd_means<8, 2>(x, dy, w, m, s, C, lane, &gmean, &gnmean);
-        bf16 *dx = dinp + (size_t)row * C;
-        for (int c = lane * 8; c < C; c += 256) {
-            float v[8], d[8], g[8], acc[8];
-            load8(x + c, v);
-            load8(dy + c, d);
+        float gsum = 0.0f, gnsum = 0.0f;
+#pragma unroll
+        for (int j = 0; j < NV; j++) {
+            int c = lane * 8 + 256 * j;
+            if (c >= C) continue;
+            float g[8];
             load8(w + c, g);
-            load8(dx + c, acc);
+#pragma unroll
+            for (int k = 0; k < 4; k++) {
+                float2 v = __bfloat1622float2(xr[j].v[k]), d = __bfloat1622float2(dyr[j].v[k]);
+                float g0 = d.x * g[2 * k], g1 = d.y * g[2 * k + 1];
+                gsum += g0 + g1;
+                gnsum += g0 * (v.x - m) * s + g1 * (v.y - m) * s;
+            }
+        }
+        const float gmean = warp_sum(gsum) / C, gnmean = warp_sum(gnsum) / C;
+#pragma unroll
+        for (int j = 0; j < NV; j++) {
+            int c = lane * 8 + 256 * j;
+            if (c >= C) continue;
+            float g[8], n[8], d[8], acc[8];
+            load8(w + c, g);
+#pragma unroll
+            for (int k = 0; k < 4; k++) {
+                float2 v = __bfloat1622float2(xr[j].v[k]), dd = __bfloat1622float2(dyr[j].v[k]),
+                       a = __bfloat1622float2(dxr[j].v[k]);
+                n[2 * k] = (v.x - m) * s, n[2 * k + 1] = (v.y - m) * s;
+                d[2 * k] = dd.x, d[2 * k + 1] = dd.y;
+                acc[2 * k] = a.x, acc[2 * k + 1] = a.y;
+            }
+#pragma unroll
+            for (int k = 0; k < 8; k++) acc[k] += s * (d[k] * g[k] - gmean - n[k] * gnmean);
+            store8(dinp + at0 + c, acc);
             float4 *qw = (float4 *)(pw + c), *qb = (float4 *)(pb + c);
             float4 w0 = qw[0], w1 = qw[1], b0 = qb[0], b1 = qb[1];
-            float n[8];
-#pragma unroll
-            for (int k = 0; k < 8; k++) {
-                n[k] = (v[k] - m) * s;
-                acc[k] += s * (d[k] * g[k] - gmean - n[k] * gnmean);
-            }
-            store8(dx + c, acc);
             w0.x += d[0] * n[0], w0.y += d[1] * n[1], w0.z += d[2] * n[2], w0.w += d[3] * n[3];
             w1.x += d[4] * n[4], w1.y += d[5] * n[5], w1.z += d[6] * n[6], w1.w += d[7] * n[7];
             b0.x += d[0], b0.y += d[1], b0.z += d[2], b0.w += d[3];
@@ -254,7 +329,13 @@ template <typename K> static int resident_blocks(soju_backend *be, K kernel, siz
 
 // Kernels above 48 KB of dynamic shared memory must say so once per device.
 void cuda_norm_init(void) {
-    CUDA_CHECK(cudaFuncSetAttribute(layernorm_bwd_smem_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    CUDA_CHECK(cudaFuncSetAttribute(layernorm_bwd_regs_kernel<1>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    (int)LN_SMEM_MAX));
+    CUDA_CHECK(cudaFuncSetAttribute(layernorm_bwd_regs_kernel<2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    (int)LN_SMEM_MAX));
+    CUDA_CHECK(cudaFuncSetAttribute(layernorm_bwd_regs_kernel<3>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    (int)LN_SMEM_MAX));
+    CUDA_CHECK(cudaFuncSetAttribute(layernorm_bwd_regs_kernel<4>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                     (int)LN_SMEM_MAX));
 }
 
@@ -264,11 +345,17 @@ static bool layernorm_bwd_onepass(soju_backend *be, void *dinp, float *dw, float
                                   int C) {
     if (!onepass_ok(dinp, dout, inp, weight, C)) return false;
     size_t smem = (size_t)8 * 2 * C * sizeof(float);
-    int blocks = resident_blocks(be, layernorm_bwd_smem_kernel, smem, BT);
+    const int nv = (C + 255) / 256;
+    void (*kernel)(bf16 *, float *, const bf16 *, const bf16 *, const bf16 *, const float *, const float *, int,
+                   int) = nv == 1   ? layernorm_bwd_regs_kernel<1>
+                          : nv == 2 ? layernorm_bwd_regs_kernel<2>
+                          : nv == 3 ? layernorm_bwd_regs_kernel<3>
+                                    : layernorm_bwd_regs_kernel<4>;
+    int blocks = resident_blocks(be, kernel, smem, BT);
     float *part = (float *)cuda_scratch(be, SCRATCH_PARTIAL, (size_t)2 * blocks * C * sizeof(float));
     cudaStream_t st = cuda_stream(be);
-    layernorm_bwd_smem_kernel<<<blocks, 256, smem, st>>>((bf16 *)dinp, part, (const bf16 *)dout, (const bf16 *)inp,
-                                                         (const bf16 *)weight, mean, rstd, BT, C);
+    kernel<<<blocks, 256, smem, st>>>((bf16 *)dinp, part, (const bf16 *)dout, (const bf16 *)inp, (const bf16 *)weight,
+                                      mean, rstd, BT, C);
     CUDA_LAUNCH_CHECK();
     if (dw) {
         partial_finish_kernel<<<ceil_div(C, 256), 256, 0, st>>>(dw, part, blocks, C);
@@ -326,7 +413,16 @@ static void norm_fwd(soju_backend *be, void *out, float *mean, float *rstd, cons
                      const void *bias, int BT, int C, float eps) {
     if (BT <= 0) return;
     bool vec = C % 8 == 0 && aligned16(out) && aligned16(inp) && aligned16(weight) && (!bias || aligned16(bias));
-    if (vec)
+    const int nv = (C + 255) / 256;
+    if (vec && C <= 1024) { // the row in registers
+        void (*kernel)(bf16 *, float *, float *, const bf16 *, const bf16 *, const bf16 *, int, int, float) =
+            nv == 1   ? norm_fwd_regs_kernel<1, MODE>
+            : nv == 2 ? norm_fwd_regs_kernel<2, MODE>
+            : nv == 3 ? norm_fwd_regs_kernel<3, MODE>
+                      : norm_fwd_regs_kernel<4, MODE>;
+        kernel<<<ceil_div(BT, 8), 256, 0, cuda_stream(be)>>>((bf16 *)out, mean, rstd, (const bf16 *)inp,
+                                                              (const bf16 *)weight, (const bf16 *)bias, BT, C, eps);
+    } else if (vec)
         norm_fwd_kernel<8, MODE><<<ceil_div(BT, 8), 256, 0, cuda_stream(be)>>>(
             (bf16 *)out, mean, rstd, (const bf16 *)inp, (const bf16 *)weight, (const bf16 *)bias, BT, C, eps);
     else
