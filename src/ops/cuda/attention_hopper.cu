@@ -24,14 +24,18 @@
 #include "wgmma.cuh"
 
 // 64 rows of 64 bf16 from global (row stride `stride`) into a swizzled tile;
-// rows at or beyond valid_rows are zero-filled.
+// rows at or beyond valid_rows are zero-filled. Thread tid copies chunk
+// tid % 8 of rows tid / 8 + 16 j: rows 16 apart share their swizzle, so the
+// shared-memory offsets differ by constants.
 __device__ __forceinline__ void load_tile_swz(unsigned char *tile, const bf16 *src, long stride, int valid_rows,
                                               int tid) {
+    const int r0 = tid >> 3, c = tid & 7;
+    unsigned char *dst = tile + swz(r0, c);
+    const bf16 *from = src + (long)r0 * stride + c * 8;
 #pragma unroll
-    for (int idx = tid; idx < ATT_BLK * 8; idx += ATT_THREADS) {
-        int r = idx >> 3, c = idx & 7;
-        bool ok = r < valid_rows;
-        cp_async16((bf16 *)(tile + swz(r, c)), ok ? src + (long)r * stride + c * 8 : src, ok);
+    for (int j = 0; j < ATT_BLK / 16; j++) {
+        bool ok = r0 + 16 * j < valid_rows;
+        cp_async16((bf16 *)(dst + j * 16 * 128), ok ? from + j * 16 * stride : src, ok);
     }
 }
 
@@ -60,7 +64,7 @@ __device__ __forceinline__ unsigned char *smem_1k(unsigned char *raw) {
 
 #define HOP_FWD_SMEM (5 * WG_TILE_BYTES + 2 * ATT_BLK * (int)sizeof(int) + 1024)
 
-__global__ void __launch_bounds__(ATT_THREADS) hopper_fwd_kernel(att_args p) {
+__global__ void __launch_bounds__(ATT_THREADS, 5) hopper_fwd_kernel(att_args p) {
 #ifdef SOJU_WGMMA_DEVICE
     extern __shared__ __align__(16) unsigned char smem_raw[];
     unsigned char *Qs = smem_1k(smem_raw);

@@ -53,9 +53,11 @@ __device__ __forceinline__ uint64_t wg_desc(uint32_t smem_addr) {
     return (uint64_t)((smem_addr & 0x3FFFF) >> 4) | ((uint64_t)(1024 >> 4) << 16) | ((uint64_t)(1024 >> 4) << 32) |
            (1ull << 62);
 }
-// descriptor of k slice kk (16 wide) of a tile used K-major / MN-major
-__device__ __forceinline__ uint64_t wg_kmajor(uint32_t tile, int kk) { return wg_desc(tile + 32 * kk); }
-__device__ __forceinline__ uint64_t wg_mnmajor(uint32_t tile, int kk) { return wg_desc(tile + 2048 * kk); }
+// descriptor of k slice kk (16 wide) of a tile used K-major / MN-major: the
+// start address (bits 0-13, in 16-byte units) moves by 32 / 2048 bytes, so
+// the tile's own descriptor plus a constant (one add, no re-encoding).
+__device__ __forceinline__ uint64_t wg_kmajor(uint32_t tile, int kk) { return wg_desc(tile) + 2 * kk; }
+__device__ __forceinline__ uint64_t wg_mnmajor(uint32_t tile, int kk) { return wg_desc(tile) + 128 * kk; }
 
 // Every register a pending wgmma writes must not be touched until the wait;
 // these empty asm statements pin the accumulators in program order (the
