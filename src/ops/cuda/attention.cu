@@ -588,6 +588,9 @@ void cuda_attention_init(void) {
 #endif
 }
 
+// Head dim 64 on a Hopper GPU runs attention_hopper.cu's kernels.
+static bool hopper_ok(soju_backend *be, int hd) { return hd == 64 && cuda_state(be)->wgmma; }
+
 static bool flash_ok(int hd, const void *a, const void *b, const void *c) {
     return (hd == 32 || hd == 64 || hd == 128) && aligned16(a) && aligned16(b) && (!c || aligned16(c));
 }
@@ -625,7 +628,7 @@ void cuda_attention_forward(soju_backend *be, void *out, float *lse, const void 
         a.o = (bf16 *)out;
         a.lse = lse;
         att_bounds(be, &a, doc_ids, B, T, window);
-        if (hd == 64 && cuda_state(be)->wgmma) {
+        if (hopper_ok(be, hd)) {
             hopper_attention_forward(&a, s);
             return;
         }
@@ -688,7 +691,7 @@ void cuda_attention_backward(soju_backend *be, void *dqkv, const void *dout, con
             size_t acc_bytes = (size_t)B * T * NH * hd * sizeof(float);
             a.dq_acc = (float *)cuda_scratch(be, SCRATCH_ATTN_DQ, acc_bytes);
             CUDA_CHECK(cudaMemsetAsync(a.dq_acc, 0, acc_bytes, s));
-            if (hd == 64 && cuda_state(be)->wgmma) hopper_attention_backward(&a, s);
+            if (hopper_ok(be, hd)) hopper_attention_backward(&a, s);
             else if (hd == 32) flash_bwd_dkv_kernel<32, true><<<gkv, ATT_THREADS, dkv_smem(32, true), s>>>(a);
             else if (hd == 64) flash_bwd_dkv_kernel<64, true><<<gkv, ATT_THREADS, dkv_smem(64, true), s>>>(a);
             else flash_bwd_dkv_kernel<128, true><<<gkv, ATT_THREADS, dkv_smem(128, true), s>>>(a);

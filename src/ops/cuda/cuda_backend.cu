@@ -182,6 +182,14 @@ static soju_backend_ops make_cuda_ops() {
     return o;
 }
 
+// An on/off environment variable: anything but "0" turns it on; unset or
+// empty gives `unset`.
+static bool env_switch(const char *name, bool unset) {
+    const char *v = getenv(name);
+    if (!v || !*v) return unset;
+    return strcmp(v, "0") != 0;
+}
+
 // The device this process should use (see the top of this file).
 static int pick_device(int count) {
     const char *names[] = {"SOJU_CUDA_DEVICE", "OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "LOCAL_RANK"};
@@ -241,21 +249,14 @@ extern "C" int soju_cuda_backend_create(soju_backend **out, soju_err *err) {
         CUDA_CHECK(cudaEventCreateWithFlags(&st->enc[k].uploaded, cudaEventDisableTiming));
         CUDA_CHECK(cudaEventRecord(st->enc[k].uploaded, st->stream));
     }
-    const char *det = getenv("SOJU_CUDA_DETERMINISTIC");
-    st->deterministic = det && *det && strcmp(det, "0") != 0;
-    const char *tune = getenv("SOJU_CUDA_GEMM_TUNE");
+    st->deterministic = env_switch("SOJU_CUDA_DETERMINISTIC", false);
     // timing picks by the clock, which may differ between runs: off when results must repeat
-    st->gemm_tune = !st->deterministic && !(tune && strcmp(tune, "0") == 0);
-    const char *wg = getenv("SOJU_CUDA_WGMMA");
+    st->gemm_tune = !st->deterministic && env_switch("SOJU_CUDA_GEMM_TUNE", true);
 #ifdef SOJU_WGMMA
-    st->wgmma = prop.major == 9 && prop.minor == 0 && !(wg && strcmp(wg, "0") == 0);
-#else
-    st->wgmma = 0;
-    (void)wg;
+    st->wgmma = prop.major == 9 && prop.minor == 0 && env_switch("SOJU_CUDA_WGMMA", true);
 #endif
     st->table = make_cuda_ops();
-    const char *prof = getenv("SOJU_CUDA_PROFILE");
-    if (prof && *prof && strcmp(prof, "0") != 0) {
+    if (env_switch("SOJU_CUDA_PROFILE", false)) {
         cuda_profile_init(st);
         cuda_profile_table(&st->table);
     }

@@ -109,11 +109,12 @@ __global__ void norm_fwd_regs_kernel(bf16 *out, float *mean, float *rstd, const 
 // With n = (x - mean) s (RMSNorm: mean 0) and g = dy w:
 //   LayerNorm (MODE 2):  dx += s (g - mean(g) - n mean(g n))
 //   RMSNorm   (MODE 1):  dx += s (g - n mean(g n))
-// The row's mean(g) (0 for RMSNorm) and mean(g n), on every lane of its warp.
 template <int VEC, int MODE>
-__device__ __forceinline__ void norm_bwd_means(const bf16 *x, const bf16 *dy, const bf16 *w, float m, float s, int C,
-                                               int lane, float *gmean, float *gnmean) {
-    float gsum = 0.0f, gnsum = 0.0f;
+__global__ void norm_bwd_kernel(bf16 *dinp, const bf16 *dout, const bf16 *inp, const bf16 *w, const float *mean,
+                                const float *rstd, int BT, int C) {
+    ROW_SETUP
+    const bf16 *x = inp + (size_t)row * C, *dy = dout + (size_t)row * C;
+    float m = MODE == 2 ? mean[row] : 0.0f, s = rstd[row], gsum = 0.0f, gnsum = 0.0f;
     for (int c = lane * VEC; c < C; c += 32 * VEC) {
         float v[VEC], d[VEC], g[VEC];
         ldv<VEC>(x + c, v);
@@ -126,17 +127,7 @@ __device__ __forceinline__ void norm_bwd_means(const bf16 *x, const bf16 *dy, co
             gnsum += gg * (v[k] - m) * s;
         }
     }
-    *gmean = MODE == 2 ? warp_sum(gsum) / C : 0.0f;
-    *gnmean = warp_sum(gnsum) / C;
-}
-
-template <int VEC, int MODE>
-__global__ void norm_bwd_kernel(bf16 *dinp, const bf16 *dout, const bf16 *inp, const bf16 *w, const float *mean,
-                                const float *rstd, int BT, int C) {
-    ROW_SETUP
-    const bf16 *x = inp + (size_t)row * C, *dy = dout + (size_t)row * C;
-    float m = MODE == 2 ? mean[row] : 0.0f, s = rstd[row], gmean, gnmean;
-    norm_bwd_means<VEC, MODE>(x, dy, w, m, s, C, lane, &gmean, &gnmean);
+    float gmean = MODE == 2 ? warp_sum(gsum) / C : 0.0f, gnmean = warp_sum(gnsum) / C;
     bf16 *dx = dinp + (size_t)row * C;
     for (int c = lane * VEC; c < C; c += 32 * VEC) {
         float v[VEC], d[VEC], g[VEC], acc[VEC];
