@@ -275,38 +275,27 @@ __global__ void __launch_bounds__(ATT_THREADS, DQ && HD <= 64 ? 3 : 1) flash_bwd
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t4 = lane & 3;
     const lane_offs lo_ = make_offs<LD>(lane);
-    const int T = p.T, NH = p.NH, NKV = p.NKV, rep = NH / NKV;
-    const int kb = blockIdx.x; // causal: the first key blocks have the most queries; run them first
-    const int b = blockIdx.y / NKV, kvh = blockIdx.y % NKV;
-    const long W = (long)(NH + 2 * NKV) * HD, OW = (long)NH * HD;
-    const int k0 = kb * ATT_BLK;
-    const bf16 *kbase = p.qkv + (long)b * T * W + (long)(NH + kvh) * HD;
-    const bf16 *vbase = kbase + (long)NKV * HD;
-    const int32_t *doc = p.doc ? p.doc + (long)b * T : nullptr;
-    const bool docs = doc != nullptr, plain = !docs && p.window <= 0;
-    const int qlo = k0; // causal: no query before the first key sees it
-    const int qhi = p.q_hi ? p.q_hi[b * p.nblk + kb] : T;
-    const int nqt = qhi > qlo ? (qhi - qlo + ATT_BLK - 1) / ATT_BLK : 0;
-    const int ntiles = nqt * rep;
+    const int T = p.T, NH = p.NH; // NH in a register (see hopper_bwd_kernel)
+    // causal: the first key blocks have the most queries; run them first
+    const kv_block kv = make_kv_block<HD>(p, blockIdx.x, blockIdx.y);
+    const int b = kv.b, k0 = kv.k0, ntiles = kv.ntiles;
+    const long W = kv.W, OW = kv.OW;
+    const bool docs = kv.doc != nullptr, plain = !docs && p.window <= 0;
 
-    load_tile<HD, LD>(Ks, kbase + (long)k0 * W, W, T - k0, tid);
-    load_tile<HD, LD>(Vs, vbase + (long)k0 * W, W, T - k0, tid);
+    load_tile<HD, LD>(Ks, kv.kbase + (long)k0 * W, W, T - k0, tid);
+    load_tile<HD, LD>(Vs, kv.vbase + (long)k0 * W, W, T - k0, tid);
     auto load_q = [&](int i, int buf) {
-        int h = kvh * rep + i / nqt, qs = qlo + (i % nqt) * ATT_BLK, valid = qhi - qs;
-        load_tile<HD, LD>(Qs + buf * ATT_BLK * LD, p.qkv + ((long)b * T + qs) * W + (long)h * HD, W, valid, tid);
-        load_tile<HD, LD>(dOs + buf * ATT_BLK * LD, p.dout + ((long)b * T + qs) * OW + (long)h * HD, OW, valid, tid);
-        if (tid < ATT_BLK) {
-            bool ok = tid < valid;
-            long at_ = ((long)b * NH + h) * T + qs + tid;
-            if (DQ) { // asynchronous like the tiles; rows past the end get 0 (their dO and D are 0: no gradient)
-                cp_async4(qlse + buf * ATT_BLK + tid, ok ? p.lse2 + at_ : p.lse2, ok);
-                cp_async4(qD + buf * ATT_BLK + tid, ok ? p.D + at_ : p.D, ok);
-                if (docs) cp_async4(qdoc + buf * ATT_BLK + tid, ok ? doc + qs + tid : doc, ok);
-            } else {
-                qlse[buf * ATT_BLK + tid] = ok ? p.lse_in[at_] * LOG2E : INFINITY;
-                qD[buf * ATT_BLK + tid] = ok ? p.D[at_] : 0.0f;
-                qdoc[buf * ATT_BLK + tid] = ok && docs ? doc[qs + tid] : 0;
-            }
+        const q_tile t = kv_q_tile(p, kv, i);
+        load_tile<HD, LD>(Qs + buf * ATT_BLK * LD, p.qkv + ((long)b * T + t.qs) * W + (long)t.h * HD, W, t.valid, tid);
+        load_tile<HD, LD>(dOs + buf * ATT_BLK * LD, p.dout + ((long)b * T + t.qs) * OW + (long)t.h * HD, OW, t.valid, tid);
+        if (DQ) { // asynchronous like the tiles
+            load_q_stats(p, kv, t, qlse + buf * ATT_BLK, qD + buf * ATT_BLK, qdoc + buf * ATT_BLK, tid);
+        } else if (tid < ATT_BLK) { // the deterministic pair: natural-log lse from the forward
+            bool ok = tid < t.valid;
+            long at_ = ((long)b * NH + t.h) * T + t.qs + tid;
+            qlse[buf * ATT_BLK + tid] = ok ? p.lse_in[at_] * LOG2E : INFINITY;
+            qD[buf * ATT_BLK + tid] = ok ? p.D[at_] : 0.0f;
+            qdoc[buf * ATT_BLK + tid] = ok && docs ? kv.doc[t.qs + tid] : 0;
         }
     };
     if (ntiles > 0) load_q(0, 0);
@@ -320,13 +309,13 @@ __global__ void __launch_bounds__(ATT_THREADS, DQ && HD <= 64 ? 3 : 1) flash_bwd
     const int kj[2] = {k0 + warp * 16 + g, k0 + warp * 16 + g + 8};
     int kdoc[2] = {0, 0};
     if (docs)
-        for (int r = 0; r < 2; r++) kdoc[r] = doc[min(kj[r], T - 1)];
+        for (int r = 0; r < 2; r++) kdoc[r] = kv.doc[min(kj[r], T - 1)];
     acc_tile dk[HD / 8], dv[HD / 8];
     zero_tiles<HD / 8>(dk);
     zero_tiles<HD / 8>(dv);
 
     for (int it = 0; it < ntiles; it++) {
-        const int buf = it & 1, qs = qlo + (it % nqt) * ATT_BLK;
+        const int buf = it & 1, qs = k0 + (it % kv.nqt) * ATT_BLK;
         if (it + 1 < ntiles) load_q(it + 1, buf ^ 1);
         cp_async_commit();
         const uint32_t Q_u = smem_u32(Qs) + buf * at<LD>(ATT_BLK, 0), dO_u = smem_u32(dOs) + buf * at<LD>(ATT_BLK, 0);
@@ -337,7 +326,7 @@ __global__ void __launch_bounds__(ATT_THREADS, DQ && HD <= 64 ? 3 : 1) flash_bwd
         acc_tile s[8];
         zero_tiles<8>(s);
         mma_rows_nk_smem<LD, KC>(s, kf_u, Q_u, lo_.nk);
-        const bool full = plain && qs >= k0 + ATT_BLK - 1 && qs + ATT_BLK <= qhi && k0 + ATT_BLK <= T;
+        const bool full = plain && qs >= k0 + ATT_BLK - 1 && qs + ATT_BLK <= kv.qhi && k0 + ATT_BLK <= T;
         probs_t(s, p, L, QD, qs, kj, kdoc, full, docs, t4);
         mma_acc_kn<LD, HD>(dv, s, dO_u, lo_.kn); // dV += P^T dO (over the 64 queries)
         {                                        // dP^T = V dO^T, then dS^T = P^T (dP^T - D) in place of P^T
@@ -374,19 +363,13 @@ __global__ void __launch_bounds__(ATT_THREADS, DQ && HD <= 64 ? 3 : 1) flash_bwd
                     mma16816(dq[2 * dp + 1], a, bb[2], bb[3]);
                 }
             }
-            const int h = kvh * rep + it / nqt;
+            const int h = kv_q_tile(p, kv, it).h;
             add_dq_rows<HD>(p.dq_acc + ((long)b * T * NH + h) * HD, (long)NH * HD, dq, qs + warp * 16, T, g, t4);
         }
         cp_async_wait_all();
         __syncthreads();
     }
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        if (kj[r] >= T) continue;
-        bf16 *dk_dst = p.dqkv + ((long)b * T + kj[r]) * W + (long)(NH + kvh) * HD + 2 * t4;
-        store_row<HD>(dk_dst, dk, r, p.scale);
-        store_row<HD>(dk_dst + (long)NKV * HD, dv, r, 1.0f);
-    }
+    store_dkv<HD>(p, kv, kj, dk, dv, t4);
 }
 
 // ---------------------------------------------------------------- plain fp32 path

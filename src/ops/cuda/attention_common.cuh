@@ -221,6 +221,58 @@ template <int HD> __device__ __forceinline__ q_block make_q_block(const att_args
     return qb;
 }
 
+// The frame shared by the dK/dV kernels: one block = 64 keys k0.. of key/value
+// head kvh of sequence b, walking ntiles query tiles: nqt tiles of the queries
+// [k0, qhi) that can see these keys (causal: none before k0), for each of the
+// rep query heads sharing kvh.
+struct kv_block {
+    int b, kvh, rep, k0, qhi, nqt, ntiles;
+    long W, OW;                // row strides of qkv and of dout
+    const bf16 *kbase, *vbase; // k, v at row 0 of head kvh
+    const int32_t *doc;        // this sequence's ids, or NULL
+};
+
+// kb: the block of 64 keys; bkvh: sequence * NKV + key/value head.
+template <int HD> __device__ __forceinline__ kv_block make_kv_block(const att_args &p, int kb, int bkvh) {
+    kv_block kv;
+    kv.b = bkvh / p.NKV, kv.kvh = bkvh % p.NKV, kv.rep = p.NH / p.NKV;
+    kv.W = (long)(p.NH + 2 * p.NKV) * HD, kv.OW = (long)p.NH * HD;
+    kv.k0 = kb * ATT_BLK;
+    kv.kbase = p.qkv + (long)kv.b * p.T * kv.W + (long)(p.NH + kv.kvh) * HD;
+    kv.vbase = kv.kbase + (long)p.NKV * HD;
+    kv.doc = p.doc ? p.doc + (long)kv.b * p.T : nullptr;
+    kv.qhi = p.q_hi ? p.q_hi[kv.b * p.nblk + kb] : p.T;
+    kv.nqt = kv.qhi > kv.k0 ? (kv.qhi - kv.k0 + ATT_BLK - 1) / ATT_BLK : 0;
+    kv.ntiles = kv.nqt * kv.rep;
+    return kv;
+}
+
+// Query tile i of a kv_block's walk: its query head, first query and the
+// number of its rows before qhi.
+struct q_tile {
+    int h, qs, valid;
+};
+__device__ __forceinline__ q_tile kv_q_tile(const att_args &p, const kv_block &kv, int i) {
+    q_tile t;
+    t.h = kv.kvh * kv.rep + i / kv.nqt;
+    t.qs = kv.k0 + (i % kv.nqt) * ATT_BLK;
+    t.valid = kv.qhi - t.qs;
+    return t;
+}
+
+// A query tile's base-2 log-sum-exp, D and document ids into shared memory by
+// cp.async (threads 0..63, one row each); rows past the end read 0 (their dO
+// and D are 0: no gradient).
+__device__ __forceinline__ void load_q_stats(const att_args &p, const kv_block &kv, q_tile t, float *lse2, float *D,
+                                             int *qdoc, int tid) {
+    if (tid >= ATT_BLK) return;
+    bool ok = tid < t.valid;
+    long at_ = ((long)kv.b * p.NH + t.h) * p.T + t.qs + tid;
+    cp_async4(lse2 + tid, ok ? p.lse2 + at_ : p.lse2, ok);
+    cp_async4(D + tid, ok ? p.D + at_ : p.D, ok);
+    if (kv.doc) cp_async4(qdoc + tid, ok ? kv.doc + t.qs + tid : kv.doc, ok);
+}
+
 // Scores of a key tile that the mask can touch (diagonal, edges) set to -inf
 // (raw scores) or to 0 (probabilities): `fill`. Interior tiles skip this.
 __device__ __forceinline__ void mask_tile(acc_tile s[8], float fill, const int qi[2], const int qdoc[2], int k0,
@@ -345,6 +397,20 @@ __device__ __forceinline__ void add_dq_rows(float *rows, long row_stride, const 
         float y = __shfl_xor_sync(0xffffffffu, odd ? dq[i][1] : dq[i][3], 1);
         float4 v = odd ? make_float4(x, y, dq[i][2], dq[i][3]) : make_float4(dq[i][0], dq[i][1], x, y);
         if (q < T) atomic_add4(dst + i * 8, v);
+    }
+}
+
+// The end of a dK/dV block: a warp's key rows kj[0..1] of dK (times the
+// softmax scale) and dV stored as bf16.
+template <int HD>
+__device__ __forceinline__ void store_dkv(const att_args &p, const kv_block &kv, const int kj[2], const acc_tile dk[HD / 8],
+                                          const acc_tile dv[HD / 8], int t4) {
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        if (kj[r] >= p.T) continue;
+        bf16 *dk_dst = p.dqkv + ((long)kv.b * p.T + kj[r]) * kv.W + (long)(p.NH + kv.kvh) * HD + 2 * t4;
+        store_row<HD>(dk_dst, dk, r, p.scale);
+        store_row<HD>(dk_dst + (long)p.NKV * HD, dv, r, 1.0f);
     }
 }
 

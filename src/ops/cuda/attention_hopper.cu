@@ -150,33 +150,21 @@ __global__ void __launch_bounds__(ATT_THREADS, 3) hopper_bwd_kernel(att_args p) 
     int *qdoc = (int *)(qD + 2 * ATT_BLK);         // [2][64]
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t4 = lane & 3;
-    const int T = p.T, NH = p.NH, NKV = p.NKV, rep = NH / NKV;
-    const int kb = blockIdx.x; // the blocks of one head run together: its K, V, Q and dO stay in L2
-    const int b = blockIdx.y / NKV, kvh = blockIdx.y % NKV;
-    const long W = (long)(NH + 2 * NKV) * 64, OW = (long)NH * 64;
-    const int k0 = kb * ATT_BLK;
-    const bf16 *kbase = p.qkv + (long)b * T * W + (long)(NH + kvh) * 64;
-    const bf16 *vbase = kbase + (long)NKV * 64;
-    const int32_t *doc = p.doc ? p.doc + (long)b * T : nullptr;
-    const bool docs = doc != nullptr, plain = !docs && p.window <= 0;
-    const int qlo = k0;
-    const int qhi = p.q_hi ? p.q_hi[b * p.nblk + kb] : T;
-    const int nqt = qhi > qlo ? (qhi - qlo + ATT_BLK - 1) / ATT_BLK : 0;
-    const int ntiles = nqt * rep;
+    // NH in a local: read from the parameters inside the loop, it added about 80 instructions to the loop body (SASS)
+    const int T = p.T, NH = p.NH;
+    // the blocks of one head run together: its K, V, Q and dO stay in L2
+    const kv_block kv = make_kv_block<64>(p, blockIdx.x, blockIdx.y);
+    const int b = kv.b, k0 = kv.k0, ntiles = kv.ntiles;
+    const long W = kv.W, OW = kv.OW;
+    const bool docs = kv.doc != nullptr, plain = !docs && p.window <= 0;
 
-    load_tile_swz(Ks, kbase + (long)k0 * W, W, T - k0, tid);
-    load_tile_swz(Vs, vbase + (long)k0 * W, W, T - k0, tid);
+    load_tile_swz(Ks, kv.kbase + (long)k0 * W, W, T - k0, tid);
+    load_tile_swz(Vs, kv.vbase + (long)k0 * W, W, T - k0, tid);
     auto load_q = [&](int i, int buf) {
-        int h = kvh * rep + i / nqt, qs = qlo + (i % nqt) * ATT_BLK, valid = qhi - qs;
-        load_tile_swz(Qs + buf * 2 * WG_TILE_BYTES, p.qkv + ((long)b * T + qs) * W + (long)h * 64, W, valid, tid);
-        load_tile_swz(dOs + buf * 2 * WG_TILE_BYTES, p.dout + ((long)b * T + qs) * OW + (long)h * 64, OW, valid, tid);
-        if (tid < ATT_BLK) {
-            bool ok = tid < valid;
-            long at_ = ((long)b * NH + h) * T + qs + tid;
-            cp_async4(qlse + buf * ATT_BLK + tid, ok ? p.lse2 + at_ : p.lse2, ok);
-            cp_async4(qD + buf * ATT_BLK + tid, ok ? p.D + at_ : p.D, ok);
-            if (docs) cp_async4(qdoc + buf * ATT_BLK + tid, ok ? doc + qs + tid : doc, ok);
-        }
+        const q_tile t = kv_q_tile(p, kv, i);
+        load_tile_swz(Qs + buf * 2 * WG_TILE_BYTES, p.qkv + ((long)b * T + t.qs) * W + (long)t.h * 64, W, t.valid, tid);
+        load_tile_swz(dOs + buf * 2 * WG_TILE_BYTES, p.dout + ((long)b * T + t.qs) * OW + (long)t.h * 64, OW, t.valid, tid);
+        load_q_stats(p, kv, t, qlse + buf * ATT_BLK, qD + buf * ATT_BLK, qdoc + buf * ATT_BLK, tid);
     };
     if (ntiles > 0) load_q(0, 0);
     cp_async_commit();
@@ -188,7 +176,7 @@ __global__ void __launch_bounds__(ATT_THREADS, 3) hopper_bwd_kernel(att_args p) 
     const int kj[2] = {k0 + warp * 16 + g, k0 + warp * 16 + g + 8};
     int kdoc[2] = {0, 0};
     if (docs)
-        for (int r = 0; r < 2; r++) kdoc[r] = doc[min(kj[r], T - 1)];
+        for (int r = 0; r < 2; r++) kdoc[r] = kv.doc[min(kj[r], T - 1)];
     wg_acc dk, dv, s, dp, dq;
     zero_tiles<8>(dk);
     zero_tiles<8>(dv);
@@ -197,7 +185,7 @@ __global__ void __launch_bounds__(ATT_THREADS, 3) hopper_bwd_kernel(att_args p) 
     zero_tiles<8>(dq);
 
     for (int it = 0; it < ntiles; it++) {
-        const int buf = it & 1, qs = qlo + (it % nqt) * ATT_BLK;
+        const int buf = it & 1, qs = k0 + (it % kv.nqt) * ATT_BLK;
         if (it + 1 < ntiles) load_q(it + 1, buf ^ 1);
         cp_async_commit();
         const uint32_t Q_u = smem_u32(Qs + buf * 2 * WG_TILE_BYTES), dO_u = smem_u32(dOs + buf * 2 * WG_TILE_BYTES);
@@ -218,7 +206,7 @@ __global__ void __launch_bounds__(ATT_THREADS, 3) hopper_bwd_kernel(att_args p) 
         wg_pin(s);
 
         // P^T = exp(S^T - lse), 0 where masked
-        const bool full = plain && qs >= k0 + ATT_BLK - 1 && qs + ATT_BLK <= qhi && k0 + ATT_BLK <= T;
+        const bool full = plain && qs >= k0 + ATT_BLK - 1 && qs + ATT_BLK <= kv.qhi && k0 + ATT_BLK <= T;
         probs_t(s, p, L, QD, qs, kj, kdoc, full, docs, t4);
         // dV += P^T dO over the 64 queries (dO read transposed)
         wg_acc_times_mn(dv, s, dO_u);
@@ -251,19 +239,13 @@ __global__ void __launch_bounds__(ATT_THREADS, 3) hopper_bwd_kernel(att_args p) 
         wg_pin(dk);
         wg_pin(dv);
 
-        const int h = kvh * rep + it / nqt;
+        const int h = kv_q_tile(p, kv, it).h;
         add_dq_rows<64>(p.dq_acc + ((long)b * T * NH + h) * 64, (long)NH * 64, dq, qs + warp * 16, T, g, t4);
         cp_async_wait_all();
         fence_async_smem();
         __syncthreads();
     }
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        if (kj[r] >= T) continue;
-        bf16 *dk_dst = p.dqkv + ((long)b * T + kj[r]) * W + (long)(NH + kvh) * 64 + 2 * t4;
-        store_row<64>(dk_dst, dk, r, p.scale);
-        store_row<64>(dk_dst + (long)NKV * 64, dv, r, 1.0f);
-    }
+    store_dkv<64>(p, kv, kj, dk, dv, t4);
 #endif
 }
 
