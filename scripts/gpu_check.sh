@@ -18,6 +18,7 @@
 #   OUT=dir            where full logs go (default /tmp/soju-gpu-check)
 #   SOJU_GPU_LIB=dir   extra shared libraries for the prebuilt soju binaries only
 #   SOJU_CUDA_WGMMA=0  Hopper: the head-dim-64 attention on mma.sync instead of wgmma
+#   (scripts/gpu_ab.sh times one such switch, or an older binary, against the default)
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -73,6 +74,11 @@ run_check cuda_step "$bin/model_test_cuda_step"
 # the deterministic kernels (attention backward without atomics) too
 SOJU_CUDA_DETERMINISTIC=1 run_check cuda_ops_deterministic "$bin/ops_test_cuda_ops"
 SOJU_CUDA_DETERMINISTIC=1 run_check cuda_step_deterministic "$bin/model_test_cuda_step"
+# Hopper: the attention backward's dQ by bulk reductions (off by default until timed)
+if nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | grep -q '^9\.0'; then
+    SOJU_CUDA_DQ_BULK=1 run_check cuda_ops_dq_bulk "$bin/ops_test_cuda_ops"
+    SOJU_CUDA_DQ_BULK=1 run_check cuda_step_dq_bulk "$bin/model_test_cuda_step"
+fi
 run_check optimizer_ops "$bin/ops_test_optimizer_ops"
 [ -x "$bin/model_test_recompute" ] && run_check recompute_cpu "$bin/model_test_recompute"
 [ -x "$bin/ops_test_layer_ops" ] && run_check cpu_layer_ops "$bin/ops_test_layer_ops"

@@ -48,3 +48,5 @@ for a in $archs; do
     ' "$tmp/ptxas.txt"
     "$CUOBJDUMP" -sass -arch "$a" "$tmp/k.o" | python3 "$root/tools/sass_loops.py" "$filter" | sed 's/^/  /'
 done
+# ptxas's own performance warnings (C75xx: wgmma serialized for lack of registers, and the like)
+grep -E "\(C75[0-9]+\)" "$tmp/ptxas.txt" | grep -F -- "$filter" | sed 's/^ptxas info *: /  ptxas: /' || true

@@ -134,18 +134,29 @@ __global__ void __launch_bounds__(ATT_THREADS, 5) hopper_fwd_kernel(att_args p) 
 
 // ---------------------------------------------------------------- backward
 
-#define HOP_BWD_SMEM (7 * WG_TILE_BYTES + 2 * ATT_BLK * (2 * (int)sizeof(float) + (int)sizeof(int)) + 1024)
+// dQ of a tile staged in fp32 for the bulk reductions (BULK): 64 rows of 64
+// floats, each row padded by 32 bytes so that a warp's stores of its
+// accumulator rows hit 32 different banks. Shares its space with the dS^T tile.
+#define DQ_STAGE_LD 288 // bytes per row
+#define DQ_STAGE_BYTES (ATT_BLK * DQ_STAGE_LD)
+#define HOP_BWD_STATS_BYTES (2 * ATT_BLK * (2 * (int)sizeof(float) + (int)sizeof(int)))
+#define HOP_BWD_SMEM (7 * WG_TILE_BYTES + HOP_BWD_STATS_BYTES + 1024)
+#define HOP_BWD_BULK_SMEM (6 * WG_TILE_BYTES + DQ_STAGE_BYTES + HOP_BWD_STATS_BYTES + 1024)
 
 // 168 registers: three blocks (12 warps) per SM; at two (215 registers) it ran 11% slower.
-__global__ void __launch_bounds__(ATT_THREADS, 3) hopper_bwd_kernel(att_args p) {
+// BULK: the dQ sums leave through shared memory and one bulk reduction per
+// query row (issued by threads 0..63) instead of the float4 atomics, which
+// cost about 0.47 of 1.53 ms per GPT-2 layer. The staging tile takes the dS^T
+// tile's place, so three blocks still fit in an SM's shared memory.
+template <bool BULK> __global__ void __launch_bounds__(ATT_THREADS, 3) hopper_bwd_kernel(att_args p) {
 #ifdef SOJU_WGMMA_DEVICE
     extern __shared__ __align__(16) unsigned char smem_raw[];
     unsigned char *Ks = smem_1k(smem_raw);
     unsigned char *Vs = Ks + WG_TILE_BYTES;
     unsigned char *Qs = Vs + WG_TILE_BYTES;  // buffer i: Qs + 2 i tiles
     unsigned char *dOs = Qs + WG_TILE_BYTES; // buffer i: dOs + 2 i tiles
-    unsigned char *dSs = Qs + 4 * WG_TILE_BYTES; // dS^T: rows keys, columns queries
-    float *qlse = (float *)(dSs + WG_TILE_BYTES); // [2][64], base-2 log-sum-exp
+    unsigned char *dSs = Qs + 4 * WG_TILE_BYTES; // dS^T: rows keys, columns queries; BULK: then the dQ staging
+    float *qlse = (float *)(dSs + (BULK ? DQ_STAGE_BYTES : WG_TILE_BYTES)); // [2][64], base-2 log-sum-exp
     float *qD = qlse + 2 * ATT_BLK;                // [2][64]
     int *qdoc = (int *)(qD + 2 * ATT_BLK);         // [2][64]
 
@@ -177,12 +188,9 @@ __global__ void __launch_bounds__(ATT_THREADS, 3) hopper_bwd_kernel(att_args p) 
     int kdoc[2] = {0, 0};
     if (docs)
         for (int r = 0; r < 2; r++) kdoc[r] = kv.doc[min(kj[r], T - 1)];
-    wg_acc dk, dv, s, dp, dq;
+    wg_acc dk, dv;
     zero_tiles<8>(dk);
     zero_tiles<8>(dv);
-    zero_tiles<8>(s); // s, dp, dq: never read (each tile's first product overwrites them)
-    zero_tiles<8>(dp);
-    zero_tiles<8>(dq);
 
     for (int it = 0; it < ntiles; it++) {
         const int buf = it & 1, qs = k0 + (it % kv.nqt) * ATT_BLK;
@@ -192,7 +200,11 @@ __global__ void __launch_bounds__(ATT_THREADS, 3) hopper_bwd_kernel(att_args p) 
         const float *L = qlse + buf * ATT_BLK, *Dq = qD + buf * ATT_BLK;
         const int *QD = qdoc + buf * ATT_BLK;
 
-        // S^T = K Q^T and dP^T = V dO^T (64 keys x 64 queries), two groups
+        // S^T = K Q^T and dP^T = V dO^T (64 keys x 64 queries), two groups.
+        // s, dp and dq are per tile: each tile's first product overwrites
+        // them (their values on entry are never read), and declared here they
+        // hold no registers between the tiles.
+        wg_acc s, dp, dq;
         wg_pin(s);
         wg_pin(dp);
         wg_fence();
@@ -208,6 +220,12 @@ __global__ void __launch_bounds__(ATT_THREADS, 3) hopper_bwd_kernel(att_args p) 
         // P^T = exp(S^T - lse), 0 where masked
         const bool full = plain && qs >= k0 + ATT_BLK - 1 && qs + ATT_BLK <= kv.qhi && k0 + ATT_BLK <= T;
         probs_t(s, p, L, QD, qs, kj, kdoc, full, docs, t4);
+        if (BULK) { // the previous tile's reductions have read the staging space that dS^T overwrites below
+            // (here rather than just before those stores: a barrier while the dV product runs
+            // makes ptxas serialize the wgmma instructions for lack of registers)
+            if (tid < ATT_BLK) bulk_wait_read();
+            __syncthreads();
+        }
         // dV += P^T dO over the 64 queries (dO read transposed)
         wg_acc_times_mn(dv, s, dO_u);
         wg_wait<1>(); // dP^T is done; dV may still run
@@ -239,13 +257,31 @@ __global__ void __launch_bounds__(ATT_THREADS, 3) hopper_bwd_kernel(att_args p) 
         wg_pin(dk);
         wg_pin(dv);
 
-        const int h = kv_q_tile(p, kv, it).h;
-        add_dq_rows<64>(p.dq_acc + ((long)b * T * NH + h) * 64, (long)NH * 64, dq, qs + warp * 16, T, g, t4);
+        if (BULK) {
+            __syncthreads(); // every warp's part of the dQ product has read dS^T
+#pragma unroll
+            for (int nb = 0; nb < 8; nb++)
+#pragma unroll
+                for (int r = 0; r < 2; r++)
+                    *(float2 *)(dSs + (warp * 16 + g + 8 * r) * DQ_STAGE_LD + (nb * 8 + 2 * t4) * 4) =
+                        make_float2(dq[nb][2 * r], dq[nb][2 * r + 1]);
+        } else {
+            const int h = kv_q_tile(p, kv, it).h;
+            add_dq_rows<64>(p.dq_acc + ((long)b * T * NH + h) * 64, (long)NH * 64, dq, qs + warp * 16, T, g, t4);
+        }
         cp_async_wait_all();
-        fence_async_smem();
+        fence_async_smem(); // also: the staged dQ rows, written by ordinary stores, are read by the copy engine
         __syncthreads();
+        if (BULK && tid < ATT_BLK) { // row tid of the tile into the fp32 sums, rows past T skipped
+            const q_tile t = kv_q_tile(p, kv, it);
+            if (t.qs + tid < T)
+                bulk_reduce_add_f32(p.dq_acc + (((long)b * T + t.qs + tid) * NH + t.h) * 64,
+                                    smem_u32(dSs + tid * DQ_STAGE_LD), 64 * sizeof(float));
+            bulk_commit();
+        }
     }
     store_dkv<64>(p, kv, kj, dk, dv, t4);
+    if (BULK && tid < ATT_BLK) bulk_wait(); // the staging must outlive its reads; the sums land before the kernel ends
 #endif
 }
 
@@ -253,7 +289,9 @@ __global__ void __launch_bounds__(ATT_THREADS, 3) hopper_bwd_kernel(att_args p) 
 
 void hopper_attention_init(void) {
     CUDA_CHECK(cudaFuncSetAttribute(hopper_fwd_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, HOP_FWD_SMEM));
-    CUDA_CHECK(cudaFuncSetAttribute(hopper_bwd_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, HOP_BWD_SMEM));
+    CUDA_CHECK(cudaFuncSetAttribute(hopper_bwd_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, HOP_BWD_SMEM));
+    CUDA_CHECK(
+        cudaFuncSetAttribute(hopper_bwd_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, HOP_BWD_BULK_SMEM));
 }
 
 void hopper_attention_forward(const att_args *a, cudaStream_t s) {
@@ -263,8 +301,9 @@ void hopper_attention_forward(const att_args *a, cudaStream_t s) {
 }
 
 // dQ sums go to a->dq_acc (zeroed by the caller, turned into bf16 after).
-void hopper_attention_backward(const att_args *a, cudaStream_t s) {
+void hopper_attention_backward(const att_args *a, bool bulk_dq, cudaStream_t s) {
     dim3 grid(a->nblk, a->B * a->NKV);
-    hopper_bwd_kernel<<<grid, ATT_THREADS, HOP_BWD_SMEM, s>>>(*a);
+    if (bulk_dq) hopper_bwd_kernel<true><<<grid, ATT_THREADS, HOP_BWD_BULK_SMEM, s>>>(*a);
+    else hopper_bwd_kernel<false><<<grid, ATT_THREADS, HOP_BWD_SMEM, s>>>(*a);
     CUDA_LAUNCH_CHECK();
 }

@@ -108,6 +108,10 @@ struct soju_cuda_state {
     // on when the build has sm_90a code (SOJU_WGMMA), the GPU is compute
     // capability 9.0 and SOJU_CUDA_WGMMA is not 0
     int wgmma;
+    // with wgmma: the attention backward's dQ sums leave by bulk reductions
+    // from shared memory instead of atomics (SOJU_CUDA_DQ_BULK=1; off until
+    // timed on a GPU)
+    int dq_bulk;
     void *profile; // per-op timing (profile.cu), NULL unless SOJU_CUDA_PROFILE=1
     soju_backend_ops table; // this backend's op table (profiled or plain)
 };

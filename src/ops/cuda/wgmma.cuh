@@ -69,27 +69,34 @@ __device__ __forceinline__ void wg_pin(wg_acc d) {
 #pragma unroll
         for (int e = 0; e < 4; e++) asm volatile("" : "+f"(d[i][e])::"memory");
 }
-__device__ __forceinline__ void wg_fence() {
+// Statements that only exist in the sm_90a device pass (elsewhere nothing).
 #ifdef SOJU_WGMMA_DEVICE
-    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#define HOPPER_ASM(...) asm volatile(__VA_ARGS__)
+#else
+#define HOPPER_ASM(...) ((void)0)
 #endif
-}
-__device__ __forceinline__ void wg_commit() {
-#ifdef SOJU_WGMMA_DEVICE
-    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
-#endif
-}
+
+__device__ __forceinline__ void wg_fence() { HOPPER_ASM("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wg_commit() { HOPPER_ASM("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 template <int N> __device__ __forceinline__ void wg_wait() {
-#ifdef SOJU_WGMMA_DEVICE
-    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
-#endif
+    HOPPER_ASM("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
 }
-// shared memory written by ordinary stores or cp.async, about to be read by wgmma
-__device__ __forceinline__ void fence_async_smem() {
-#ifdef SOJU_WGMMA_DEVICE
-    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-#endif
+// shared memory written by ordinary stores or cp.async, about to be read by
+// wgmma or by a bulk copy (the async proxy)
+__device__ __forceinline__ void fence_async_smem() { HOPPER_ASM("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+
+// Bulk copies (cp.async.bulk, sm_90): `bytes` (a multiple of 16) of shared
+// memory added as floats into global memory by the copy engine, each element
+// atomically, in the issuing thread's bulk group; the waits are the issuing
+// thread's: .read lets the source be reused, the plain wait means done.
+__device__ __forceinline__ void bulk_reduce_add_f32(float *dst, uint32_t src, uint32_t bytes) {
+    HOPPER_ASM("cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [%0], [%1], %2;\n" ::"l"(dst), "r"(src),
+               "r"(bytes)
+               : "memory");
 }
+__device__ __forceinline__ void bulk_commit() { HOPPER_ASM("cp.async.bulk.commit_group;\n" ::: "memory"); }
+__device__ __forceinline__ void bulk_wait_read() { HOPPER_ASM("cp.async.bulk.wait_group.read 0;\n" ::: "memory"); }
+__device__ __forceinline__ void bulk_wait() { HOPPER_ASM("cp.async.bulk.wait_group 0;\n" ::: "memory"); }
 
 #define WG_D_REGS "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}"
 #define WG_D_OUTS "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# A/B of one CUDA switch on a GPU machine, in one call: gpu_train without and
+# with the variant's environment, alternating (per-op times moved by up to 10%
+# between machine instances in this project, so only runs side by side in one
+# call compare), then one profiled run of each for the per-op GPU times.
+#
+#   AB_ENV="SOJU_CUDA_DQ_BULK=1" bash scripts/gpu_ab.sh
+#   SOJU_GPU_BIN=dir  prebuilt binaries (gpu_bundle.sh), else build-gpu/
+#   ARCHS="gpt2"  ROUNDS=2  STEPS=10 WARMUP=3  OPS="attention_backward attention_forward"
+#   BIN_A=path    A runs this gpu_train instead (an older binary: A/B of a code change)
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+bin=${SOJU_GPU_BIN:-$root/build-gpu}
+ab_env=${AB_ENV:-}
+bin_a=${BIN_A:-$bin/gpu_train}
+[ -n "$ab_env" ] || [ -n "${BIN_A:-}" ] || { echo "gpu_ab.sh: set AB_ENV (and/or BIN_A)"; exit 2; }
+run() { # label, gpu_train, env..., then gpu_train arguments after --
+    local prog=$1; shift
+    local envs=()
+    while [ "$1" != -- ]; do envs+=("$1"); shift; done
+    shift
+    env ${envs[@]+"${envs[@]}"} LD_LIBRARY_PATH="${SOJU_GPU_LIB:+$SOJU_GPU_LIB:}${LD_LIBRARY_PATH:-}" "$prog" "$@" 2>&1
+}
+field() { echo "$1" | tr ' ' '\n' | sed -n "s|^$2=||p"; }
+read -r -a variant <<<"$ab_env"
+for arch in ${ARCHS:-gpt2}; do
+    args=(--arch "$arch" --micro 64 --batch 64 --seq 1024 --steps "${STEPS:-10}" --warmup "${WARMUP:-3}")
+    a_list="" b_list=""
+    for r in $(seq "${ROUNDS:-2}"); do
+        a=$(run "$bin_a" -- "${args[@]}" | grep -m1 '^RESULT')
+        b=$(run "$bin/gpu_train" ${variant[@]+"${variant[@]}"} -- "${args[@]}" | grep -m1 '^RESULT')
+        a_list="$a_list $(field "$a" step_ms)" b_list="$b_list $(field "$b" step_ms)"
+    done
+    echo "== $arch step ms   A:$a_list   B ($ab_env${BIN_A:+, new binary}):$b_list"
+    prof=(--arch "$arch" --micro 64 --batch 64 --seq 1024 --steps 4 --warmup 2 --profile)
+    ops=${OPS:-attention_backward attention_forward}
+    pa=$(run "$bin_a" -- "${prof[@]}") pb=$(run "$bin/gpu_train" ${variant[@]+"${variant[@]}"} -- "${prof[@]}")
+    for op in $ops total; do
+        ra=$(echo "$pa" | awk -v o="$op" '$1 == o { print ($2 ~ /^[0-9]+$/ ? $3 " ms (" $4 "/call)" : $2 " ms") }')
+        rb=$(echo "$pb" | awk -v o="$op" '$1 == o { print ($2 ~ /^[0-9]+$/ ? $3 " ms (" $4 "/call)" : $2 " ms") }')
+        printf '   %-22s A %-26s B %s\n' "$op" "${ra:--}" "${rb:--}"
+    done
+done
