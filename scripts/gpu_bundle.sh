@@ -30,8 +30,20 @@ for p in "${progs[@]}"; do ldd ".gpu/bin/$p"; done | awk '/=> \// {print $1, $3}
       *) cp -L "$path" ".gpu/lib/$name" ;;
     esac
   done
+# BASE=<commit>: also gpu_train as of that commit, .gpu/bin/gpu_train_base, so that
+# scripts/gpu_ab.sh (BIN_A=/tmp/.gpu/bin/gpu_train_base) times a kernel change
+# against the code before it in the same call
+if [ -n "${BASE:-}" ]; then
+  wt=$(mktemp -d)
+  git worktree add -q --detach "$wt" "$BASE"
+  cmake -S "$wt" -B "$wt/build" -DCMAKE_BUILD_TYPE=Release -DSOJU_NATIVE=OFF -DCMAKE_C_FLAGS="-march=x86-64-v3" \
+    -DSOJU_CUDA=ON -DSOJU_CUDA_ARCHS="90a" >/dev/null
+  cmake --build "$wt/build" -j "$(nproc)" --target gpu_train >/dev/null
+  cp "$wt/build/gpu_train" .gpu/bin/gpu_train_base
+  git worktree remove --force "$wt"
+fi
 strip .gpu/bin/*
-cp scripts/gpu_check.sh scripts/demo_corpus.sh bench/gpt2_torch_compile.py .gpu/
+cp scripts/gpu_check.sh scripts/gpu_ab.sh scripts/demo_corpus.sh bench/gpt2_torch_compile.py .gpu/
 # one compressed file: the device tool carries at most 64 MiB (OpenBLAS alone is 35 MB)
 tar czf gpu-bundle.tgz .gpu && rm -rf .gpu && mkdir .gpu && mv gpu-bundle.tgz .gpu/bundle.tgz
 du -sh .gpu/bundle.tgz

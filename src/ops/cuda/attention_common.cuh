@@ -302,28 +302,51 @@ __device__ __forceinline__ void atomic_add4(float *dst, float4 v) {
 // ---------------------------------------------------------------- softmax pieces (both families of kernels)
 
 // One key tile of the forward's online softmax (base 2) for a warp's two
-// rows: the row maxima of the raw (masked) scores s update m (in units of
-// scale log2 e), s becomes p = 2^(s scale log2(e) - m), l and the NO output
-// tiles o are rescaled to the new maximum and l gains the new p.
+// rows: the row maxima of the raw (masked) scores s may raise the reference
+// m (in units of scale log2 e); s becomes p = 2^(s scale log2(e) - m) and l
+// gains the new p.
+//
+// The reference only moves when a row's maximum exceeds it by more than
+// RESCALE_SLACK (then l and the row's NO output tiles o are rescaled by
+// 2^(m_old - m_new)); otherwise p may reach 2^RESCALE_SLACK, which fp32 sums and
+// bf16 products hold without loss, and the 32 multiplications of the rescale
+// are skipped. Once the running maximum settles (after the first tiles of a
+// row, typically) no tile rescales. The result is the same: O = sum p v / l
+// and lse = m + log2 l hold for any reference m (FlashAttention-4 does this).
+#define RESCALE_SLACK 8.0f
 template <int NO>
 __device__ __forceinline__ void online_softmax(acc_tile s[8], acc_tile o[NO], float m[2], float l[2], float scale_log2) {
-    float mx[2] = {-INFINITY, -INFINITY};
+    float mx[2] = {fmaxf(s[0][0], s[0][1]), fmaxf(s[0][2], s[0][3])};
 #pragma unroll
-    for (int nb = 0; nb < 8; nb++) {
+    for (int nb = 1; nb < 8; nb++) {
         mx[0] = fmaxf(mx[0], fmaxf(s[nb][0], s[nb][1]));
         mx[1] = fmaxf(mx[1], fmaxf(s[nb][2], s[nb][3]));
     }
-    float ref[2], alpha[2];
+    bool move[2];
 #pragma unroll
     for (int r = 0; r < 2; r++) {
         mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
         mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-        float mn = fmaxf(m[r], mx[r] * scale_log2);
-        ref[r] = mn == -INFINITY ? 0.0f : mn; // a row with nothing visible yet stays at 0
-        alpha[r] = exp2f(m[r] - ref[r]);
-        m[r] = mn;
-        l[r] *= alpha[r];
+        mx[r] *= scale_log2;
+        move[r] = mx[r] > m[r] + RESCALE_SLACK; // m = -inf: any visible score moves it
     }
+    if (move[0] || move[1]) {
+        float alpha[2];
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            alpha[r] = move[r] ? exp2f(m[r] - mx[r]) : 1.0f; // 0 when m was -inf (l and o are 0 then)
+            m[r] = move[r] ? mx[r] : m[r];
+            l[r] *= alpha[r];
+        }
+#pragma unroll
+        for (int i = 0; i < NO; i++) {
+            o[i][0] *= alpha[0], o[i][1] *= alpha[0];
+            o[i][2] *= alpha[1], o[i][3] *= alpha[1];
+        }
+    }
+    float ref[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) ref[r] = m[r] == -INFINITY ? 0.0f : m[r]; // a row with nothing visible yet: p = 0
 #pragma unroll
     for (int nb = 0; nb < 8; nb++)
 #pragma unroll
@@ -332,11 +355,6 @@ __device__ __forceinline__ void online_softmax(acc_tile s[8], acc_tile o[NO], fl
             s[nb][e] = pv;
             l[e >> 1] += pv;
         }
-#pragma unroll
-    for (int i = 0; i < NO; i++) {
-        o[i][0] *= alpha[0], o[i][1] *= alpha[0];
-        o[i][2] *= alpha[1], o[i][3] *= alpha[1];
-    }
 }
 
 // The forward's finish for a warp's rows qi[0..1] of head qb.h: full row sums
