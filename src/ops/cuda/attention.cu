@@ -123,9 +123,9 @@ template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_fwd_kerne
         acc_tile s[8];
         zero_tiles<8>(s);
         mma_rows_nk<LD, KC>(s, qf, K_u, lo_.nk);
-        // Mask only tiles that cross the diagonal or an edge, take the row
-        // maxima of the raw scores, then p = 2^(s scale log2(e) - max), the
-        // scale folded into one FMA (online softmax in base 2).
+        // Mask only tiles that cross the diagonal or an edge, then the
+        // online softmax in base 2: p = 2^(s scale log2(e) - m), the scale
+        // folded into one FMA, m a running reference near the row maximum.
         if (!(plain && k0 + ATT_BLK - 1 <= qb.q0 && k0 + ATT_BLK <= qb.hi))
             mask_tile(s, -INFINITY, qi, qdoc, k0, qb.hi, kdoc + buf * ATT_BLK, docs, p.window, t4);
         online_softmax<HD / 8>(s, o, m, l, p.scale_log2);
