@@ -16,7 +16,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # mangled-name pattern, most spill-store bytes allowed
 budget="
-hopper_fwd_kernel 8
+hopper_fwd_kernel 0
 hopper_bwd_kernelILb0E 0
 hopper_bwd_kernelILb1E 12
 "

@@ -77,8 +77,9 @@ __global__ void __launch_bounds__(ATT_THREADS, 5) hopper_fwd_kernel(att_args p) 
     const q_block qb = make_q_block<64>(p, gridDim.x - 1 - blockIdx.x, blockIdx.y); // longest rows first
     const bool docs = qb.doc != nullptr, plain = !docs && p.window <= 0;
     auto load_kv = [&](int buf, int k0) {
-        load_tile_swz(Ks + buf * WG_TILE_BYTES, qb.kbase + (long)k0 * qb.W, qb.W, qb.hi - k0, tid);
-        load_tile_swz(Vs + buf * WG_TILE_BYTES, qb.vbase + (long)k0 * qb.W, qb.W, qb.hi - k0, tid);
+        const bf16 *krow = qb.kbase + (long)k0 * qb.W; // v: NKV heads further along the row
+        load_tile_swz(Ks + buf * WG_TILE_BYTES, krow, qb.W, qb.hi - k0, tid);
+        load_tile_swz(Vs + buf * WG_TILE_BYTES, krow + (long)p.NKV * 64, qb.W, qb.hi - k0, tid);
         if (docs && tid < ATT_BLK) kdoc[buf * ATT_BLK + tid] = k0 + tid < qb.hi ? qb.doc[k0 + tid] : 0;
     };
 
