@@ -435,5 +435,6 @@ __device__ __forceinline__ void store_dkv(const att_args &p, const kv_block &kv,
 // attention_hopper.cu: the wgmma kernels for head dim 64 (sm_90a builds, compute capability 9.0)
 void hopper_attention_init(void);
 void hopper_attention_forward(const att_args *a, cudaStream_t s);
-// bulk_dq: dQ sums by bulk reductions from shared memory instead of atomics
-void hopper_attention_backward(const att_args *a, bool bulk_dq, cudaStream_t s);
+// encode: cuTensorMapEncodeTiled from hopper_tensor_map_encoder() to sum dQ
+// by bulk reductions from shared memory, or NULL for atomics
+void hopper_attention_backward(const att_args *a, void *encode, cudaStream_t s);

@@ -20,6 +20,9 @@
 // Tiles use wgmma's 128-byte swizzle (wgmma.cuh), filled by cp.async. Only
 // built into sm_90a code; the host uses it on compute capability 9.0 when the
 // build has sm_90a (SOJU_WGMMA) and SOJU_CUDA_WGMMA is not 0.
+#include <cudaTypedefs.h> // PFN_cuTensorMapEncodeTiled
+#include <string.h>
+
 #include "attention_common.cuh"
 #include "wgmma.cuh"
 
@@ -135,21 +138,24 @@ __global__ void __launch_bounds__(ATT_THREADS, 5) hopper_fwd_kernel(att_args p) 
 
 // ---------------------------------------------------------------- backward
 
-// dQ of a tile staged in fp32 for the bulk reductions (BULK): 64 rows of 64
-// floats, each row padded by 32 bytes so that a warp's stores of its
-// accumulator rows hit 32 different banks. Shares its space with the dS^T tile.
-#define DQ_STAGE_LD 288 // bytes per row
-#define DQ_STAGE_BYTES (ATT_BLK * DQ_STAGE_LD)
+// dQ of a tile staged in fp32 for the bulk reductions (BULK): two 64 x 32
+// float halves (columns 0-31, 32-63), each 64 rows of 128 bytes in the same
+// 128-byte swizzle as the bf16 tiles, which is the tensor map's (rows r and
+// r + 8 share a swizzle, so a warp's stores of its accumulator rows meet
+// 2-way bank conflicts at most). Shares its space with the dS^T tile.
+#define DQ_STAGE_BYTES (2 * WG_TILE_BYTES)
 #define HOP_BWD_STATS_BYTES (2 * ATT_BLK * (2 * (int)sizeof(float) + (int)sizeof(int)))
 #define HOP_BWD_SMEM (7 * WG_TILE_BYTES + HOP_BWD_STATS_BYTES + 1024)
 #define HOP_BWD_BULK_SMEM (6 * WG_TILE_BYTES + DQ_STAGE_BYTES + HOP_BWD_STATS_BYTES + 1024)
 
 // 168 registers: three blocks (12 warps) per SM; at two (215 registers) it ran 11% slower.
-// BULK: the dQ sums leave through shared memory and one bulk reduction per
-// query row (issued by threads 0..63) instead of the float4 atomics, which
+// BULK: the dQ sums leave through shared memory and two tensor-map bulk
+// reductions per tile (issued by one thread) instead of the float4 atomics, which
 // cost about 0.47 of 1.53 ms per GPT-2 layer. The staging tile takes the dS^T
 // tile's place, so three blocks still fit in an SM's shared memory.
-template <bool BULK> __global__ void __launch_bounds__(ATT_THREADS, 3) hopper_bwd_kernel(att_args p) {
+// dq_map (BULK): the fp32 dQ sums as a tensor [B][T][NH x 64], box 32 x 64 x 1.
+template <bool BULK>
+__global__ void __launch_bounds__(ATT_THREADS, 3) hopper_bwd_kernel(att_args p, const __grid_constant__ CUtensorMap dq_map) {
 #ifdef SOJU_WGMMA_DEVICE
     extern __shared__ __align__(16) unsigned char smem_raw[];
     unsigned char *Ks = smem_1k(smem_raw);
@@ -224,7 +230,7 @@ template <bool BULK> __global__ void __launch_bounds__(ATT_THREADS, 3) hopper_bw
         if (BULK) { // the previous tile's reductions have read the staging space that dS^T overwrites below
             // (here rather than just before those stores: a barrier while the dV product runs
             // makes ptxas serialize the wgmma instructions for lack of registers)
-            if (tid < ATT_BLK) bulk_wait_read();
+            if (tid == 0) bulk_wait_read();
             __syncthreads();
         }
         // dV += P^T dO over the 64 queries (dO read transposed)
@@ -261,11 +267,11 @@ template <bool BULK> __global__ void __launch_bounds__(ATT_THREADS, 3) hopper_bw
         if (BULK) {
             __syncthreads(); // every warp's part of the dQ product has read dS^T
 #pragma unroll
-            for (int nb = 0; nb < 8; nb++)
+            for (int nb = 0; nb < 8; nb++) // columns 8 nb + 2 t4, + 1: half nb / 4, 16-byte chunk 2 (nb % 4) + t4 / 2
 #pragma unroll
                 for (int r = 0; r < 2; r++)
-                    *(float2 *)(dSs + (warp * 16 + g + 8 * r) * DQ_STAGE_LD + (nb * 8 + 2 * t4) * 4) =
-                        make_float2(dq[nb][2 * r], dq[nb][2 * r + 1]);
+                    *(float2 *)(dSs + (nb / 4) * WG_TILE_BYTES + swz(warp * 16 + g + 8 * r, 2 * (nb % 4) + (t4 >> 1)) +
+                                (t4 & 1) * 8) = make_float2(dq[nb][2 * r], dq[nb][2 * r + 1]);
         } else {
             const int h = kv_q_tile(p, kv, it).h;
             add_dq_rows<64>(p.dq_acc + ((long)b * T * NH + h) * 64, (long)NH * 64, dq, qs + warp * 16, T, g, t4);
@@ -273,16 +279,15 @@ template <bool BULK> __global__ void __launch_bounds__(ATT_THREADS, 3) hopper_bw
         cp_async_wait_all();
         fence_async_smem(); // also: the staged dQ rows, written by ordinary stores, are read by the copy engine
         __syncthreads();
-        if (BULK && tid < ATT_BLK) { // row tid of the tile into the fp32 sums, rows past T skipped
+        if (BULK && tid == 0) { // the tile's two halves into the fp32 sums (rows past T are outside the map)
             const q_tile t = kv_q_tile(p, kv, it);
-            if (t.qs + tid < T)
-                bulk_reduce_add_f32(p.dq_acc + (((long)b * T + t.qs + tid) * NH + t.h) * 64,
-                                    smem_u32(dSs + tid * DQ_STAGE_LD), 64 * sizeof(float));
+            tma_reduce_add_3d(&dq_map, smem_u32(dSs), t.h * 64, t.qs, b);
+            tma_reduce_add_3d(&dq_map, smem_u32(dSs + WG_TILE_BYTES), t.h * 64 + 32, t.qs, b);
             bulk_commit();
         }
     }
     store_dkv<64>(p, kv, kj, dk, dv, t4);
-    if (BULK && tid < ATT_BLK) bulk_wait(); // the staging must outlive its reads; the sums land before the kernel ends
+    if (BULK && tid == 0) bulk_wait(); // the staging must outlive its reads; the sums land before the kernel ends
 #endif
 }
 
@@ -301,10 +306,36 @@ void hopper_attention_forward(const att_args *a, cudaStream_t s) {
     CUDA_LAUNCH_CHECK();
 }
 
-// dQ sums go to a->dq_acc (zeroed by the caller, turned into bf16 after).
-void hopper_attention_backward(const att_args *a, bool bulk_dq, cudaStream_t s) {
+void *hopper_tensor_map_encoder(void) {
+    void *fn = NULL;
+    cudaDriverEntryPointQueryResult found;
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &found) != cudaSuccess ||
+        found != cudaDriverEntryPointSuccess)
+        return NULL;
+    return fn;
+}
+
+// dQ sums go to a->dq_acc (zeroed by the caller, turned into bf16 after):
+// by atomics, or with `encode` (hopper_tensor_map_encoder) by bulk reductions.
+void hopper_attention_backward(const att_args *a, void *encode, cudaStream_t s) {
     dim3 grid(a->nblk, a->B * a->NKV);
-    if (bulk_dq) hopper_bwd_kernel<true><<<grid, ATT_THREADS, HOP_BWD_BULK_SMEM, s>>>(*a);
-    else hopper_bwd_kernel<false><<<grid, ATT_THREADS, HOP_BWD_SMEM, s>>>(*a);
+    CUtensorMap map;
+    memset(&map, 0, sizeof map);
+    if (encode) {
+        // [B][T][NH x 64] fp32, innermost first; strides in bytes of dims 1, 2
+        cuuint64_t dims[3] = {(cuuint64_t)a->NH * 64, (cuuint64_t)a->T, (cuuint64_t)a->B};
+        cuuint64_t strides[2] = {(cuuint64_t)a->NH * 64 * sizeof(float), (cuuint64_t)a->T * a->NH * 64 * sizeof(float)};
+        cuuint32_t box[3] = {32, ATT_BLK, 1}, unit[3] = {1, 1, 1};
+        CUresult rc = ((PFN_cuTensorMapEncodeTiled_v12000)encode)(
+            &map, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 3, a->dq_acc, dims, strides, box, unit, CU_TENSOR_MAP_INTERLEAVE_NONE,
+            CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_NONE, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+        if (rc != CUDA_SUCCESS) {
+            fprintf(stderr, "soju: cuda: cuTensorMapEncodeTiled failed (%d) for the attention dQ sums\n", (int)rc);
+            abort();
+        }
+        hopper_bwd_kernel<true><<<grid, ATT_THREADS, HOP_BWD_BULK_SMEM, s>>>(*a, map);
+    } else {
+        hopper_bwd_kernel<false><<<grid, ATT_THREADS, HOP_BWD_SMEM, s>>>(*a, map);
+    }
     CUDA_LAUNCH_CHECK();
 }

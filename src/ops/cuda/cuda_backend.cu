@@ -254,7 +254,8 @@ extern "C" int soju_cuda_backend_create(soju_backend **out, soju_err *err) {
     st->gemm_tune = !st->deterministic && env_switch("SOJU_CUDA_GEMM_TUNE", true);
 #ifdef SOJU_WGMMA
     st->wgmma = prop.major == 9 && prop.minor == 0 && env_switch("SOJU_CUDA_WGMMA", true);
-    st->dq_bulk = st->wgmma && env_switch("SOJU_CUDA_DQ_BULK", false);
+    if (st->wgmma && env_switch("SOJU_CUDA_DQ_BULK", false) && !(st->dq_bulk_encode = hopper_tensor_map_encoder()))
+        fprintf(stderr, "soju: cuda: SOJU_CUDA_DQ_BULK ignored: the driver has no cuTensorMapEncodeTiled\n");
 #endif
     st->table = make_cuda_ops();
     if (env_switch("SOJU_CUDA_PROFILE", false)) {

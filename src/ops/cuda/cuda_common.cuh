@@ -108,10 +108,11 @@ struct soju_cuda_state {
     // on when the build has sm_90a code (SOJU_WGMMA), the GPU is compute
     // capability 9.0 and SOJU_CUDA_WGMMA is not 0
     int wgmma;
-    // with wgmma: the attention backward's dQ sums leave by bulk reductions
-    // from shared memory instead of atomics (SOJU_CUDA_DQ_BULK=1; off until
-    // timed on a GPU)
-    int dq_bulk;
+    // with wgmma and SOJU_CUDA_DQ_BULK=1 (off until timed on a GPU): the
+    // attention backward's dQ sums leave by tensor-map bulk reductions from
+    // shared memory instead of atomics; this is the driver's
+    // cuTensorMapEncodeTiled for them, NULL when off
+    void *dq_bulk_encode;
     void *profile; // per-op timing (profile.cu), NULL unless SOJU_CUDA_PROFILE=1
     soju_backend_ops table; // this backend's op table (profiled or plain)
 };
@@ -259,6 +260,8 @@ void cuda_rope_backward(soju_backend *be, void *dx, const float *table, const in
 
 // attention.cu
 void cuda_attention_init(void);
+// the driver's cuTensorMapEncodeTiled (attention_hopper.cu), NULL when it lacks it
+void *hopper_tensor_map_encoder(void);
 void cuda_norm_init(void);
 void cuda_attention_forward(soju_backend *be, void *out, float *lse, const void *qkv, const int32_t *doc_ids, int B,
                             int T, int NH, int NKV, int hd, int window, float scale);

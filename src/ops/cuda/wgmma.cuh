@@ -23,6 +23,7 @@
 // of the two offsets is ever used (the 8-row step), so both are set to 1024.
 #pragma once
 
+#include <cuda.h> // CUtensorMap
 #include <stdint.h>
 
 #include "attention_common.cuh" // ldmatrix, mma fragment helpers
@@ -85,13 +86,16 @@ template <int N> __device__ __forceinline__ void wg_wait() {
 // wgmma or by a bulk copy (the async proxy)
 __device__ __forceinline__ void fence_async_smem() { HOPPER_ASM("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 
-// Bulk copies (cp.async.bulk, sm_90): `bytes` (a multiple of 16) of shared
-// memory added as floats into global memory by the copy engine, each element
-// atomically, in the issuing thread's bulk group; the waits are the issuing
-// thread's: .read lets the source be reused, the plain wait means done.
-__device__ __forceinline__ void bulk_reduce_add_f32(float *dst, uint32_t src, uint32_t bytes) {
-    HOPPER_ASM("cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [%0], [%1], %2;\n" ::"l"(dst), "r"(src),
-               "r"(bytes)
+// Bulk tensor copies (TMA, sm_90): the box of a 3-D tensor map at
+// coordinates (x, y, z), innermost first, added element by element
+// (atomically) into global memory from shared memory at `src`, laid out as the
+// map says (its swizzle); rows outside the tensor are skipped. In the issuing
+// thread's bulk group; the waits are that thread's: .read lets the source be
+// reused, the plain wait means done.
+__device__ __forceinline__ void tma_reduce_add_3d(const CUtensorMap *map, uint32_t src, int x, int y, int z) {
+    HOPPER_ASM("cp.reduce.async.bulk.tensor.3d.global.shared::cta.add.tile.bulk_group [%0, {%2, %3, %4}], [%1];\n" ::"l"(
+                   (uint64_t)map),
+               "r"(src), "r"(x), "r"(y), "r"(z)
                : "memory");
 }
 __device__ __forceinline__ void bulk_commit() { HOPPER_ASM("cp.async.bulk.commit_group;\n" ::: "memory"); }
