@@ -5,6 +5,10 @@
 //   ss MN-major: C = A^T B, A [k][m] and B [k][n] tiles      (dQ = dS K)
 //   rs K-major:  C = A B^T, A from registers, B [n][k] tile
 //   rs K-major, A by ldmatrix from its swizzled tile          (S = Q K^T)
+// and the attention backward's bulk dQ sums (SOJU_CUDA_DQ_BULK): an fp32
+// accumulator tile staged by wg_acc_to_swz_f32 and added into a [B][T][W]
+// tensor by two TMA reductions (tma_map_f32_rows, tma_reduce_add_3d), twice,
+// with the box partly past T, against the same sums on the host.
 // Build: nvcc -std=c++17 -arch=sm_90a -I src -o wgmma_probe tools/wgmma_probe.cu
 // Prints one line per case and exits 1 when any is off. scripts/gpu_check.sh
 // runs it when present, so a wrong descriptor shows up before the attention
@@ -54,6 +58,70 @@ __global__ void probe_kernel(const bf16 *A, const bf16 *B, float *C, int mode) {
         for (int e = 0; e < 4; e++) C[(warp * 16 + g + 8 * (e >> 1)) * 64 + nb * 8 + 2 * t4 + (e & 1)] = d[nb][e];
 }
 
+// Adds the 64 x 64 tile M (row-major) into the tensor of `map` at (x, y, z),
+// the way hopper_bwd_kernel<true> adds a dQ tile: accumulator registers ->
+// swizzled halves -> two TMA reductions by one thread.
+__global__ void tma_reduce_probe_kernel(const __grid_constant__ CUtensorMap map, const float *M, int x, int y, int z) {
+    __shared__ __align__(1024) unsigned char halves[2 * WG_TILE_BYTES];
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t4 = lane & 3;
+    wg_acc d;
+    for (int nb = 0; nb < 8; nb++)
+        for (int e = 0; e < 4; e++) d[nb][e] = M[(warp * 16 + g + 8 * (e >> 1)) * 64 + nb * 8 + 2 * t4 + (e & 1)];
+    wg_acc_to_swz_f32(halves, d, warp, g, t4);
+    fence_async_smem();
+    __syncthreads();
+    if (tid == 0) {
+        tma_reduce_add_3d(&map, smem_u32(halves), x, y, z);
+        tma_reduce_add_3d(&map, smem_u32(halves + WG_TILE_BYTES), x + 32, y, z);
+        bulk_commit();
+        bulk_wait();
+    }
+}
+
+// 1 when the TMA dQ path adds right. Tensor [2][100][128]: the tile goes to
+// (x 64, y 64, z 1) twice (rows 100-127 of the box fall outside and must be
+// skipped), and once more with other values to (x 0, y 0, z 0).
+static int tma_reduce_probe(void) {
+    const int B = 2, T = 100, W = 128, n = B * T * W;
+    void *encode = tensor_map_encoder();
+    if (!encode) {
+        printf("  tma probe: the driver has no cuTensorMapEncodeTiled FAIL\n");
+        return 0;
+    }
+    float *hM = (float *)malloc(2 * 64 * 64 * sizeof(float)), *want = (float *)calloc(n, sizeof(float));
+    float *got = (float *)malloc(n * sizeof(float));
+    for (int i = 0; i < 2 * 64 * 64; i++) hM[i] = (float)(i % 977) * 0.25f - 100.0f; // exact in fp32 sums
+    float *dM, *dT;
+    cudaMalloc(&dM, 2 * 64 * 64 * sizeof(float));
+    cudaMalloc(&dT, n * sizeof(float));
+    cudaMemcpy(dM, hM, 2 * 64 * 64 * sizeof(float), cudaMemcpyHostToDevice);
+    cudaMemset(dT, 0, n * sizeof(float));
+    CUtensorMap map;
+    if (tma_map_f32_rows(&map, encode, dT, B, T, W) != CUDA_SUCCESS) {
+        printf("  tma probe: tma_map_f32_rows failed FAIL\n");
+        return 0;
+    }
+    const int at[3][4] = {{64, 64, 1, 0}, {64, 64, 1, 0}, {0, 0, 0, 1}}; // x, y, z, which tile
+    for (int k = 0; k < 3; k++) {
+        const float *m = hM + at[k][3] * 64 * 64;
+        tma_reduce_probe_kernel<<<1, 128>>>(map, dM + at[k][3] * 64 * 64, at[k][0], at[k][1], at[k][2]);
+        for (int r = 0; r < 64; r++)
+            for (int c = 0; c < 64; c++)
+                if (at[k][1] + r < T) want[((long)at[k][2] * T + at[k][1] + r) * W + at[k][0] + c] += m[r * 64 + c];
+    }
+    cudaError_t e = cudaDeviceSynchronize();
+    if (e != cudaSuccess) {
+        printf("  tma probe: %s FAIL\n", cudaGetErrorString(e));
+        return 0;
+    }
+    cudaMemcpy(got, dT, n * sizeof(float), cudaMemcpyDeviceToHost);
+    int wrong = 0;
+    for (int i = 0; i < n; i++) wrong += got[i] != want[i];
+    printf("  tma probe dQ tile sums (3 adds, box past T) %d of %d values wrong %s\n", wrong, n, wrong ? "FAIL" : "ok");
+    cudaFree(dM), cudaFree(dT), free(hM), free(want), free(got);
+    return wrong == 0;
+}
+
 int main(void) {
     const int n = 64 * 64;
     bf16 *hA = (bf16 *)malloc(n * sizeof(bf16)), *hB = (bf16 *)malloc(n * sizeof(bf16));
@@ -97,5 +165,6 @@ int main(void) {
         bad |= !ok;
         printf("  wgmma probe %-24s max |err| %.2e %s\n", names[mode], worst, ok ? "ok" : "FAIL");
     }
+    bad |= !tma_reduce_probe();
     return bad;
 }

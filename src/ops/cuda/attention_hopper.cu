@@ -20,7 +20,6 @@
 // Tiles use wgmma's 128-byte swizzle (wgmma.cuh), filled by cp.async. Only
 // built into sm_90a code; the host uses it on compute capability 9.0 when the
 // build has sm_90a (SOJU_WGMMA) and SOJU_CUDA_WGMMA is not 0.
-#include <cudaTypedefs.h> // PFN_cuTensorMapEncodeTiled
 #include <string.h>
 
 #include "attention_common.cuh"
@@ -266,12 +265,7 @@ __global__ void __launch_bounds__(ATT_THREADS, 3) hopper_bwd_kernel(att_args p, 
 
         if (BULK) {
             __syncthreads(); // every warp's part of the dQ product has read dS^T
-#pragma unroll
-            for (int nb = 0; nb < 8; nb++) // columns 8 nb + 2 t4, + 1: half nb / 4, 16-byte chunk 2 (nb % 4) + t4 / 2
-#pragma unroll
-                for (int r = 0; r < 2; r++)
-                    *(float2 *)(dSs + (nb / 4) * WG_TILE_BYTES + swz(warp * 16 + g + 8 * r, 2 * (nb % 4) + (t4 >> 1)) +
-                                (t4 & 1) * 8) = make_float2(dq[nb][2 * r], dq[nb][2 * r + 1]);
+            wg_acc_to_swz_f32(dSs, dq, warp, g, t4);
         } else {
             const int h = kv_q_tile(p, kv, it).h;
             add_dq_rows<64>(p.dq_acc + ((long)b * T * NH + h) * 64, (long)NH * 64, dq, qs + warp * 16, T, g, t4);
@@ -306,14 +300,7 @@ void hopper_attention_forward(const att_args *a, cudaStream_t s) {
     CUDA_LAUNCH_CHECK();
 }
 
-void *hopper_tensor_map_encoder(void) {
-    void *fn = NULL;
-    cudaDriverEntryPointQueryResult found;
-    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &found) != cudaSuccess ||
-        found != cudaDriverEntryPointSuccess)
-        return NULL;
-    return fn;
-}
+void *hopper_tensor_map_encoder(void) { return tensor_map_encoder(); }
 
 // dQ sums go to a->dq_acc (zeroed by the caller, turned into bf16 after):
 // by atomics, or with `encode` (hopper_tensor_map_encoder) by bulk reductions.
@@ -322,13 +309,7 @@ void hopper_attention_backward(const att_args *a, void *encode, cudaStream_t s) 
     CUtensorMap map;
     memset(&map, 0, sizeof map);
     if (encode) {
-        // [B][T][NH x 64] fp32, innermost first; strides in bytes of dims 1, 2
-        cuuint64_t dims[3] = {(cuuint64_t)a->NH * 64, (cuuint64_t)a->T, (cuuint64_t)a->B};
-        cuuint64_t strides[2] = {(cuuint64_t)a->NH * 64 * sizeof(float), (cuuint64_t)a->T * a->NH * 64 * sizeof(float)};
-        cuuint32_t box[3] = {32, ATT_BLK, 1}, unit[3] = {1, 1, 1};
-        CUresult rc = ((PFN_cuTensorMapEncodeTiled_v12000)encode)(
-            &map, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 3, a->dq_acc, dims, strides, box, unit, CU_TENSOR_MAP_INTERLEAVE_NONE,
-            CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_NONE, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+        CUresult rc = tma_map_f32_rows(&map, encode, a->dq_acc, a->B, a->T, a->NH * 64);
         if (rc != CUDA_SUCCESS) {
             fprintf(stderr, "soju: cuda: cuTensorMapEncodeTiled failed (%d) for the attention dQ sums\n", (int)rc);
             abort();

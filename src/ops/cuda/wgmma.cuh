@@ -23,7 +23,8 @@
 // of the two offsets is ever used (the 8-row step), so both are set to 1024.
 #pragma once
 
-#include <cuda.h> // CUtensorMap
+#include <cuda.h>         // CUtensorMap
+#include <cudaTypedefs.h> // PFN_cuTensorMapEncodeTiled
 #include <stdint.h>
 
 #include "attention_common.cuh" // ldmatrix, mma fragment helpers
@@ -101,6 +102,41 @@ __device__ __forceinline__ void tma_reduce_add_3d(const CUtensorMap *map, uint32
 __device__ __forceinline__ void bulk_commit() { HOPPER_ASM("cp.async.bulk.commit_group;\n" ::: "memory"); }
 __device__ __forceinline__ void bulk_wait_read() { HOPPER_ASM("cp.async.bulk.wait_group.read 0;\n" ::: "memory"); }
 __device__ __forceinline__ void bulk_wait() { HOPPER_ASM("cp.async.bulk.wait_group 0;\n" ::: "memory"); }
+
+// A warpgroup's 64 x 64 fp32 accumulator tile d (warp `warp`'s rows, lane
+// g, t4) into two 64 x 32 halves at `halves` (columns 0-31, then 32-63), each
+// 64 rows of 128 bytes in the 128-byte swizzle: the shared-memory layout of a
+// TMA box of 32 floats x 64 rows with CU_TENSOR_MAP_SWIZZLE_128B.
+__device__ __forceinline__ void wg_acc_to_swz_f32(unsigned char *halves, const wg_acc d, int warp, int g, int t4) {
+#pragma unroll
+    for (int nb = 0; nb < 8; nb++) // columns 8 nb + 2 t4, + 1: half nb / 4, 16-byte chunk 2 (nb % 4) + t4 / 2
+#pragma unroll
+        for (int r = 0; r < 2; r++)
+            *(float2 *)(halves + (nb / 4) * WG_TILE_BYTES + swz(warp * 16 + g + 8 * r, 2 * (nb % 4) + (t4 >> 1)) +
+                        (t4 & 1) * 8) = make_float2(d[nb][2 * r], d[nb][2 * r + 1]);
+}
+
+// Host: the driver's cuTensorMapEncodeTiled (through the runtime, so nothing
+// links libcuda), or NULL when the driver lacks it.
+static inline void *tensor_map_encoder(void) {
+    void *fn = NULL;
+    cudaDriverEntryPointQueryResult found;
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &found) != cudaSuccess ||
+        found != cudaDriverEntryPointSuccess)
+        return NULL;
+    return fn;
+}
+
+// Host: fp32 rows [B][T][width] at `base` as a tensor map whose box is 32
+// floats x 64 rows x 1, in the 128-byte swizzle (wg_acc_to_swz_f32's halves).
+static inline CUresult tma_map_f32_rows(CUtensorMap *map, void *encode, float *base, int B, int T, int width) {
+    cuuint64_t dims[3] = {(cuuint64_t)width, (cuuint64_t)T, (cuuint64_t)B}; // innermost first
+    cuuint64_t strides[2] = {(cuuint64_t)width * sizeof(float), (cuuint64_t)T * width * sizeof(float)}; // dims 1, 2
+    cuuint32_t box[3] = {32, 64, 1}, unit[3] = {1, 1, 1};
+    return ((PFN_cuTensorMapEncodeTiled_v12000)encode)(map, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 3, base, dims, strides, box,
+                                                        unit, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                                                        CU_TENSOR_MAP_L2_PROMOTION_NONE, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+}
 
 #define WG_D_REGS "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}"
 #define WG_D_OUTS "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
