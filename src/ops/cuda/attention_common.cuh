@@ -85,10 +85,6 @@ __device__ __forceinline__ void load_tile(bf16 *tile, const bf16 *src, long stri
     }
 }
 
-__device__ __forceinline__ bool visible(int qi, int kj, int qdoc, int kdoc, bool docs, int window) {
-    return kj <= qi && (!docs || qdoc == kdoc) && (window <= 0 || qi - kj < window);
-}
-
 struct att_args {
     const bf16 *qkv, *dout, *out;
     bf16 *o, *dqkv;
