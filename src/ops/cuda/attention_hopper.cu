@@ -15,7 +15,9 @@
 // K-major), P^T and dS^T in registers, dV += P^T dO and dK += dS^T Q with
 // register A fragments and dO, Q read MN-major; dS^T goes to shared memory
 // for dQ = dS K (dS read M-major, K MN-major), whose 64 x 64 sums are added
-// into the fp32 dQ buffer with atomics as in attention.cu.
+// into the fp32 dQ buffer with atomics as in attention.cu, or (with
+// SOJU_CUDA_DQ_BULK=1) staged in shared memory and added by two TMA
+// reductions per tile.
 //
 // Tiles use wgmma's 128-byte swizzle (wgmma.cuh), filled by cp.async. Only
 // built into sm_90a code; the host uses it on compute capability 9.0 when the
