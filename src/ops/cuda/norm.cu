@@ -243,9 +243,9 @@ __global__ void __launch_bounds__(256) layernorm_bwd_regs_kernel(bf16 *dinp, flo
         for (int j = 0; j < NV; j++) {
             int c = lane * 8 + 256 * j;
             if (c < C) {
-                xr[j] = *(const bf16x8 *)(inp + at0 + c);
-                dyr[j] = *(const bf16x8 *)(dout + at0 + c);
-                dxr[j] = *(const bf16x8 *)(dinp + at0 + c);
+                xr[j] = ld_bf16x8(inp + at0 + c);
+                dyr[j] = ld_bf16x8(dout + at0 + c);
+                dxr[j] = ld_bf16x8(dinp + at0 + c);
             }
         }
         const float m = mean[row], s = rstd[row];
