@@ -9,11 +9,7 @@
 #    GPU (tools/sass_report.sh shows where the spills land; bench/CUDA_NOTES.md).
 # The flags are the CMake build's (cmake/cuda.cmake). Skips without nvcc.
 set -u
-cd "$(dirname "$0")/../.."
-NVCC=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
-[ -x "$NVCC" ] || { echo "SKIP: no nvcc"; exit 77; }
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/nvcc_env.sh"
 # mangled-name pattern, most spill-store bytes allowed
 budget="
 hopper_fwd_kernel 0
