@@ -36,7 +36,7 @@ __device__ __forceinline__ void ldsm_x4_t(uint32_t r[4], uint32_t addr) {
 
 __device__ __forceinline__ void cp_async16(bf16 *smem, const bf16 *gmem, bool valid) {
     uint32_t addr = (uint32_t)__cvta_generic_to_shared(smem);
-    int n = valid ? 16 : 0; // 0: fill the 16 bytes with zeros, read nothing
+    int n = valid ? 16 : 0; // 0: fill the 16 bytes with zeros, read nothing (gmem may then be any address)
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(addr), "l"(gmem), "r"(n));
 }
 // 4 bytes; zero-filled when !valid
@@ -74,14 +74,15 @@ template <int LD> __device__ __forceinline__ uint32_t at(int r, int c) { return 
 __device__ __forceinline__ uint32_t smem_u32(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
 
 // Copy `rows` (<= 64) rows of HD bf16 from global (row stride `stride`) into
-// a shared tile; rows at or beyond `valid_rows` are zero-filled.
+// a shared tile; rows at or beyond `valid_rows` are zero-filled (their copies
+// read nothing, so their addresses, which may lie past the tensor, are passed
+// as they are).
 template <int HD, int LD>
 __device__ __forceinline__ void load_tile(bf16 *tile, const bf16 *src, long stride, int valid_rows, int tid) {
     constexpr int CHUNKS = HD / 8;
     for (int idx = tid; idx < ATT_BLK * CHUNKS; idx += ATT_THREADS) {
         int r = idx / CHUNKS, c = (idx % CHUNKS) * 8;
-        bool ok = r < valid_rows;
-        cp_async16(tile + r * LD + c, ok ? src + (long)r * stride + c : src, ok);
+        cp_async16(tile + r * LD + c, src + (long)r * stride + c, r < valid_rows);
     }
 }
 

@@ -30,17 +30,17 @@
 // 64 rows of 64 bf16 from global (row stride `stride`) into a swizzled tile;
 // rows at or beyond valid_rows are zero-filled. Thread tid copies chunk
 // tid % 8 of rows tid / 8 + 16 j: rows 16 apart share their swizzle, so the
-// shared-memory offsets differ by constants.
+// shared-memory offsets differ by constants. A zero-filled row's copy reads
+// nothing (source size 0), so its address, which may lie past the tensor,
+// is passed as it is instead of being replaced (a select per copy).
 __device__ __forceinline__ void load_tile_swz(unsigned char *tile, const bf16 *src, long stride, int valid_rows,
                                               int tid) {
     const int r0 = tid >> 3, c = tid & 7;
     unsigned char *dst = tile + swz(r0, c);
     const bf16 *from = src + (long)r0 * stride + c * 8;
 #pragma unroll
-    for (int j = 0; j < ATT_BLK / 16; j++) {
-        bool ok = r0 + 16 * j < valid_rows;
-        cp_async16((bf16 *)(dst + j * 16 * 128), ok ? from + j * 16 * stride : src, ok);
-    }
+    for (int j = 0; j < ATT_BLK / 16; j++)
+        cp_async16((bf16 *)(dst + j * 16 * 128), from + j * 16 * stride, r0 + 16 * j < valid_rows);
 }
 
 // d += P B over k = 64: P a warp's accumulator rows (k along their columns)
