@@ -403,6 +403,12 @@ __device__ __forceinline__ void finish_rows(const att_args &p, const q_block &qb
     }
 }
 
+// The per-query values (lse, D) of the two columns 8 nb + 2 t4, + 1 that a
+// thread's accumulator tile holds: one 8-byte shared-memory load.
+__device__ __forceinline__ float2 pair_at(const float *v, int nb, int t4) {
+    return *(const float2 *)(v + nb * 8 + 2 * t4);
+}
+
 // Backward, a warp's keys kj[0..1] against the 64 queries qs.. of a tile:
 // S^T in s becomes P^T = 2^(s scale log2(e) - lse2[query]), 0 where the mask
 // hides the pair (`full`: a tile the causal mask cannot touch).
@@ -410,9 +416,11 @@ __device__ __forceinline__ void probs_t(acc_tile s[8], const att_args &p, const 
                                         const int kj[2], const int kdoc[2], bool full, bool docs, int t4) {
     if (full) {
 #pragma unroll
-        for (int nb = 0; nb < 8; nb++)
+        for (int nb = 0; nb < 8; nb++) {
+            const float2 l2 = pair_at(L, nb, t4);
 #pragma unroll
-            for (int e = 0; e < 4; e++) s[nb][e] = exp2f(fmaf(s[nb][e], p.scale_log2, -L[nb * 8 + 2 * t4 + (e & 1)]));
+            for (int e = 0; e < 4; e++) s[nb][e] = exp2f(fmaf(s[nb][e], p.scale_log2, -(e & 1 ? l2.y : l2.x)));
+        }
         return;
     }
     // A tile the mask touches: query qs + 2 t4 + rel (rel = 8 nb + c) sees key
@@ -428,26 +436,30 @@ __device__ __forceinline__ void probs_t(acc_tile s[8], const att_args &p, const 
         last[r] = p.window > 0 ? min(kj[r] + p.window - 1 - qs - 2 * t4, ATT_BLK) : ATT_BLK;
     }
 #pragma unroll
-    for (int nb = 0; nb < 8; nb++)
+    for (int nb = 0; nb < 8; nb++) {
+        const float2 l2 = pair_at(L, nb, t4);
+        const int2 qd = *(const int2 *)(QD + nb * 8 + 2 * t4);
 #pragma unroll
         for (int c = 0; c < 2; c++) {
-            const int col = nb * 8 + 2 * t4 + c, qd = QD[col], rel = nb * 8 + c;
-            const float l2 = L[col];
+            const int rel = nb * 8 + c;
 #pragma unroll
             for (int r = 0; r < 2; r++) {
-                float pv = exp2f(fmaf(s[nb][2 * r + c], p.scale_log2, -l2));
-                bool vis = (rel >= first[r]) & (rel <= last[r]) & (!docs | (qd == kdoc[r]));
+                float pv = exp2f(fmaf(s[nb][2 * r + c], p.scale_log2, -(c ? l2.y : l2.x)));
+                bool vis = (rel >= first[r]) & (rel <= last[r]) & (!docs | ((c ? qd.y : qd.x) == kdoc[r]));
                 s[nb][2 * r + c] = vis ? pv : 0.0f;
             }
         }
+    }
 }
 
 // dS^T = P^T (dP^T - D[query]) in place of P^T.
 __device__ __forceinline__ void grad_scores_t(acc_tile s[8], const acc_tile dp[8], const float *Dq, int t4) {
 #pragma unroll
-    for (int nb = 0; nb < 8; nb++)
+    for (int nb = 0; nb < 8; nb++) {
+        const float2 d2 = pair_at(Dq, nb, t4);
 #pragma unroll
-        for (int e = 0; e < 4; e++) s[nb][e] *= dp[nb][e] - Dq[nb * 8 + 2 * t4 + (e & 1)];
+        for (int e = 0; e < 4; e++) s[nb][e] *= dp[nb][e] - (e & 1 ? d2.y : d2.x);
+    }
 }
 
 // A warp's 16 rows (queries q0 + g, + 8) of a dQ tile added into the fp32
