@@ -227,7 +227,7 @@ __global__ void partial_finish_kernel(float *out, const float *partial, int n, i
 // then adds its 8 warps' partials in order into part ([dw, db][block][C]),
 // and partial_finish_kernel adds the blocks' in order: deterministic.
 template <int NV>
-__global__ void __launch_bounds__(256) layernorm_bwd_regs_kernel(bf16 *dinp, float *part, const bf16 *dout,
+__global__ void __launch_bounds__(256, 2) layernorm_bwd_regs_kernel(bf16 *dinp, float *part, const bf16 *dout,
                                                                  const bf16 *inp, const bf16 *w, const float *mean,
                                                                  const float *rstd, int BT, int C) {
     extern __shared__ float sp[];
@@ -248,44 +248,58 @@ __global__ void __launch_bounds__(256) layernorm_bwd_regs_kernel(bf16 *dinp, flo
                 dxr[j] = ld_bf16x8(dinp + at0 + c);
             }
         }
-        const float m = mean[row], s = rstd[row];
-        float gsum = 0.0f, gnsum = 0.0f;
-#pragma unroll
-        for (int j = 0; j < NV; j++) {
-            int c = lane * 8 + 256 * j;
-            if (c >= C) continue;
-            float g[8];
-            load8(w + c, g);
+        // First pass: n = (x - mean) rstd and g = dy w of each element and
+        // their sums. Up to C = 768 (NV <= 3) n and g stay in registers for
+        // the second pass (at two blocks per SM; unpacking the bf16 inputs and
+        // recomputing them there cost about 100 of the row's 690 instructions);
+        // wider rows recompute them, which keeps the registers under 128.
+        constexpr bool KEEP = NV <= 3;
+        const float m = mean[row], s = rstd[row], ms = m * s;
+        float n[KEEP ? NV : 1][8], g[KEEP ? NV : 1][8], gsum = 0.0f, gnsum = 0.0f;
+        auto terms = [&](int j, float nj[8], float gj[8]) { // n and g of vector j
+            float wj[8];
+            load8(w + lane * 8 + 256 * j, wj);
 #pragma unroll
             for (int k = 0; k < 4; k++) {
                 float2 v = __bfloat1622float2(xr[j].v[k]), d = __bfloat1622float2(dyr[j].v[k]);
-                float g0 = d.x * g[2 * k], g1 = d.y * g[2 * k + 1];
-                gsum += g0 + g1;
-                gnsum += g0 * (v.x - m) * s + g1 * (v.y - m) * s;
+                nj[2 * k] = fmaf(v.x, s, -ms), nj[2 * k + 1] = fmaf(v.y, s, -ms);
+                gj[2 * k] = d.x * wj[2 * k], gj[2 * k + 1] = d.y * wj[2 * k + 1];
+            }
+        };
+#pragma unroll
+        for (int j = 0; j < NV; j++) {
+            if (lane * 8 + 256 * j >= C) continue;
+            float *nj = n[KEEP ? j : 0], *gj = g[KEEP ? j : 0];
+            terms(j, nj, gj);
+#pragma unroll
+            for (int k = 0; k < 8; k++) {
+                gsum += gj[k];
+                gnsum = fmaf(gj[k], nj[k], gnsum);
             }
         }
         const float gmean = warp_sum(gsum) / C, gnmean = warp_sum(gnsum) / C;
+        // Second pass: dinp += rstd (g - mean(g) - n mean(g n)); the row's
+        // dy n and dy into the warp's partial sums of dw and db.
 #pragma unroll
         for (int j = 0; j < NV; j++) {
             int c = lane * 8 + 256 * j;
             if (c >= C) continue;
-            float g[8], n[8], d[8], acc[8];
-            load8(w + c, g);
+            float *nj = n[KEEP ? j : 0], *gj = g[KEEP ? j : 0];
+            if (!KEEP) terms(j, nj, gj);
+            float d[8], acc[8];
 #pragma unroll
             for (int k = 0; k < 4; k++) {
-                float2 v = __bfloat1622float2(xr[j].v[k]), dd = __bfloat1622float2(dyr[j].v[k]),
-                       a = __bfloat1622float2(dxr[j].v[k]);
-                n[2 * k] = (v.x - m) * s, n[2 * k + 1] = (v.y - m) * s;
+                float2 dd = __bfloat1622float2(dyr[j].v[k]), a = __bfloat1622float2(dxr[j].v[k]);
                 d[2 * k] = dd.x, d[2 * k + 1] = dd.y;
                 acc[2 * k] = a.x, acc[2 * k + 1] = a.y;
             }
 #pragma unroll
-            for (int k = 0; k < 8; k++) acc[k] += s * (d[k] * g[k] - gmean - n[k] * gnmean);
+            for (int k = 0; k < 8; k++) acc[k] = fmaf(s, fmaf(-gnmean, nj[k], gj[k] - gmean), acc[k]);
             store8(dinp + at0 + c, acc);
             float4 *qw = (float4 *)(pw + c), *qb = (float4 *)(pb + c);
             float4 w0 = qw[0], w1 = qw[1], b0 = qb[0], b1 = qb[1];
-            w0.x += d[0] * n[0], w0.y += d[1] * n[1], w0.z += d[2] * n[2], w0.w += d[3] * n[3];
-            w1.x += d[4] * n[4], w1.y += d[5] * n[5], w1.z += d[6] * n[6], w1.w += d[7] * n[7];
+            w0.x += d[0] * nj[0], w0.y += d[1] * nj[1], w0.z += d[2] * nj[2], w0.w += d[3] * nj[3];
+            w1.x += d[4] * nj[4], w1.y += d[5] * nj[5], w1.z += d[6] * nj[6], w1.w += d[7] * nj[7];
             b0.x += d[0], b0.y += d[1], b0.z += d[2], b0.w += d[3];
             b1.x += d[4], b1.y += d[5], b1.z += d[6], b1.w += d[7];
             qw[0] = w0, qw[1] = w1, qb[0] = b0, qb[1] = b1;
