@@ -315,7 +315,8 @@ __global__ void __launch_bounds__(ATT_THREADS, DQ && HD <= 64 ? 3 : 1) flash_bwd
     zero_tiles<HD / 8>(dv);
 
     for (int it = 0; it < ntiles; it++) {
-        const int buf = it & 1, qs = k0 + (it % kv.nqt) * ATT_BLK;
+        const q_tile tile = kv_q_tile(p, kv, it); // this iteration's query head and first query
+        const int buf = it & 1, qs = tile.qs;
         if (it + 1 < ntiles) load_q(it + 1, buf ^ 1);
         cp_async_commit();
         const uint32_t Q_u = smem_u32(Qs) + buf * at<LD>(ATT_BLK, 0), dO_u = smem_u32(dOs) + buf * at<LD>(ATT_BLK, 0);
@@ -363,8 +364,7 @@ __global__ void __launch_bounds__(ATT_THREADS, DQ && HD <= 64 ? 3 : 1) flash_bwd
                     mma16816(dq[2 * dp + 1], a, bb[2], bb[3]);
                 }
             }
-            const int h = kv_q_tile(p, kv, it).h;
-            add_dq_rows<HD>(p.dq_acc + ((long)b * T * NH + h) * HD, (long)NH * HD, dq, qs + warp * 16, T, g, t4);
+            add_dq_rows<HD>(p.dq_acc + ((long)b * T * NH + tile.h) * HD, (long)NH * HD, dq, qs + warp * 16, T, g, t4);
         }
         cp_async_wait_all();
         __syncthreads();

@@ -39,7 +39,7 @@ __device__ __forceinline__ void cp_async16(bf16 *smem, const bf16 *gmem, bool va
     int n = valid ? 16 : 0; // 0: fill the 16 bytes with zeros, read nothing (gmem may then be any address)
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(addr), "l"(gmem), "r"(n));
 }
-// 4 bytes; zero-filled when !valid
+// 4 bytes; zero-filled when !valid (reading nothing: gmem may then be any address)
 __device__ __forceinline__ void cp_async4(void *smem, const void *gmem, bool valid) {
     uint32_t addr = (uint32_t)__cvta_generic_to_shared(smem);
     int n = valid ? 4 : 0;
@@ -259,31 +259,33 @@ __device__ __forceinline__ q_tile kv_q_tile(const att_args &p, const kv_block &k
 
 // A query tile's base-2 log-sum-exp, D and document ids into shared memory by
 // cp.async (threads 0..63, one row each); rows past the end read 0 (their dO
-// and D are 0: no gradient).
+// and D are 0: no gradient), reading nothing at their addresses, as in
+// load_tile.
 __device__ __forceinline__ void load_q_stats(const att_args &p, const kv_block &kv, q_tile t, float *lse2, float *D,
                                              int *qdoc, int tid) {
     if (tid >= ATT_BLK) return;
-    bool ok = tid < t.valid;
-    long at_ = ((long)kv.b * p.NH + t.h) * p.T + t.qs + tid;
-    cp_async4(lse2 + tid, ok ? p.lse2 + at_ : p.lse2, ok);
-    cp_async4(D + tid, ok ? p.D + at_ : p.D, ok);
-    if (kv.doc) cp_async4(qdoc + tid, ok ? kv.doc + t.qs + tid : kv.doc, ok);
+    const bool ok = tid < t.valid;
+    const long at_ = ((long)kv.b * p.NH + t.h) * p.T + t.qs + tid;
+    cp_async4(lse2 + tid, p.lse2 + at_, ok);
+    cp_async4(D + tid, p.D + at_, ok);
+    if (kv.doc) cp_async4(qdoc + tid, kv.doc + t.qs + tid, ok);
 }
 
 // Scores of a key tile that the mask can touch (diagonal, edges) set to -inf
 // (raw scores) or to 0 (probabilities): `fill`. Interior tiles skip this.
 __device__ __forceinline__ void mask_tile(acc_tile s[8], float fill, const int qi[2], const int qdoc[2], int k0,
                                           int hi, const int *kdoc, bool docs, int window, int t4) {
-    if (!docs && window <= 0) {
-        // Causal only (the common case, and the benchmarks'): key k0 + c
-        // (c = 8 nb + 2 t4 + e % 2) is visible to row r when k0 + c <=
-        // min(qi[r], hi - 1): one compare against a constant and a select per
-        // score, 75 instructions per tile in the Hopper forward's SASS against
-        // 200 for the general path below (and 440 for the general test written
-        // with && and a conditional load, as before).
-        int last[2];
+    // Key k0 + 2 t4 + c (c = 8 nb + e % 2) is causal and before hi for row r
+    // when c <= last[r].
+    int last[2];
 #pragma unroll
-        for (int r = 0; r < 2; r++) last[r] = min(qi[r], hi - 1) - k0 - 2 * t4;
+    for (int r = 0; r < 2; r++) last[r] = min(qi[r], hi - 1) - k0 - 2 * t4;
+    if (!docs && window <= 0) {
+        // Causal only (the common case, and the benchmarks'): one compare
+        // against a constant and a select per score, 75 instructions per tile
+        // in the Hopper forward's SASS against 200 for the general path below
+        // (and 440 for the general test written with && and a conditional
+        // load, as before).
 #pragma unroll
         for (int nb = 0; nb < 8; nb++)
 #pragma unroll
@@ -300,9 +302,6 @@ __device__ __forceinline__ void mask_tile(acc_tile s[8], float fill, const int q
 #pragma unroll
     for (int r = 0; r < 2; r++)
         first[r] = (window > 0 ? max(qi[r] - window + 1, k0) : k0) - k0 - 2 * t4; // never below the tile's start
-    int last[2];
-#pragma unroll
-    for (int r = 0; r < 2; r++) last[r] = min(qi[r], hi - 1) - k0 - 2 * t4;
 #pragma unroll
     for (int nb = 0; nb < 8; nb++)
 #pragma unroll

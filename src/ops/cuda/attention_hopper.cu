@@ -201,7 +201,8 @@ __global__ void __launch_bounds__(ATT_THREADS, 3) hopper_bwd_kernel(att_args p, 
     zero_tiles<8>(dv);
 
     for (int it = 0; it < ntiles; it++) {
-        const int buf = it & 1, qs = k0 + (it % kv.nqt) * ATT_BLK;
+        const q_tile tile = kv_q_tile(p, kv, it); // this iteration's query head and first query
+        const int buf = it & 1, qs = tile.qs;
         if (it + 1 < ntiles) load_q(it + 1, buf ^ 1);
         cp_async_commit();
         const uint32_t Q_u = smem_u32(Qs + buf * 2 * WG_TILE_BYTES), dO_u = smem_u32(dOs + buf * 2 * WG_TILE_BYTES);
@@ -269,16 +270,14 @@ __global__ void __launch_bounds__(ATT_THREADS, 3) hopper_bwd_kernel(att_args p, 
             __syncthreads(); // every warp's part of the dQ product has read dS^T
             wg_acc_to_swz_f32(dSs, dq, warp, g, t4);
         } else {
-            const int h = kv_q_tile(p, kv, it).h;
-            add_dq_rows<64>(p.dq_acc + ((long)b * T * NH + h) * 64, (long)NH * 64, dq, qs + warp * 16, T, g, t4);
+            add_dq_rows<64>(p.dq_acc + ((long)b * T * NH + tile.h) * 64, (long)NH * 64, dq, qs + warp * 16, T, g, t4);
         }
         cp_async_wait_all();
         fence_async_smem(); // also: the staged dQ rows, written by ordinary stores, are read by the copy engine
         __syncthreads();
         if (BULK && tid == 0) { // the tile's two halves into the fp32 sums (rows past T are outside the map)
-            const q_tile t = kv_q_tile(p, kv, it);
-            tma_reduce_add_3d(&dq_map, smem_u32(dSs), t.h * 64, t.qs, b);
-            tma_reduce_add_3d(&dq_map, smem_u32(dSs + WG_TILE_BYTES), t.h * 64 + 32, t.qs, b);
+            tma_reduce_add_3d(&dq_map, smem_u32(dSs), tile.h * 64, qs, b);
+            tma_reduce_add_3d(&dq_map, smem_u32(dSs + WG_TILE_BYTES), tile.h * 64 + 32, qs, b);
             bulk_commit();
         }
     }
