@@ -15,7 +15,7 @@ bin=${SOJU_GPU_BIN:-$root/build-gpu}
 ab_env=${AB_ENV:-}
 bin_a=${BIN_A:-$bin/gpu_train}
 [ -n "$ab_env" ] || [ -n "${BIN_A:-}" ] || { echo "gpu_ab.sh: set AB_ENV (and/or BIN_A)"; exit 2; }
-run() { # label, gpu_train, env..., then gpu_train arguments after --
+run() { # gpu_train, then NAME=value environment words, then -- and gpu_train's arguments
     local prog=$1; shift
     local envs=()
     while [ "$1" != -- ]; do envs+=("$1"); shift; done
@@ -23,6 +23,8 @@ run() { # label, gpu_train, env..., then gpu_train arguments after --
     env ${envs[@]+"${envs[@]}"} LD_LIBRARY_PATH="${SOJU_GPU_LIB:+$SOJU_GPU_LIB:}${LD_LIBRARY_PATH:-}" "$prog" "$@" 2>&1
 }
 field() { echo "$1" | tr ' ' '\n' | sed -n "s|^$2=||p"; }
+# an op's line of a --profile table: "total ms (ms/call)", or the total line's "ms"
+op_time() { echo "$1" | awk -v o="$2" '$1 == o { print ($2 ~ /^[0-9]+$/ ? $3 " ms (" $4 "/call)" : $2 " ms") }'; }
 read -r -a variant <<<"$ab_env"
 for arch in ${ARCHS:-gpt2}; do
     args=(--arch "$arch" --micro 64 --batch 64 --seq 1024 --steps "${STEPS:-10}" --warmup "${WARMUP:-3}")
@@ -37,8 +39,7 @@ for arch in ${ARCHS:-gpt2}; do
     ops=${OPS:-attention_backward attention_forward}
     pa=$(run "$bin_a" -- "${prof[@]}") pb=$(run "$bin/gpu_train" ${variant[@]+"${variant[@]}"} -- "${prof[@]}")
     for op in $ops total; do
-        ra=$(echo "$pa" | awk -v o="$op" '$1 == o { print ($2 ~ /^[0-9]+$/ ? $3 " ms (" $4 "/call)" : $2 " ms") }')
-        rb=$(echo "$pb" | awk -v o="$op" '$1 == o { print ($2 ~ /^[0-9]+$/ ? $3 " ms (" $4 "/call)" : $2 " ms") }')
+        ra=$(op_time "$pa" "$op") rb=$(op_time "$pb" "$op")
         printf '   %-22s A %-26s B %s\n' "$op" "${ra:--}" "${rb:--}"
     done
 done
