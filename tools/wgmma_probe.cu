@@ -7,7 +7,7 @@
 //   rs K-major, A by ldmatrix from its swizzled tile          (S = Q K^T)
 // and the attention backward's bulk dQ sums (SOJU_CUDA_DQ_BULK): an fp32
 // accumulator tile staged by wg_acc_to_swz_f32 and added into a [B][T][W]
-// tensor by two TMA reductions (tma_map_f32_rows, tma_reduce_add_3d), twice,
+// tensor by two TMA reductions (tma_map_f32_rows, tma_reduce_add_3d), three times,
 // with the box partly past T, against the same sums on the host.
 // Build: nvcc -std=c++17 -arch=sm_90a -I src -o wgmma_probe tools/wgmma_probe.cu
 // Prints one line per case and exits 1 when any is off. scripts/gpu_check.sh
