@@ -18,6 +18,8 @@
 #   OUT=dir            where full logs go (default /tmp/soju-gpu-check)
 #   SOJU_GPU_LIB=dir   extra shared libraries for the prebuilt soju binaries only
 #   SOJU_CUDA_WGMMA=0  Hopper: the head-dim-64 attention on mma.sync instead of wgmma
+#   (the checks also run with SOJU_CUDA_DQ_BULK=1 and SOJU_CUDA_ATT_FWD128=1 on Hopper:
+#    attention variants that are off by default until timed)
 #   (scripts/gpu_ab.sh times one such switch, or an older binary, against the default)
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -78,6 +80,9 @@ SOJU_CUDA_DETERMINISTIC=1 run_check cuda_step_deterministic "$bin/model_test_cud
 if nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | grep -q '^9\.0'; then
     SOJU_CUDA_DQ_BULK=1 run_check cuda_ops_dq_bulk "$bin/ops_test_cuda_ops"
     SOJU_CUDA_DQ_BULK=1 run_check cuda_step_dq_bulk "$bin/model_test_cuda_step"
+    # and the forward with two warpgroups (128 queries) per block
+    SOJU_CUDA_ATT_FWD128=1 run_check cuda_ops_fwd128 "$bin/ops_test_cuda_ops"
+    SOJU_CUDA_ATT_FWD128=1 run_check cuda_step_fwd128 "$bin/model_test_cuda_step"
 fi
 run_check optimizer_ops "$bin/ops_test_optimizer_ops"
 [ -x "$bin/model_test_recompute" ] && run_check recompute_cpu "$bin/model_test_recompute"

@@ -5,7 +5,8 @@
 // read four times per block; wgmma reads it once per warpgroup, straight
 // from shared memory, and runs asynchronously while the warps go on.
 //
-// Forward (one warpgroup = one block = 64 queries): per key tile S = Q K^T
+// Forward (one warpgroup = 64 queries; one or two per block, sharing the
+// K/V tiles): per key tile S = Q K^T
 // (both read K-major from shared memory), the online softmax in registers as
 // before, O += P V with P as register A fragments and V read
 // transposed (MN-major) from its row-major tile.
@@ -66,35 +67,56 @@ __device__ __forceinline__ unsigned char *smem_1k(unsigned char *raw) {
 
 // ---------------------------------------------------------------- forward
 
-#define HOP_FWD_SMEM (5 * WG_TILE_BYTES + 2 * ATT_BLK * (int)sizeof(int) + 1024)
+// A block is WGS warpgroups, warpgroup w owning the 64 queries q0 + 64 w ..:
+// they share every K/V tile, which is then read from L2 once per 64 WGS
+// queries. WGS = 1: 5 blocks (20 warps) per SM at 96 registers; the K and V
+// tiles of a GPT-2 layer then cross L2 8.5 times each on average, about
+// 1.7 GB per call: 4 TB/s at 0.42 ms, a good part of what H100's L2 is said
+// to give (not measured here). WGS = 2 (SOJU_CUDA_ATT_FWD128=1, off until
+// timed): half those bytes, at 2 blocks (16 warps, 115 registers) per SM;
+// each warpgroup loads one tile of the K/V pair, and skips the tiles its
+// queries cannot see (the first warpgroup: the second one's diagonal tile).
+#define HOP_FWD_SMEM(WGS) ((WGS + 4) * WG_TILE_BYTES + 2 * ATT_BLK * (int)sizeof(int) + 1024)
 
-__global__ void __launch_bounds__(ATT_THREADS, 5) hopper_fwd_kernel(att_args p) {
+template <int WGS>
+__global__ void __launch_bounds__(ATT_THREADS *WGS, WGS == 1 ? 5 : 2) hopper_fwd_kernel(att_args p) {
+    static_assert(WGS == 1 || WGS == 2, "one or two warpgroups per block");
 #ifdef SOJU_WGMMA_DEVICE
     extern __shared__ __align__(16) unsigned char smem_raw[];
-    unsigned char *Qs = smem_1k(smem_raw);
-    unsigned char *Ks = Qs + WG_TILE_BYTES;  // [2] tiles
-    unsigned char *Vs = Ks + 2 * WG_TILE_BYTES; // [2] tiles
-    int *kdoc = (int *)(Vs + 2 * WG_TILE_BYTES); // [2][64]
+    unsigned char *Ks = smem_1k(smem_raw);
+    unsigned char *Vs = Ks + 2 * WG_TILE_BYTES; // [2] tiles each
+    unsigned char *Qs = Vs + 2 * WG_TILE_BYTES; // [WGS]: one per warpgroup
+    int *kdoc = (int *)(Qs + WGS * WG_TILE_BYTES); // [2][64]
 
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t4 = lane & 3;
+    // tid, warp: within the warpgroup
+    const int wg = WGS == 1 ? 0 : threadIdx.x >> 7, tid = WGS == 1 ? threadIdx.x : threadIdx.x & 127;
+    const int lane = tid & 31, warp = tid >> 5, g = lane >> 2, t4 = lane & 3;
     const int T = p.T;
-    const q_block qb = make_q_block<64>(p, gridDim.x - 1 - blockIdx.x, blockIdx.y); // longest rows first
+    const int blk = gridDim.x - 1 - blockIdx.x; // longest rows first
+    // this warpgroup's 64 queries (none past the last block of 64: the last block may hold fewer)
+    const bool has_rows = blk * WGS + wg < p.nblk;
+    const q_block qb = make_q_block<64>(p, min(blk * WGS + wg, p.nblk - 1), blockIdx.y);
+    // the block's key tiles: from the first key its first warpgroup sees to its last query
+    const int lo = WGS == 1 ? qb.lo : p.kv_lo ? p.kv_lo[qb.b * p.nblk + blk * WGS] : 0;
+    const int hi = WGS == 1 ? qb.hi : min((blk + 1) * WGS * ATT_BLK, T);
+    const int ntiles = (hi - lo + ATT_BLK - 1) / ATT_BLK;
     const bool docs = qb.doc != nullptr, plain = !docs && p.window <= 0;
     auto load_kv = [&](int buf, int k0) {
         const bf16 *krow = qb.kbase + (long)k0 * qb.W; // v: NKV heads further along the row
-        load_tile_swz(Ks + buf * WG_TILE_BYTES, krow, qb.W, qb.hi - k0, tid);
-        load_tile_swz(Vs + buf * WG_TILE_BYTES, krow + (long)p.NKV * 64, qb.W, qb.hi - k0, tid);
-        if (docs && tid < ATT_BLK) kdoc[buf * ATT_BLK + tid] = k0 + tid < qb.hi ? qb.doc[k0 + tid] : 0;
+        if (WGS == 1 || wg == 0) load_tile_swz(Ks + buf * WG_TILE_BYTES, krow, qb.W, hi - k0, tid);
+        if (WGS == 1 || wg == 1)
+            load_tile_swz(Vs + buf * WG_TILE_BYTES, krow + (long)p.NKV * 64, qb.W, hi - k0, tid);
+        if (docs && wg == WGS - 1 && tid < ATT_BLK) kdoc[buf * ATT_BLK + tid] = k0 + tid < hi ? qb.doc[k0 + tid] : 0;
     };
 
-    load_tile_swz(Qs, qb.qrow + (long)qb.q0 * qb.W, qb.W, T - qb.q0, tid);
-    load_kv(0, qb.lo);
+    load_tile_swz(Qs + wg * WG_TILE_BYTES, qb.qrow + (long)qb.q0 * qb.W, qb.W, T - qb.q0, tid);
+    load_kv(0, lo);
     cp_async_commit();
     cp_async_wait_all();
     fence_async_smem();
     __syncthreads();
 
-    const uint32_t Q_u = smem_u32(Qs);
+    const uint32_t Q_u = smem_u32(Qs + wg * WG_TILE_BYTES);
     const int qi[2] = {qb.q0 + warp * 16 + g, qb.q0 + warp * 16 + g + 8};
     int qdoc[2] = {0, 0};
     if (docs)
@@ -104,36 +126,41 @@ __global__ void __launch_bounds__(ATT_THREADS, 5) hopper_fwd_kernel(att_args p) 
     zero_tiles<8>(o);
     zero_tiles<8>(s); // (never read: each tile's first product overwrites it)
 
-    for (int it = 0; it < qb.ntiles; it++) {
-        const int buf = it & 1, k0 = qb.lo + it * ATT_BLK;
-        if (it + 1 < qb.ntiles) load_kv(buf ^ 1, k0 + ATT_BLK);
+    for (int it = 0; it < ntiles; it++) {
+        const int buf = it & 1, k0 = lo + it * ATT_BLK;
+        if (it + 1 < ntiles) load_kv(buf ^ 1, k0 + ATT_BLK);
         cp_async_commit();
-        const uint32_t K_u = smem_u32(Ks + buf * WG_TILE_BYTES), V_u = smem_u32(Vs + buf * WG_TILE_BYTES);
+        // with two warpgroups, a tile none of this warpgroup's queries can
+        // see (all keys before its first visible key or after its last
+        // query) is skipped; the barrier below is still everyone's
+        if (WGS == 1 || (has_rows && k0 < qb.hi && k0 + ATT_BLK > qb.lo)) {
+            const uint32_t K_u = smem_u32(Ks + buf * WG_TILE_BYTES), V_u = smem_u32(Vs + buf * WG_TILE_BYTES);
 
-        // S = Q K^T over the head dim (4 slices of 16; the first overwrites s)
-        wg_pin(s);
-        wg_fence();
+            // S = Q K^T over the head dim (4 slices of 16; the first overwrites s)
+            wg_pin(s);
+            wg_fence();
 #pragma unroll
-        for (int kc = 0; kc < 4; kc++) wgmma_ss<0, 0>(s, wg_kmajor(Q_u, kc), wg_kmajor(K_u, kc), kc > 0);
-        wg_commit();
-        wg_wait<0>();
-        wg_pin(s);
+            for (int kc = 0; kc < 4; kc++) wgmma_ss<0, 0>(s, wg_kmajor(Q_u, kc), wg_kmajor(K_u, kc), kc > 0);
+            wg_commit();
+            wg_wait<0>();
+            wg_pin(s);
 
-        // the online softmax, as in attention.cu's forward
-        if (!(plain && k0 + ATT_BLK - 1 <= qb.q0 && k0 + ATT_BLK <= qb.hi))
-            mask_tile(s, -INFINITY, qi, qdoc, k0, qb.hi, kdoc + buf * ATT_BLK, docs, p.window, t4);
-        online_softmax<8>(s, o, m, l, p.scale_log2);
+            // the online softmax, as in attention.cu's forward
+            if (!(plain && k0 + ATT_BLK - 1 <= qb.q0 && k0 + ATT_BLK <= qb.hi))
+                mask_tile(s, -INFINITY, qi, qdoc, k0, qb.hi, kdoc + buf * ATT_BLK, docs, p.window, t4);
+            online_softmax<8>(s, o, m, l, p.scale_log2);
 
-        // O += P V over the 64 keys (4 slices of 16), V read transposed
-        wg_acc_times_mn(o, s, V_u);
-        wg_wait<0>();
-        wg_pin(o);
+            // O += P V over the 64 keys (4 slices of 16), V read transposed
+            wg_acc_times_mn(o, s, V_u);
+            wg_wait<0>();
+            wg_pin(o);
+        }
         cp_async_wait_all();
         fence_async_smem();
         __syncthreads();
     }
 
-    finish_rows<64>(p, qb, o, qi, m, l, t4);
+    if (has_rows) finish_rows<64>(p, qb, o, qi, m, l, t4);
 #endif
 }
 
@@ -289,15 +316,18 @@ __global__ void __launch_bounds__(ATT_THREADS, 3) hopper_bwd_kernel(att_args p, 
 // ---------------------------------------------------------------- host side
 
 void hopper_attention_init(void) {
-    CUDA_CHECK(cudaFuncSetAttribute(hopper_fwd_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, HOP_FWD_SMEM));
+    CUDA_CHECK(cudaFuncSetAttribute(hopper_fwd_kernel<1>, cudaFuncAttributeMaxDynamicSharedMemorySize, HOP_FWD_SMEM(1)));
+    CUDA_CHECK(cudaFuncSetAttribute(hopper_fwd_kernel<2>, cudaFuncAttributeMaxDynamicSharedMemorySize, HOP_FWD_SMEM(2)));
     CUDA_CHECK(cudaFuncSetAttribute(hopper_bwd_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, HOP_BWD_SMEM));
     CUDA_CHECK(
         cudaFuncSetAttribute(hopper_bwd_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, HOP_BWD_BULK_SMEM));
 }
 
-void hopper_attention_forward(const att_args *a, cudaStream_t s) {
-    dim3 grid(a->nblk, a->B * a->NH);
-    hopper_fwd_kernel<<<grid, ATT_THREADS, HOP_FWD_SMEM, s>>>(*a);
+// wgs: warpgroups (blocks of 64 queries) per block, 1 or 2
+void hopper_attention_forward(const att_args *a, int wgs, cudaStream_t s) {
+    dim3 grid((a->nblk + wgs - 1) / wgs, a->B * a->NH);
+    if (wgs == 2) hopper_fwd_kernel<2><<<grid, 2 * ATT_THREADS, HOP_FWD_SMEM(2), s>>>(*a);
+    else hopper_fwd_kernel<1><<<grid, ATT_THREADS, HOP_FWD_SMEM(1), s>>>(*a);
     CUDA_LAUNCH_CHECK();
 }
 

@@ -256,6 +256,7 @@ extern "C" int soju_cuda_backend_create(soju_backend **out, soju_err *err) {
     st->wgmma = prop.major == 9 && prop.minor == 0 && env_switch("SOJU_CUDA_WGMMA", true);
     if (st->wgmma && env_switch("SOJU_CUDA_DQ_BULK", false) && !(st->dq_bulk_encode = hopper_tensor_map_encoder()))
         fprintf(stderr, "soju: cuda: SOJU_CUDA_DQ_BULK ignored: the driver has no cuTensorMapEncodeTiled\n");
+    st->att_fwd_wgs = st->wgmma && env_switch("SOJU_CUDA_ATT_FWD128", false) ? 2 : 1;
 #endif
     st->table = make_cuda_ops();
     if (env_switch("SOJU_CUDA_PROFILE", false)) {

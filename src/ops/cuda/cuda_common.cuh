@@ -114,6 +114,9 @@ struct soju_cuda_state {
     // shared memory instead of atomics; this is the driver's
     // cuTensorMapEncodeTiled for them, NULL when off
     void *dq_bulk_encode;
+    // warpgroups of 64 queries per block of the wgmma attention forward,
+    // sharing each K/V tile: 1, or 2 with SOJU_CUDA_ATT_FWD128=1 (off until timed)
+    int att_fwd_wgs;
     void *profile; // per-op timing (profile.cu), NULL unless SOJU_CUDA_PROFILE=1
     soju_backend_ops table; // this backend's op table (profiled or plain)
 };
