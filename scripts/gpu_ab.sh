@@ -20,7 +20,7 @@ run() { # gpu_train, then NAME=value environment words, then -- and gpu_train's 
     local envs=()
     while [ "$1" != -- ]; do envs+=("$1"); shift; done
     shift
-    env ${envs[@]+"${envs[@]}"} LD_LIBRARY_PATH="${SOJU_GPU_LIB:+$SOJU_GPU_LIB:}${LD_LIBRARY_PATH:-}" "$prog" "$@" 2>&1
+    env ${envs[@]+"${envs[@]}"} LD_LIBRARY_PATH="${SOJU_GPU_LIB:+$SOJU_GPU_LIB:}${LD_LIBRARY_PATH:-}" timeout "${RUN_TIMEOUT:-300}" "$prog" "$@" 2>&1
 }
 field() { echo "$1" | tr ' ' '\n' | sed -n "s|^$2=||p"; }
 # an op's line of a --profile table: "total ms (ms/call)", or the total line's "ms"

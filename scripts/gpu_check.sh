@@ -18,7 +18,7 @@
 #   OUT=dir            where full logs go (default /tmp/soju-gpu-check)
 #   SOJU_GPU_LIB=dir   extra shared libraries for the prebuilt soju binaries only
 #   SOJU_CUDA_WGMMA=0  Hopper: the head-dim-64 attention on mma.sync instead of wgmma
-#   (the checks also run with SOJU_CUDA_DQ_BULK=1 and SOJU_CUDA_ATT_FWD128=1 on Hopper:
+#   (the checks also run with SOJU_CUDA_DQ_BULK=1, SOJU_CUDA_ATT_FWD128=1 and SOJU_CUDA_ATT_FWD_TMA=1 on Hopper:
 #    attention variants that are off by default until timed)
 #   (scripts/gpu_ab.sh times one such switch, or an older binary, against the default)
 set -u
@@ -47,9 +47,9 @@ rows=()
 status=0
 
 # ---------------------------------------------------------------- checks
-run_check() { # name, program
+run_check() { # name, program (a hang, e.g. a bulk copy that never lands, ends as rc 124 after CHECK_TIMEOUT s)
     local name=$1 prog=$2 log="$out/$1.log" rc
-    soju_env "$prog" >"$log" 2>&1
+    soju_env timeout "${CHECK_TIMEOUT:-300}" "$prog" >"$log" 2>&1
     rc=$?
     grep -E "^  .*(ok|FAIL)$" "$log" >"$out/$name.table" || true
     local total fails
@@ -83,6 +83,10 @@ if nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | grep -
     # and the forward with two warpgroups (128 queries) per block
     SOJU_CUDA_ATT_FWD128=1 run_check cuda_ops_fwd128 "$bin/ops_test_cuda_ops"
     SOJU_CUDA_ATT_FWD128=1 run_check cuda_step_fwd128 "$bin/model_test_cuda_step"
+    # and its tiles by TMA (both block sizes)
+    SOJU_CUDA_ATT_FWD_TMA=1 run_check cuda_ops_fwd_tma "$bin/ops_test_cuda_ops"
+    SOJU_CUDA_ATT_FWD_TMA=1 SOJU_CUDA_ATT_FWD128=1 run_check cuda_ops_fwd128_tma "$bin/ops_test_cuda_ops"
+    SOJU_CUDA_ATT_FWD_TMA=1 run_check cuda_step_fwd_tma "$bin/model_test_cuda_step"
 fi
 run_check optimizer_ops "$bin/ops_test_optimizer_ops"
 [ -x "$bin/model_test_recompute" ] && run_check recompute_cpu "$bin/model_test_recompute"

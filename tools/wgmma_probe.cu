@@ -7,8 +7,10 @@
 //   rs K-major, A by ldmatrix from its swizzled tile          (S = Q K^T)
 // and the attention backward's bulk dQ sums (SOJU_CUDA_DQ_BULK): an fp32
 // accumulator tile staged by wg_acc_to_swz_f32 and added into a [B][T][W]
-// tensor by two TMA reductions (tma_map_f32_rows, tma_reduce_add_3d), three times,
-// with the box partly past T, against the same sums on the host.
+// tensor by two TMA reductions (tma_map_rows, tma_reduce_add_3d), three times,
+// with the box partly past T, against the same sums on the host; and the
+// forward's TMA tile loads (SOJU_CUDA_ATT_FWD_TMA): a bf16 box into the
+// swizzled tile through an mbarrier, two phases, rows past T zero.
 // Build: nvcc -std=c++17 -arch=sm_90a -I src -o wgmma_probe tools/wgmma_probe.cu
 // Prints one line per case and exits 1 when any is off. scripts/gpu_check.sh
 // runs it when present, so a wrong descriptor shows up before the attention
@@ -97,8 +99,8 @@ static int tma_reduce_probe(void) {
     cudaMemcpy(dM, hM, 2 * 64 * 64 * sizeof(float), cudaMemcpyHostToDevice);
     cudaMemset(dT, 0, n * sizeof(float));
     CUtensorMap map;
-    if (tma_map_f32_rows(&map, encode, dT, B, T, W) != CUDA_SUCCESS) {
-        printf("  tma probe: tma_map_f32_rows failed FAIL\n");
+    if (tma_map_rows(&map, encode, dT, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 4, 32, B, T, W) != CUDA_SUCCESS) {
+        printf("  tma probe: tma_map_rows failed FAIL\n");
         return 0;
     }
     const int at[3][4] = {{64, 64, 1, 0}, {64, 64, 1, 0}, {0, 0, 0, 1}}; // x, y, z, which tile
@@ -119,6 +121,75 @@ static int tma_reduce_probe(void) {
     for (int i = 0; i < n; i++) wrong += got[i] != want[i];
     printf("  tma probe dQ tile sums (3 adds, box past T) %d of %d values wrong %s\n", wrong, n, wrong ? "FAIL" : "ok");
     cudaFree(dM), cudaFree(dT), free(hM), free(want), free(got);
+    return wrong == 0;
+}
+
+// Loads the box at (x, y, z) of `map` into a swizzled tile by TMA, twice
+// into the same buffer (the mbarrier's two phases, as a key loop reuses its
+// buffers), and writes the tile back row-major through swz(): what the
+// attention forward does with SOJU_CUDA_ATT_FWD_TMA=1 before its products.
+__global__ void tma_load_probe_kernel(const __grid_constant__ CUtensorMap map, bf16 *out, int x, int y, int z) {
+    __shared__ __align__(1024) unsigned char tile[WG_TILE_BYTES];
+    __shared__ __align__(8) uint64_t bar;
+    const int tid = threadIdx.x;
+    const uint32_t b = smem_u32(&bar);
+    if (tid == 0) {
+        mbar_init(b, 1);
+        mbar_init_fence();
+    }
+    __syncthreads();
+    for (int round = 0; round < 2; round++) { // round 0 loads row y + 1 onward, round 1 the box asked for
+        if (tid == 0) {
+            mbar_arrive_expect(b, WG_TILE_BYTES);
+            tma_load_3d(smem_u32(tile), &map, b, x, y + 1 - round, z);
+        }
+        mbar_wait(b, round);
+        for (int i = tid; i < 64 * 8; i += 128) {
+            int r = i >> 3, c = i & 7;
+            *(uint4 *)(out + (round * 64 + r) * 64 + c * 8) = *(const uint4 *)(tile + swz(r, c));
+        }
+        __syncthreads(); // everyone has read the tile before the next load overwrites it
+    }
+}
+
+// 1 when a TMA load lands in the wgmma tile layout: a bf16 tensor
+// [2][100][192], the box at (x 64, y 60 and 61, z 1), rows past T zero.
+static int tma_load_probe(void) {
+    const int B = 2, T = 100, W = 192, n = B * T * W, x = 64, y = 60, z = 1;
+    void *encode = tensor_map_encoder();
+    if (!encode) {
+        printf("  tma probe: the driver has no cuTensorMapEncodeTiled FAIL\n");
+        return 0;
+    }
+    bf16 *h = (bf16 *)malloc(n * sizeof(bf16)), *got = (bf16 *)malloc(2 * 64 * 64 * sizeof(bf16));
+    for (int i = 0; i < n; i++) h[i] = __float2bfloat16((float)(i % 251) - 125.0f); // exact in bf16
+    bf16 *dT, *dOut;
+    cudaMalloc(&dT, n * sizeof(bf16));
+    cudaMalloc(&dOut, 2 * 64 * 64 * sizeof(bf16));
+    cudaMemcpy(dT, h, n * sizeof(bf16), cudaMemcpyHostToDevice);
+    CUtensorMap map;
+    if (tma_map_rows(&map, encode, dT, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, 64, B, T, W) != CUDA_SUCCESS) {
+        printf("  tma probe: tma_map_rows (bf16) failed FAIL\n");
+        return 0;
+    }
+    tma_load_probe_kernel<<<1, 128>>>(map, dOut, x, y, z);
+    cudaError_t e = cudaDeviceSynchronize();
+    if (e != cudaSuccess) {
+        printf("  tma probe load: %s FAIL\n", cudaGetErrorString(e));
+        return 0;
+    }
+    cudaMemcpy(got, dOut, 2 * 64 * 64 * sizeof(bf16), cudaMemcpyDeviceToHost);
+    int wrong = 0;
+    for (int round = 0; round < 2; round++)
+        for (int r = 0; r < 64; r++)
+            for (int c = 0; c < 64; c++) {
+                int row = y + 1 - round + r;
+                float want = row < T ? __bfloat162float(h[((long)z * T + row) * W + x + c]) : 0.0f;
+                wrong += __bfloat162float(got[(round * 64 + r) * 64 + c]) != want;
+            }
+    printf("  tma probe tile loads (2 phases, box past T) %d of %d values wrong %s\n", wrong, 2 * 64 * 64,
+           wrong ? "FAIL" : "ok");
+    cudaFree(dT), cudaFree(dOut), free(h), free(got);
     return wrong == 0;
 }
 
@@ -166,5 +237,6 @@ int main(void) {
         printf("  wgmma probe %-24s max |err| %.2e %s\n", names[mode], worst, ok ? "ok" : "FAIL");
     }
     bad |= !tma_reduce_probe();
+    bad |= !tma_load_probe();
     return bad;
 }

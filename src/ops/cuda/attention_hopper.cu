@@ -76,10 +76,19 @@ __device__ __forceinline__ unsigned char *smem_1k(unsigned char *raw) {
 // timed): half those bytes, at 2 blocks (16 warps, 115 registers) per SM;
 // each warpgroup loads one tile of the K/V pair, and skips the tiles its
 // queries cannot see (the first warpgroup: the second one's diagonal tile).
-#define HOP_FWD_SMEM(WGS) ((WGS + 4) * WG_TILE_BYTES + 2 * ATT_BLK * (int)sizeof(int) + 1024)
+//
+// TMA (SOJU_CUDA_ATT_FWD_TMA=1, off until timed): the Q, K and V tiles come by
+// tensor-map bulk copies issued by one thread, each buffer's arrival counted
+// on an mbarrier that the warps wait on, instead of cp.async from every
+// thread (about 50 of the roughly 300 instructions a thread issues per tile
+// compute the copies' addresses and wait for them, with a proxy fence and a
+// memory barrier each tile). Rows past T arrive as zeros; rows past the
+// block's last query arrive as they are, which the mask hides.
+#define HOP_FWD_SMEM(WGS) ((WGS + 4) * WG_TILE_BYTES + 2 * ATT_BLK * (int)sizeof(int) + 2 * 8 + 1024)
 
-template <int WGS>
-__global__ void __launch_bounds__(ATT_THREADS *WGS, WGS == 1 ? 5 : 2) hopper_fwd_kernel(att_args p) {
+template <int WGS, bool TMA>
+__global__ void __launch_bounds__(ATT_THREADS *WGS, WGS == 1 ? 5 : 2)
+    hopper_fwd_kernel(att_args p, const __grid_constant__ CUtensorMap qkv_map) {
     static_assert(WGS == 1 || WGS == 2, "one or two warpgroups per block");
 #ifdef SOJU_WGMMA_DEVICE
     extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -87,6 +96,7 @@ __global__ void __launch_bounds__(ATT_THREADS *WGS, WGS == 1 ? 5 : 2) hopper_fwd
     unsigned char *Vs = Ks + 2 * WG_TILE_BYTES; // [2] tiles each
     unsigned char *Qs = Vs + 2 * WG_TILE_BYTES; // [WGS]: one per warpgroup
     int *kdoc = (int *)(Qs + WGS * WG_TILE_BYTES); // [2][64]
+    const uint32_t full = smem_u32(kdoc + 2 * ATT_BLK); // TMA: [2] mbarriers, buffer i's at full + 8 i
 
     // tid, warp: within the warpgroup
     const int wg = WGS == 1 ? 0 : threadIdx.x >> 7, tid = WGS == 1 ? threadIdx.x : threadIdx.x & 127;
@@ -101,20 +111,48 @@ __global__ void __launch_bounds__(ATT_THREADS *WGS, WGS == 1 ? 5 : 2) hopper_fwd
     const int hi = WGS == 1 ? qb.hi : min((blk + 1) * WGS * ATT_BLK, T);
     const int ntiles = (hi - lo + ATT_BLK - 1) / ATT_BLK;
     const bool docs = qb.doc != nullptr, plain = !docs && p.window <= 0;
+    const int kcol = (p.NH + qb.kvh) * 64, vcol = kcol + p.NKV * 64; // TMA: K's and V's first column in a row
     auto load_kv = [&](int buf, int k0) {
-        const bf16 *krow = qb.kbase + (long)k0 * qb.W; // v: NKV heads further along the row
-        if (WGS == 1 || wg == 0) load_tile_swz(Ks + buf * WG_TILE_BYTES, krow, qb.W, hi - k0, tid);
-        if (WGS == 1 || wg == 1)
-            load_tile_swz(Vs + buf * WG_TILE_BYTES, krow + (long)p.NKV * 64, qb.W, hi - k0, tid);
+        if (TMA) {
+            if (threadIdx.x == 0) {
+                mbar_arrive_expect(full + 8 * buf, 2 * WG_TILE_BYTES);
+                tma_load_3d(smem_u32(Ks + buf * WG_TILE_BYTES), &qkv_map, full + 8 * buf, kcol, k0, qb.b);
+                tma_load_3d(smem_u32(Vs + buf * WG_TILE_BYTES), &qkv_map, full + 8 * buf, vcol, k0, qb.b);
+            }
+        } else {
+            const bf16 *krow = qb.kbase + (long)k0 * qb.W; // v: NKV heads further along the row
+            if (WGS == 1 || wg == 0) load_tile_swz(Ks + buf * WG_TILE_BYTES, krow, qb.W, hi - k0, tid);
+            if (WGS == 1 || wg == 1)
+                load_tile_swz(Vs + buf * WG_TILE_BYTES, krow + (long)p.NKV * 64, qb.W, hi - k0, tid);
+        }
         if (docs && wg == WGS - 1 && tid < ATT_BLK) kdoc[buf * ATT_BLK + tid] = k0 + tid < hi ? qb.doc[k0 + tid] : 0;
     };
 
-    load_tile_swz(Qs + wg * WG_TILE_BYTES, qb.qrow + (long)qb.q0 * qb.W, qb.W, T - qb.q0, tid);
-    load_kv(0, lo);
-    cp_async_commit();
-    cp_async_wait_all();
-    fence_async_smem();
-    __syncthreads();
+    if (TMA) {
+        if (threadIdx.x == 0) {
+            mbar_init(full, 1);
+            mbar_init(full + 8, 1);
+            mbar_init_fence();
+        }
+        __syncthreads();
+        if (threadIdx.x == 0) { // the Q tiles of the warpgroups with queries: on buffer 0's barrier, whose
+                                // one arrival comes with the first K/V pair
+            const int nq = min(WGS, p.nblk - blk * WGS);
+            mbar_expect(full, nq * WG_TILE_BYTES);
+            for (int w = 0; w < nq; w++)
+                tma_load_3d(smem_u32(Qs + w * WG_TILE_BYTES), &qkv_map, full, qb.h * 64, (blk * WGS + w) * ATT_BLK,
+                            qb.b);
+        }
+        load_kv(0, lo);
+        __syncthreads(); // the document ids
+    } else {
+        load_tile_swz(Qs + wg * WG_TILE_BYTES, qb.qrow + (long)qb.q0 * qb.W, qb.W, T - qb.q0, tid);
+        load_kv(0, lo);
+        cp_async_commit();
+        cp_async_wait_all();
+        fence_async_smem();
+        __syncthreads();
+    }
 
     const uint32_t Q_u = smem_u32(Qs + wg * WG_TILE_BYTES);
     const int qi[2] = {qb.q0 + warp * 16 + g, qb.q0 + warp * 16 + g + 8};
@@ -129,7 +167,10 @@ __global__ void __launch_bounds__(ATT_THREADS *WGS, WGS == 1 ? 5 : 2) hopper_fwd
     for (int it = 0; it < ntiles; it++) {
         const int buf = it & 1, k0 = lo + it * ATT_BLK;
         if (it + 1 < ntiles) load_kv(buf ^ 1, k0 + ATT_BLK);
-        cp_async_commit();
+        if (TMA) // every warp waits, also one that skips the tile: its later tiles' data is then its own to see
+            mbar_wait(full + 8 * buf, (it >> 1) & 1); // the (it / 2)-th filling of this buffer
+        else
+            cp_async_commit();
         // with two warpgroups, a tile none of this warpgroup's queries can
         // see (all keys before its first visible key or after its last
         // query) is skipped; the barrier below is still everyone's
@@ -155,9 +196,11 @@ __global__ void __launch_bounds__(ATT_THREADS *WGS, WGS == 1 ? 5 : 2) hopper_fwd
             wg_wait<0>();
             wg_pin(o);
         }
-        cp_async_wait_all();
-        fence_async_smem();
-        __syncthreads();
+        if (!TMA) {
+            cp_async_wait_all();
+            fence_async_smem();
+        }
+        __syncthreads(); // buffer buf (and its document ids) is free for tile it + 2
     }
 
     if (has_rows) finish_rows<64>(p, qb, o, qi, m, l, t4);
@@ -315,20 +358,50 @@ __global__ void __launch_bounds__(ATT_THREADS, 3) hopper_bwd_kernel(att_args p, 
 
 // ---------------------------------------------------------------- host side
 
+template <int WGS, bool TMA> static void fwd_init(void) {
+    CUDA_CHECK(cudaFuncSetAttribute(hopper_fwd_kernel<WGS, TMA>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    HOP_FWD_SMEM(WGS)));
+}
+
 void hopper_attention_init(void) {
-    CUDA_CHECK(cudaFuncSetAttribute(hopper_fwd_kernel<1>, cudaFuncAttributeMaxDynamicSharedMemorySize, HOP_FWD_SMEM(1)));
-    CUDA_CHECK(cudaFuncSetAttribute(hopper_fwd_kernel<2>, cudaFuncAttributeMaxDynamicSharedMemorySize, HOP_FWD_SMEM(2)));
+    fwd_init<1, false>();
+    fwd_init<2, false>();
+    fwd_init<1, true>();
+    fwd_init<2, true>();
     CUDA_CHECK(cudaFuncSetAttribute(hopper_bwd_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, HOP_BWD_SMEM));
     CUDA_CHECK(
         cudaFuncSetAttribute(hopper_bwd_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, HOP_BWD_BULK_SMEM));
 }
 
-// wgs: warpgroups (blocks of 64 queries) per block, 1 or 2
-void hopper_attention_forward(const att_args *a, int wgs, cudaStream_t s) {
-    dim3 grid((a->nblk + wgs - 1) / wgs, a->B * a->NH);
-    if (wgs == 2) hopper_fwd_kernel<2><<<grid, 2 * ATT_THREADS, HOP_FWD_SMEM(2), s>>>(*a);
-    else hopper_fwd_kernel<1><<<grid, ATT_THREADS, HOP_FWD_SMEM(1), s>>>(*a);
+// A tensor map of the rows of `base` (B x T rows of `width` elements) for
+// the TMA paths; aborts when the driver refuses it (what: for the message).
+static CUtensorMap tma_map_or_die(void *encode, const void *base, CUtensorMapDataType type, int elem_bytes, int box_x,
+                                  int B, int T, int width, const char *what) {
+    CUtensorMap map;
+    CUresult rc = tma_map_rows(&map, encode, base, type, elem_bytes, box_x, B, T, width);
+    if (rc != CUDA_SUCCESS) {
+        fprintf(stderr, "soju: cuda: cuTensorMapEncodeTiled failed (%d) for the attention %s\n", (int)rc, what);
+        abort();
+    }
+    return map;
+}
+
+template <int WGS, bool TMA> static void fwd_launch(const att_args *a, const CUtensorMap &map, cudaStream_t s) {
+    dim3 grid((a->nblk + WGS - 1) / WGS, a->B * a->NH);
+    hopper_fwd_kernel<WGS, TMA><<<grid, WGS * ATT_THREADS, HOP_FWD_SMEM(WGS), s>>>(*a, map);
     CUDA_LAUNCH_CHECK();
+}
+
+// wgs: warpgroups (blocks of 64 queries) per block, 1 or 2; encode: the
+// driver's cuTensorMapEncodeTiled to load the tiles by TMA, or NULL
+void hopper_attention_forward(const att_args *a, int wgs, void *encode, cudaStream_t s) {
+    CUtensorMap map;
+    memset(&map, 0, sizeof map);
+    if (encode)
+        map = tma_map_or_die(encode, a->qkv, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, 64, a->B, a->T,
+                             (a->NH + 2 * a->NKV) * 64, "q, k, v tiles");
+    if (wgs == 2) encode ? fwd_launch<2, true>(a, map, s) : fwd_launch<2, false>(a, map, s);
+    else encode ? fwd_launch<1, true>(a, map, s) : fwd_launch<1, false>(a, map, s);
 }
 
 void *hopper_tensor_map_encoder(void) { return tensor_map_encoder(); }
@@ -340,11 +413,8 @@ void hopper_attention_backward(const att_args *a, void *encode, cudaStream_t s) 
     CUtensorMap map;
     memset(&map, 0, sizeof map);
     if (encode) {
-        CUresult rc = tma_map_f32_rows(&map, encode, a->dq_acc, a->B, a->T, a->NH * 64);
-        if (rc != CUDA_SUCCESS) {
-            fprintf(stderr, "soju: cuda: cuTensorMapEncodeTiled failed (%d) for the attention dQ sums\n", (int)rc);
-            abort();
-        }
+        map = tma_map_or_die(encode, a->dq_acc, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 4, 32, a->B, a->T, a->NH * 64,
+                             "dQ sums");
         hopper_bwd_kernel<true><<<grid, ATT_THREADS, HOP_BWD_BULK_SMEM, s>>>(*a, map);
     } else {
         hopper_bwd_kernel<false><<<grid, ATT_THREADS, HOP_BWD_SMEM, s>>>(*a, map);

@@ -117,6 +117,9 @@ struct soju_cuda_state {
     // warpgroups of 64 queries per block of the wgmma attention forward,
     // sharing each K/V tile: 1, or 2 with SOJU_CUDA_ATT_FWD128=1 (off until timed)
     int att_fwd_wgs;
+    // with wgmma and SOJU_CUDA_ATT_FWD_TMA=1 (off until timed): the forward's
+    // tiles arrive by tensor-map bulk copies; cuTensorMapEncodeTiled, NULL when off
+    void *fwd_tma_encode;
     void *profile; // per-op timing (profile.cu), NULL unless SOJU_CUDA_PROFILE=1
     soju_backend_ops table; // this backend's op table (profiled or plain)
 };

@@ -99,6 +99,42 @@ __device__ __forceinline__ void tma_reduce_add_3d(const CUtensorMap *map, uint32
                "r"(src), "r"(x), "r"(y), "r"(z)
                : "memory");
 }
+// The reverse direction: the box at (x, y, z) into shared memory at `dst`
+// (the map's swizzle; rows outside the tensor arrive as zeros), its bytes
+// counted on the mbarrier `bar`. The full box's bytes count, inside the
+// tensor or not.
+__device__ __forceinline__ void tma_load_3d(uint32_t dst, const CUtensorMap *map, uint32_t bar, int x, int y, int z) {
+    HOPPER_ASM("cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4, "
+               "%5}], [%2];\n" ::"r"(dst),
+               "l"((uint64_t)map), "r"(bar), "r"(x), "r"(y), "r"(z)
+               : "memory");
+}
+
+// mbarriers: an 8-byte shared-memory word that counts pending arrivals and
+// expected bytes of bulk copies; its phase completes when both reach zero,
+// and a waiter polls for the parity of the phase it needs. Here each is
+// armed by one thread (count 1) with the bytes of the copies it issues.
+__device__ __forceinline__ void mbar_init(uint32_t bar, int count) {
+    HOPPER_ASM("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+// after the inits, before any bulk copy uses them (then a block barrier)
+__device__ __forceinline__ void mbar_init_fence() { HOPPER_ASM("fence.mbarrier_init.release.cluster;\n" ::: "memory"); }
+__device__ __forceinline__ void mbar_arrive_expect(uint32_t bar, uint32_t bytes) {
+    HOPPER_ASM("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+// more bytes for the current phase, without arriving
+__device__ __forceinline__ void mbar_expect(uint32_t bar, uint32_t bytes) {
+    HOPPER_ASM("mbarrier.expect_tx.relaxed.cta.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+// until the phase of parity `parity` has completed
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
+    HOPPER_ASM("{\n.reg .pred ready;\nmbar_poll:\n"
+               "mbarrier.try_wait.parity.shared::cta.b64 ready, [%0], %1;\n"
+               "@!ready bra mbar_poll;\n}\n" ::"r"(bar),
+               "r"(parity)
+               : "memory");
+}
+
 __device__ __forceinline__ void bulk_commit() { HOPPER_ASM("cp.async.bulk.commit_group;\n" ::: "memory"); }
 __device__ __forceinline__ void bulk_wait_read() { HOPPER_ASM("cp.async.bulk.wait_group.read 0;\n" ::: "memory"); }
 __device__ __forceinline__ void bulk_wait() { HOPPER_ASM("cp.async.bulk.wait_group 0;\n" ::: "memory"); }
@@ -127,14 +163,18 @@ static inline void *tensor_map_encoder(void) {
     return fn;
 }
 
-// Host: fp32 rows [B][T][width] at `base` as a tensor map whose box is 32
-// floats x 64 rows x 1, in the 128-byte swizzle (wg_acc_to_swz_f32's halves).
-static inline CUresult tma_map_f32_rows(CUtensorMap *map, void *encode, float *base, int B, int T, int width) {
+// Host: rows [B][T][width] of `type` (elem_bytes each) at `base` as a
+// tensor map whose box is box_x elements x 64 rows x 1, in the 128-byte
+// swizzle (box_x elem_bytes = 128): fp32 boxes of 32 for wg_acc_to_swz_f32's
+// halves, bf16 boxes of 64 for the wgmma tiles. Elements outside the tensor
+// are read as zeros and never written.
+static inline CUresult tma_map_rows(CUtensorMap *map, void *encode, const void *base, CUtensorMapDataType type,
+                                    int elem_bytes, int box_x, int B, int T, int width) {
     cuuint64_t dims[3] = {(cuuint64_t)width, (cuuint64_t)T, (cuuint64_t)B}; // innermost first
-    cuuint64_t strides[2] = {(cuuint64_t)width * sizeof(float), (cuuint64_t)T * width * sizeof(float)}; // dims 1, 2
-    cuuint32_t box[3] = {32, 64, 1}, unit[3] = {1, 1, 1};
-    return ((PFN_cuTensorMapEncodeTiled_v12000)encode)(map, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 3, base, dims, strides, box,
-                                                        unit, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+    cuuint64_t strides[2] = {(cuuint64_t)width * elem_bytes, (cuuint64_t)T * width * elem_bytes}; // dims 1, 2
+    cuuint32_t box[3] = {(cuuint32_t)box_x, 64, 1}, unit[3] = {1, 1, 1};
+    return ((PFN_cuTensorMapEncodeTiled_v12000)encode)(map, type, 3, (void *)base, dims, strides, box, unit,
+                                                        CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
                                                         CU_TENSOR_MAP_L2_PROMOTION_NONE, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
 }
 
