@@ -612,7 +612,8 @@ void cuda_attention_forward(soju_backend *be, void *out, float *lse, const void 
         a.lse = lse;
         att_bounds(be, &a, doc_ids, B, T, window);
         if (hopper_ok(be, hd)) {
-            hopper_attention_forward(&a, cuda_state(be)->att_fwd_wgs, cuda_state(be)->fwd_tma_encode, s);
+            hopper_attention_forward(&a, cuda_state(be)->att_fwd_wgs, cuda_state(be)->fwd_tma_encode,
+                                     cuda_state(be)->att_fwd_pipe, s);
             return;
         }
         dim3 grid(a.nblk, B * NH);

@@ -343,8 +343,13 @@ __device__ __forceinline__ void atomic_add4(float *dst, float4 v) {
 // row, typically) no tile rescales. The result is the same: O = sum p v / l
 // and lse = m + log2 l hold for any reference m (FlashAttention-4 does this).
 #define RESCALE_SLACK 8.0f
-template <int NO>
-__device__ __forceinline__ void online_softmax(acc_tile s[8], acc_tile o[NO], float m[2], float l[2], float scale_log2) {
+// The tile's part that does not touch the output: m and l move, s becomes p,
+// and the function returns whether a row's reference moved, with alpha the
+// factor its output rows still need (1 for a row that did not move).
+// Pipelined callers (the Hopper forward with SOJU_CUDA_ATT_FWD_PIPE) apply
+// alpha only once the previous tile's O += P V, still running on the tensor
+// cores meanwhile, has finished.
+__device__ __forceinline__ bool softmax_tile(acc_tile s[8], float m[2], float l[2], float alpha[2], float scale_log2) {
     float mx[2] = {fmaxf(s[0][0], s[0][1]), fmaxf(s[0][2], s[0][3])};
 #pragma unroll
     for (int nb = 1; nb < 8; nb++) {
@@ -359,18 +364,13 @@ __device__ __forceinline__ void online_softmax(acc_tile s[8], acc_tile o[NO], fl
         mx[r] *= scale_log2;
         move[r] = mx[r] > m[r] + RESCALE_SLACK; // m = -inf: any visible score moves it
     }
-    if (move[0] || move[1]) {
-        float alpha[2];
+    const bool moved = move[0] || move[1];
+    if (moved) {
 #pragma unroll
         for (int r = 0; r < 2; r++) {
             alpha[r] = move[r] ? exp2f(m[r] - mx[r]) : 1.0f; // 0 when m was -inf (l and o are 0 then)
             m[r] = move[r] ? mx[r] : m[r];
             l[r] *= alpha[r];
-        }
-#pragma unroll
-        for (int i = 0; i < NO; i++) {
-            o[i][0] *= alpha[0], o[i][1] *= alpha[0];
-            o[i][2] *= alpha[1], o[i][3] *= alpha[1];
         }
     }
     float ref[2];
@@ -384,6 +384,22 @@ __device__ __forceinline__ void online_softmax(acc_tile s[8], acc_tile o[NO], fl
             s[nb][e] = pv;
             l[e >> 1] += pv;
         }
+    return moved;
+}
+
+// The output rows times alpha (row g: alpha[0], row g + 8: alpha[1]).
+template <int NO> __device__ __forceinline__ void rescale_rows(acc_tile o[NO], const float alpha[2]) {
+#pragma unroll
+    for (int i = 0; i < NO; i++) {
+        o[i][0] *= alpha[0], o[i][1] *= alpha[0];
+        o[i][2] *= alpha[1], o[i][3] *= alpha[1];
+    }
+}
+
+template <int NO>
+__device__ __forceinline__ void online_softmax(acc_tile s[8], acc_tile o[NO], float m[2], float l[2], float scale_log2) {
+    float alpha[2];
+    if (softmax_tile(s, m, l, alpha, scale_log2)) rescale_rows<NO>(o, alpha);
 }
 
 // The forward's finish for a warp's rows qi[0..1] of head qb.h: full row sums
@@ -497,8 +513,9 @@ __device__ __forceinline__ void store_dkv(const att_args &p, const kv_block &kv,
 void hopper_attention_init(void);
 // wgs: warpgroups of 64 queries per block sharing the K/V tiles (1, or 2 with
 // SOJU_CUDA_ATT_FWD128=1); encode: cuTensorMapEncodeTiled to load the tiles by
-// TMA (SOJU_CUDA_ATT_FWD_TMA=1), or NULL for cp.async
-void hopper_attention_forward(const att_args *a, int wgs, void *encode, cudaStream_t s);
+// TMA (SOJU_CUDA_ATT_FWD_TMA=1), or NULL for cp.async; pipe: each tile's softmax
+// overlapping the previous tile's P V (SOJU_CUDA_ATT_FWD_PIPE=1, without TMA)
+void hopper_attention_forward(const att_args *a, int wgs, void *encode, bool pipe, cudaStream_t s);
 // encode: cuTensorMapEncodeTiled from hopper_tensor_map_encoder() to sum dQ
 // by bulk reductions from shared memory, or NULL for atomics
 void hopper_attention_backward(const att_args *a, void *encode, cudaStream_t s);

@@ -44,18 +44,23 @@ __device__ __forceinline__ void load_tile_swz(unsigned char *tile, const bf16 *s
         cp_async16((bf16 *)(dst + j * 16 * 128), from + j * 16 * stride, r0 + 16 * j < valid_rows);
 }
 
-// d += P B over k = 64: P a warp's accumulator rows (k along their columns)
-// as register A fragments, B the tile at `tile` read MN-major. Issued and
-// committed; the caller waits for the group.
-__device__ __forceinline__ void wg_acc_times_mn(wg_acc d, const wg_acc p, uint32_t tile) {
-    uint32_t a[4][4]; // all four fragments first: none may change once the products are issued
-#pragma unroll
-    for (int kk = 0; kk < 4; kk++) acc_to_a(a[kk], p, kk);
+// d += P B over k = 64: P as the bf16 A fragments a (of a warp's
+// accumulator rows, k along their columns: acc_to_a), B the tile at `tile`
+// read MN-major. Issued and committed; the caller waits for the group, and
+// none of a may change before.
+__device__ __forceinline__ void wg_frags_times_mn(wg_acc d, const uint32_t a[4][4], uint32_t tile) {
     wg_pin(d);
     wg_fence();
 #pragma unroll
     for (int kk = 0; kk < 4; kk++) wgmma_rs<1>(d, a[kk], wg_mnmajor(tile, kk), 1);
     wg_commit();
+}
+// the same from the fp32 accumulator rows p
+__device__ __forceinline__ void wg_acc_times_mn(wg_acc d, const wg_acc p, uint32_t tile) {
+    uint32_t a[4][4]; // all four fragments first: none may change once the products are issued
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) acc_to_a(a[kk], p, kk);
+    wg_frags_times_mn(d, a, tile);
 }
 
 // The dynamic shared memory rounded up to the 1024-byte boundary the
@@ -77,20 +82,35 @@ __device__ __forceinline__ unsigned char *smem_1k(unsigned char *raw) {
 // each warpgroup loads one tile of the K/V pair, and skips the tiles its
 // queries cannot see (the first warpgroup: the second one's diagonal tile).
 //
-// TMA (SOJU_CUDA_ATT_FWD_TMA=1, off until timed): the Q, K and V tiles come by
-// tensor-map bulk copies issued by one thread, each buffer's arrival counted
-// on an mbarrier that the warps wait on, instead of cp.async from every
-// thread (about 50 of the roughly 300 instructions a thread issues per tile
-// compute the copies' addresses and wait for them, with a proxy fence and a
-// memory barrier each tile). Rows past T arrive as zeros; rows past the
-// block's last query arrive as they are, which the mask hides.
+// How the tiles arrive and when the products run (MODE), each off until timed:
+// FWD_CPASYNC  cp.async from every thread; per tile S = Q K^T, wait, softmax,
+//              O += P V, wait (the default).
+// FWD_TMA      (SOJU_CUDA_ATT_FWD_TMA=1) the Q, K and V tiles by tensor-map
+//              bulk copies issued by one thread, each buffer's arrival counted
+//              on an mbarrier that the warps wait on: about 50 of the roughly
+//              300 instructions a thread issues per tile compute the
+//              cp.async addresses and wait for them, with a proxy fence and a
+//              memory barrier each tile. Rows past T arrive as zeros; rows
+//              past the block's last query arrive as they are, which the mask
+//              hides.
+// FWD_PIPE     (SOJU_CUDA_ATT_FWD_PIPE=1) cp.async, and the previous tile's
+//              O += P V runs on the tensor cores while this tile's softmax
+//              runs (FlashAttention-3's overlap within a warpgroup): per tile
+//              S_j = Q K_j^T and O += P_{j-1} V_{j-1} are issued together, the
+//              softmax of S_j waits only for S_j, and O's rescale for tile j
+//              waits for the product. P_{j-1} stays in registers as bf16
+//              fragments until then (16 more), so the bound is 4 blocks per
+//              SM (128 registers) with one warpgroup. V is loaded one tile
+//              behind K: while V_{j-1} is read, V_j goes into the other buffer.
+enum { FWD_CPASYNC, FWD_TMA, FWD_PIPE };
 #define HOP_FWD_SMEM(WGS) ((WGS + 4) * WG_TILE_BYTES + 2 * ATT_BLK * (int)sizeof(int) + 2 * 8 + 1024)
 
-template <int WGS, bool TMA>
-__global__ void __launch_bounds__(ATT_THREADS *WGS, WGS == 1 ? 5 : 2)
+template <int WGS, int MODE>
+__global__ void __launch_bounds__(ATT_THREADS *WGS, WGS == 2 ? 2 : MODE == FWD_PIPE ? 4 : 5)
     hopper_fwd_kernel(att_args p, const __grid_constant__ CUtensorMap qkv_map) {
     static_assert(WGS == 1 || WGS == 2, "one or two warpgroups per block");
 #ifdef SOJU_WGMMA_DEVICE
+    constexpr bool TMA = MODE == FWD_TMA, PIPE = MODE == FWD_PIPE;
     extern __shared__ __align__(16) unsigned char smem_raw[];
     unsigned char *Ks = smem_1k(smem_raw);
     unsigned char *Vs = Ks + 2 * WG_TILE_BYTES; // [2] tiles each
@@ -112,18 +132,22 @@ __global__ void __launch_bounds__(ATT_THREADS *WGS, WGS == 1 ? 5 : 2)
     const int ntiles = (hi - lo + ATT_BLK - 1) / ATT_BLK;
     const bool docs = qb.doc != nullptr, plain = !docs && p.window <= 0;
     const int kcol = (p.NH + qb.kvh) * 64, vcol = kcol + p.NKV * 64; // TMA: K's and V's first column in a row
-    auto load_kv = [&](int buf, int k0) {
-        if (TMA) {
-            if (threadIdx.x == 0) {
-                mbar_arrive_expect(full + 8 * buf, 2 * WG_TILE_BYTES);
-                tma_load_3d(smem_u32(Ks + buf * WG_TILE_BYTES), &qkv_map, full + 8 * buf, kcol, k0, qb.b);
-                tma_load_3d(smem_u32(Vs + buf * WG_TILE_BYTES), &qkv_map, full + 8 * buf, vcol, k0, qb.b);
-            }
-        } else {
-            const bf16 *krow = qb.kbase + (long)k0 * qb.W; // v: NKV heads further along the row
-            if (WGS == 1 || wg == 0) load_tile_swz(Ks + buf * WG_TILE_BYTES, krow, qb.W, hi - k0, tid);
-            if (WGS == 1 || wg == 1)
-                load_tile_swz(Vs + buf * WG_TILE_BYTES, krow + (long)p.NKV * 64, qb.W, hi - k0, tid);
+    // cp.async: K (with the keys' document ids) and V of the tile at k0 into
+    // buffer buf; with two warpgroups the first loads K, the second V
+    auto load_k = [&](int buf, int k0) {
+        if (WGS == 1 || wg == 0) load_tile_swz(Ks + buf * WG_TILE_BYTES, qb.kbase + (long)k0 * qb.W, qb.W, hi - k0, tid);
+        if (docs && wg == WGS - 1 && tid < ATT_BLK) kdoc[buf * ATT_BLK + tid] = k0 + tid < hi ? qb.doc[k0 + tid] : 0;
+    };
+    auto load_v = [&](int buf, int k0) {
+        if (WGS == 1 || wg == WGS - 1)
+            load_tile_swz(Vs + buf * WG_TILE_BYTES, qb.vbase + (long)k0 * qb.W, qb.W, hi - k0, tid);
+    };
+    // TMA: both, issued by one thread and counted on the buffer's barrier
+    auto load_kv_tma = [&](int buf, int k0) {
+        if (threadIdx.x == 0) {
+            mbar_arrive_expect(full + 8 * buf, 2 * WG_TILE_BYTES);
+            tma_load_3d(smem_u32(Ks + buf * WG_TILE_BYTES), &qkv_map, full + 8 * buf, kcol, k0, qb.b);
+            tma_load_3d(smem_u32(Vs + buf * WG_TILE_BYTES), &qkv_map, full + 8 * buf, vcol, k0, qb.b);
         }
         if (docs && wg == WGS - 1 && tid < ATT_BLK) kdoc[buf * ATT_BLK + tid] = k0 + tid < hi ? qb.doc[k0 + tid] : 0;
     };
@@ -143,11 +167,12 @@ __global__ void __launch_bounds__(ATT_THREADS *WGS, WGS == 1 ? 5 : 2)
                 tma_load_3d(smem_u32(Qs + w * WG_TILE_BYTES), &qkv_map, full, qb.h * 64, (blk * WGS + w) * ATT_BLK,
                             qb.b);
         }
-        load_kv(0, lo);
+        load_kv_tma(0, lo);
         __syncthreads(); // the document ids
     } else {
         load_tile_swz(Qs + wg * WG_TILE_BYTES, qb.qrow + (long)qb.q0 * qb.W, qb.W, T - qb.q0, tid);
-        load_kv(0, lo);
+        load_k(0, lo);
+        if (!PIPE) load_v(0, lo); // PIPE: V_0 comes with K_1
         cp_async_commit();
         cp_async_wait_all();
         fence_async_smem();
@@ -163,20 +188,62 @@ __global__ void __launch_bounds__(ATT_THREADS *WGS, WGS == 1 ? 5 : 2)
     wg_acc o, s;
     zero_tiles<8>(o);
     zero_tiles<8>(s); // (never read: each tile's first product overwrites it)
+    // PIPE: the previous tile's P as A fragments, owed to O += P V. Before the
+    // first tile that product is P = 0 against V buffer 1, zeroed here, so
+    // that every tile runs the same code (a conditional product made ptxas
+    // serialize the wgmma instructions).
+    uint32_t pa[4][4];
+    if (PIPE) {
+#pragma unroll
+        for (int kk = 0; kk < 4; kk++) pa[kk][0] = pa[kk][1] = pa[kk][2] = pa[kk][3] = 0u;
+        for (int i = threadIdx.x; i < WG_TILE_BYTES / 16; i += WGS * ATT_THREADS)
+            *(uint4 *)(Vs + WG_TILE_BYTES + 16 * i) = make_uint4(0, 0, 0, 0);
+        fence_async_smem();
+        __syncthreads();
+    }
 
     for (int it = 0; it < ntiles; it++) {
         const int buf = it & 1, k0 = lo + it * ATT_BLK;
-        if (it + 1 < ntiles) load_kv(buf ^ 1, k0 + ATT_BLK);
-        if (TMA) // every warp waits, also one that skips the tile: its later tiles' data is then its own to see
+        if (TMA) {
+            if (it + 1 < ntiles) load_kv_tma(buf ^ 1, k0 + ATT_BLK);
+            // every warp waits, also one that skips the tile: its later tiles' data is then its own to see
             mbar_wait(full + 8 * buf, (it >> 1) & 1); // the (it / 2)-th filling of this buffer
-        else
+        } else {
+            if (PIPE) {
+                if (it + 1 < ntiles) load_k(buf ^ 1, k0 + ATT_BLK);
+                load_v(buf, k0); // V_{it-1} is read from the other buffer meanwhile
+            } else if (it + 1 < ntiles) {
+                load_k(buf ^ 1, k0 + ATT_BLK);
+                load_v(buf ^ 1, k0 + ATT_BLK);
+            }
             cp_async_commit();
-        // with two warpgroups, a tile none of this warpgroup's queries can
-        // see (all keys before its first visible key or after its last
-        // query) is skipped; the barrier below is still everyone's
-        if (WGS == 1 || (has_rows && k0 < qb.hi && k0 + ATT_BLK > qb.lo)) {
-            const uint32_t K_u = smem_u32(Ks + buf * WG_TILE_BYTES), V_u = smem_u32(Vs + buf * WG_TILE_BYTES);
-
+        }
+        const uint32_t K_u = smem_u32(Ks + buf * WG_TILE_BYTES);
+        const bool masked = !(plain && k0 + ATT_BLK - 1 <= qb.q0 && k0 + ATT_BLK <= qb.hi);
+        if (PIPE) {
+            // Every warpgroup computes every tile of the block (a tile it
+            // cannot see is masked whole, p = 0); S_it and the previous
+            // tile's O += P V go to the tensor cores together.
+            wg_pin(s);
+            wg_fence();
+#pragma unroll
+            for (int kc = 0; kc < 4; kc++) wgmma_ss<0, 0>(s, wg_kmajor(Q_u, kc), wg_kmajor(K_u, kc), kc > 0);
+            wg_commit();
+            wg_frags_times_mn(o, pa, smem_u32(Vs + (buf ^ 1) * WG_TILE_BYTES));
+            wg_wait<1>(); // S is done; O += P V may still run
+            wg_pin(s);
+            if (masked) mask_tile(s, -INFINITY, qi, qdoc, k0, qb.hi, kdoc + buf * ATT_BLK, docs, p.window, t4);
+            float alpha[2];
+            const bool moved = softmax_tile(s, m, l, alpha, p.scale_log2);
+            wg_wait<0>(); // O may be read again, and the fragments reused
+            wg_pin(o);
+            if (moved) rescale_rows<8>(o, alpha);
+#pragma unroll
+            for (int kk = 0; kk < 4; kk++) acc_to_a(pa[kk], s, kk);
+        } else if (WGS == 1 || (has_rows && k0 < qb.hi && k0 + ATT_BLK > qb.lo)) {
+            // (with two warpgroups, a tile none of this warpgroup's queries
+            // can see, all keys before its first visible key or after its
+            // last query, is skipped; the barrier below is still everyone's)
             // S = Q K^T over the head dim (4 slices of 16; the first overwrites s)
             wg_pin(s);
             wg_fence();
@@ -187,12 +254,11 @@ __global__ void __launch_bounds__(ATT_THREADS *WGS, WGS == 1 ? 5 : 2)
             wg_pin(s);
 
             // the online softmax, as in attention.cu's forward
-            if (!(plain && k0 + ATT_BLK - 1 <= qb.q0 && k0 + ATT_BLK <= qb.hi))
-                mask_tile(s, -INFINITY, qi, qdoc, k0, qb.hi, kdoc + buf * ATT_BLK, docs, p.window, t4);
+            if (masked) mask_tile(s, -INFINITY, qi, qdoc, k0, qb.hi, kdoc + buf * ATT_BLK, docs, p.window, t4);
             online_softmax<8>(s, o, m, l, p.scale_log2);
 
             // O += P V over the 64 keys (4 slices of 16), V read transposed
-            wg_acc_times_mn(o, s, V_u);
+            wg_acc_times_mn(o, s, smem_u32(Vs + buf * WG_TILE_BYTES));
             wg_wait<0>();
             wg_pin(o);
         }
@@ -201,6 +267,11 @@ __global__ void __launch_bounds__(ATT_THREADS *WGS, WGS == 1 ? 5 : 2)
             fence_async_smem();
         }
         __syncthreads(); // buffer buf (and its document ids) is free for tile it + 2
+    }
+    if (PIPE) { // the last tile's product (its V arrived in the last iteration)
+        wg_frags_times_mn(o, pa, smem_u32(Vs + ((ntiles - 1) & 1) * WG_TILE_BYTES));
+        wg_wait<0>();
+        wg_pin(o);
     }
 
     if (has_rows) finish_rows<64>(p, qb, o, qi, m, l, t4);
@@ -358,16 +429,18 @@ __global__ void __launch_bounds__(ATT_THREADS, 3) hopper_bwd_kernel(att_args p, 
 
 // ---------------------------------------------------------------- host side
 
-template <int WGS, bool TMA> static void fwd_init(void) {
-    CUDA_CHECK(cudaFuncSetAttribute(hopper_fwd_kernel<WGS, TMA>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+template <int WGS, int MODE> static void fwd_init(void) {
+    CUDA_CHECK(cudaFuncSetAttribute(hopper_fwd_kernel<WGS, MODE>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                     HOP_FWD_SMEM(WGS)));
 }
 
 void hopper_attention_init(void) {
-    fwd_init<1, false>();
-    fwd_init<2, false>();
-    fwd_init<1, true>();
-    fwd_init<2, true>();
+    fwd_init<1, FWD_CPASYNC>();
+    fwd_init<2, FWD_CPASYNC>();
+    fwd_init<1, FWD_TMA>();
+    fwd_init<2, FWD_TMA>();
+    fwd_init<1, FWD_PIPE>();
+    fwd_init<2, FWD_PIPE>();
     CUDA_CHECK(cudaFuncSetAttribute(hopper_bwd_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, HOP_BWD_SMEM));
     CUDA_CHECK(
         cudaFuncSetAttribute(hopper_bwd_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, HOP_BWD_BULK_SMEM));
@@ -386,22 +459,29 @@ static CUtensorMap tma_map_or_die(void *encode, const void *base, CUtensorMapDat
     return map;
 }
 
-template <int WGS, bool TMA> static void fwd_launch(const att_args *a, const CUtensorMap &map, cudaStream_t s) {
+template <int WGS, int MODE> static void fwd_launch(const att_args *a, const CUtensorMap &map, cudaStream_t s) {
     dim3 grid((a->nblk + WGS - 1) / WGS, a->B * a->NH);
-    hopper_fwd_kernel<WGS, TMA><<<grid, WGS * ATT_THREADS, HOP_FWD_SMEM(WGS), s>>>(*a, map);
+    hopper_fwd_kernel<WGS, MODE><<<grid, WGS * ATT_THREADS, HOP_FWD_SMEM(WGS), s>>>(*a, map);
     CUDA_LAUNCH_CHECK();
+}
+template <int WGS> static void fwd_launch_mode(const att_args *a, bool tma, bool pipe, const CUtensorMap &map,
+                                               cudaStream_t s) {
+    if (tma) fwd_launch<WGS, FWD_TMA>(a, map, s);
+    else if (pipe) fwd_launch<WGS, FWD_PIPE>(a, map, s);
+    else fwd_launch<WGS, FWD_CPASYNC>(a, map, s);
 }
 
 // wgs: warpgroups (blocks of 64 queries) per block, 1 or 2; encode: the
-// driver's cuTensorMapEncodeTiled to load the tiles by TMA, or NULL
-void hopper_attention_forward(const att_args *a, int wgs, void *encode, cudaStream_t s) {
+// driver's cuTensorMapEncodeTiled to load the tiles by TMA, or NULL; pipe:
+// overlap each tile's softmax with the previous tile's P V (without TMA)
+void hopper_attention_forward(const att_args *a, int wgs, void *encode, bool pipe, cudaStream_t s) {
     CUtensorMap map;
     memset(&map, 0, sizeof map);
     if (encode)
         map = tma_map_or_die(encode, a->qkv, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, 64, a->B, a->T,
                              (a->NH + 2 * a->NKV) * 64, "q, k, v tiles");
-    if (wgs == 2) encode ? fwd_launch<2, true>(a, map, s) : fwd_launch<2, false>(a, map, s);
-    else encode ? fwd_launch<1, true>(a, map, s) : fwd_launch<1, false>(a, map, s);
+    if (wgs == 2) fwd_launch_mode<2>(a, encode != NULL, pipe, map, s);
+    else fwd_launch_mode<1>(a, encode != NULL, pipe, map, s);
 }
 
 void *hopper_tensor_map_encoder(void) { return tensor_map_encoder(); }

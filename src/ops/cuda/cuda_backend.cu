@@ -259,6 +259,7 @@ extern "C" int soju_cuda_backend_create(soju_backend **out, soju_err *err) {
     st->att_fwd_wgs = st->wgmma && env_switch("SOJU_CUDA_ATT_FWD128", false) ? 2 : 1;
     if (st->wgmma && env_switch("SOJU_CUDA_ATT_FWD_TMA", false) && !(st->fwd_tma_encode = hopper_tensor_map_encoder()))
         fprintf(stderr, "soju: cuda: SOJU_CUDA_ATT_FWD_TMA ignored: the driver has no cuTensorMapEncodeTiled\n");
+    st->att_fwd_pipe = st->wgmma && env_switch("SOJU_CUDA_ATT_FWD_PIPE", false);
 #endif
     st->table = make_cuda_ops();
     if (env_switch("SOJU_CUDA_PROFILE", false)) {

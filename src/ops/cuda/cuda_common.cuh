@@ -120,6 +120,9 @@ struct soju_cuda_state {
     // with wgmma and SOJU_CUDA_ATT_FWD_TMA=1 (off until timed): the forward's
     // tiles arrive by tensor-map bulk copies; cuTensorMapEncodeTiled, NULL when off
     void *fwd_tma_encode;
+    // with wgmma and SOJU_CUDA_ATT_FWD_PIPE=1 (off until timed; not with TMA):
+    // the forward overlaps each tile's softmax with the previous tile's P V
+    int att_fwd_pipe;
     void *profile; // per-op timing (profile.cu), NULL unless SOJU_CUDA_PROFILE=1
     soju_backend_ops table; // this backend's op table (profiled or plain)
 };

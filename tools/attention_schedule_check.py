@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""Host models of two schedules of the Hopper attention forward
+(src/ops/cuda/attention_hopper.cu), for changes made without a GPU.
+
+1. The block walk with two warpgroups per block (SOJU_CUDA_ATT_FWD128): a
+   block walks key tiles from the first warpgroup's first visible key
+   (kv_lo, as attn_bounds_kernel computes it) to its last query, and a
+   warpgroup skips the tiles outside [its kv_lo, its last query]. Checked:
+   every key a query may see lies in a tile its warpgroup computes.
+2. The overlapped forward (SOJU_CUDA_ATT_FWD_PIPE): K loaded one tile ahead,
+   V one tile behind, O += P_{j-1} V_{j-1} beside S_j, the rescale after it,
+   P = 0 against a zeroed V buffer before the first tile. Checked: every
+   product reads the tile it needs, no load lands in a buffer read in the
+   same step, and the output equals the plain schedule's (fp32 sums, P and V
+   rounded to bf16, the conditional rescale) and is near the exact softmax.
+
+usage: python3 tools/attention_schedule_check.py   (needs numpy; exits 1 on a mismatch)
+"""
+import random
+import sys
+
+import numpy as np
+
+BLK = 64
+SLACK = 8.0  # RESCALE_SLACK
+
+
+def kv_lo(T, doc, window):
+    """attn_bounds_kernel's first visible key per block of 64 queries."""
+    runs = doc is not None and all(doc[i] >= doc[i - 1] for i in range(1, T))
+    out = []
+    for blk in range((T + BLK - 1) // BLK):
+        q0, lo = blk * BLK, 0
+        if runs:
+            lo = next(j for j in range(T) if doc[j] >= doc[q0])
+        if window > 0:
+            lo = max(lo, q0 - window + 1)
+        out.append(lo)
+    return out
+
+
+def visible(q, k, doc, window):
+    return k <= q and (window <= 0 or q - k < window) and (doc is None or doc[q] == doc[k])
+
+
+def check_walk(trials=1500, wgs=2):
+    bad = 0
+    for _ in range(trials):
+        T = random.randint(1, 500)
+        window = random.choice([0, 0, random.randint(1, 300)])
+        doc = None
+        if random.random() < 0.5:
+            d, doc = 0, []
+            for _t in range(T):
+                d += random.random() < 0.02
+                doc.append(d)
+        bounded = doc is not None or window > 0
+        los = kv_lo(T, doc, window)
+        nblk = len(los)
+        for blk in range((nblk + wgs - 1) // wgs):
+            lo = los[blk * wgs] if bounded else 0
+            hi = min((blk + 1) * wgs * BLK, T)
+            tiles = [lo + i * BLK for i in range((hi - lo + BLK - 1) // BLK)]
+            for wg in range(wgs):
+                b = blk * wgs + wg
+                if b >= nblk:
+                    continue
+                q0, qhi, qlo = b * BLK, min(b * BLK + BLK, T), los[b] if bounded else 0
+                seen = set()
+                for k0 in tiles:
+                    if k0 < qhi and k0 + BLK > qlo:
+                        seen.update(range(k0, min(k0 + BLK, hi)))
+                bad += sum(1 for q in range(q0, qhi) for k in range(T) if visible(q, k, doc, window) and k not in seen)
+    return bad
+
+
+def bf16(x):
+    b = np.asarray(x, dtype=np.float32).copy().view(np.uint32)
+    b += 0x7FFF + ((b >> 16) & 1)
+    b &= 0xFFFF0000
+    return b.view(np.float32)
+
+
+def softmax_tile(s, m, l, scale):
+    """attention_common.cuh's softmax_tile for a block of rows: p, m, l, alpha, moved."""
+    mx = np.max(s, axis=1) * scale
+    move = mx > m + SLACK
+    alpha = np.ones_like(m)
+    if move.any():
+        with np.errstate(invalid="ignore"):
+            alpha = np.where(move, np.exp2(m - mx), 1.0).astype(np.float32)
+        m = np.where(move, mx, m).astype(np.float32)
+        l = l * alpha
+    ref = np.where(m == -np.inf, 0, m)
+    p = np.exp2(s * scale - ref[:, None]).astype(np.float32)
+    return p, m, l + p.sum(1), alpha, move.any()
+
+
+def check_pipe(trials=300, rows=8, dim=16):
+    rng = np.random.default_rng(1)
+    schedule_errors, worst_vs_plain, worst_vs_exact = 0, 0.0, 0.0
+    scale = 0.125 * 1.4426950408889634
+    for _ in range(trials):
+        n = random.randint(1, 9)
+        S = [(rng.normal(size=(rows, BLK)) * rng.uniform(1, 30) +
+              rng.uniform(-5, 40) * np.arange(1, BLK + 1)[None, :] / BLK * (t + 1)).astype(np.float32) for t in range(n)]
+        V = [rng.normal(size=(BLK, dim)).astype(np.float32) for _t in range(n)]
+        # plain: S, softmax (rescale), O += P V per tile
+        m, l, O = np.full(rows, -np.inf, np.float32), np.zeros(rows, np.float32), np.zeros((rows, dim), np.float32)
+        for t in range(n):
+            p, m, l, alpha, moved = softmax_tile(S[t], m, l, scale)
+            O = (O * alpha[:, None] if moved else O) + bf16(p) @ bf16(V[t])
+        plain = O / l[:, None]
+        # pipelined, with the buffers' contents tracked
+        kbuf, vbuf = [0, None], [None, "zero"]
+        m, l, O = np.full(rows, -np.inf, np.float32), np.zeros(rows, np.float32), np.zeros((rows, dim), np.float32)
+        pa = np.zeros((rows, BLK), np.float32)
+        for it in range(n):
+            buf = it & 1
+            loads = ([("K", buf ^ 1, it + 1)] if it + 1 < n else []) + [("V", buf, it)]
+            schedule_errors += kbuf[buf] != it  # S_it reads K_it
+            schedule_errors += vbuf[buf ^ 1] != ("zero" if it == 0 else it - 1)  # the owed product reads V_{it-1}
+            schedule_errors += sum(1 for kind, b, _t in loads if (kind == "K" and b == buf) or (kind == "V" and b != buf))
+            O = O + bf16(pa) @ bf16(np.zeros((BLK, dim), np.float32) if it == 0 else V[it - 1])
+            pa, m, l, alpha, moved = softmax_tile(S[it], m, l, scale)
+            if moved:
+                O = O * alpha[:, None]
+            for kind, b, t in loads:  # they land at the step's end (cp.async wait, barrier)
+                (kbuf if kind == "K" else vbuf)[b] = t
+        schedule_errors += vbuf[(n - 1) & 1] != n - 1
+        O = O + bf16(pa) @ bf16(V[n - 1])
+        piped = O / l[:, None]
+        allS, allV = np.concatenate(S, 1), np.concatenate(V, 0)
+        e = np.exp((allS - allS.max(1, keepdims=True)) * 0.125)
+        exact = (e @ allV) / e.sum(1, keepdims=True)
+        worst_vs_plain = max(worst_vs_plain, float(np.max(np.abs(piped - plain))))
+        worst_vs_exact = max(worst_vs_exact, float(np.max(np.abs(piped - exact)) / np.max(np.abs(exact))))
+    return schedule_errors, worst_vs_plain, worst_vs_exact
+
+
+def main():
+    random.seed(5)
+    missed = check_walk()
+    print(f"two-warpgroup block walk: {missed} visible keys outside the computed tiles")
+    errors, vs_plain, vs_exact = check_pipe()
+    print(f"overlapped forward: {errors} schedule errors; max |pipelined - plain| {vs_plain:.1e}; "
+          f"max error against the exact softmax {vs_exact:.1e} of the largest output (bf16 P and V)")
+    sys.exit(1 if missed or errors or vs_plain > 0 or vs_exact > 2e-2 else 0)
+
+
+if __name__ == "__main__":
+    main()
