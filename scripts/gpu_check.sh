@@ -18,8 +18,8 @@
 #   OUT=dir            where full logs go (default /tmp/soju-gpu-check)
 #   SOJU_GPU_LIB=dir   extra shared libraries for the prebuilt soju binaries only
 #   SOJU_CUDA_WGMMA=0  Hopper: the head-dim-64 attention on mma.sync instead of wgmma
-#   (the checks also run with SOJU_CUDA_DQ_BULK=1, SOJU_CUDA_ATT_FWD128=1, SOJU_CUDA_ATT_FWD_TMA=1 and
-#    SOJU_CUDA_ATT_FWD_PIPE=1 on Hopper:
+#   (the checks also run with SOJU_CUDA_DQ_BULK=1, SOJU_CUDA_ATT_FWD128=1, SOJU_CUDA_ATT_FWD_TMA=1,
+#    SOJU_CUDA_ATT_FWD_PIPE=1 and SOJU_CUDA_ATT_BWD_TMA=1 on Hopper:
 #    attention variants that are off by default until timed)
 #   (scripts/gpu_ab.sh times one such switch, or an older binary, against the default)
 set -u
@@ -92,6 +92,10 @@ if nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | grep -
     SOJU_CUDA_ATT_FWD_PIPE=1 run_check cuda_ops_fwd_pipe "$bin/ops_test_cuda_ops"
     SOJU_CUDA_ATT_FWD_PIPE=1 SOJU_CUDA_ATT_FWD128=1 run_check cuda_ops_fwd128_pipe "$bin/ops_test_cuda_ops"
     SOJU_CUDA_ATT_FWD_PIPE=1 run_check cuda_step_fwd_pipe "$bin/model_test_cuda_step"
+    # and the backward's query tiles by TMA (with atomics and with bulk dQ sums)
+    SOJU_CUDA_ATT_BWD_TMA=1 run_check cuda_ops_bwd_tma "$bin/ops_test_cuda_ops"
+    SOJU_CUDA_ATT_BWD_TMA=1 SOJU_CUDA_DQ_BULK=1 run_check cuda_ops_bwd_tma_bulk "$bin/ops_test_cuda_ops"
+    SOJU_CUDA_ATT_BWD_TMA=1 run_check cuda_step_bwd_tma "$bin/model_test_cuda_step"
 fi
 run_check optimizer_ops "$bin/ops_test_optimizer_ops"
 [ -x "$bin/model_test_recompute" ] && run_check recompute_cpu "$bin/model_test_recompute"

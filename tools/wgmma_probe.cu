@@ -10,7 +10,8 @@
 // tensor by two TMA reductions (tma_map_rows, tma_reduce_add_3d), three times,
 // with the box partly past T, against the same sums on the host; and the
 // forward's TMA tile loads (SOJU_CUDA_ATT_FWD_TMA): a bf16 box into the
-// swizzled tile through an mbarrier, two phases, rows past T zero.
+// swizzled tile through an mbarrier, two phases, rows past T zero; and the
+// backward's fp32 lse / D rows by TMA without swizzle (SOJU_CUDA_ATT_BWD_TMA).
 // Build: nvcc -std=c++17 -arch=sm_90a -I src -o wgmma_probe tools/wgmma_probe.cu
 // Prints one line per case and exits 1 when any is off. scripts/gpu_check.sh
 // runs it when present, so a wrong descriptor shows up before the attention
@@ -193,6 +194,57 @@ static int tma_load_probe(void) {
     return wrong == 0;
 }
 
+// One row of 64 floats at (x, y, z) by TMA, no swizzle: the attention
+// backward's lse / D rows (SOJU_CUDA_ATT_BWD_TMA).
+__global__ void tma_row_probe_kernel(const __grid_constant__ CUtensorMap map, float *out, int x, int y, int z) {
+    __shared__ __align__(128) float row[64];
+    __shared__ __align__(8) uint64_t bar;
+    const uint32_t b = smem_u32(&bar);
+    if (threadIdx.x == 0) {
+        mbar_init(b, 1);
+        mbar_init_fence();
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        mbar_arrive_expect(b, sizeof row);
+        tma_load_3d(smem_u32(row), &map, b, x, y, z);
+    }
+    mbar_wait(b, 0);
+    if (threadIdx.x < 64) out[threadIdx.x] = row[threadIdx.x];
+}
+
+// 1 when a row of a [2][3][100] fp32 tensor, box 64 x 1 x 1 at (64, 2, 1),
+// arrives with its 36 values and 28 zeros past the end.
+static int tma_row_probe(void) {
+    const int dims[3] = {100, 3, 2}, box[3] = {64, 1, 1}, n = 100 * 3 * 2;
+    void *encode = tensor_map_encoder();
+    float *h = (float *)malloc(n * sizeof(float)), got[64];
+    for (int i = 0; i < n; i++) h[i] = (float)i + 0.5f;
+    float *dT, *dOut;
+    cudaMalloc(&dT, n * sizeof(float));
+    cudaMalloc(&dOut, 64 * sizeof(float));
+    cudaMemcpy(dT, h, n * sizeof(float), cudaMemcpyHostToDevice);
+    CUtensorMap map;
+    if (!encode ||
+        tma_map_3d(&map, encode, dT, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 4, dims, box, CU_TENSOR_MAP_SWIZZLE_NONE) !=
+            CUDA_SUCCESS) {
+        printf("  tma probe: tma_map_3d (fp32 rows) failed FAIL\n");
+        return 0;
+    }
+    tma_row_probe_kernel<<<1, 128>>>(map, dOut, 64, 2, 1);
+    cudaError_t e = cudaDeviceSynchronize();
+    if (e != cudaSuccess) {
+        printf("  tma probe row: %s FAIL\n", cudaGetErrorString(e));
+        return 0;
+    }
+    cudaMemcpy(got, dOut, sizeof got, cudaMemcpyDeviceToHost);
+    int wrong = 0;
+    for (int i = 0; i < 64; i++) wrong += got[i] != (64 + i < 100 ? h[(1 * 3 + 2) * 100 + 64 + i] : 0.0f);
+    printf("  tma probe fp32 row load (box past T) %d of 64 values wrong %s\n", wrong, wrong ? "FAIL" : "ok");
+    cudaFree(dT), cudaFree(dOut), free(h);
+    return wrong == 0;
+}
+
 int main(void) {
     const int n = 64 * 64;
     bf16 *hA = (bf16 *)malloc(n * sizeof(bf16)), *hB = (bf16 *)malloc(n * sizeof(bf16));
@@ -238,5 +290,6 @@ int main(void) {
     }
     bad |= !tma_reduce_probe();
     bad |= !tma_load_probe();
+    bad |= !tma_row_probe();
     return bad;
 }

@@ -612,8 +612,7 @@ void cuda_attention_forward(soju_backend *be, void *out, float *lse, const void 
         a.lse = lse;
         att_bounds(be, &a, doc_ids, B, T, window);
         if (hopper_ok(be, hd)) {
-            hopper_attention_forward(&a, cuda_state(be)->att_fwd_wgs, cuda_state(be)->fwd_tma_encode,
-                                     cuda_state(be)->att_fwd_pipe, s);
+            hopper_attention_forward(&a, &cuda_state(be)->hopper, s);
             return;
         }
         dim3 grid(a.nblk, B * NH);
@@ -675,7 +674,7 @@ void cuda_attention_backward(soju_backend *be, void *dqkv, const void *dout, con
             size_t acc_bytes = (size_t)B * T * NH * hd * sizeof(float);
             a.dq_acc = (float *)cuda_scratch(be, SCRATCH_ATTN_DQ, acc_bytes);
             CUDA_CHECK(cudaMemsetAsync(a.dq_acc, 0, acc_bytes, s));
-            if (hopper_ok(be, hd)) hopper_attention_backward(&a, cuda_state(be)->dq_bulk_encode, s);
+            if (hopper_ok(be, hd)) hopper_attention_backward(&a, &cuda_state(be)->hopper, s);
             else if (hd == 32) flash_bwd_dkv_kernel<32, true><<<gkv, ATT_THREADS, dkv_smem(32, true), s>>>(a);
             else if (hd == 64) flash_bwd_dkv_kernel<64, true><<<gkv, ATT_THREADS, dkv_smem(64, true), s>>>(a);
             else flash_bwd_dkv_kernel<128, true><<<gkv, ATT_THREADS, dkv_smem(128, true), s>>>(a);

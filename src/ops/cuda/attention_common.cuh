@@ -511,11 +511,7 @@ __device__ __forceinline__ void store_dkv(const att_args &p, const kv_block &kv,
 
 // attention_hopper.cu: the wgmma kernels for head dim 64 (sm_90a builds, compute capability 9.0)
 void hopper_attention_init(void);
-// wgs: warpgroups of 64 queries per block sharing the K/V tiles (1, or 2 with
-// SOJU_CUDA_ATT_FWD128=1); encode: cuTensorMapEncodeTiled to load the tiles by
-// TMA (SOJU_CUDA_ATT_FWD_TMA=1), or NULL for cp.async; pipe: each tile's softmax
-// overlapping the previous tile's P V (SOJU_CUDA_ATT_FWD_PIPE=1, without TMA)
-void hopper_attention_forward(const att_args *a, int wgs, void *encode, bool pipe, cudaStream_t s);
-// encode: cuTensorMapEncodeTiled from hopper_tensor_map_encoder() to sum dQ
-// by bulk reductions from shared memory, or NULL for atomics
-void hopper_attention_backward(const att_args *a, void *encode, cudaStream_t s);
+// opts: the kernel variants (cuda_common.cuh, hopper_att_opts)
+void hopper_attention_forward(const att_args *a, const hopper_att_opts *opts, cudaStream_t s);
+// dQ sums go to a->dq_acc (zeroed by the caller, turned into bf16 after)
+void hopper_attention_backward(const att_args *a, const hopper_att_opts *opts, cudaStream_t s);

@@ -287,17 +287,32 @@ __global__ void __launch_bounds__(ATT_THREADS *WGS, WGS == 2 ? 2 : MODE == FWD_P
 // 2-way bank conflicts at most). Shares its space with the dS^T tile.
 #define DQ_STAGE_BYTES (2 * WG_TILE_BYTES)
 #define HOP_BWD_STATS_BYTES (2 * ATT_BLK * (2 * (int)sizeof(float) + (int)sizeof(int)))
-#define HOP_BWD_SMEM (7 * WG_TILE_BYTES + HOP_BWD_STATS_BYTES + 1024)
-#define HOP_BWD_BULK_SMEM (6 * WG_TILE_BYTES + DQ_STAGE_BYTES + HOP_BWD_STATS_BYTES + 1024)
+#define HOP_BWD_SMEM (7 * WG_TILE_BYTES + HOP_BWD_STATS_BYTES + 2 * 8 + 1024)
+#define HOP_BWD_BULK_SMEM (6 * WG_TILE_BYTES + DQ_STAGE_BYTES + HOP_BWD_STATS_BYTES + 2 * 8 + 1024)
+
+// The tensor maps of the backward's bulk copies (unused ones zero): dq the
+// fp32 dQ sums [B][T][NH x 64], box 32 x 64 (BULK); qkv [B][T][(NH + 2 NKV)
+// 64] and dout [B][T][NH x 64] bf16, box 64 x 64; stats the D and base-2
+// lse rows [2][B x NH][T] fp32, box 64 x 1 x 1 (TMA).
+struct hop_bwd_maps {
+    CUtensorMap dq, qkv, dout, stats;
+};
 
 // 168 registers: three blocks (12 warps) per SM; at two (215 registers) it ran 11% slower.
 // BULK: the dQ sums leave through shared memory and two tensor-map bulk
 // reductions per tile (issued by one thread) instead of the float4 atomics, which
 // cost about 0.47 of 1.53 ms per GPT-2 layer. The staging tile takes the dS^T
 // tile's place, so three blocks still fit in an SM's shared memory.
-// dq_map (BULK): the fp32 dQ sums as a tensor [B][T][NH x 64], box 32 x 64 x 1.
-template <bool BULK>
-__global__ void __launch_bounds__(ATT_THREADS, 3) hopper_bwd_kernel(att_args p, const __grid_constant__ CUtensorMap dq_map) {
+// TMA (SOJU_CUDA_ATT_BWD_TMA=1, off until timed; needs T a multiple of 4 for
+// the stats map's row pitch): each query tile's Q, dO, lse and D arrive by
+// four tensor-map bulk copies issued by one thread and counted on the
+// buffer's mbarrier, instead of 11 cp.async per thread with their address
+// arithmetic, group wait and proxy fence (document ids, when there are
+// any, still come by cp.async). Rows past T arrive as zeros; rows from qhi
+// to T (queries that see none of the block's keys) arrive as they are,
+// and the mask gives them P = 0, as it does for every row it hides.
+template <bool BULK, bool TMA>
+__global__ void __launch_bounds__(ATT_THREADS, 3) hopper_bwd_kernel(att_args p, const __grid_constant__ hop_bwd_maps maps) {
 #ifdef SOJU_WGMMA_DEVICE
     extern __shared__ __align__(16) unsigned char smem_raw[];
     unsigned char *Ks = smem_1k(smem_raw);
@@ -308,6 +323,7 @@ __global__ void __launch_bounds__(ATT_THREADS, 3) hopper_bwd_kernel(att_args p, 
     float *qlse = (float *)(dSs + (BULK ? DQ_STAGE_BYTES : WG_TILE_BYTES)); // [2][64], base-2 log-sum-exp
     float *qD = qlse + 2 * ATT_BLK;                // [2][64]
     int *qdoc = (int *)(qD + 2 * ATT_BLK);         // [2][64]
+    const uint32_t full = smem_u32(qdoc + 2 * ATT_BLK); // TMA: [2] mbarriers, query buffer i's at full + 8 i
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t4 = lane & 3;
     // NH in a local: read from the parameters inside the loop, it added about 80 instructions to the loop body (SASS)
@@ -322,10 +338,30 @@ __global__ void __launch_bounds__(ATT_THREADS, 3) hopper_bwd_kernel(att_args p, 
     load_tile_swz(Vs, kv.vbase + (long)k0 * W, W, T - k0, tid);
     auto load_q = [&](int i, int buf) {
         const q_tile t = kv_q_tile(p, kv, i);
-        load_tile_swz(Qs + buf * 2 * WG_TILE_BYTES, p.qkv + ((long)b * T + t.qs) * W + (long)t.h * 64, W, t.valid, tid);
-        load_tile_swz(dOs + buf * 2 * WG_TILE_BYTES, p.dout + ((long)b * T + t.qs) * OW + (long)t.h * 64, OW, t.valid, tid);
-        load_q_stats(p, kv, t, qlse + buf * ATT_BLK, qD + buf * ATT_BLK, qdoc + buf * ATT_BLK, tid);
+        if (TMA) {
+            if (tid == 0) {
+                const uint32_t bar = full + 8 * buf;
+                mbar_arrive_expect(bar, 2 * WG_TILE_BYTES + 2 * ATT_BLK * (int)sizeof(float));
+                tma_load_3d(smem_u32(Qs + buf * 2 * WG_TILE_BYTES), &maps.qkv, bar, t.h * 64, t.qs, b);
+                tma_load_3d(smem_u32(dOs + buf * 2 * WG_TILE_BYTES), &maps.dout, bar, t.h * 64, t.qs, b);
+                tma_load_3d(smem_u32(qD + buf * ATT_BLK), &maps.stats, bar, t.qs, b * NH + t.h, 0);
+                tma_load_3d(smem_u32(qlse + buf * ATT_BLK), &maps.stats, bar, t.qs, b * NH + t.h, 1);
+            }
+            if (docs && tid < ATT_BLK) cp_async4(qdoc + buf * ATT_BLK + tid, kv.doc + t.qs + tid, tid < t.valid);
+        } else {
+            load_tile_swz(Qs + buf * 2 * WG_TILE_BYTES, p.qkv + ((long)b * T + t.qs) * W + (long)t.h * 64, W, t.valid,
+                          tid);
+            load_tile_swz(dOs + buf * 2 * WG_TILE_BYTES, p.dout + ((long)b * T + t.qs) * OW + (long)t.h * 64, OW,
+                          t.valid, tid);
+            load_q_stats(p, kv, t, qlse + buf * ATT_BLK, qD + buf * ATT_BLK, qdoc + buf * ATT_BLK, tid);
+        }
     };
+    if (TMA && tid == 0) {
+        mbar_init(full, 1);
+        mbar_init(full + 8, 1);
+        mbar_init_fence();
+    }
+    if (TMA) __syncthreads();
     if (ntiles > 0) load_q(0, 0);
     cp_async_commit();
     cp_async_wait_all();
@@ -346,6 +382,7 @@ __global__ void __launch_bounds__(ATT_THREADS, 3) hopper_bwd_kernel(att_args p, 
         const int buf = it & 1, qs = tile.qs;
         if (it + 1 < ntiles) load_q(it + 1, buf ^ 1);
         cp_async_commit();
+        if (TMA) mbar_wait(full + 8 * buf, (it >> 1) & 1); // the (it / 2)-th filling of this buffer
         const uint32_t Q_u = smem_u32(Qs + buf * 2 * WG_TILE_BYTES), dO_u = smem_u32(dOs + buf * 2 * WG_TILE_BYTES);
         const float *L = qlse + buf * ATT_BLK, *Dq = qD + buf * ATT_BLK;
         const int *QD = qdoc + buf * ATT_BLK;
@@ -413,12 +450,12 @@ __global__ void __launch_bounds__(ATT_THREADS, 3) hopper_bwd_kernel(att_args p, 
         } else {
             add_dq_rows<64>(p.dq_acc + ((long)b * T * NH + tile.h) * 64, (long)NH * 64, dq, qs + warp * 16, T, g, t4);
         }
-        cp_async_wait_all();
-        fence_async_smem(); // also: the staged dQ rows, written by ordinary stores, are read by the copy engine
+        if (!TMA || docs) cp_async_wait_all();
+        if (!TMA || BULK) fence_async_smem(); // BULK: the staged dQ rows, written by ordinary stores, are read by the copy engine
         __syncthreads();
         if (BULK && tid == 0) { // the tile's two halves into the fp32 sums (rows past T are outside the map)
-            tma_reduce_add_3d(&dq_map, smem_u32(dSs), tile.h * 64, qs, b);
-            tma_reduce_add_3d(&dq_map, smem_u32(dSs + WG_TILE_BYTES), tile.h * 64 + 32, qs, b);
+            tma_reduce_add_3d(&maps.dq, smem_u32(dSs), tile.h * 64, qs, b);
+            tma_reduce_add_3d(&maps.dq, smem_u32(dSs + WG_TILE_BYTES), tile.h * 64 + 32, qs, b);
             bulk_commit();
         }
     }
@@ -434,6 +471,11 @@ template <int WGS, int MODE> static void fwd_init(void) {
                                     HOP_FWD_SMEM(WGS)));
 }
 
+template <bool BULK, bool TMA> static void bwd_init(void) {
+    CUDA_CHECK(cudaFuncSetAttribute(hopper_bwd_kernel<BULK, TMA>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    BULK ? HOP_BWD_BULK_SMEM : HOP_BWD_SMEM));
+}
+
 void hopper_attention_init(void) {
     fwd_init<1, FWD_CPASYNC>();
     fwd_init<2, FWD_CPASYNC>();
@@ -441,22 +483,25 @@ void hopper_attention_init(void) {
     fwd_init<2, FWD_TMA>();
     fwd_init<1, FWD_PIPE>();
     fwd_init<2, FWD_PIPE>();
-    CUDA_CHECK(cudaFuncSetAttribute(hopper_bwd_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, HOP_BWD_SMEM));
-    CUDA_CHECK(
-        cudaFuncSetAttribute(hopper_bwd_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, HOP_BWD_BULK_SMEM));
+    bwd_init<false, false>();
+    bwd_init<true, false>();
+    bwd_init<false, true>();
+    bwd_init<true, true>();
 }
 
-// A tensor map of the rows of `base` (B x T rows of `width` elements) for
-// the TMA paths; aborts when the driver refuses it (what: for the message).
-static CUtensorMap tma_map_or_die(void *encode, const void *base, CUtensorMapDataType type, int elem_bytes, int box_x,
-                                  int B, int T, int width, const char *what) {
-    CUtensorMap map;
-    CUresult rc = tma_map_rows(&map, encode, base, type, elem_bytes, box_x, B, T, width);
+// The tensor map `rc` came with, or an abort when the driver refused it
+// (what: which map, for the message).
+static CUtensorMap tma_map_or_die(CUresult rc, const CUtensorMap &map, const char *what) {
     if (rc != CUDA_SUCCESS) {
         fprintf(stderr, "soju: cuda: cuTensorMapEncodeTiled failed (%d) for the attention %s\n", (int)rc, what);
         abort();
     }
     return map;
+}
+static CUtensorMap tma_rows_or_die(void *encode, const void *base, CUtensorMapDataType type, int elem_bytes, int box_x,
+                                   int B, int T, int width, const char *what) {
+    CUtensorMap map;
+    return tma_map_or_die(tma_map_rows(&map, encode, base, type, elem_bytes, box_x, B, T, width), map, what);
 }
 
 template <int WGS, int MODE> static void fwd_launch(const att_args *a, const CUtensorMap &map, cudaStream_t s) {
@@ -471,33 +516,46 @@ template <int WGS> static void fwd_launch_mode(const att_args *a, bool tma, bool
     else fwd_launch<WGS, FWD_CPASYNC>(a, map, s);
 }
 
-// wgs: warpgroups (blocks of 64 queries) per block, 1 or 2; encode: the
-// driver's cuTensorMapEncodeTiled to load the tiles by TMA, or NULL; pipe:
-// overlap each tile's softmax with the previous tile's P V (without TMA)
-void hopper_attention_forward(const att_args *a, int wgs, void *encode, bool pipe, cudaStream_t s) {
+void hopper_attention_forward(const att_args *a, const hopper_att_opts *opts, cudaStream_t s) {
     CUtensorMap map;
     memset(&map, 0, sizeof map);
-    if (encode)
-        map = tma_map_or_die(encode, a->qkv, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, 64, a->B, a->T,
-                             (a->NH + 2 * a->NKV) * 64, "q, k, v tiles");
-    if (wgs == 2) fwd_launch_mode<2>(a, encode != NULL, pipe, map, s);
-    else fwd_launch_mode<1>(a, encode != NULL, pipe, map, s);
+    if (opts->fwd_tma)
+        map = tma_rows_or_die(opts->encode, a->qkv, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, 64, a->B, a->T,
+                              (a->NH + 2 * a->NKV) * 64, "q, k, v tiles");
+    if (opts->fwd_wgs == 2) fwd_launch_mode<2>(a, opts->fwd_tma, opts->fwd_pipe, map, s);
+    else fwd_launch_mode<1>(a, opts->fwd_tma, opts->fwd_pipe, map, s);
 }
 
 void *hopper_tensor_map_encoder(void) { return tensor_map_encoder(); }
 
-// dQ sums go to a->dq_acc (zeroed by the caller, turned into bf16 after):
-// by atomics, or with `encode` (hopper_tensor_map_encoder) by bulk reductions.
-void hopper_attention_backward(const att_args *a, void *encode, cudaStream_t s) {
+template <bool BULK, bool TMA> static void bwd_launch(const att_args *a, const hop_bwd_maps &maps, cudaStream_t s) {
     dim3 grid(a->nblk, a->B * a->NKV);
-    CUtensorMap map;
-    memset(&map, 0, sizeof map);
-    if (encode) {
-        map = tma_map_or_die(encode, a->dq_acc, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 4, 32, a->B, a->T, a->NH * 64,
-                             "dQ sums");
-        hopper_bwd_kernel<true><<<grid, ATT_THREADS, HOP_BWD_BULK_SMEM, s>>>(*a, map);
-    } else {
-        hopper_bwd_kernel<false><<<grid, ATT_THREADS, HOP_BWD_SMEM, s>>>(*a, map);
-    }
+    hopper_bwd_kernel<BULK, TMA><<<grid, ATT_THREADS, BULK ? HOP_BWD_BULK_SMEM : HOP_BWD_SMEM, s>>>(*a, maps);
     CUDA_LAUNCH_CHECK();
+}
+
+// The query tiles by bulk copies (bwd_tma) only when T is a multiple of 4:
+// the stats map's rows must be a multiple of 16 bytes apart.
+void hopper_attention_backward(const att_args *a, const hopper_att_opts *opts, cudaStream_t s) {
+    hop_bwd_maps maps;
+    memset(&maps, 0, sizeof maps);
+    const bool tma = opts->bwd_tma && a->T % 4 == 0, bulk = opts->dq_bulk;
+    void *encode = opts->encode;
+    if (bulk)
+        maps.dq = tma_rows_or_die(encode, a->dq_acc, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 4, 32, a->B, a->T, a->NH * 64,
+                                  "dQ sums");
+    if (tma) {
+        const int W = (a->NH + 2 * a->NKV) * 64;
+        maps.qkv = tma_rows_or_die(encode, a->qkv, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, 64, a->B, a->T, W, "q tiles");
+        maps.dout = tma_rows_or_die(encode, a->dout, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, 64, a->B, a->T, a->NH * 64,
+                                    "dO tiles");
+        // D, then lse2 right after it: [2][B x NH][T] floats, a box of 64 of one row
+        const int dims[3] = {a->T, a->B * a->NH, 2}, box[3] = {ATT_BLK, 1, 1};
+        CUtensorMap st;
+        maps.stats = tma_map_or_die(
+            tma_map_3d(&st, encode, a->D, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 4, dims, box, CU_TENSOR_MAP_SWIZZLE_NONE), st,
+            "lse and D rows");
+    }
+    if (bulk) tma ? bwd_launch<true, true>(a, maps, s) : bwd_launch<true, false>(a, maps, s);
+    else tma ? bwd_launch<false, true>(a, maps, s) : bwd_launch<false, false>(a, maps, s);
 }

@@ -254,12 +254,19 @@ extern "C" int soju_cuda_backend_create(soju_backend **out, soju_err *err) {
     st->gemm_tune = !st->deterministic && env_switch("SOJU_CUDA_GEMM_TUNE", true);
 #ifdef SOJU_WGMMA
     st->wgmma = prop.major == 9 && prop.minor == 0 && env_switch("SOJU_CUDA_WGMMA", true);
-    if (st->wgmma && env_switch("SOJU_CUDA_DQ_BULK", false) && !(st->dq_bulk_encode = hopper_tensor_map_encoder()))
-        fprintf(stderr, "soju: cuda: SOJU_CUDA_DQ_BULK ignored: the driver has no cuTensorMapEncodeTiled\n");
-    st->att_fwd_wgs = st->wgmma && env_switch("SOJU_CUDA_ATT_FWD128", false) ? 2 : 1;
-    if (st->wgmma && env_switch("SOJU_CUDA_ATT_FWD_TMA", false) && !(st->fwd_tma_encode = hopper_tensor_map_encoder()))
-        fprintf(stderr, "soju: cuda: SOJU_CUDA_ATT_FWD_TMA ignored: the driver has no cuTensorMapEncodeTiled\n");
-    st->att_fwd_pipe = st->wgmma && env_switch("SOJU_CUDA_ATT_FWD_PIPE", false);
+    if (st->wgmma) {
+        hopper_att_opts *h = &st->hopper;
+        h->fwd_wgs = env_switch("SOJU_CUDA_ATT_FWD128", false) ? 2 : 1;
+        h->fwd_tma = env_switch("SOJU_CUDA_ATT_FWD_TMA", false);
+        h->fwd_pipe = env_switch("SOJU_CUDA_ATT_FWD_PIPE", false);
+        h->bwd_tma = env_switch("SOJU_CUDA_ATT_BWD_TMA", false);
+        h->dq_bulk = env_switch("SOJU_CUDA_DQ_BULK", false);
+        if ((h->fwd_tma || h->bwd_tma || h->dq_bulk) && !(h->encode = hopper_tensor_map_encoder())) {
+            fprintf(stderr, "soju: cuda: the driver has no cuTensorMapEncodeTiled: the attention's TMA variants "
+                            "(SOJU_CUDA_ATT_FWD_TMA, SOJU_CUDA_ATT_BWD_TMA, SOJU_CUDA_DQ_BULK) are off\n");
+            h->fwd_tma = h->bwd_tma = h->dq_bulk = 0;
+        }
+    }
 #endif
     st->table = make_cuda_ops();
     if (env_switch("SOJU_CUDA_PROFILE", false)) {

@@ -81,6 +81,19 @@ struct enc_ids {
     cudaEvent_t ready, uploaded;
 };
 
+
+// Variants of the Hopper (wgmma) attention kernels, each off until timed on
+// a GPU (attention_hopper.cu says what each does). They are set from the
+// environment when the backend starts:
+typedef struct {
+    int fwd_wgs;  // warpgroups of 64 queries per forward block sharing each K/V tile: 1, or 2 (SOJU_CUDA_ATT_FWD128=1)
+    int fwd_tma;  // the forward's tiles by tensor-map bulk copies (SOJU_CUDA_ATT_FWD_TMA=1)
+    int fwd_pipe; // the forward's softmax overlapping the previous tile's P V (SOJU_CUDA_ATT_FWD_PIPE=1; not with TMA)
+    int bwd_tma;  // the backward's query tiles by bulk copies (SOJU_CUDA_ATT_BWD_TMA=1)
+    int dq_bulk;  // the backward's dQ sums by bulk reductions instead of atomics (SOJU_CUDA_DQ_BULK=1)
+    void *encode; // the driver's cuTensorMapEncodeTiled, when a TMA variant is on (else NULL, and they are off)
+} hopper_att_opts;
+
 struct soju_cuda_state {
     int device;
     cudaDeviceProp prop;
@@ -109,20 +122,8 @@ struct soju_cuda_state {
     // on when the build has sm_90a code (SOJU_WGMMA), the GPU is compute
     // capability 9.0 and SOJU_CUDA_WGMMA is not 0
     int wgmma;
-    // with wgmma and SOJU_CUDA_DQ_BULK=1 (off until timed on a GPU): the
-    // attention backward's dQ sums leave by tensor-map bulk reductions from
-    // shared memory instead of atomics; this is the driver's
-    // cuTensorMapEncodeTiled for them, NULL when off
-    void *dq_bulk_encode;
-    // warpgroups of 64 queries per block of the wgmma attention forward,
-    // sharing each K/V tile: 1, or 2 with SOJU_CUDA_ATT_FWD128=1 (off until timed)
-    int att_fwd_wgs;
-    // with wgmma and SOJU_CUDA_ATT_FWD_TMA=1 (off until timed): the forward's
-    // tiles arrive by tensor-map bulk copies; cuTensorMapEncodeTiled, NULL when off
-    void *fwd_tma_encode;
-    // with wgmma and SOJU_CUDA_ATT_FWD_PIPE=1 (off until timed; not with TMA):
-    // the forward overlaps each tile's softmax with the previous tile's P V
-    int att_fwd_pipe;
+    // variants of the wgmma attention kernels, each off until timed on a GPU
+    hopper_att_opts hopper;
     void *profile; // per-op timing (profile.cu), NULL unless SOJU_CUDA_PROFILE=1
     soju_backend_ops table; // this backend's op table (profiled or plain)
 };

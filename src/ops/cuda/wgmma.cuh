@@ -163,19 +163,27 @@ static inline void *tensor_map_encoder(void) {
     return fn;
 }
 
-// Host: rows [B][T][width] of `type` (elem_bytes each) at `base` as a
-// tensor map whose box is box_x elements x 64 rows x 1, in the 128-byte
-// swizzle (box_x elem_bytes = 128): fp32 boxes of 32 for wg_acc_to_swz_f32's
-// halves, bf16 boxes of 64 for the wgmma tiles. Elements outside the tensor
-// are read as zeros and never written.
+// Host: a tensor map of the 3-D tensor at `base` (dims innermost first,
+// rows packed: strides follow from the dims) with box `box` and `swizzle`.
+// Elements outside the tensor are read as zeros and never written.
+static inline CUresult tma_map_3d(CUtensorMap *map, void *encode, const void *base, CUtensorMapDataType type,
+                                  int elem_bytes, const int dims[3], const int box[3], CUtensorMapSwizzle swizzle) {
+    cuuint64_t d[3] = {(cuuint64_t)dims[0], (cuuint64_t)dims[1], (cuuint64_t)dims[2]};
+    cuuint64_t strides[2] = {d[0] * elem_bytes, d[0] * d[1] * elem_bytes}; // of dims 1 and 2, bytes
+    cuuint32_t b[3] = {(cuuint32_t)box[0], (cuuint32_t)box[1], (cuuint32_t)box[2]}, unit[3] = {1, 1, 1};
+    return ((PFN_cuTensorMapEncodeTiled_v12000)encode)(map, type, 3, (void *)base, d, strides, b, unit,
+                                                        CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle,
+                                                        CU_TENSOR_MAP_L2_PROMOTION_NONE, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+}
+
+// Host: rows [B][T][width] of `type` (elem_bytes each) with a box of box_x
+// elements x 64 rows x 1 in the 128-byte swizzle (box_x elem_bytes = 128):
+// fp32 boxes of 32 for wg_acc_to_swz_f32's halves, bf16 boxes of 64 for the
+// wgmma tiles.
 static inline CUresult tma_map_rows(CUtensorMap *map, void *encode, const void *base, CUtensorMapDataType type,
                                     int elem_bytes, int box_x, int B, int T, int width) {
-    cuuint64_t dims[3] = {(cuuint64_t)width, (cuuint64_t)T, (cuuint64_t)B}; // innermost first
-    cuuint64_t strides[2] = {(cuuint64_t)width * elem_bytes, (cuuint64_t)T * width * elem_bytes}; // dims 1, 2
-    cuuint32_t box[3] = {(cuuint32_t)box_x, 64, 1}, unit[3] = {1, 1, 1};
-    return ((PFN_cuTensorMapEncodeTiled_v12000)encode)(map, type, 3, (void *)base, dims, strides, box, unit,
-                                                        CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-                                                        CU_TENSOR_MAP_L2_PROMOTION_NONE, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    const int dims[3] = {width, T, B}, box[3] = {box_x, 64, 1};
+    return tma_map_3d(map, encode, base, type, elem_bytes, dims, box, CU_TENSOR_MAP_SWIZZLE_128B);
 }
 
 #define WG_D_REGS "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}"
