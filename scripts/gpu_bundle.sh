@@ -13,7 +13,8 @@ cd "$(dirname "$0")/.."
 B=build-gpubundle
 cmake -S . -B $B -DCMAKE_BUILD_TYPE=Release -DSOJU_NATIVE=OFF -DCMAKE_C_FLAGS="-march=x86-64-v3" \
   -DSOJU_CUDA=ON -DSOJU_CUDA_ARCHS="90a" >/dev/null
-progs=(soju gpu_train ops_test_cuda_ops model_test_cuda_step ops_test_optimizer_ops model_test_recompute ops_test_layer_ops)
+progs=(soju gpu_train attn_bench ops_test_cuda_ops model_test_cuda_step ops_test_optimizer_ops model_test_recompute
+  ops_test_layer_ops)
 cmake --build $B -j "$(nproc)" --target "${progs[@]}" >/dev/null
 rm -rf .gpu && mkdir -p .gpu/bin .gpu/lib
 for p in "${progs[@]}"; do cp $B/$p .gpu/bin/; done
@@ -43,7 +44,8 @@ if [ -n "${BASE:-}" ]; then
   git worktree remove --force "$wt"
 fi
 strip .gpu/bin/*
-cp scripts/gpu_check.sh scripts/gpu_ab.sh scripts/demo_corpus.sh bench/gpt2_torch_compile.py .gpu/
+cp scripts/gpu_check.sh scripts/gpu_ab.sh scripts/demo_corpus.sh bench/gpt2_torch_compile.py bench/attn_bench.sh \
+  bench/attn_torch.py .gpu/
 # one compressed file: the device tool carries at most 64 MiB (OpenBLAS alone is 35 MB)
 tar czf gpu-bundle.tgz .gpu && rm -rf .gpu && mkdir .gpu && mv gpu-bundle.tgz .gpu/bundle.tgz
 du -sh .gpu/bundle.tgz

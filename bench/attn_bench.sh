@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The attention kernels alone on one GPU, in one call: soju's variants
+# (bench/attn_bench.c: every switch of the Hopper kernels, each timed and
+# checked against the default on the same inputs) beside PyTorch's
+# scaled_dot_product_attention kernels (bench/attn_torch.py), for the GPT-2
+# and Llama-style 124M layer shapes, then one table of per-call times with
+# soju's ratio to torch's FlashAttention-2 kernel (> 1: soju faster).
+#
+#   SOJU_GPU_BIN=dir bash bench/attn_bench.sh        (prebuilt: gpu_bundle.sh; default build-gpu/)
+#   SHAPES="gpt2 llama"  REPS=20  VARIANTS="default SOJU_CUDA_DQ_BULK=1 ..."  TORCH=0 (soju only)
+#   BATCH=64 SEQ=1024    the shape's batch and length; DEVICE=cpu runs attn_bench on the CPU (a dry run)
+#   SOJU_GPU_LIB=dir     extra shared libraries for the prebuilt soju binaries
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+bin=${SOJU_GPU_BIN:-$here/../build-gpu}
+reps=${REPS:-20}
+variants=${VARIANTS:-"default SOJU_CUDA_WGMMA=0 SOJU_CUDA_DQ_BULK=1 SOJU_CUDA_ATT_BWD_TMA=1
+  SOJU_CUDA_ATT_BWD_TMA=1,SOJU_CUDA_DQ_BULK=1 SOJU_CUDA_ATT_FWD128=1 SOJU_CUDA_ATT_FWD_TMA=1 SOJU_CUDA_ATT_FWD_PIPE=1
+  SOJU_CUDA_ATT_FWD128=1,SOJU_CUDA_ATT_FWD_TMA=1 SOJU_CUDA_ATT_FWD128=1,SOJU_CUDA_ATT_FWD_PIPE=1"}
+torch_py=$here/attn_torch.py
+for shape in ${SHAPES:-gpt2 llama}; do
+    case $shape in
+        gpt2) args=(--heads 12 --kv-heads 12) ;;
+        llama) args=(--heads 12 --kv-heads 4) ;;
+        *) echo "attn_bench.sh: unknown shape $shape (gpt2, llama)"; exit 2 ;;
+    esac
+    args+=(--batch "${BATCH:-64}" --seq "${SEQ:-1024}")
+    # shellcheck disable=SC2086
+    soju=$(LD_LIBRARY_PATH="${SOJU_GPU_LIB:+$SOJU_GPU_LIB:}${LD_LIBRARY_PATH:-}" timeout 300 \
+        "$bin/attn_bench" "${args[@]}" --device "${DEVICE:-cuda}" --reps "$reps" $variants 2>&1)
+    echo "$soju" | grep -v '^RESULT'
+    torch=""
+    [ "${TORCH:-1}" = 1 ] && torch=$(timeout 300 python3 "$torch_py" "${args[@]}" --reps "$reps" 2>&1) &&
+        echo "$torch" | grep -v '^RESULT'
+    echo "== $shape: per call, ms (TFLOP/s); vs flash = torch FlashAttention-2 time / soju time"
+    { echo "$torch"; echo "$soju"; } | awk '
+        function f(line, k,   i, n, w) { n = split(line, w, " "); for (i = 1; i <= n; i++) if (index(w[i], k "=") == 1) return substr(w[i], length(k) + 2); return "" }
+        /^RESULT torch/ { if (f($0, "kernel") == "flash") { tf = f($0, "fwd_ms"); tb = f($0, "bwd_ms") }
+                          printf "  torch %-52s fwd %7.4f (%5.1f)  bwd %7.4f (%5.1f)\n", f($0, "kernel"), f($0, "fwd_ms"), f($0, "fwd_tflops"), f($0, "bwd_ms"), f($0, "bwd_tflops") }
+        /^RESULT soju/ { fm = f($0, "fwd_ms"); bm = f($0, "bwd_ms")
+                         printf "  soju  %-52s fwd %7.4f (%5.1f)  bwd %7.4f (%5.1f)", f($0, "variant"), fm, f($0, "fwd_tflops"), bm, f($0, "bwd_tflops")
+                         if (tf != "") printf "  vs flash fwd %.2fx bwd %.2fx fwd+bwd %.2fx", tf / fm, tb / bm, (tf + tb) / (fm + bm)
+                         printf "  diff out %s grad %s\n", f($0, "out_diff"), f($0, "grad_diff") }'
+done
