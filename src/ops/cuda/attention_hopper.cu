@@ -447,8 +447,6 @@ __global__ void __launch_bounds__(ATT_THREADS, 3) hopper_bwd_kernel(att_args p, 
         if (BULK) {
             __syncthreads(); // every warp's part of the dQ product has read dS^T
             wg_acc_to_swz_f32(dSs, dq, warp, g, t4);
-        } else {
-            add_dq_rows<64>(p.dq_acc + ((long)b * T * NH + tile.h) * 64, (long)NH * 64, dq, qs + warp * 16, T, g, t4);
         }
         if (!TMA || docs) cp_async_wait_all();
         if (!TMA || BULK) fence_async_smem(); // BULK: the staged dQ rows, written by ordinary stores, are read by the copy engine
@@ -458,6 +456,14 @@ __global__ void __launch_bounds__(ATT_THREADS, 3) hopper_bwd_kernel(att_args p, 
             tma_reduce_add_3d(&maps.dq, smem_u32(dSs + WG_TILE_BYTES), tile.h * 64 + 32, qs, b);
             bulk_commit();
         }
+        // The atomics come after the fence above: its memory barrier (the
+        // SASS of fence.proxy.async is MEMBAR.ALL.CTA + FENCE.VIEW.ASYNC.S)
+        // waits for the thread's outstanding global operations, which made
+        // every tile wait for its own dQ reductions to reach L2. Issued
+        // here, they have the next tile's first products to land before
+        // the next fence (the one before its dQ product).
+        if (!BULK)
+            add_dq_rows<64>(p.dq_acc + ((long)b * T * NH + tile.h) * 64, (long)NH * 64, dq, qs + warp * 16, T, g, t4);
     }
     store_dkv<64>(p, kv, kj, dk, dv, t4);
     if (BULK && tid == 0) bulk_wait(); // the staging must outlive its reads; the sums land before the kernel ends
