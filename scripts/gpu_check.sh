@@ -97,6 +97,8 @@ if nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | grep -
     SOJU_CUDA_ATT_BWD_TMA=1 SOJU_CUDA_DQ_BULK=1 run_check cuda_ops_bwd_tma_bulk "$bin/ops_test_cuda_ops"
     SOJU_CUDA_ATT_BWD_TMA=1 run_check cuda_step_bwd_tma "$bin/model_test_cuda_step"
 fi
+# the LayerNorm backward fetching each warp's next row meanwhile (off by default until timed)
+SOJU_CUDA_NORM_PREFETCH=1 run_check cuda_ops_norm_prefetch "$bin/ops_test_cuda_ops"
 run_check optimizer_ops "$bin/ops_test_optimizer_ops"
 [ -x "$bin/model_test_recompute" ] && run_check recompute_cpu "$bin/model_test_recompute"
 [ -x "$bin/ops_test_layer_ops" ] && run_check cpu_layer_ops "$bin/ops_test_layer_ops"

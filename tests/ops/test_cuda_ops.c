@@ -315,6 +315,11 @@ static void norm_case(int BT, int C) {
 TEST(norms) {
     setup();
     norm_case(300, 768); /* vector path */
+    /* several rows per warp in the one-pass backwards (a resident wave is
+     * 2112 warps on an H100 at C = 768), where SOJU_CUDA_NORM_PREFETCH
+     * fetches a warp's next row while it works on the current one */
+    norm_case(5000, 768);
+    norm_case(20000, 256);
     norm_case(77, 52);   /* scalar path */
 }
 

@@ -34,19 +34,6 @@ __device__ __forceinline__ void ldsm_x4_t(uint32_t r[4], uint32_t addr) {
                  : "r"(addr));
 }
 
-__device__ __forceinline__ void cp_async16(bf16 *smem, const bf16 *gmem, bool valid) {
-    uint32_t addr = (uint32_t)__cvta_generic_to_shared(smem);
-    int n = valid ? 16 : 0; // 0: fill the 16 bytes with zeros, read nothing (gmem may then be any address)
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(addr), "l"(gmem), "r"(n));
-}
-// 4 bytes; zero-filled when !valid (reading nothing: gmem may then be any address)
-__device__ __forceinline__ void cp_async4(void *smem, const void *gmem, bool valid) {
-    uint32_t addr = (uint32_t)__cvta_generic_to_shared(smem);
-    int n = valid ? 4 : 0;
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(addr), "l"(gmem), "r"(n));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n"); }
-__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
 
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
     __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);

@@ -252,6 +252,7 @@ extern "C" int soju_cuda_backend_create(soju_backend **out, soju_err *err) {
     st->deterministic = env_switch("SOJU_CUDA_DETERMINISTIC", false);
     // timing picks by the clock, which may differ between runs: off when results must repeat
     st->gemm_tune = !st->deterministic && env_switch("SOJU_CUDA_GEMM_TUNE", true);
+    st->norm_prefetch = env_switch("SOJU_CUDA_NORM_PREFETCH", false);
 #ifdef SOJU_WGMMA
     st->wgmma = prop.major == 9 && prop.minor == 0 && env_switch("SOJU_CUDA_WGMMA", true);
     if (st->wgmma) {

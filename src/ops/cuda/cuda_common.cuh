@@ -118,6 +118,9 @@ struct soju_cuda_state {
     // time cuBLASLt's candidate algorithms per shape (SOJU_CUDA_GEMM_TUNE=0: take
     // the first); with it, bias gradients ride on the dW GEMM (BGRADB epilogue)
     int gemm_tune;
+    // SOJU_CUDA_NORM_PREFETCH=1 (off until timed): the one-pass LayerNorm
+    // backward fetches each warp's next row into shared memory meanwhile
+    int norm_prefetch;
     // attention for head dim 64 on Hopper's wgmma kernels (attention_hopper.cu):
     // on when the build has sm_90a code (SOJU_WGMMA), the GPU is compute
     // capability 9.0 and SOJU_CUDA_WGMMA is not 0
@@ -173,6 +176,23 @@ __device__ __forceinline__ void store8(bf16 *p, const float f[8]) {
     for (int k = 0; k < 4; k++) x.v[k] = __floats2bfloat162_rn(f[2 * k], f[2 * k + 1]);
     st_bf16x8(p, x);
 }
+
+// Asynchronous copies global -> shared (sm_80): issued per thread, grouped
+// by commit, waited for by the issuing thread.
+// 16 bytes, through L2 only; zero-filled when !valid (reading nothing: gmem may then be any address).
+__device__ __forceinline__ void cp_async16(bf16 *smem, const bf16 *gmem, bool valid) {
+    uint32_t addr = (uint32_t)__cvta_generic_to_shared(smem);
+    int n = valid ? 16 : 0;
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(addr), "l"(gmem), "r"(n));
+}
+// 4 bytes; zero-filled when !valid (reading nothing: gmem may then be any address)
+__device__ __forceinline__ void cp_async4(void *smem, const void *gmem, bool valid) {
+    uint32_t addr = (uint32_t)__cvta_generic_to_shared(smem);
+    int n = valid ? 4 : 0;
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(addr), "l"(gmem), "r"(n));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n"); }
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
 
 static inline bool aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
 

@@ -226,28 +226,56 @@ __global__ void partial_finish_kernel(float *out, const float *partial, int n, i
 // the warp's own partial sums (sp: [8 warps][dw, db][C] floats). The block
 // then adds its 8 warps' partials in order into part ([dw, db][block][C]),
 // and partial_finish_kernel adds the blocks' in order: deterministic.
-template <int NV>
+//
+// PREFETCH (SOJU_CUDA_NORM_PREFETCH=1, off until timed): a warp's next row
+// comes by cp.async into the warp's slot of shared memory ([8 warps][x, dy,
+// dinp][C] bf16, after the partials) while it works on the current row,
+// which it took from the slot into registers. Without it each warp waits
+// for its row's loads, then computes, then loads again: at 0.194 ms per
+// call against a 0.13 ms floor (GPT-2, C = 768) that waiting is the likely
+// gap. A lane reads back only the 16-byte pieces it copied itself, so no
+// barrier is needed, only the lane's own wait for its copies.
+template <int NV, bool PREFETCH>
 __global__ void __launch_bounds__(256, 2) layernorm_bwd_regs_kernel(bf16 *dinp, float *part, const bf16 *dout,
                                                                  const bf16 *inp, const bf16 *w, const float *mean,
                                                                  const float *rstd, int BT, int C) {
     extern __shared__ float sp[];
     const int lane = threadIdx.x & 31, wib = threadIdx.x >> 5;
     float *pw = sp + (size_t)wib * 2 * C, *pb = pw + C;
+    bf16 *slot = (bf16 *)(sp + (size_t)8 * 2 * C) + (size_t)wib * 3 * C; // PREFETCH: x, dy, dinp of the next row
     for (int c = lane; c < 2 * C; c += 32) pw[c] = 0.0f; // pw and pb are contiguous
     __syncwarp();
     const int nwarps = gridDim.x * 8;
-    for (int row = blockIdx.x * 8 + wib; row < BT; row += nwarps) {
-        const size_t at0 = (size_t)row * C;
-        bf16x8 xr[NV], dyr[NV], dxr[NV];
+    auto fetch = [&](int row) { // PREFETCH: the row into the warp's slot
+        const size_t at = (size_t)row * C;
 #pragma unroll
         for (int j = 0; j < NV; j++) {
             int c = lane * 8 + 256 * j;
             if (c < C) {
-                xr[j] = ld_bf16x8(inp + at0 + c);
-                dyr[j] = ld_bf16x8(dout + at0 + c);
-                dxr[j] = ld_bf16x8(dinp + at0 + c);
+                cp_async16(slot + c, inp + at + c, true);
+                cp_async16(slot + C + c, dout + at + c, true);
+                cp_async16(slot + 2 * C + c, dinp + at + c, true);
             }
         }
+        cp_async_commit();
+    };
+    if (PREFETCH && blockIdx.x * 8 + wib < BT) fetch(blockIdx.x * 8 + wib);
+    for (int row = blockIdx.x * 8 + wib; row < BT; row += nwarps) {
+        const size_t at0 = (size_t)row * C;
+        bf16x8 xr[NV], dyr[NV], dxr[NV];
+        if (PREFETCH) cp_async_wait_all(); // this lane's pieces of the row have landed
+#pragma unroll
+        for (int j = 0; j < NV; j++) {
+            int c = lane * 8 + 256 * j;
+            if (c < C) {
+                xr[j] = ld_bf16x8(PREFETCH ? slot + c : inp + at0 + c);
+                dyr[j] = ld_bf16x8(PREFETCH ? slot + C + c : dout + at0 + c);
+                dxr[j] = ld_bf16x8(PREFETCH ? slot + 2 * C + c : dinp + at0 + c);
+            }
+        }
+        // the next row into the slot while this one is worked on (a thread's
+        // later copy cannot change what its earlier read returned)
+        if (PREFETCH && row + nwarps < BT) fetch(row + nwarps);
         // First pass: n = (x - mean) rstd and g = dy w of each element and
         // their sums. Up to C = 768 (NV <= 3) n and g stay in registers for
         // the second pass (at two blocks per SM; unpacking the bf16 inputs and
@@ -330,18 +358,28 @@ template <typename K> static int resident_blocks(soju_backend *be, K kernel, siz
     return blocks * 8 > BT ? ceil_div(BT, 8) : blocks;
 }
 
-#define LN_SMEM_MAX (8 * 2 * 1024 * sizeof(float)) // the LayerNorm partials at C = 1024: 64 KB
+// the LayerNorm partials at C = 1024 (64 KB), and the prefetch slots (48 KB)
+#define LN_SMEM_MAX (8 * 2 * 1024 * sizeof(float) + 8 * 3 * 1024 * sizeof(bf16))
+
+template <int NV> static void ln_bwd_init(void) {
+    CUDA_CHECK(cudaFuncSetAttribute(layernorm_bwd_regs_kernel<NV, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    (int)LN_SMEM_MAX));
+    CUDA_CHECK(cudaFuncSetAttribute(layernorm_bwd_regs_kernel<NV, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    (int)LN_SMEM_MAX));
+}
 
 // Kernels above 48 KB of dynamic shared memory must say so once per device.
 void cuda_norm_init(void) {
-    CUDA_CHECK(cudaFuncSetAttribute(layernorm_bwd_regs_kernel<1>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    (int)LN_SMEM_MAX));
-    CUDA_CHECK(cudaFuncSetAttribute(layernorm_bwd_regs_kernel<2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    (int)LN_SMEM_MAX));
-    CUDA_CHECK(cudaFuncSetAttribute(layernorm_bwd_regs_kernel<3>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    (int)LN_SMEM_MAX));
-    CUDA_CHECK(cudaFuncSetAttribute(layernorm_bwd_regs_kernel<4>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    (int)LN_SMEM_MAX));
+    ln_bwd_init<1>();
+    ln_bwd_init<2>();
+    ln_bwd_init<3>();
+    ln_bwd_init<4>();
+}
+
+template <int NV>
+static void (*ln_bwd_kernel(bool prefetch))(bf16 *, float *, const bf16 *, const bf16 *, const bf16 *, const float *,
+                                            const float *, int, int) {
+    return prefetch ? layernorm_bwd_regs_kernel<NV, true> : layernorm_bwd_regs_kernel<NV, false>;
 }
 
 // The one-pass LayerNorm backward when the shape allows; false otherwise.
@@ -349,13 +387,14 @@ static bool layernorm_bwd_onepass(soju_backend *be, void *dinp, float *dw, float
                                   const void *inp, const void *weight, const float *mean, const float *rstd, int BT,
                                   int C) {
     if (!onepass_ok(dinp, dout, inp, weight, C)) return false;
-    size_t smem = (size_t)8 * 2 * C * sizeof(float);
+    const bool prefetch = cuda_state(be)->norm_prefetch;
+    size_t smem = (size_t)8 * 2 * C * sizeof(float) + (prefetch ? (size_t)8 * 3 * C * sizeof(bf16) : 0);
     const int nv = (C + 255) / 256;
     void (*kernel)(bf16 *, float *, const bf16 *, const bf16 *, const bf16 *, const float *, const float *, int,
-                   int) = nv == 1   ? layernorm_bwd_regs_kernel<1>
-                          : nv == 2 ? layernorm_bwd_regs_kernel<2>
-                          : nv == 3 ? layernorm_bwd_regs_kernel<3>
-                                    : layernorm_bwd_regs_kernel<4>;
+                   int) = nv == 1   ? ln_bwd_kernel<1>(prefetch)
+                          : nv == 2 ? ln_bwd_kernel<2>(prefetch)
+                          : nv == 3 ? ln_bwd_kernel<3>(prefetch)
+                                    : ln_bwd_kernel<4>(prefetch);
     int blocks = resident_blocks(be, kernel, smem, BT);
     float *part = (float *)cuda_scratch(be, SCRATCH_PARTIAL, (size_t)2 * blocks * C * sizeof(float));
     cudaStream_t st = cuda_stream(be);
