@@ -48,9 +48,11 @@ rows=()
 status=0
 
 # ---------------------------------------------------------------- checks
-run_check() { # name, program (a hang, e.g. a bulk copy that never lands, ends as rc 124 after CHECK_TIMEOUT s)
+run_check() { # name, program, its arguments (test names: only those run); a hang, e.g. a bulk
+    # copy that never lands, ends as rc 124 after CHECK_TIMEOUT s
     local name=$1 prog=$2 log="$out/$1.log" rc
-    soju_env timeout "${CHECK_TIMEOUT:-300}" "$prog" >"$log" 2>&1
+    shift 2
+    soju_env timeout "${CHECK_TIMEOUT:-300}" "$prog" "$@" >"$log" 2>&1
     rc=$?
     grep -E "^  .*(ok|FAIL)$" "$log" >"$out/$name.table" || true
     local total fails
@@ -79,26 +81,26 @@ SOJU_CUDA_DETERMINISTIC=1 run_check cuda_ops_deterministic "$bin/ops_test_cuda_o
 SOJU_CUDA_DETERMINISTIC=1 run_check cuda_step_deterministic "$bin/model_test_cuda_step"
 # Hopper: the attention backward's dQ by bulk reductions (off by default until timed)
 if nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | grep -q '^9\.0'; then
-    SOJU_CUDA_DQ_BULK=1 run_check cuda_ops_dq_bulk "$bin/ops_test_cuda_ops"
+    SOJU_CUDA_DQ_BULK=1 run_check cuda_ops_dq_bulk "$bin/ops_test_cuda_ops" attention
     SOJU_CUDA_DQ_BULK=1 run_check cuda_step_dq_bulk "$bin/model_test_cuda_step"
     # and the forward with two warpgroups (128 queries) per block
-    SOJU_CUDA_ATT_FWD128=1 run_check cuda_ops_fwd128 "$bin/ops_test_cuda_ops"
+    SOJU_CUDA_ATT_FWD128=1 run_check cuda_ops_fwd128 "$bin/ops_test_cuda_ops" attention
     SOJU_CUDA_ATT_FWD128=1 run_check cuda_step_fwd128 "$bin/model_test_cuda_step"
     # and its tiles by TMA (both block sizes)
-    SOJU_CUDA_ATT_FWD_TMA=1 run_check cuda_ops_fwd_tma "$bin/ops_test_cuda_ops"
-    SOJU_CUDA_ATT_FWD_TMA=1 SOJU_CUDA_ATT_FWD128=1 run_check cuda_ops_fwd128_tma "$bin/ops_test_cuda_ops"
+    SOJU_CUDA_ATT_FWD_TMA=1 run_check cuda_ops_fwd_tma "$bin/ops_test_cuda_ops" attention
+    SOJU_CUDA_ATT_FWD_TMA=1 SOJU_CUDA_ATT_FWD128=1 run_check cuda_ops_fwd128_tma "$bin/ops_test_cuda_ops" attention
     SOJU_CUDA_ATT_FWD_TMA=1 run_check cuda_step_fwd_tma "$bin/model_test_cuda_step"
     # and with each tile's softmax overlapping the previous tile's P V (both block sizes)
-    SOJU_CUDA_ATT_FWD_PIPE=1 run_check cuda_ops_fwd_pipe "$bin/ops_test_cuda_ops"
-    SOJU_CUDA_ATT_FWD_PIPE=1 SOJU_CUDA_ATT_FWD128=1 run_check cuda_ops_fwd128_pipe "$bin/ops_test_cuda_ops"
+    SOJU_CUDA_ATT_FWD_PIPE=1 run_check cuda_ops_fwd_pipe "$bin/ops_test_cuda_ops" attention
+    SOJU_CUDA_ATT_FWD_PIPE=1 SOJU_CUDA_ATT_FWD128=1 run_check cuda_ops_fwd128_pipe "$bin/ops_test_cuda_ops" attention
     SOJU_CUDA_ATT_FWD_PIPE=1 run_check cuda_step_fwd_pipe "$bin/model_test_cuda_step"
     # and the backward's query tiles by TMA (with atomics and with bulk dQ sums)
-    SOJU_CUDA_ATT_BWD_TMA=1 run_check cuda_ops_bwd_tma "$bin/ops_test_cuda_ops"
-    SOJU_CUDA_ATT_BWD_TMA=1 SOJU_CUDA_DQ_BULK=1 run_check cuda_ops_bwd_tma_bulk "$bin/ops_test_cuda_ops"
+    SOJU_CUDA_ATT_BWD_TMA=1 run_check cuda_ops_bwd_tma "$bin/ops_test_cuda_ops" attention
+    SOJU_CUDA_ATT_BWD_TMA=1 SOJU_CUDA_DQ_BULK=1 run_check cuda_ops_bwd_tma_bulk "$bin/ops_test_cuda_ops" attention
     SOJU_CUDA_ATT_BWD_TMA=1 run_check cuda_step_bwd_tma "$bin/model_test_cuda_step"
 fi
-# the LayerNorm backward fetching each warp's next row meanwhile (off by default until timed)
-SOJU_CUDA_NORM_PREFETCH=1 run_check cuda_ops_norm_prefetch "$bin/ops_test_cuda_ops"
+# the norm backwards fetching each warp's next row meanwhile (off by default until timed)
+SOJU_CUDA_NORM_PREFETCH=1 run_check cuda_ops_norm_prefetch "$bin/ops_test_cuda_ops" norms
 run_check optimizer_ops "$bin/ops_test_optimizer_ops"
 [ -x "$bin/model_test_recompute" ] && run_check recompute_cpu "$bin/model_test_recompute"
 [ -x "$bin/ops_test_layer_ops" ] && run_check cpu_layer_ops "$bin/ops_test_layer_ops"
