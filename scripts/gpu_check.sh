@@ -90,9 +90,12 @@ if nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | grep -
     SOJU_CUDA_ATT_FWD_TMA=1 run_check cuda_ops_fwd_tma "$bin/ops_test_cuda_ops" attention
     SOJU_CUDA_ATT_FWD_TMA=1 SOJU_CUDA_ATT_FWD128=1 run_check cuda_ops_fwd128_tma "$bin/ops_test_cuda_ops" attention
     SOJU_CUDA_ATT_FWD_TMA=1 run_check cuda_step_fwd_tma "$bin/model_test_cuda_step"
-    # and with each tile's softmax overlapping the previous tile's P V (both block sizes)
+    # and with each tile's softmax overlapping the previous tile's P V (both block sizes, both loads)
     SOJU_CUDA_ATT_FWD_PIPE=1 run_check cuda_ops_fwd_pipe "$bin/ops_test_cuda_ops" attention
     SOJU_CUDA_ATT_FWD_PIPE=1 SOJU_CUDA_ATT_FWD128=1 run_check cuda_ops_fwd128_pipe "$bin/ops_test_cuda_ops" attention
+    SOJU_CUDA_ATT_FWD_PIPE=1 SOJU_CUDA_ATT_FWD_TMA=1 run_check cuda_ops_fwd_pipe_tma "$bin/ops_test_cuda_ops" attention
+    SOJU_CUDA_ATT_FWD_PIPE=1 SOJU_CUDA_ATT_FWD_TMA=1 SOJU_CUDA_ATT_FWD128=1 run_check cuda_ops_fwd128_pipe_tma \
+        "$bin/ops_test_cuda_ops" attention
     SOJU_CUDA_ATT_FWD_PIPE=1 run_check cuda_step_fwd_pipe "$bin/model_test_cuda_step"
     # and the backward's query tiles by TMA (with atomics and with bulk dQ sums)
     SOJU_CUDA_ATT_BWD_TMA=1 run_check cuda_ops_bwd_tma "$bin/ops_test_cuda_ops" attention

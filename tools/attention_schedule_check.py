@@ -138,6 +138,46 @@ def check_pipe(trials=300, rows=8, dim=16):
     return schedule_errors, worst_vs_plain, worst_vs_exact
 
 
+def check_tma_phases(pipe, max_tiles=12):
+    """The forward's TMA barriers (attention_hopper.cu, TMA with and without
+    PIPE): iteration it arms barrier (it + 1) % 2 with what iteration it + 1
+    reads and waits on barrier it % 2 with parity (it / 2) % 2; the prologue
+    arms barrier 0 with Q and K_0 (and V_0 without PIPE); PIPE waits once
+    more after the loop for the last V. Checked for 1..max_tiles tiles: each
+    wait's parity names the phase it gets (phases of a barrier are waited in
+    order, never two ahead), that phase holds every tile the step reads, and
+    no barrier is re-armed before its last phase was waited."""
+    errors = 0
+    for n in range(1, max_tiles + 1):
+        phases = [[], []]  # per barrier: the items of each armed phase
+        waited = [0, 0]    # phases waited so far per barrier
+
+        def arm(b, items):
+            nonlocal errors
+            errors += waited[b] != len(phases[b])  # its previous phase not yet waited: two ahead
+            phases[b].append(set(items))
+
+        def wait(b, parity, needs):
+            nonlocal errors
+            k = waited[b]
+            errors += k >= len(phases[b]) or k % 2 != parity or not needs <= phases[b][k]
+            waited[b] += 1
+
+        arm(0, {"Q", "K0"} | (set() if pipe else {"V0"}))
+        for it in range(n):
+            b = it % 2
+            if pipe:
+                arm(b ^ 1, ({f"K{it + 1}"} if it + 1 < n else set()) | {f"V{it}"})
+            elif it + 1 < n:
+                arm(b ^ 1, {f"K{it + 1}", f"V{it + 1}"})
+            needs = {f"K{it}"} | ({"Q"} if it == 0 else set())
+            needs |= ({f"V{it - 1}"} if it > 0 else set()) if pipe else {f"V{it}"}
+            wait(b, (it >> 1) & 1, needs)
+        if pipe:
+            wait(n % 2, (n >> 1) & 1, {f"V{n - 1}"})
+    return errors
+
+
 def main():
     random.seed(5)
     missed = check_walk()
@@ -145,7 +185,9 @@ def main():
     errors, vs_plain, vs_exact = check_pipe()
     print(f"overlapped forward: {errors} schedule errors; max |pipelined - plain| {vs_plain:.1e}; "
           f"max error against the exact softmax {vs_exact:.1e} of the largest output (bf16 P and V)")
-    sys.exit(1 if missed or errors or vs_plain > 0 or vs_exact > 2e-2 else 0)
+    tma = check_tma_phases(False) + check_tma_phases(True)
+    print(f"TMA barrier phases (with and without the overlap, 1-12 tiles): {tma} errors")
+    sys.exit(1 if missed or errors or tma or vs_plain > 0 or vs_exact > 2e-2 else 0)
 
 
 if __name__ == "__main__":

@@ -82,41 +82,41 @@ __device__ __forceinline__ unsigned char *smem_1k(unsigned char *raw) {
 // each warpgroup loads one tile of the K/V pair, and skips the tiles its
 // queries cannot see (the first warpgroup: the second one's diagonal tile).
 //
-// How the tiles arrive and when the products run (MODE), each off until timed:
-// FWD_CPASYNC  cp.async from every thread; per tile S = Q K^T, wait, softmax,
-//              O += P V, wait (the default).
-// FWD_TMA      (SOJU_CUDA_ATT_FWD_TMA=1) the Q, K and V tiles by tensor-map
-//              bulk copies issued by one thread, each buffer's arrival counted
-//              on an mbarrier that the warps wait on: about 50 of the roughly
-//              300 instructions a thread issues per tile compute the
-//              cp.async addresses and wait for them, with a proxy fence and a
-//              memory barrier each tile. Rows past T arrive as zeros; rows
-//              past the block's last query arrive as they are, which the mask
-//              hides.
-// FWD_PIPE     (SOJU_CUDA_ATT_FWD_PIPE=1) cp.async, and the previous tile's
-//              O += P V runs on the tensor cores while this tile's softmax
-//              runs (FlashAttention-3's overlap within a warpgroup): per tile
-//              S_j = Q K_j^T and O += P_{j-1} V_{j-1} are issued together, the
-//              softmax of S_j waits only for S_j, and O's rescale for tile j
-//              waits for the product. P_{j-1} stays in registers as bf16
-//              fragments until then (16 more), so the bound is 4 blocks per
-//              SM (128 registers) with one warpgroup. V is loaded one tile
-//              behind K: while V_{j-1} is read, V_j goes into the other buffer.
-enum { FWD_CPASYNC, FWD_TMA, FWD_PIPE };
+// How the tiles arrive (TMA) and when the products run (PIPE), each off
+// until timed; without either, cp.async from every thread and per tile
+// S = Q K^T, wait, softmax, O += P V, wait.
+// TMA   (SOJU_CUDA_ATT_FWD_TMA=1) the Q, K and V tiles by tensor-map bulk
+//       copies issued by one thread, each iteration's arrivals counted on
+//       an mbarrier that the warps wait on: about 50 of the roughly 300
+//       instructions a thread issues per tile compute the cp.async addresses
+//       and wait for them, with a proxy fence and a memory barrier each tile.
+//       Rows past T arrive as zeros; rows past the block's last query arrive
+//       as they are, which the mask hides.
+// PIPE  (SOJU_CUDA_ATT_FWD_PIPE=1) the previous tile's O += P V runs on the
+//       tensor cores while this tile's softmax runs (FlashAttention-3's
+//       overlap within a warpgroup): per tile S_j = Q K_j^T and O += P_{j-1}
+//       V_{j-1} are issued together, the softmax of S_j waits only for S_j,
+//       and O's rescale for tile j waits for the product. P_{j-1} stays in
+//       registers as bf16 fragments until then (16 more), so the bound is 4
+//       blocks per SM (128 registers) with one warpgroup. V is loaded one tile
+//       behind K: while V_{j-1} is read, V_j goes into the other buffer. With
+//       two warpgroups every warpgroup computes every tile of the block (one
+//       it cannot see is masked whole), so that no product is conditional.
 #define HOP_FWD_SMEM(WGS) ((WGS + 4) * WG_TILE_BYTES + 2 * ATT_BLK * (int)sizeof(int) + 2 * 8 + 1024)
 
-template <int WGS, int MODE>
-__global__ void __launch_bounds__(ATT_THREADS *WGS, WGS == 2 ? 2 : MODE == FWD_PIPE ? 4 : 5)
+template <int WGS, bool TMA, bool PIPE>
+__global__ void __launch_bounds__(ATT_THREADS *WGS, WGS == 2 ? 2 : PIPE ? 4 : 5)
     hopper_fwd_kernel(att_args p, const __grid_constant__ CUtensorMap qkv_map) {
     static_assert(WGS == 1 || WGS == 2, "one or two warpgroups per block");
 #ifdef SOJU_WGMMA_DEVICE
-    constexpr bool TMA = MODE == FWD_TMA, PIPE = MODE == FWD_PIPE;
     extern __shared__ __align__(16) unsigned char smem_raw[];
     unsigned char *Ks = smem_1k(smem_raw);
     unsigned char *Vs = Ks + 2 * WG_TILE_BYTES; // [2] tiles each
     unsigned char *Qs = Vs + 2 * WG_TILE_BYTES; // [WGS]: one per warpgroup
     int *kdoc = (int *)(Qs + WGS * WG_TILE_BYTES); // [2][64]
-    const uint32_t full = smem_u32(kdoc + 2 * ATT_BLK); // TMA: [2] mbarriers, buffer i's at full + 8 i
+    // TMA: [2] mbarriers at full, full + 8: iteration it waits on barrier it % 2
+    // for its K tile and (PIPE: the previous tile's) V tile, and Q at it = 0
+    const uint32_t full = smem_u32(kdoc + 2 * ATT_BLK);
 
     // tid, warp: within the warpgroup
     const int wg = WGS == 1 ? 0 : threadIdx.x >> 7, tid = WGS == 1 ? threadIdx.x : threadIdx.x & 127;
@@ -142,14 +142,17 @@ __global__ void __launch_bounds__(ATT_THREADS *WGS, WGS == 2 ? 2 : MODE == FWD_P
         if (WGS == 1 || wg == WGS - 1)
             load_tile_swz(Vs + buf * WG_TILE_BYTES, qb.vbase + (long)k0 * qb.W, qb.W, hi - k0, tid);
     };
-    // TMA: both, issued by one thread and counted on the buffer's barrier
-    auto load_kv_tma = [&](int buf, int k0) {
+    // TMA: the K tile at kk0 into K buffer kbuf (none when kk0 < 0) and the V
+    // tile at vk0 into V buffer vbuf (none when vk0 < 0), issued by one thread
+    // and counted on barrier `bar`, and the keys' document ids
+    auto load_tma = [&](uint32_t bar, int kbuf, int kk0, int vbuf, int vk0) {
         if (threadIdx.x == 0) {
-            mbar_arrive_expect(full + 8 * buf, 2 * WG_TILE_BYTES);
-            tma_load_3d(smem_u32(Ks + buf * WG_TILE_BYTES), &qkv_map, full + 8 * buf, kcol, k0, qb.b);
-            tma_load_3d(smem_u32(Vs + buf * WG_TILE_BYTES), &qkv_map, full + 8 * buf, vcol, k0, qb.b);
+            mbar_arrive_expect(bar, ((kk0 >= 0) + (vk0 >= 0)) * WG_TILE_BYTES);
+            if (kk0 >= 0) tma_load_3d(smem_u32(Ks + kbuf * WG_TILE_BYTES), &qkv_map, bar, kcol, kk0, qb.b);
+            if (vk0 >= 0) tma_load_3d(smem_u32(Vs + vbuf * WG_TILE_BYTES), &qkv_map, bar, vcol, vk0, qb.b);
         }
-        if (docs && wg == WGS - 1 && tid < ATT_BLK) kdoc[buf * ATT_BLK + tid] = k0 + tid < hi ? qb.doc[k0 + tid] : 0;
+        if (kk0 >= 0 && docs && wg == WGS - 1 && tid < ATT_BLK)
+            kdoc[kbuf * ATT_BLK + tid] = kk0 + tid < hi ? qb.doc[kk0 + tid] : 0;
     };
 
     if (TMA) {
@@ -167,7 +170,7 @@ __global__ void __launch_bounds__(ATT_THREADS *WGS, WGS == 2 ? 2 : MODE == FWD_P
                 tma_load_3d(smem_u32(Qs + w * WG_TILE_BYTES), &qkv_map, full, qb.h * 64, (blk * WGS + w) * ATT_BLK,
                             qb.b);
         }
-        load_kv_tma(0, lo);
+        load_tma(full, 0, lo, 0, PIPE ? -1 : lo); // PIPE: V_0 comes with K_1
         __syncthreads(); // the document ids
     } else {
         load_tile_swz(Qs + wg * WG_TILE_BYTES, qb.qrow + (long)qb.q0 * qb.W, qb.W, T - qb.q0, tid);
@@ -205,9 +208,12 @@ __global__ void __launch_bounds__(ATT_THREADS *WGS, WGS == 2 ? 2 : MODE == FWD_P
     for (int it = 0; it < ntiles; it++) {
         const int buf = it & 1, k0 = lo + it * ATT_BLK;
         if (TMA) {
-            if (it + 1 < ntiles) load_kv_tma(buf ^ 1, k0 + ATT_BLK);
+            // what iteration it + 1 reads, on barrier (it + 1) % 2: K_{it+1}, and V_{it+1} or (PIPE) V_it
+            const int next = it + 1 < ntiles ? k0 + ATT_BLK : -1;
+            if (PIPE) load_tma(full + 8 * (buf ^ 1), buf ^ 1, next, buf, k0);
+            else if (next >= 0) load_tma(full + 8 * (buf ^ 1), buf ^ 1, next, buf ^ 1, next);
             // every warp waits, also one that skips the tile: its later tiles' data is then its own to see
-            mbar_wait(full + 8 * buf, (it >> 1) & 1); // the (it / 2)-th filling of this buffer
+            mbar_wait(full + 8 * buf, (it >> 1) & 1); // the barrier's (it / 2)-th phase
         } else {
             if (PIPE) {
                 if (it + 1 < ntiles) load_k(buf ^ 1, k0 + ATT_BLK);
@@ -269,6 +275,7 @@ __global__ void __launch_bounds__(ATT_THREADS *WGS, WGS == 2 ? 2 : MODE == FWD_P
         __syncthreads(); // buffer buf (and its document ids) is free for tile it + 2
     }
     if (PIPE) { // the last tile's product (its V arrived in the last iteration)
+        if (TMA) mbar_wait(full + 8 * (ntiles & 1), (ntiles >> 1) & 1);
         wg_frags_times_mn(o, pa, smem_u32(Vs + ((ntiles - 1) & 1) * WG_TILE_BYTES));
         wg_wait<0>();
         wg_pin(o);
@@ -472,9 +479,15 @@ __global__ void __launch_bounds__(ATT_THREADS, 3) hopper_bwd_kernel(att_args p, 
 
 // ---------------------------------------------------------------- host side
 
-template <int WGS, int MODE> static void fwd_init(void) {
-    CUDA_CHECK(cudaFuncSetAttribute(hopper_fwd_kernel<WGS, MODE>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+template <int WGS, bool TMA, bool PIPE> static void fwd_init(void) {
+    CUDA_CHECK(cudaFuncSetAttribute(hopper_fwd_kernel<WGS, TMA, PIPE>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                     HOP_FWD_SMEM(WGS)));
+}
+template <int WGS> static void fwd_init_modes(void) {
+    fwd_init<WGS, false, false>();
+    fwd_init<WGS, true, false>();
+    fwd_init<WGS, false, true>();
+    fwd_init<WGS, true, true>();
 }
 
 template <bool BULK, bool TMA> static void bwd_init(void) {
@@ -483,12 +496,8 @@ template <bool BULK, bool TMA> static void bwd_init(void) {
 }
 
 void hopper_attention_init(void) {
-    fwd_init<1, FWD_CPASYNC>();
-    fwd_init<2, FWD_CPASYNC>();
-    fwd_init<1, FWD_TMA>();
-    fwd_init<2, FWD_TMA>();
-    fwd_init<1, FWD_PIPE>();
-    fwd_init<2, FWD_PIPE>();
+    fwd_init_modes<1>();
+    fwd_init_modes<2>();
     bwd_init<false, false>();
     bwd_init<true, false>();
     bwd_init<false, true>();
@@ -510,16 +519,16 @@ static CUtensorMap tma_rows_or_die(void *encode, const void *base, CUtensorMapDa
     return tma_map_or_die(tma_map_rows(&map, encode, base, type, elem_bytes, box_x, B, T, width), map, what);
 }
 
-template <int WGS, int MODE> static void fwd_launch(const att_args *a, const CUtensorMap &map, cudaStream_t s) {
+template <int WGS, bool TMA, bool PIPE>
+static void fwd_launch(const att_args *a, const CUtensorMap &map, cudaStream_t s) {
     dim3 grid((a->nblk + WGS - 1) / WGS, a->B * a->NH);
-    hopper_fwd_kernel<WGS, MODE><<<grid, WGS * ATT_THREADS, HOP_FWD_SMEM(WGS), s>>>(*a, map);
+    hopper_fwd_kernel<WGS, TMA, PIPE><<<grid, WGS * ATT_THREADS, HOP_FWD_SMEM(WGS), s>>>(*a, map);
     CUDA_LAUNCH_CHECK();
 }
 template <int WGS> static void fwd_launch_mode(const att_args *a, bool tma, bool pipe, const CUtensorMap &map,
                                                cudaStream_t s) {
-    if (tma) fwd_launch<WGS, FWD_TMA>(a, map, s);
-    else if (pipe) fwd_launch<WGS, FWD_PIPE>(a, map, s);
-    else fwd_launch<WGS, FWD_CPASYNC>(a, map, s);
+    if (tma) pipe ? fwd_launch<WGS, true, true>(a, map, s) : fwd_launch<WGS, true, false>(a, map, s);
+    else pipe ? fwd_launch<WGS, false, true>(a, map, s) : fwd_launch<WGS, false, false>(a, map, s);
 }
 
 void hopper_attention_forward(const att_args *a, const hopper_att_opts *opts, cudaStream_t s) {

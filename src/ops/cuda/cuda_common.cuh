@@ -88,7 +88,7 @@ struct enc_ids {
 typedef struct {
     int fwd_wgs;  // warpgroups of 64 queries per forward block sharing each K/V tile: 1, or 2 (SOJU_CUDA_ATT_FWD128=1)
     int fwd_tma;  // the forward's tiles by tensor-map bulk copies (SOJU_CUDA_ATT_FWD_TMA=1)
-    int fwd_pipe; // the forward's softmax overlapping the previous tile's P V (SOJU_CUDA_ATT_FWD_PIPE=1; not with TMA)
+    int fwd_pipe; // the forward's softmax overlapping the previous tile's P V (SOJU_CUDA_ATT_FWD_PIPE=1)
     int bwd_tma;  // the backward's query tiles by bulk copies (SOJU_CUDA_ATT_BWD_TMA=1)
     int dq_bulk;  // the backward's dQ sums by bulk reductions instead of atomics (SOJU_CUDA_DQ_BULK=1)
     void *encode; // the driver's cuTensorMapEncodeTiled, when a TMA variant is on (else NULL, and they are off)
