@@ -238,12 +238,8 @@ template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_bwd_dq_ke
         mma_rows_nk<LD, KC>(s, qf, K_u, lo_.nk);  // S = Q K^T
         mma_rows_nk<LD, KC>(dp, df, V_u, lo_.nk); // dP = dO V^T
         // P = exp(s - lse), masked to 0 on edge tiles, then dS = P (dP - D) in s
-#pragma unroll
-        for (int nb = 0; nb < 8; nb++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) s[nb][e] = exp2f(fmaf(s[nb][e], p.scale_log2, -lse2[e >> 1]));
-        if (!(plain && k0 + ATT_BLK - 1 <= qb.q0 && k0 + ATT_BLK <= qb.hi))
-            mask_tile(s, 0.0f, qi, qdoc, k0, qb.hi, kdoc + buf * ATT_BLK, docs, p.window, t4);
+        probs_rows(s, lse2, p.scale_log2, !(plain && k0 + ATT_BLK - 1 <= qb.q0 && k0 + ATT_BLK <= qb.hi), qi, qdoc, k0,
+                   qb.hi, kdoc + buf * ATT_BLK, docs, p.window, t4);
 #pragma unroll
         for (int nb = 0; nb < 8; nb++)
 #pragma unroll
@@ -670,6 +666,10 @@ void cuda_attention_backward(soju_backend *be, void *dqkv, const void *dout, con
     if (flash_ok(hd, dqkv, qkv, dout)) {
         att_bounds(be, &a, doc_ids, B, T, window);
         dim3 gq(a.nblk, B * NH), gkv(a.nblk, B * NKV);
+        if (hopper_ok(be, hd) && cuda_state(be)->hopper.bwd_split) { // dK/dV, then dQ: no atomics, deterministic
+            hopper_attention_backward(&a, &cuda_state(be)->hopper, s);
+            return;
+        }
         if (!cuda_state(be)->deterministic) { // one kernel, dQ summed with atomics
             size_t acc_bytes = (size_t)B * T * NH * hd * sizeof(float);
             a.dq_acc = (float *)cuda_scratch(be, SCRATCH_ATTN_DQ, acc_bytes);

@@ -405,6 +405,19 @@ __device__ __forceinline__ void finish_rows(const att_args &p, const q_block &qb
     }
 }
 
+// The dQ kernels' P = 2^(s scale log2(e) - lse2[row]) for a warp's rows
+// qi[0..1] against the keys k0.. of a tile, 0 where the mask hides the pair
+// (`edge`: a tile the mask can touch; the arguments after it are mask_tile's).
+__device__ __forceinline__ void probs_rows(acc_tile s[8], const float lse2[2], float scale_log2, bool edge,
+                                           const int qi[2], const int qdoc[2], int k0, int hi, const int *kdoc,
+                                           bool docs, int window, int t4) {
+#pragma unroll
+    for (int nb = 0; nb < 8; nb++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) s[nb][e] = exp2f(fmaf(s[nb][e], scale_log2, -lse2[e >> 1]));
+    if (edge) mask_tile(s, 0.0f, qi, qdoc, k0, hi, kdoc, docs, window, t4);
+}
+
 // The per-query values (lse, D) of the two columns 8 nb + 2 t4, + 1 that a
 // thread's accumulator tile holds: one 8-byte shared-memory load.
 __device__ __forceinline__ float2 pair_at(const float *v, int nb, int t4) {
@@ -500,5 +513,6 @@ __device__ __forceinline__ void store_dkv(const att_args &p, const kv_block &kv,
 void hopper_attention_init(void);
 // opts: the kernel variants (cuda_common.cuh, hopper_att_opts)
 void hopper_attention_forward(const att_args *a, const hopper_att_opts *opts, cudaStream_t s);
-// dQ sums go to a->dq_acc (zeroed by the caller, turned into bf16 after)
+// dQ sums go to a->dq_acc (zeroed by the caller, turned into bf16 after),
+// except with opts->bwd_split: then dQ goes straight into a->dqkv
 void hopper_attention_backward(const att_args *a, const hopper_att_opts *opts, cudaStream_t s);

@@ -63,6 +63,24 @@ __device__ __forceinline__ void wg_acc_times_mn(wg_acc d, const wg_acc p, uint32
     wg_frags_times_mn(d, a, tile);
 }
 
+// s = A1 B1^T and dp = A2 B2^T over k = 64 (all four tiles K-major in
+// shared memory), issued as two groups, their first products overwriting s
+// and dp; returns once s is done (dp may still run: the caller waits for
+// it with wg_wait<0> before reading it).
+__device__ __forceinline__ void wg_product_pair(wg_acc s, wg_acc dp, uint32_t a1, uint32_t b1, uint32_t a2, uint32_t b2) {
+    wg_pin(s);
+    wg_pin(dp);
+    wg_fence();
+#pragma unroll
+    for (int kc = 0; kc < 4; kc++) wgmma_ss<0, 0>(s, wg_kmajor(a1, kc), wg_kmajor(b1, kc), kc > 0);
+    wg_commit();
+#pragma unroll
+    for (int kc = 0; kc < 4; kc++) wgmma_ss<0, 0>(dp, wg_kmajor(a2, kc), wg_kmajor(b2, kc), kc > 0);
+    wg_commit();
+    wg_wait<1>();
+    wg_pin(s);
+}
+
 // The dynamic shared memory rounded up to the 1024-byte boundary the
 // swizzle needs (the launch asks for 1 KB more).
 __device__ __forceinline__ unsigned char *smem_1k(unsigned char *raw) {
@@ -310,6 +328,10 @@ struct hop_bwd_maps {
 // reductions per tile (issued by one thread) instead of the float4 atomics, which
 // cost about 0.47 of 1.53 ms per GPT-2 layer. The staging tile takes the dS^T
 // tile's place, so three blocks still fit in an SM's shared memory.
+// DQ: how dQ leaves the kernel: DQ_ATOMIC (float4 atomics into the fp32
+// sums, the default), DQ_BULK (SOJU_CUDA_DQ_BULK=1, above) or DQ_NONE (the
+// split backward, SOJU_CUDA_ATT_BWD_SPLIT=1: dK and dV only, hopper_dq_kernel
+// computes dQ; no dS^T tile, fence or barrier mid-tile, no atomics).
 // TMA (SOJU_CUDA_ATT_BWD_TMA=1, off until timed; needs T a multiple of 4 for
 // the stats map's row pitch): each query tile's Q, dO, lse and D arrive by
 // four tensor-map bulk copies issued by one thread and counted on the
@@ -318,9 +340,11 @@ struct hop_bwd_maps {
 // any, still come by cp.async). Rows past T arrive as zeros; rows from qhi
 // to T (queries that see none of the block's keys) arrive as they are,
 // and the mask gives them P = 0, as it does for every row it hides.
-template <bool BULK, bool TMA>
+enum { DQ_ATOMIC, DQ_BULK, DQ_NONE };
+template <int DQ, bool TMA>
 __global__ void __launch_bounds__(ATT_THREADS, 3) hopper_bwd_kernel(att_args p, const __grid_constant__ hop_bwd_maps maps) {
 #ifdef SOJU_WGMMA_DEVICE
+    constexpr bool BULK = DQ == DQ_BULK, ATOMIC = DQ == DQ_ATOMIC;
     extern __shared__ __align__(16) unsigned char smem_raw[];
     unsigned char *Ks = smem_1k(smem_raw);
     unsigned char *Vs = Ks + WG_TILE_BYTES;
@@ -399,17 +423,7 @@ __global__ void __launch_bounds__(ATT_THREADS, 3) hopper_bwd_kernel(att_args p, 
         // them (their values on entry are never read), and declared here they
         // hold no registers between the tiles.
         wg_acc s, dp, dq;
-        wg_pin(s);
-        wg_pin(dp);
-        wg_fence();
-#pragma unroll
-        for (int kc = 0; kc < 4; kc++) wgmma_ss<0, 0>(s, wg_kmajor(K_u, kc), wg_kmajor(Q_u, kc), kc > 0);
-        wg_commit();
-#pragma unroll
-        for (int kc = 0; kc < 4; kc++) wgmma_ss<0, 0>(dp, wg_kmajor(V_u, kc), wg_kmajor(dO_u, kc), kc > 0);
-        wg_commit();
-        wg_wait<1>(); // S^T is done; dP^T may still run
-        wg_pin(s);
+        wg_product_pair(s, dp, K_u, Q_u, V_u, dO_u); // S^T is done; dP^T may still run
 
         // P^T = exp(S^T - lse), 0 where masked
         const bool full = plain && qs >= k0 + ATT_BLK - 1 && qs + ATT_BLK <= kv.qhi && k0 + ATT_BLK <= T;
@@ -427,27 +441,30 @@ __global__ void __launch_bounds__(ATT_THREADS, 3) hopper_bwd_kernel(att_args p, 
 
         // dS^T = P^T (dP^T - D), kept in s; a bf16 copy into shared memory for dQ
         grad_scores_t(s, dp, Dq, t4);
+        if (DQ != DQ_NONE)
 #pragma unroll
-        for (int nb = 0; nb < 8; nb++)
+            for (int nb = 0; nb < 8; nb++)
 #pragma unroll
-            for (int r = 0; r < 2; r++) {
-                int row = warp * 16 + g + 8 * r;
-                *(uint32_t *)(dSs + swz(row, nb) + 4 * t4) = pack_bf16(s[nb][2 * r], s[nb][2 * r + 1]);
-            }
+                for (int r = 0; r < 2; r++) {
+                    int row = warp * 16 + g + 8 * r;
+                    *(uint32_t *)(dSs + swz(row, nb) + 4 * t4) = pack_bf16(s[nb][2 * r], s[nb][2 * r + 1]);
+                }
         // dK += dS^T Q over the 64 queries (Q read transposed)
         wg_acc_times_mn(dk, s, Q_u);
 
-        // dQ (64 queries x 64) = dS K over the block's 64 keys: dS read from
-        // its [key][query] tile as an M-major A, K as an MN-major B
-        fence_async_smem();
-        __syncthreads();
-        wg_pin(dq);
-        wg_fence();
+        if (DQ != DQ_NONE) {
+            // dQ (64 queries x 64) = dS K over the block's 64 keys: dS read from
+            // its [key][query] tile as an M-major A, K as an MN-major B
+            fence_async_smem();
+            __syncthreads();
+            wg_pin(dq);
+            wg_fence();
 #pragma unroll
-        for (int kk = 0; kk < 4; kk++) wgmma_ss<1, 1>(dq, wg_mnmajor(dS_u, kk), wg_mnmajor(K_u, kk), kk > 0);
-        wg_commit();
+            for (int kk = 0; kk < 4; kk++) wgmma_ss<1, 1>(dq, wg_mnmajor(dS_u, kk), wg_mnmajor(K_u, kk), kk > 0);
+            wg_commit();
+        }
         wg_wait<0>();
-        wg_pin(dq);
+        if (DQ != DQ_NONE) wg_pin(dq);
         wg_pin(dk);
         wg_pin(dv);
 
@@ -469,11 +486,98 @@ __global__ void __launch_bounds__(ATT_THREADS, 3) hopper_bwd_kernel(att_args p, 
         // every tile wait for its own dQ reductions to reach L2. Issued
         // here, they have the next tile's first products to land before
         // the next fence (the one before its dQ product).
-        if (!BULK)
+        if (ATOMIC)
             add_dq_rows<64>(p.dq_acc + ((long)b * T * NH + tile.h) * 64, (long)NH * 64, dq, qs + warp * 16, T, g, t4);
     }
     store_dkv<64>(p, kv, kj, dk, dv, t4);
     if (BULK && tid == 0) bulk_wait(); // the staging must outlive its reads; the sums land before the kernel ends
+#endif
+}
+
+// The split backward's dQ (SOJU_CUDA_ATT_BWD_SPLIT=1, off until timed), with
+// hopper_bwd_kernel<DQ_NONE> for dK and dV: one block = 64 queries of a head,
+// the forward's frame, walking its key tiles: S = Q K^T and dP = dO V^T (all
+// four operands K-major from shared memory), P = 2^(S scale log2 e - lse2),
+// dS = P (dP - D) in registers, dQ += dS K with dS as register A fragments and
+// K read MN-major (as the forward's O += P V). Seven tile products per query
+// and key tile pair in all instead of the fused kernel's five, but no atomics
+// (each dQ row is written once, by its block: deterministic), no dS round
+// trip through shared memory, and no fence or barrier in the middle of a tile.
+#define HOP_DQ_SMEM (6 * WG_TILE_BYTES + 2 * ATT_BLK * (int)sizeof(int) + 1024)
+
+__global__ void __launch_bounds__(ATT_THREADS, 3) hopper_dq_kernel(att_args p) {
+#ifdef SOJU_WGMMA_DEVICE
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    unsigned char *Qs = smem_1k(smem_raw);
+    unsigned char *dOs = Qs + WG_TILE_BYTES;
+    unsigned char *Ks = dOs + WG_TILE_BYTES; // [2] tiles
+    unsigned char *Vs = Ks + 2 * WG_TILE_BYTES; // [2] tiles
+    int *kdoc = (int *)(Vs + 2 * WG_TILE_BYTES); // [2][64]
+
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t4 = lane & 3;
+    const int T = p.T;
+    const q_block qb = make_q_block<64>(p, gridDim.x - 1 - blockIdx.x, blockIdx.y); // longest rows first
+    const bool docs = qb.doc != nullptr, plain = !docs && p.window <= 0;
+    const long OW = (long)p.NH * 64;
+    auto load_kv = [&](int buf, int k0) {
+        const bf16 *krow = qb.kbase + (long)k0 * qb.W; // v: NKV heads further along the row
+        load_tile_swz(Ks + buf * WG_TILE_BYTES, krow, qb.W, qb.hi - k0, tid);
+        load_tile_swz(Vs + buf * WG_TILE_BYTES, krow + (long)p.NKV * 64, qb.W, qb.hi - k0, tid);
+        if (docs && tid < ATT_BLK) kdoc[buf * ATT_BLK + tid] = k0 + tid < qb.hi ? qb.doc[k0 + tid] : 0;
+    };
+
+    load_tile_swz(Qs, qb.qrow + (long)qb.q0 * qb.W, qb.W, T - qb.q0, tid);
+    load_tile_swz(dOs, p.dout + ((long)qb.b * T + qb.q0) * OW + (long)qb.h * 64, OW, T - qb.q0, tid);
+    load_kv(0, qb.lo);
+    cp_async_commit();
+    cp_async_wait_all();
+    fence_async_smem();
+    __syncthreads();
+
+    const uint32_t Q_u = smem_u32(Qs), dO_u = smem_u32(dOs);
+    const int qi[2] = {qb.q0 + warp * 16 + g, qb.q0 + warp * 16 + g + 8};
+    int qdoc[2] = {0, 0};
+    float lse2[2], Dr[2]; // this thread's two rows (rows past T take the last row's: never stored)
+    for (int r = 0; r < 2; r++) {
+        const int q = min(qi[r], T - 1);
+        if (docs) qdoc[r] = qb.doc[q];
+        lse2[r] = p.lse2[((long)qb.b * p.NH + qb.h) * T + q];
+        Dr[r] = p.D[((long)qb.b * p.NH + qb.h) * T + q];
+    }
+    wg_acc dq;
+    zero_tiles<8>(dq);
+
+    for (int it = 0; it < qb.ntiles; it++) {
+        const int buf = it & 1, k0 = qb.lo + it * ATT_BLK;
+        if (it + 1 < qb.ntiles) load_kv(buf ^ 1, k0 + ATT_BLK);
+        cp_async_commit();
+        const uint32_t K_u = smem_u32(Ks + buf * WG_TILE_BYTES), V_u = smem_u32(Vs + buf * WG_TILE_BYTES);
+
+        // S = Q K^T and dP = dO V^T (64 queries x 64 keys), two groups; per
+        // tile, their first products overwriting them
+        wg_acc s, dp;
+        wg_product_pair(s, dp, Q_u, K_u, dO_u, V_u); // S is done; dP may still run
+
+        // P = exp(S - lse), 0 where masked
+        probs_rows(s, lse2, p.scale_log2, !(plain && k0 + ATT_BLK - 1 <= qb.q0 && k0 + ATT_BLK <= qb.hi), qi, qdoc, k0,
+                   qb.hi, kdoc + buf * ATT_BLK, docs, p.window, t4);
+        wg_wait<0>();
+        wg_pin(dp);
+        // dS = P (dP - D), then dQ += dS K over the tile's 64 keys (K read transposed)
+#pragma unroll
+        for (int nb = 0; nb < 8; nb++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) s[nb][e] *= dp[nb][e] - Dr[e >> 1];
+        wg_acc_times_mn(dq, s, K_u);
+        wg_wait<0>();
+        wg_pin(dq);
+        cp_async_wait_all();
+        fence_async_smem();
+        __syncthreads();
+    }
+#pragma unroll
+    for (int r = 0; r < 2; r++)
+        if (qi[r] < T) store_row<64>(p.dqkv + ((long)qb.b * T + qi[r]) * qb.W + (long)qb.h * 64 + 2 * t4, dq, r, p.scale);
 #endif
 }
 
@@ -490,18 +594,21 @@ template <int WGS> static void fwd_init_modes(void) {
     fwd_init<WGS, true, true>();
 }
 
-template <bool BULK, bool TMA> static void bwd_init(void) {
-    CUDA_CHECK(cudaFuncSetAttribute(hopper_bwd_kernel<BULK, TMA>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    BULK ? HOP_BWD_BULK_SMEM : HOP_BWD_SMEM));
+template <int DQ, bool TMA> static void bwd_init(void) {
+    CUDA_CHECK(cudaFuncSetAttribute(hopper_bwd_kernel<DQ, TMA>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    DQ == DQ_BULK ? HOP_BWD_BULK_SMEM : HOP_BWD_SMEM));
 }
 
 void hopper_attention_init(void) {
     fwd_init_modes<1>();
     fwd_init_modes<2>();
-    bwd_init<false, false>();
-    bwd_init<true, false>();
-    bwd_init<false, true>();
-    bwd_init<true, true>();
+    bwd_init<DQ_ATOMIC, false>();
+    bwd_init<DQ_BULK, false>();
+    bwd_init<DQ_NONE, false>();
+    bwd_init<DQ_ATOMIC, true>();
+    bwd_init<DQ_BULK, true>();
+    bwd_init<DQ_NONE, true>();
+    CUDA_CHECK(cudaFuncSetAttribute(hopper_dq_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, HOP_DQ_SMEM));
 }
 
 // The tensor map `rc` came with, or an abort when the driver refused it
@@ -543,10 +650,13 @@ void hopper_attention_forward(const att_args *a, const hopper_att_opts *opts, cu
 
 void *hopper_tensor_map_encoder(void) { return tensor_map_encoder(); }
 
-template <bool BULK, bool TMA> static void bwd_launch(const att_args *a, const hop_bwd_maps &maps, cudaStream_t s) {
+template <int DQ, bool TMA> static void bwd_launch(const att_args *a, const hop_bwd_maps &maps, cudaStream_t s) {
     dim3 grid(a->nblk, a->B * a->NKV);
-    hopper_bwd_kernel<BULK, TMA><<<grid, ATT_THREADS, BULK ? HOP_BWD_BULK_SMEM : HOP_BWD_SMEM, s>>>(*a, maps);
+    hopper_bwd_kernel<DQ, TMA><<<grid, ATT_THREADS, DQ == DQ_BULK ? HOP_BWD_BULK_SMEM : HOP_BWD_SMEM, s>>>(*a, maps);
     CUDA_LAUNCH_CHECK();
+}
+template <int DQ> static void bwd_launch_tma(const att_args *a, bool tma, const hop_bwd_maps &maps, cudaStream_t s) {
+    tma ? bwd_launch<DQ, true>(a, maps, s) : bwd_launch<DQ, false>(a, maps, s);
 }
 
 // The query tiles by bulk copies (bwd_tma) only when T is a multiple of 4:
@@ -554,7 +664,7 @@ template <bool BULK, bool TMA> static void bwd_launch(const att_args *a, const h
 void hopper_attention_backward(const att_args *a, const hopper_att_opts *opts, cudaStream_t s) {
     hop_bwd_maps maps;
     memset(&maps, 0, sizeof maps);
-    const bool tma = opts->bwd_tma && a->T % 4 == 0, bulk = opts->dq_bulk;
+    const bool tma = opts->bwd_tma && a->T % 4 == 0, bulk = opts->dq_bulk && !opts->bwd_split;
     void *encode = opts->encode;
     if (bulk)
         maps.dq = tma_rows_or_die(encode, a->dq_acc, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 4, 32, a->B, a->T, a->NH * 64,
@@ -571,6 +681,11 @@ void hopper_attention_backward(const att_args *a, const hopper_att_opts *opts, c
             tma_map_3d(&st, encode, a->D, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 4, dims, box, CU_TENSOR_MAP_SWIZZLE_NONE), st,
             "lse and D rows");
     }
-    if (bulk) tma ? bwd_launch<true, true>(a, maps, s) : bwd_launch<true, false>(a, maps, s);
-    else tma ? bwd_launch<false, true>(a, maps, s) : bwd_launch<false, false>(a, maps, s);
+    if (opts->bwd_split) { // dK, dV, then dQ by its own kernel
+        bwd_launch_tma<DQ_NONE>(a, tma, maps, s);
+        hopper_dq_kernel<<<dim3(a->nblk, a->B * a->NH), ATT_THREADS, HOP_DQ_SMEM, s>>>(*a);
+        CUDA_LAUNCH_CHECK();
+    } else {
+        bulk ? bwd_launch_tma<DQ_BULK>(a, tma, maps, s) : bwd_launch_tma<DQ_ATOMIC>(a, tma, maps, s);
+    }
 }

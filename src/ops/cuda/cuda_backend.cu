@@ -261,6 +261,7 @@ extern "C" int soju_cuda_backend_create(soju_backend **out, soju_err *err) {
         h->fwd_tma = env_switch("SOJU_CUDA_ATT_FWD_TMA", false);
         h->fwd_pipe = env_switch("SOJU_CUDA_ATT_FWD_PIPE", false);
         h->bwd_tma = env_switch("SOJU_CUDA_ATT_BWD_TMA", false);
+        h->bwd_split = env_switch("SOJU_CUDA_ATT_BWD_SPLIT", false);
         h->dq_bulk = env_switch("SOJU_CUDA_DQ_BULK", false);
         if ((h->fwd_tma || h->bwd_tma || h->dq_bulk) && !(h->encode = hopper_tensor_map_encoder())) {
             fprintf(stderr, "soju: cuda: the driver has no cuTensorMapEncodeTiled: the attention's TMA variants "
