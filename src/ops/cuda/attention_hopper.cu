@@ -6,10 +6,9 @@
 // from shared memory, and runs asynchronously while the warps go on.
 //
 // Forward (one warpgroup = 64 queries; one or two per block, sharing the
-// K/V tiles): per key tile S = Q K^T
-// (both read K-major from shared memory), the online softmax in registers as
-// before, O += P V with P as register A fragments and V read
-// transposed (MN-major) from its row-major tile.
+// K/V tiles): per key tile S = Q K^T (both read K-major from shared memory),
+// the online softmax in registers as before, O += P V with P as register A
+// fragments and V read transposed (MN-major) from its row-major tile.
 //
 // Backward (one block = 64 keys of a key/value head, as attention.cu's fast
 // path): per query tile S^T = K Q^T and dP^T = V dO^T (both operands
@@ -18,11 +17,15 @@
 // for dQ = dS K (dS read M-major, K MN-major), whose 64 x 64 sums are added
 // into the fp32 dQ buffer with atomics as in attention.cu, or (with
 // SOJU_CUDA_DQ_BULK=1) staged in shared memory and added by two TMA
-// reductions per tile.
+// reductions per tile. Or split (SOJU_CUDA_ATT_BWD_SPLIT=1): the same
+// kernel for dK and dV only, and hopper_dq_kernel for dQ.
 //
-// Tiles use wgmma's 128-byte swizzle (wgmma.cuh), filled by cp.async. Only
-// built into sm_90a code; the host uses it on compute capability 9.0 when the
-// build has sm_90a (SOJU_WGMMA) and SOJU_CUDA_WGMMA is not 0.
+// Tiles use wgmma's 128-byte swizzle (wgmma.cuh), filled by cp.async or, in
+// the TMA variants, by tensor-map bulk copies. Only built into sm_90a code;
+// the host uses it on compute capability 9.0 when the build has sm_90a
+// (SOJU_WGMMA) and SOJU_CUDA_WGMMA is not 0. The variants still off by
+// default (hopper_att_opts in cuda_common.cuh) are described at their kernels
+// and timed against each other by bench/attn_bench.c.
 #include <string.h>
 
 #include "attention_common.cuh"
