@@ -167,9 +167,11 @@ TEST(conversions_and_copies) {
 
 /* ---------------------------------------------------------------- encoder */
 
-TEST(encoder) {
+/* C = 64: the warp-per-group backward with 16-byte loads, lanes 0-7 busy;
+ * 768: three pieces per lane (GPT-2's width); 52: the scalar kernel. */
+static void encoder_case(int C) {
     setup();
-    const int BT = 300, C = 64, V = 50, P = 40;
+    const int BT = 300, V = 50, P = 40;
     int32_t tok[300], pos[300];
     for (int i = 0; i < BT; i++) tok[i] = (int32_t)soju_rng_below(&rng, V), pos[i] = i % P;
     int32_t *gt, *gp;
@@ -189,6 +191,12 @@ TEST(encoder) {
         release(&wte), release(&wpe), release(&o), release(&dout), release(&dwte), release(&dwpe);
     }
     cpu->ops->free(cpu, ct), cpu->ops->free(cpu, cp), gpu->ops->free(gpu, gt), gpu->ops->free(gpu, gp);
+}
+
+TEST(encoder) {
+    encoder_case(64);
+    encoder_case(768);
+    encoder_case(52);
 }
 
 /* ---------------------------------------------------------------- matmul */
