@@ -18,7 +18,7 @@
 #   OUT=dir            where full logs go (default /tmp/soju-gpu-check)
 #   SOJU_GPU_LIB=dir   extra shared libraries for the prebuilt soju binaries only
 #   SOJU_CUDA_WGMMA=0  Hopper: the head-dim-64 attention on mma.sync instead of wgmma
-#   (the checks also run with SOJU_CUDA_DQ_BULK=1, SOJU_CUDA_ATT_FWD128=1, SOJU_CUDA_ATT_FWD_TMA=1,
+#   (the checks also run with SOJU_CUDA_DQ_BULK=1, SOJU_CUDA_ATT_FWD128=1 / 192=1, SOJU_CUDA_ATT_FWD_TMA=1,
 #    SOJU_CUDA_ATT_FWD_PIPE=1, SOJU_CUDA_ATT_BWD_TMA=1 and SOJU_CUDA_ATT_BWD_SPLIT=1 on Hopper:
 #    attention variants that are off by default until timed)
 #   (scripts/gpu_ab.sh times one such switch, or an older binary, against the default)
@@ -83,9 +83,12 @@ SOJU_CUDA_DETERMINISTIC=1 run_check cuda_step_deterministic "$bin/model_test_cud
 if nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | grep -q '^9\.0'; then
     SOJU_CUDA_DQ_BULK=1 run_check cuda_ops_dq_bulk "$bin/ops_test_cuda_ops" attention
     SOJU_CUDA_DQ_BULK=1 run_check cuda_step_dq_bulk "$bin/model_test_cuda_step"
-    # and the forward with two warpgroups (128 queries) per block
+    # and the forward with two or three warpgroups (128, 192 queries) per block
     SOJU_CUDA_ATT_FWD128=1 run_check cuda_ops_fwd128 "$bin/ops_test_cuda_ops" attention
     SOJU_CUDA_ATT_FWD128=1 run_check cuda_step_fwd128 "$bin/model_test_cuda_step"
+    SOJU_CUDA_ATT_FWD192=1 run_check cuda_ops_fwd192 "$bin/ops_test_cuda_ops" attention
+    SOJU_CUDA_ATT_FWD192=1 SOJU_CUDA_ATT_FWD_TMA=1 SOJU_CUDA_ATT_FWD_PIPE=1 run_check cuda_ops_fwd192_tma_pipe \
+        "$bin/ops_test_cuda_ops" attention
     # and its tiles by TMA (both block sizes)
     SOJU_CUDA_ATT_FWD_TMA=1 run_check cuda_ops_fwd_tma "$bin/ops_test_cuda_ops" attention
     SOJU_CUDA_ATT_FWD_TMA=1 SOJU_CUDA_ATT_FWD128=1 run_check cuda_ops_fwd128_tma "$bin/ops_test_cuda_ops" attention

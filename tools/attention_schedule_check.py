@@ -2,7 +2,8 @@
 """Host models of two schedules of the Hopper attention forward
 (src/ops/cuda/attention_hopper.cu), for changes made without a GPU.
 
-1. The block walk with two warpgroups per block (SOJU_CUDA_ATT_FWD128): a
+1. The block walk with two or three warpgroups per block
+   (SOJU_CUDA_ATT_FWD128, SOJU_CUDA_ATT_FWD192): a
    block walks key tiles from the first warpgroup's first visible key
    (kv_lo, as attn_bounds_kernel computes it) to its last query, and a
    warpgroup skips the tiles outside [its kv_lo, its last query]. Checked:
@@ -180,8 +181,8 @@ def check_tma_phases(pipe, max_tiles=12):
 
 def main():
     random.seed(5)
-    missed = check_walk()
-    print(f"two-warpgroup block walk: {missed} visible keys outside the computed tiles")
+    missed = check_walk(wgs=2) + check_walk(wgs=3)
+    print(f"two- and three-warpgroup block walks: {missed} visible keys outside the computed tiles")
     errors, vs_plain, vs_exact = check_pipe()
     print(f"overlapped forward: {errors} schedule errors; max |pipelined - plain| {vs_plain:.1e}; "
           f"max error against the exact softmax {vs_exact:.1e} of the largest output (bf16 P and V)")

@@ -102,6 +102,8 @@ __device__ __forceinline__ unsigned char *smem_1k(unsigned char *raw) {
 // timed): half those bytes, at 2 blocks (16 warps, 115 registers) per SM;
 // each warpgroup loads one tile of the K/V pair, and skips the tiles its
 // queries cannot see (the first warpgroup: the second one's diagonal tile).
+// WGS = 3 (SOJU_CUDA_ATT_FWD192=1): a third of the bytes at one block (12
+// warps) per SM, FlashAttention-3's block height for head dim 64.
 //
 // How the tiles arrive (TMA) and when the products run (PIPE), each off
 // until timed; without either, cp.async from every thread and per tile
@@ -126,9 +128,9 @@ __device__ __forceinline__ unsigned char *smem_1k(unsigned char *raw) {
 #define HOP_FWD_SMEM(WGS) ((WGS + 4) * WG_TILE_BYTES + 2 * ATT_BLK * (int)sizeof(int) + 2 * 8 + 1024)
 
 template <int WGS, bool TMA, bool PIPE>
-__global__ void __launch_bounds__(ATT_THREADS *WGS, WGS == 2 ? 2 : PIPE ? 4 : 5)
+__global__ void __launch_bounds__(ATT_THREADS *WGS, WGS == 3 ? 1 : WGS == 2 ? 2 : PIPE ? 4 : 5)
     hopper_fwd_kernel(att_args p, const __grid_constant__ CUtensorMap qkv_map) {
-    static_assert(WGS == 1 || WGS == 2, "one or two warpgroups per block");
+    static_assert(WGS >= 1 && WGS <= 3, "one to three warpgroups per block");
 #ifdef SOJU_WGMMA_DEVICE
     extern __shared__ __align__(16) unsigned char smem_raw[];
     unsigned char *Ks = smem_1k(smem_raw);
@@ -605,6 +607,7 @@ template <int DQ, bool TMA> static void bwd_init(void) {
 void hopper_attention_init(void) {
     fwd_init_modes<1>();
     fwd_init_modes<2>();
+    fwd_init_modes<3>();
     bwd_init<DQ_ATOMIC, false>();
     bwd_init<DQ_BULK, false>();
     bwd_init<DQ_NONE, false>();
@@ -647,7 +650,8 @@ void hopper_attention_forward(const att_args *a, const hopper_att_opts *opts, cu
     if (opts->fwd_tma)
         map = tma_rows_or_die(opts->encode, a->qkv, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, 64, a->B, a->T,
                               (a->NH + 2 * a->NKV) * 64, "q, k, v tiles");
-    if (opts->fwd_wgs == 2) fwd_launch_mode<2>(a, opts->fwd_tma, opts->fwd_pipe, map, s);
+    if (opts->fwd_wgs == 3) fwd_launch_mode<3>(a, opts->fwd_tma, opts->fwd_pipe, map, s);
+    else if (opts->fwd_wgs == 2) fwd_launch_mode<2>(a, opts->fwd_tma, opts->fwd_pipe, map, s);
     else fwd_launch_mode<1>(a, opts->fwd_tma, opts->fwd_pipe, map, s);
 }
 

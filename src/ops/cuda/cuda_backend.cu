@@ -257,7 +257,7 @@ extern "C" int soju_cuda_backend_create(soju_backend **out, soju_err *err) {
     st->wgmma = prop.major == 9 && prop.minor == 0 && env_switch("SOJU_CUDA_WGMMA", true);
     if (st->wgmma) {
         hopper_att_opts *h = &st->hopper;
-        h->fwd_wgs = env_switch("SOJU_CUDA_ATT_FWD128", false) ? 2 : 1;
+        h->fwd_wgs = env_switch("SOJU_CUDA_ATT_FWD192", false) ? 3 : env_switch("SOJU_CUDA_ATT_FWD128", false) ? 2 : 1;
         h->fwd_tma = env_switch("SOJU_CUDA_ATT_FWD_TMA", false);
         h->fwd_pipe = env_switch("SOJU_CUDA_ATT_FWD_PIPE", false);
         h->bwd_tma = env_switch("SOJU_CUDA_ATT_BWD_TMA", false);

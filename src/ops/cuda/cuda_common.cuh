@@ -86,7 +86,8 @@ struct enc_ids {
 // a GPU (attention_hopper.cu says what each does). They are set from the
 // environment when the backend starts:
 typedef struct {
-    int fwd_wgs;  // warpgroups of 64 queries per forward block sharing each K/V tile: 1, or 2 (SOJU_CUDA_ATT_FWD128=1)
+    int fwd_wgs;  // warpgroups of 64 queries per forward block sharing each K/V tile: 1, 2 (SOJU_CUDA_ATT_FWD128=1)
+                  // or 3 (SOJU_CUDA_ATT_FWD192=1)
     int fwd_tma;  // the forward's tiles by tensor-map bulk copies (SOJU_CUDA_ATT_FWD_TMA=1)
     int fwd_pipe; // the forward's softmax overlapping the previous tile's P V (SOJU_CUDA_ATT_FWD_PIPE=1)
     int bwd_tma;  // the backward's query tiles by bulk copies (SOJU_CUDA_ATT_BWD_TMA=1)
