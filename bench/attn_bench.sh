@@ -4,7 +4,9 @@
 # checked against the default on the same inputs) beside PyTorch's
 # scaled_dot_product_attention kernels (bench/attn_torch.py), for the GPT-2
 # and Llama-style 124M layer shapes, then one table of per-call times with
-# soju's ratio to torch's FlashAttention-2 kernel (> 1: soju faster).
+# soju's ratio to torch's FlashAttention-2 kernel (> 1: soju faster), each
+# variant's largest difference from the default (WRONG past 2e-2 of the
+# largest value), and the fastest right variant of each direction.
 #
 #   SOJU_GPU_BIN=dir bash bench/attn_bench.sh        (prebuilt: gpu_bundle.sh; default build-gpu/)
 #   SHAPES="gpt2 llama"  REPS=20  VARIANTS="default SOJU_CUDA_DQ_BULK=1 ..."  TORCH=0 (soju only)
@@ -42,5 +44,9 @@ for shape in ${SHAPES:-gpt2 llama}; do
         /^RESULT soju/ { fm = f($0, "fwd_ms"); bm = f($0, "bwd_ms")
                          printf "  soju  %-52s fwd %7.4f (%5.1f)  bwd %7.4f (%5.1f)", f($0, "variant"), fm, f($0, "fwd_tflops"), bm, f($0, "bwd_tflops")
                          if (tf != "") printf "  vs flash fwd %.2fx bwd %.2fx fwd+bwd %.2fx", tf / fm, tb / bm, (tf + tb) / (fm + bm)
-                         printf "  diff out %s grad %s\n", f($0, "out_diff"), f($0, "grad_diff") }'
+                         od = f($0, "out_diff") + 0; gd = f($0, "grad_diff") + 0
+                         printf "  diff out %s grad %s%s\n", f($0, "out_diff"), f($0, "grad_diff"), (od > 2e-2 || gd > 2e-2) ? "  WRONG" : ""
+                         if (od <= 2e-2 && (bf == "" || fm + 0 < bf + 0)) { bf = fm; bfv = f($0, "variant") }
+                         if (gd <= 2e-2 && (bb == "" || bm + 0 < bb + 0)) { bb = bm; bbv = f($0, "variant") } }
+        END { if (bf != "") printf "  fastest right forward: %s (%s ms); backward: %s (%s ms)\n", bfv, bf, bbv, bb }'
 done
