@@ -681,7 +681,12 @@ void hopper_attention_backward(const att_args *a, const hopper_att_opts *opts, c
         maps.qkv = tma_rows_or_die(encode, a->qkv, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, 64, a->B, a->T, W, "q tiles");
         maps.dout = tma_rows_or_die(encode, a->dout, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, 64, a->B, a->T, a->NH * 64,
                                     "dO tiles");
-        // D, then lse2 right after it: [2][B x NH][T] floats, a box of 64 of one row
+        // D, then lse2 right after it (cuda_attention_backward's scratch): [2][B x NH][T]
+        // floats, a box of 64 of one row
+        if (a->lse2 != a->D + (size_t)a->B * a->NH * a->T) {
+            fprintf(stderr, "soju: cuda: attention backward: lse2 does not follow D (the TMA stats map needs it)\n");
+            abort();
+        }
         const int dims[3] = {a->T, a->B * a->NH, 2}, box[3] = {ATT_BLK, 1, 1};
         CUtensorMap st;
         maps.stats = tma_map_or_die(
