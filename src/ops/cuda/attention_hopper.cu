@@ -508,9 +508,10 @@ __global__ void __launch_bounds__(ATT_THREADS, 3) hopper_bwd_kernel(att_args p, 
 // and key tile pair in all instead of the fused kernel's five, but no atomics
 // (each dQ row is written once, by its block: deterministic), no dS round
 // trip through shared memory, and no fence or barrier in the middle of a tile.
+// 128 registers (no spills): four blocks (16 warps) per SM.
 #define HOP_DQ_SMEM (6 * WG_TILE_BYTES + 2 * ATT_BLK * (int)sizeof(int) + 1024)
 
-__global__ void __launch_bounds__(ATT_THREADS, 3) hopper_dq_kernel(att_args p) {
+__global__ void __launch_bounds__(ATT_THREADS, 4) hopper_dq_kernel(att_args p) {
 #ifdef SOJU_WGMMA_DEVICE
     extern __shared__ __align__(16) unsigned char smem_raw[];
     unsigned char *Qs = smem_1k(smem_raw);
