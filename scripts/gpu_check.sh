@@ -132,6 +132,10 @@ pretrain_check() {
         rows+=("$(printf '%-28s %-10s %s' "pretrain cpu<->cuda" "SKIP" "no pretrain command in this build")")
         return
     }
+    [ "$(nvidia-smi -L 2>/dev/null | wc -l)" -gt 0 ] || {
+        rows+=("$(printf '%-28s %-10s %s' "pretrain cpu<->cuda" "SKIP" "no GPU here (nvidia-smi lists none)")")
+        return
+    }
     rm -rf "$t" && mkdir -p "$t"
     bash "$corpus" "$t/corpus.txt" 400
     soju_env "$bin/soju" tokenize --tokenizer bytes --quiet --out "$t/train.bin" "$t/corpus.txt" >"$t/shard.log" 2>&1
