@@ -129,8 +129,10 @@ static int tma_reduce_probe(void) {
 // into the same buffer (the mbarrier's two phases, as a key loop reuses its
 // buffers), and writes the tile back row-major through swz(): what the
 // attention forward does with SOJU_CUDA_ATT_FWD_TMA=1 before its products.
+// Round 0 also loads a second tile (rows from y + 2) counted by an expect
+// without arrival, as the forward's prologue counts its Q tiles.
 __global__ void tma_load_probe_kernel(const __grid_constant__ CUtensorMap map, bf16 *out, int x, int y, int z) {
-    __shared__ __align__(1024) unsigned char tile[WG_TILE_BYTES];
+    __shared__ __align__(1024) unsigned char tile[2][WG_TILE_BYTES];
     __shared__ __align__(8) uint64_t bar;
     const int tid = threadIdx.x;
     const uint32_t b = smem_u32(&bar);
@@ -141,14 +143,19 @@ __global__ void tma_load_probe_kernel(const __grid_constant__ CUtensorMap map, b
     __syncthreads();
     for (int round = 0; round < 2; round++) { // round 0 loads row y + 1 onward, round 1 the box asked for
         if (tid == 0) {
+            if (round == 0) {
+                mbar_expect(b, WG_TILE_BYTES);
+                tma_load_3d(smem_u32(tile[1]), &map, b, x, y + 2, z);
+            }
             mbar_arrive_expect(b, WG_TILE_BYTES);
-            tma_load_3d(smem_u32(tile), &map, b, x, y + 1 - round, z);
+            tma_load_3d(smem_u32(tile[0]), &map, b, x, y + 1 - round, z);
         }
         mbar_wait(b, round);
-        for (int i = tid; i < 64 * 8; i += 128) {
-            int r = i >> 3, c = i & 7;
-            *(uint4 *)(out + (round * 64 + r) * 64 + c * 8) = *(const uint4 *)(tile + swz(r, c));
-        }
+        for (int t = 0; t < (round == 0 ? 2 : 1); t++) // out: round 0 tile 0, round 1 tile 0, round 0 tile 1
+            for (int i = tid; i < 64 * 8; i += 128) {
+                int r = i >> 3, c = i & 7;
+                *(uint4 *)(out + ((t ? 2 : round) * 64 + r) * 64 + c * 8) = *(const uint4 *)(tile[t] + swz(r, c));
+            }
         __syncthreads(); // everyone has read the tile before the next load overwrites it
     }
 }
@@ -162,11 +169,11 @@ static int tma_load_probe(void) {
         printf("  tma probe: the driver has no cuTensorMapEncodeTiled FAIL\n");
         return 0;
     }
-    bf16 *h = (bf16 *)malloc(n * sizeof(bf16)), *got = (bf16 *)malloc(2 * 64 * 64 * sizeof(bf16));
+    bf16 *h = (bf16 *)malloc(n * sizeof(bf16)), *got = (bf16 *)malloc(3 * 64 * 64 * sizeof(bf16));
     for (int i = 0; i < n; i++) h[i] = __float2bfloat16((float)(i % 251) - 125.0f); // exact in bf16
     bf16 *dT, *dOut;
     cudaMalloc(&dT, n * sizeof(bf16));
-    cudaMalloc(&dOut, 2 * 64 * 64 * sizeof(bf16));
+    cudaMalloc(&dOut, 3 * 64 * 64 * sizeof(bf16));
     cudaMemcpy(dT, h, n * sizeof(bf16), cudaMemcpyHostToDevice);
     CUtensorMap map;
     if (tma_map_rows(&map, encode, dT, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, 64, B, T, W) != CUDA_SUCCESS) {
@@ -179,17 +186,18 @@ static int tma_load_probe(void) {
         printf("  tma probe load: %s FAIL\n", cudaGetErrorString(e));
         return 0;
     }
-    cudaMemcpy(got, dOut, 2 * 64 * 64 * sizeof(bf16), cudaMemcpyDeviceToHost);
+    cudaMemcpy(got, dOut, 3 * 64 * 64 * sizeof(bf16), cudaMemcpyDeviceToHost);
     int wrong = 0;
-    for (int round = 0; round < 2; round++)
+    const int first_row[3] = {y + 1, y, y + 2}; // out tiles: round 0, round 1, round 0's second tile
+    for (int k = 0; k < 3; k++)
         for (int r = 0; r < 64; r++)
             for (int c = 0; c < 64; c++) {
-                int row = y + 1 - round + r;
+                int row = first_row[k] + r;
                 float want = row < T ? __bfloat162float(h[((long)z * T + row) * W + x + c]) : 0.0f;
-                wrong += __bfloat162float(got[(round * 64 + r) * 64 + c]) != want;
+                wrong += __bfloat162float(got[(k * 64 + r) * 64 + c]) != want;
             }
-    printf("  tma probe tile loads (2 phases, box past T) %d of %d values wrong %s\n", wrong, 2 * 64 * 64,
-           wrong ? "FAIL" : "ok");
+    printf("  tma probe tile loads (2 phases, an expect without arrival, box past T) %d of %d values wrong %s\n",
+           wrong, 3 * 64 * 64, wrong ? "FAIL" : "ok");
     cudaFree(dT), cudaFree(dOut), free(h), free(got);
     return wrong == 0;
 }
