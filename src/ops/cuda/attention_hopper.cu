@@ -99,7 +99,7 @@ __device__ __forceinline__ unsigned char *smem_1k(unsigned char *raw) {
 // tiles of a GPT-2 layer then cross L2 8.5 times each on average, about
 // 1.7 GB per call: 4 TB/s at 0.42 ms, a good part of what H100's L2 is said
 // to give (not measured here). WGS = 2 (SOJU_CUDA_ATT_FWD128=1, off until
-// timed): half those bytes, at 2 blocks (16 warps, 115 registers) per SM;
+// timed): half those bytes, at 2 blocks (16 warps, 121 registers) per SM;
 // each warpgroup loads one tile of the K/V pair, and skips the tiles its
 // queries cannot see (the first warpgroup: the second one's diagonal tile).
 // WGS = 3 (SOJU_CUDA_ATT_FWD192=1): a third of the bytes at one block (12
