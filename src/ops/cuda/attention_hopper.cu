@@ -91,6 +91,17 @@ __device__ __forceinline__ unsigned char *smem_1k(unsigned char *raw) {
     return raw + (((a + 1023) & ~1023u) - a);
 }
 
+// TMA: the K tile at key kk0 (none when kk0 < 0) into kdst and the V tile
+// at vk0 (none when vk0 < 0) into vdst, from columns kcol / vcol of sequence
+// b in the qkv map, counted on the mbarrier bar, which the calling thread
+// arms with their bytes.
+__device__ __forceinline__ void tma_kv_tiles(const CUtensorMap *map, uint32_t bar, uint32_t kdst, int kcol, int kk0,
+                                             uint32_t vdst, int vcol, int vk0, int b) {
+    mbar_arrive_expect(bar, ((kk0 >= 0) + (vk0 >= 0)) * WG_TILE_BYTES);
+    if (kk0 >= 0) tma_load_3d(kdst, map, bar, kcol, kk0, b);
+    if (vk0 >= 0) tma_load_3d(vdst, map, bar, vcol, vk0, b);
+}
+
 // ---------------------------------------------------------------- forward
 
 // A block is WGS warpgroups, warpgroup w owning the 64 queries q0 + 64 w ..:
@@ -169,11 +180,9 @@ __global__ void __launch_bounds__(ATT_THREADS *WGS, WGS == 3 ? 1 : WGS == 2 ? 2 
     // tile at vk0 into V buffer vbuf (none when vk0 < 0), issued by one thread
     // and counted on barrier `bar`, and the keys' document ids
     auto load_tma = [&](uint32_t bar, int kbuf, int kk0, int vbuf, int vk0) {
-        if (threadIdx.x == 0) {
-            mbar_arrive_expect(bar, ((kk0 >= 0) + (vk0 >= 0)) * WG_TILE_BYTES);
-            if (kk0 >= 0) tma_load_3d(smem_u32(Ks + kbuf * WG_TILE_BYTES), &qkv_map, bar, kcol, kk0, qb.b);
-            if (vk0 >= 0) tma_load_3d(smem_u32(Vs + vbuf * WG_TILE_BYTES), &qkv_map, bar, vcol, vk0, qb.b);
-        }
+        if (threadIdx.x == 0)
+            tma_kv_tiles(&qkv_map, bar, smem_u32(Ks + kbuf * WG_TILE_BYTES), kcol, kk0,
+                         smem_u32(Vs + vbuf * WG_TILE_BYTES), vcol, vk0, qb.b);
         if (kk0 >= 0 && docs && wg == WGS - 1 && tid < ATT_BLK)
             kdoc[kbuf * ATT_BLK + tid] = kk0 + tid < hi ? qb.doc[kk0 + tid] : 0;
     };
@@ -509,9 +518,12 @@ __global__ void __launch_bounds__(ATT_THREADS, 3) hopper_bwd_kernel(att_args p, 
 // (each dQ row is written once, by its block: deterministic), no dS round
 // trip through shared memory, and no fence or barrier in the middle of a tile.
 // 128 registers (no spills): four blocks (16 warps) per SM.
-#define HOP_DQ_SMEM (6 * WG_TILE_BYTES + 2 * ATT_BLK * (int)sizeof(int) + 1024)
+// TMA (with SOJU_CUDA_ATT_BWD_TMA=1): Q and dO, then each K/V pair, by bulk
+// copies on two mbarriers, as in the forward.
+#define HOP_DQ_SMEM (6 * WG_TILE_BYTES + 2 * ATT_BLK * (int)sizeof(int) + 2 * 8 + 1024)
 
-__global__ void __launch_bounds__(ATT_THREADS, 4) hopper_dq_kernel(att_args p) {
+template <bool TMA>
+__global__ void __launch_bounds__(ATT_THREADS, 4) hopper_dq_kernel(att_args p, const __grid_constant__ hop_bwd_maps maps) {
 #ifdef SOJU_WGMMA_DEVICE
     extern __shared__ __align__(16) unsigned char smem_raw[];
     unsigned char *Qs = smem_1k(smem_raw);
@@ -519,26 +531,50 @@ __global__ void __launch_bounds__(ATT_THREADS, 4) hopper_dq_kernel(att_args p) {
     unsigned char *Ks = dOs + WG_TILE_BYTES; // [2] tiles
     unsigned char *Vs = Ks + 2 * WG_TILE_BYTES; // [2] tiles
     int *kdoc = (int *)(Vs + 2 * WG_TILE_BYTES); // [2][64]
+    const uint32_t full = smem_u32(kdoc + 2 * ATT_BLK); // TMA: [2] mbarriers, buffer i's at full + 8 i
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t4 = lane & 3;
     const int T = p.T;
     const q_block qb = make_q_block<64>(p, gridDim.x - 1 - blockIdx.x, blockIdx.y); // longest rows first
     const bool docs = qb.doc != nullptr, plain = !docs && p.window <= 0;
     const long OW = (long)p.NH * 64;
+    const int kcol = (p.NH + qb.kvh) * 64, vcol = kcol + p.NKV * 64; // TMA: K's and V's first column in a row
     auto load_kv = [&](int buf, int k0) {
-        const bf16 *krow = qb.kbase + (long)k0 * qb.W; // v: NKV heads further along the row
-        load_tile_swz(Ks + buf * WG_TILE_BYTES, krow, qb.W, qb.hi - k0, tid);
-        load_tile_swz(Vs + buf * WG_TILE_BYTES, krow + (long)p.NKV * 64, qb.W, qb.hi - k0, tid);
+        if (TMA) {
+            if (tid == 0)
+                tma_kv_tiles(&maps.qkv, full + 8 * buf, smem_u32(Ks + buf * WG_TILE_BYTES), kcol, k0,
+                             smem_u32(Vs + buf * WG_TILE_BYTES), vcol, k0, qb.b);
+        } else {
+            const bf16 *krow = qb.kbase + (long)k0 * qb.W; // v: NKV heads further along the row
+            load_tile_swz(Ks + buf * WG_TILE_BYTES, krow, qb.W, qb.hi - k0, tid);
+            load_tile_swz(Vs + buf * WG_TILE_BYTES, krow + (long)p.NKV * 64, qb.W, qb.hi - k0, tid);
+        }
         if (docs && tid < ATT_BLK) kdoc[buf * ATT_BLK + tid] = k0 + tid < qb.hi ? qb.doc[k0 + tid] : 0;
     };
 
-    load_tile_swz(Qs, qb.qrow + (long)qb.q0 * qb.W, qb.W, T - qb.q0, tid);
-    load_tile_swz(dOs, p.dout + ((long)qb.b * T + qb.q0) * OW + (long)qb.h * 64, OW, T - qb.q0, tid);
-    load_kv(0, qb.lo);
-    cp_async_commit();
-    cp_async_wait_all();
-    fence_async_smem();
-    __syncthreads();
+    if (TMA) {
+        if (tid == 0) {
+            mbar_init(full, 1);
+            mbar_init(full + 8, 1);
+            mbar_init_fence();
+        }
+        __syncthreads();
+        if (tid == 0) { // Q and dO count on buffer 0's barrier, whose one arrival comes with the first K/V pair
+            mbar_expect(full, 2 * WG_TILE_BYTES);
+            tma_load_3d(smem_u32(Qs), &maps.qkv, full, qb.h * 64, qb.q0, qb.b);
+            tma_load_3d(smem_u32(dOs), &maps.dout, full, qb.h * 64, qb.q0, qb.b);
+        }
+        load_kv(0, qb.lo);
+        __syncthreads(); // the document ids
+    } else {
+        load_tile_swz(Qs, qb.qrow + (long)qb.q0 * qb.W, qb.W, T - qb.q0, tid);
+        load_tile_swz(dOs, p.dout + ((long)qb.b * T + qb.q0) * OW + (long)qb.h * 64, OW, T - qb.q0, tid);
+        load_kv(0, qb.lo);
+        cp_async_commit();
+        cp_async_wait_all();
+        fence_async_smem();
+        __syncthreads();
+    }
 
     const uint32_t Q_u = smem_u32(Qs), dO_u = smem_u32(dOs);
     const int qi[2] = {qb.q0 + warp * 16 + g, qb.q0 + warp * 16 + g + 8};
@@ -556,7 +592,8 @@ __global__ void __launch_bounds__(ATT_THREADS, 4) hopper_dq_kernel(att_args p) {
     for (int it = 0; it < qb.ntiles; it++) {
         const int buf = it & 1, k0 = qb.lo + it * ATT_BLK;
         if (it + 1 < qb.ntiles) load_kv(buf ^ 1, k0 + ATT_BLK);
-        cp_async_commit();
+        if (TMA) mbar_wait(full + 8 * buf, (it >> 1) & 1); // the barrier's (it / 2)-th phase
+        else cp_async_commit();
         const uint32_t K_u = smem_u32(Ks + buf * WG_TILE_BYTES), V_u = smem_u32(Vs + buf * WG_TILE_BYTES);
 
         // S = Q K^T and dP = dO V^T (64 queries x 64 keys), two groups; per
@@ -577,9 +614,11 @@ __global__ void __launch_bounds__(ATT_THREADS, 4) hopper_dq_kernel(att_args p) {
         wg_acc_times_mn(dq, s, K_u);
         wg_wait<0>();
         wg_pin(dq);
-        cp_async_wait_all();
-        fence_async_smem();
-        __syncthreads();
+        if (!TMA) {
+            cp_async_wait_all();
+            fence_async_smem();
+        }
+        __syncthreads(); // buffer buf (and its document ids) is free for tile it + 2
     }
 #pragma unroll
     for (int r = 0; r < 2; r++)
@@ -615,7 +654,8 @@ void hopper_attention_init(void) {
     bwd_init<DQ_ATOMIC, true>();
     bwd_init<DQ_BULK, true>();
     bwd_init<DQ_NONE, true>();
-    CUDA_CHECK(cudaFuncSetAttribute(hopper_dq_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, HOP_DQ_SMEM));
+    CUDA_CHECK(cudaFuncSetAttribute(hopper_dq_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, HOP_DQ_SMEM));
+    CUDA_CHECK(cudaFuncSetAttribute(hopper_dq_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, HOP_DQ_SMEM));
 }
 
 // The tensor map `rc` came with, or an abort when the driver refused it
@@ -696,7 +736,9 @@ void hopper_attention_backward(const att_args *a, const hopper_att_opts *opts, c
     }
     if (opts->bwd_split) { // dK, dV, then dQ by its own kernel
         bwd_launch_tma<DQ_NONE>(a, tma, maps, s);
-        hopper_dq_kernel<<<dim3(a->nblk, a->B * a->NH), ATT_THREADS, HOP_DQ_SMEM, s>>>(*a);
+        dim3 grid(a->nblk, a->B * a->NH);
+        if (tma) hopper_dq_kernel<true><<<grid, ATT_THREADS, HOP_DQ_SMEM, s>>>(*a, maps);
+        else hopper_dq_kernel<false><<<grid, ATT_THREADS, HOP_DQ_SMEM, s>>>(*a, maps);
         CUDA_LAUNCH_CHECK();
     } else {
         bulk ? bwd_launch_tma<DQ_BULK>(a, tma, maps, s) : bwd_launch_tma<DQ_ATOMIC>(a, tma, maps, s);
