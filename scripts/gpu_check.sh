@@ -112,6 +112,8 @@ if nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | grep -
 fi
 # the norm backwards fetching each warp's next row meanwhile (off by default until timed)
 SOJU_CUDA_NORM_PREFETCH=1 run_check cuda_ops_norm_prefetch "$bin/ops_test_cuda_ops" norms
+# the fused cross-entropy reading each row once into shared memory (off by default until timed)
+SOJU_CUDA_CE_SMEM=1 run_check cuda_ops_ce_smem "$bin/ops_test_cuda_ops" crossentropy
 run_check optimizer_ops "$bin/ops_test_optimizer_ops"
 [ -x "$bin/model_test_recompute" ] && run_check recompute_cpu "$bin/model_test_recompute"
 [ -x "$bin/ops_test_layer_ops" ] && run_check cpu_layer_ops "$bin/ops_test_layer_ops"

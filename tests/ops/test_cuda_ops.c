@@ -524,6 +524,7 @@ TEST(crossentropy) {
     crossentropy_case(10, 50304, 1);
     crossentropy_case(7, 4099, 1); /* scalar path */
     crossentropy_case(3, 140000, 1); /* long rows (a Llama 3 size vocabulary) */
+    crossentropy_case(300, 50304, 1); /* more rows than SMs: SOJU_CUDA_CE_SMEM's blocks loop, prefetching */
 }
 
 TEST_MAIN(conversions_and_copies, encoder, matmul, matmul_gelu, matmul_residual, norms, rope, attention,

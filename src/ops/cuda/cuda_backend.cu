@@ -244,6 +244,7 @@ extern "C" int soju_cuda_backend_create(soju_backend **out, soju_err *err) {
     CUDA_CHECK(cudaMalloc(&st->workspace, st->workspace_bytes));
     cuda_attention_init();
     cuda_norm_init();
+    cuda_crossentropy_init();
     for (int k = 0; k < 2; k++) {
         CUDA_CHECK(cudaEventCreateWithFlags(&st->enc[k].ready, cudaEventDisableTiming));
         CUDA_CHECK(cudaEventCreateWithFlags(&st->enc[k].uploaded, cudaEventDisableTiming));
@@ -253,6 +254,7 @@ extern "C" int soju_cuda_backend_create(soju_backend **out, soju_err *err) {
     // timing picks by the clock, which may differ between runs: off when results must repeat
     st->gemm_tune = !st->deterministic && env_switch("SOJU_CUDA_GEMM_TUNE", true);
     st->norm_prefetch = env_switch("SOJU_CUDA_NORM_PREFETCH", false);
+    st->ce_smem = env_switch("SOJU_CUDA_CE_SMEM", false);
 #ifdef SOJU_WGMMA
     st->wgmma = prop.major == 9 && prop.minor == 0 && env_switch("SOJU_CUDA_WGMMA", true);
     if (st->wgmma) {

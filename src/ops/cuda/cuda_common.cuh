@@ -123,6 +123,9 @@ struct soju_cuda_state {
     // SOJU_CUDA_NORM_PREFETCH=1 (off until timed): the one-pass LayerNorm
     // backward fetches each warp's next row into shared memory meanwhile
     int norm_prefetch;
+    // SOJU_CUDA_CE_SMEM=1 (off until timed): the fused cross-entropy reads each
+    // row once into shared memory (one block per SM, the next row prefetched)
+    int ce_smem;
     // attention for head dim 64 on Hopper's wgmma kernels (attention_hopper.cu):
     // on when the build has sm_90a code (SOJU_WGMMA), the GPU is compute
     // capability 9.0 and SOJU_CUDA_WGMMA is not 0
@@ -310,6 +313,8 @@ void cuda_attention_init(void);
 // the driver's cuTensorMapEncodeTiled (attention_hopper.cu), NULL when it lacks it
 void *hopper_tensor_map_encoder(void);
 void cuda_norm_init(void);
+// crossentropy.cu: the shared-memory attribute of the one-read fused kernel
+void cuda_crossentropy_init(void);
 void cuda_attention_forward(soju_backend *be, void *out, float *lse, const void *qkv, const int32_t *doc_ids, int B,
                             int T, int NH, int NKV, int hd, int window, float scale);
 void cuda_attention_backward(soju_backend *be, void *dqkv, const void *dout, const void *qkv, const void *out,
