@@ -29,10 +29,24 @@ for shape in ${SHAPES:-gpt2 llama}; do
         *) echo "attn_bench.sh: unknown shape $shape (gpt2, llama)"; exit 2 ;;
     esac
     args+=(--batch "${BATCH:-64}" --seq "${SEQ:-1024}")
+    bench() { LD_LIBRARY_PATH="${SOJU_GPU_LIB:+$SOJU_GPU_LIB:}${LD_LIBRARY_PATH:-}" timeout 300 \
+        "$bin/attn_bench" "${args[@]}" --device "${DEVICE:-cuda}" --reps "$reps" "$@" 2>&1; }
     # shellcheck disable=SC2086
-    soju=$(LD_LIBRARY_PATH="${SOJU_GPU_LIB:+$SOJU_GPU_LIB:}${LD_LIBRARY_PATH:-}" timeout 300 \
-        "$bin/attn_bench" "${args[@]}" --device "${DEVICE:-cuda}" --reps "$reps" $variants 2>&1)
+    soju=$(bench $variants)
+    rc=$?
     echo "$soju" | grep -v '^RESULT'
+    if [ $rc != 0 ]; then
+        # a variant that faults ends the process (CUDA errors stick to it): the variants
+        # after the last one measured, each in its own process beside the default
+        echo "attn_bench failed (rc $rc); the remaining variants one by one"
+        done_n=$(echo "$soju" | grep -c '^RESULT soju')
+        for v in $(echo $variants | tr ' ' '\n' | tail -n +$((done_n + 1))); do
+            [ "$v" = default ] && continue
+            one=$(bench default "$v") || echo "attn_bench: variant $v failed (rc $?)"
+            soju="$soju
+$(echo "$one" | grep "^RESULT soju variant=$v ")"
+        done
+    fi
     torch=""
     [ "${TORCH:-1}" = 1 ] && torch=$(timeout 300 python3 "$torch_py" "${args[@]}" --reps "$reps" 2>&1) &&
         echo "$torch" | grep -v '^RESULT'
