@@ -167,7 +167,7 @@ __global__ void __launch_bounds__(ATT_THREADS *WGS, WGS == 3 ? 1 : WGS == 2 ? 2 
     const bool docs = qb.doc != nullptr, plain = !docs && p.window <= 0;
     const int kcol = (p.NH + qb.kvh) * 64, vcol = kcol + p.NKV * 64; // TMA: K's and V's first column in a row
     // cp.async: K (with the keys' document ids) and V of the tile at k0 into
-    // buffer buf; with two warpgroups the first loads K, the second V
+    // buffer buf; with more than one warpgroup the first loads K, the last V
     auto load_k = [&](int buf, int k0) {
         if (WGS == 1 || wg == 0) load_tile_swz(Ks + buf * WG_TILE_BYTES, qb.kbase + (long)k0 * qb.W, qb.W, hi - k0, tid);
         if (docs && wg == WGS - 1 && tid < ATT_BLK) kdoc[buf * ATT_BLK + tid] = k0 + tid < hi ? qb.doc[k0 + tid] : 0;
@@ -176,9 +176,8 @@ __global__ void __launch_bounds__(ATT_THREADS *WGS, WGS == 3 ? 1 : WGS == 2 ? 2 
         if (WGS == 1 || wg == WGS - 1)
             load_tile_swz(Vs + buf * WG_TILE_BYTES, qb.vbase + (long)k0 * qb.W, qb.W, hi - k0, tid);
     };
-    // TMA: the K tile at kk0 into K buffer kbuf (none when kk0 < 0) and the V
-    // tile at vk0 into V buffer vbuf (none when vk0 < 0), issued by one thread
-    // and counted on barrier `bar`, and the keys' document ids
+    // TMA: K at kk0 into K buffer kbuf and V at vk0 into V buffer vbuf
+    // (tma_kv_tiles, by one thread), and the keys' document ids
     auto load_tma = [&](uint32_t bar, int kbuf, int kk0, int vbuf, int vk0) {
         if (threadIdx.x == 0)
             tma_kv_tiles(&qkv_map, bar, smem_u32(Ks + kbuf * WG_TILE_BYTES), kcol, kk0,
