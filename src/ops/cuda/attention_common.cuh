@@ -170,6 +170,12 @@ template <int HD> __device__ __forceinline__ void store_row(bf16 *dst, const acc
         *(uint32_t *)(dst + i * 8) = pack_bf16(t[i][2 * r] * scale, t[i][2 * r + 1] * scale);
 }
 
+// The document ids of keys k0 .. k0 + 63 into buffer buf of kdoc (0 from hi
+// on), by threads 0..63 with ordinary loads (visible after the next barrier).
+__device__ __forceinline__ void load_kdoc(int *kdoc, int buf, const int32_t *doc, int k0, int hi, int tid) {
+    if (tid < ATT_BLK) kdoc[buf * ATT_BLK + tid] = k0 + tid < hi ? doc[k0 + tid] : 0;
+}
+
 // Keys k0 .. k0 + 63 (those below hi) of one key/value head into buffer buf,
 // and their document ids when there are documents.
 template <int HD, int LD>
@@ -177,7 +183,7 @@ __device__ __forceinline__ void load_kv(bf16 *Ks, bf16 *Vs, int *kdoc, int buf, 
                                         long W, int k0, int hi, const int32_t *doc, int tid) {
     load_tile<HD, LD>(Ks + buf * ATT_BLK * LD, kbase + (long)k0 * W, W, hi - k0, tid);
     load_tile<HD, LD>(Vs + buf * ATT_BLK * LD, vbase + (long)k0 * W, W, hi - k0, tid);
-    if (doc && tid < ATT_BLK) kdoc[buf * ATT_BLK + tid] = k0 + tid < hi ? doc[k0 + tid] : 0;
+    if (doc) load_kdoc(kdoc, buf, doc, k0, hi, tid);
 }
 
 // The frame shared by the forward and the dQ kernel: one block = 64 queries of

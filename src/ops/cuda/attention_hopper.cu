@@ -69,7 +69,8 @@ __device__ __forceinline__ void wg_acc_times_mn(wg_acc d, const wg_acc p, uint32
 // s = A1 B1^T and dp = A2 B2^T over k = 64 (all four tiles K-major in
 // shared memory), issued as two groups, their first products overwriting s
 // and dp; returns once s is done (dp may still run: the caller waits for
-// it with wg_wait<0> before reading it).
+// it with wg_wait<0> before reading it). One fence for both: two
+// wg_product calls would add a warpgroup.arrive to the backward's loop.
 __device__ __forceinline__ void wg_product_pair(wg_acc s, wg_acc dp, uint32_t a1, uint32_t b1, uint32_t a2, uint32_t b2) {
     wg_pin(s);
     wg_pin(dp);
@@ -82,6 +83,28 @@ __device__ __forceinline__ void wg_product_pair(wg_acc s, wg_acc dp, uint32_t a1
     wg_commit();
     wg_wait<1>();
     wg_pin(s);
+}
+
+// d = A B^T over k = 64 (both tiles K-major in shared memory), issued and
+// committed as one group, its first product overwriting d.
+__device__ __forceinline__ void wg_product(wg_acc d, uint32_t a, uint32_t b) {
+    wg_pin(d);
+    wg_fence();
+#pragma unroll
+    for (int kc = 0; kc < 4; kc++) wgmma_ss<0, 0>(d, wg_kmajor(a, kc), wg_kmajor(b, kc), kc > 0);
+    wg_commit();
+}
+
+// The end of a tile in the loops over tiles: with cp.async, this thread's
+// copies of the next tile have landed and are made visible to wgmma (the
+// async proxy); then the barrier after which the tile's buffers may be
+// refilled. With TMA the next tile's mbarrier says when it has landed.
+template <bool TMA> __device__ __forceinline__ void end_tile() {
+    if (!TMA) {
+        cp_async_wait_all();
+        fence_async_smem();
+    }
+    __syncthreads();
 }
 
 // The dynamic shared memory rounded up to the 1024-byte boundary the
@@ -170,7 +193,7 @@ __global__ void __launch_bounds__(ATT_THREADS *WGS, WGS == 3 ? 1 : WGS == 2 ? 2 
     // buffer buf; with more than one warpgroup the first loads K, the last V
     auto load_k = [&](int buf, int k0) {
         if (WGS == 1 || wg == 0) load_tile_swz(Ks + buf * WG_TILE_BYTES, qb.kbase + (long)k0 * qb.W, qb.W, hi - k0, tid);
-        if (docs && wg == WGS - 1 && tid < ATT_BLK) kdoc[buf * ATT_BLK + tid] = k0 + tid < hi ? qb.doc[k0 + tid] : 0;
+        if (docs && wg == WGS - 1) load_kdoc(kdoc, buf, qb.doc, k0, hi, tid);
     };
     auto load_v = [&](int buf, int k0) {
         if (WGS == 1 || wg == WGS - 1)
@@ -182,8 +205,7 @@ __global__ void __launch_bounds__(ATT_THREADS *WGS, WGS == 3 ? 1 : WGS == 2 ? 2 
         if (threadIdx.x == 0)
             tma_kv_tiles(&qkv_map, bar, smem_u32(Ks + kbuf * WG_TILE_BYTES), kcol, kk0,
                          smem_u32(Vs + vbuf * WG_TILE_BYTES), vcol, vk0, qb.b);
-        if (kk0 >= 0 && docs && wg == WGS - 1 && tid < ATT_BLK)
-            kdoc[kbuf * ATT_BLK + tid] = kk0 + tid < hi ? qb.doc[kk0 + tid] : 0;
+        if (kk0 >= 0 && docs && wg == WGS - 1) load_kdoc(kdoc, kbuf, qb.doc, kk0, hi, tid);
     };
 
     if (TMA) {
@@ -261,11 +283,7 @@ __global__ void __launch_bounds__(ATT_THREADS *WGS, WGS == 3 ? 1 : WGS == 2 ? 2 
             // Every warpgroup computes every tile of the block (a tile it
             // cannot see is masked whole, p = 0); S_it and the previous
             // tile's O += P V go to the tensor cores together.
-            wg_pin(s);
-            wg_fence();
-#pragma unroll
-            for (int kc = 0; kc < 4; kc++) wgmma_ss<0, 0>(s, wg_kmajor(Q_u, kc), wg_kmajor(K_u, kc), kc > 0);
-            wg_commit();
+            wg_product(s, Q_u, K_u);
             wg_frags_times_mn(o, pa, smem_u32(Vs + (buf ^ 1) * WG_TILE_BYTES));
             wg_wait<1>(); // S is done; O += P V may still run
             wg_pin(s);
@@ -281,12 +299,8 @@ __global__ void __launch_bounds__(ATT_THREADS *WGS, WGS == 3 ? 1 : WGS == 2 ? 2 
             // (with two warpgroups, a tile none of this warpgroup's queries
             // can see, all keys before its first visible key or after its
             // last query, is skipped; the barrier below is still everyone's)
-            // S = Q K^T over the head dim (4 slices of 16; the first overwrites s)
-            wg_pin(s);
-            wg_fence();
-#pragma unroll
-            for (int kc = 0; kc < 4; kc++) wgmma_ss<0, 0>(s, wg_kmajor(Q_u, kc), wg_kmajor(K_u, kc), kc > 0);
-            wg_commit();
+            // S = Q K^T over the head dim
+            wg_product(s, Q_u, K_u);
             wg_wait<0>();
             wg_pin(s);
 
@@ -299,11 +313,7 @@ __global__ void __launch_bounds__(ATT_THREADS *WGS, WGS == 3 ? 1 : WGS == 2 ? 2 
             wg_wait<0>();
             wg_pin(o);
         }
-        if (!TMA) {
-            cp_async_wait_all();
-            fence_async_smem();
-        }
-        __syncthreads(); // buffer buf (and its document ids) is free for tile it + 2
+        end_tile<TMA>(); // buffer buf (and its document ids) is free for tile it + 2
     }
     if (PIPE) { // the last tile's product (its V arrived in the last iteration)
         if (TMA) mbar_wait(full + 8 * (ntiles & 1), (ntiles >> 1) & 1);
@@ -548,7 +558,7 @@ __global__ void __launch_bounds__(ATT_THREADS, 4) hopper_dq_kernel(att_args p, c
             load_tile_swz(Ks + buf * WG_TILE_BYTES, krow, qb.W, qb.hi - k0, tid);
             load_tile_swz(Vs + buf * WG_TILE_BYTES, krow + (long)p.NKV * 64, qb.W, qb.hi - k0, tid);
         }
-        if (docs && tid < ATT_BLK) kdoc[buf * ATT_BLK + tid] = k0 + tid < qb.hi ? qb.doc[k0 + tid] : 0;
+        if (docs) load_kdoc(kdoc, buf, qb.doc, k0, qb.hi, tid);
     };
 
     if (TMA) {
@@ -613,11 +623,7 @@ __global__ void __launch_bounds__(ATT_THREADS, 4) hopper_dq_kernel(att_args p, c
         wg_acc_times_mn(dq, s, K_u);
         wg_wait<0>();
         wg_pin(dq);
-        if (!TMA) {
-            cp_async_wait_all();
-            fence_async_smem();
-        }
-        __syncthreads(); // buffer buf (and its document ids) is free for tile it + 2
+        end_tile<TMA>(); // buffer buf (and its document ids) is free for tile it + 2
     }
 #pragma unroll
     for (int r = 0; r < 2; r++)
