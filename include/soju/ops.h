@@ -42,6 +42,9 @@ typedef struct soju_backend_ops {
     /* ------------------------------------------------------------ memory */
     void *(*alloc)(soju_backend *be, size_t bytes); /* zero-filled; aborts on OOM */
     void (*free)(soju_backend *be, void *p);
+    /* upload: host_src may be reused as soon as it returns; the copy is ordered
+     * before every later op on the backend (a device backend need not wait for
+     * it). download returns with the data in host_dst. */
     void (*upload)(soju_backend *be, void *dst, const void *host_src, size_t bytes);
     void (*download)(soju_backend *be, void *host_dst, const void *src, size_t bytes);
     void (*memzero)(soju_backend *be, void *p, size_t bytes);

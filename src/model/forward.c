@@ -77,12 +77,14 @@ static void layer_forward(soju_model *m, int l, void *out, int B, int T) {
 static void upload_batch(soju_model *m, const soju_batch *b) {
     size_t BT = (size_t)b->B * b->T, bytes = BT * sizeof(int32_t);
     m->ops->upload(m->be, m->tokens, b->inputs, bytes);
-    const int32_t *pos = b->positions;
-    if (!pos) {
+    if (b->positions) {
+        m->ops->upload(m->be, m->positions, b->positions, bytes);
+        m->default_pos_B = m->default_pos_T = 0;
+    } else if (b->T != m->default_pos_T || b->B > m->default_pos_B) { /* else already there */
         for (size_t i = 0; i < BT; i++) m->host_positions[i] = (int32_t)(i % b->T);
-        pos = m->host_positions;
+        m->ops->upload(m->be, m->positions, m->host_positions, bytes);
+        m->default_pos_B = b->B, m->default_pos_T = b->T;
     }
-    m->ops->upload(m->be, m->positions, pos, bytes);
     if (b->targets) m->ops->upload(m->be, m->targets, b->targets, bytes);
     if (b->doc_ids) m->ops->upload(m->be, m->doc_ids, b->doc_ids, bytes);
 }
@@ -254,8 +256,10 @@ int soju_model_forward_backward(soju_model *m, const soju_batch *b, const float 
     if (token_weights) m->ops->upload(m->be, m->weights, token_weights, BT * sizeof(float));
     m->ops->crossentropy_fused(m->be, m->losses, m->logits, m->targets, token_weights ? m->weights : NULL, scale, BT,
                                m->V);
-    collect_losses(m, b, loss_sum, n_targets);
     backward_from(m, m->logits);
+    /* the backward never touches the losses: fetching them after it is queued
+     * keeps a device backend busy while the host waits */
+    collect_losses(m, b, loss_sum, n_targets);
     return SOJU_OK;
 }
 

@@ -95,6 +95,7 @@ struct soju_model {
     int have_targets, have_docs, forward_done;
     /* host side */
     int32_t *host_positions; /* (max_B max_T) scratch for default positions */
+    int default_pos_B, default_pos_T; /* device positions hold i mod T for B x T tokens (0: not known to) */
     float *host_losses;      /* (max_B max_T) */
     float *host_logits;      /* download buffer for non-host backends, or NULL */
     /* soju_model_set_grad_hook */

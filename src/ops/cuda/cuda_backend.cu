@@ -24,9 +24,33 @@ static void cuda_free(soju_backend *be, void *p) {
     CUDA_CHECK(cudaFree(p));
 }
 
+// Small uploads through a pinned slot without waiting (the per-batch ids: the
+// GPU would otherwise idle while the host waits for each copy); large ones
+// (weights, optimizer state) straight from the caller's memory, waiting.
 static void cuda_upload(soju_backend *be, void *dst, const void *src, size_t bytes) {
-    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, cuda_state(be)->stream));
-    CUDA_CHECK(cudaStreamSynchronize(cuda_state(be)->stream));
+    soju_cuda_state *st = cuda_state(be);
+    upload_slot *slot = &st->upload[st->upload_next];
+    if (bytes && bytes <= UPLOAD_SLOT_BYTES) {
+        if (!slot->host) {
+            if (cudaMallocHost(&slot->host, UPLOAD_SLOT_BYTES) != cudaSuccess) {
+                (void)cudaGetLastError(); // no pinned memory: copy and wait as below
+                slot->host = NULL;
+            } else {
+                CUDA_CHECK(cudaEventCreateWithFlags(&slot->copied, cudaEventDisableTiming));
+            }
+        } else {
+            CUDA_CHECK(cudaEventSynchronize(slot->copied)); // its previous copy has left the slot
+        }
+        if (slot->host) {
+            memcpy(slot->host, src, bytes);
+            CUDA_CHECK(cudaMemcpyAsync(dst, slot->host, bytes, cudaMemcpyHostToDevice, st->stream));
+            CUDA_CHECK(cudaEventRecord(slot->copied, st->stream));
+            st->upload_next = (st->upload_next + 1) % UPLOAD_SLOTS;
+            return;
+        }
+    }
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, st->stream));
+    CUDA_CHECK(cudaStreamSynchronize(st->stream));
 }
 
 static void cuda_download(soju_backend *be, void *dst, const void *src, size_t bytes) {
@@ -301,6 +325,11 @@ extern "C" void soju_cuda_backend_free(soju_backend *be) {
         cudaEventDestroy(st->enc[k].ready);
         cudaEventDestroy(st->enc[k].uploaded);
     }
+    for (int k = 0; k < UPLOAD_SLOTS; k++)
+        if (st->upload[k].host) {
+            CUDA_CHECK(cudaFreeHost(st->upload[k].host));
+            cudaEventDestroy(st->upload[k].copied);
+        }
     free(st->host_count);
     cuda_matmul_free_plans(st);
     CUDA_CHECK(cudaFree(st->workspace));

@@ -96,6 +96,18 @@ typedef struct {
     void *encode; // the driver's cuTensorMapEncodeTiled, when a TMA variant is on (else NULL, and they are off)
 } hopper_att_opts;
 
+// Pinned staging for small uploads (a batch's token ids, positions, targets,
+// per-token weights): the data is copied into a slot and the device copy is
+// queued, so an upload does not wait for the stream. A slot is reused once
+// the event recorded after its last copy has passed; with several slots that
+// copy finished long before.
+#define UPLOAD_SLOTS 8
+#define UPLOAD_SLOT_BYTES ((size_t)1 << 20)
+typedef struct {
+    void *host; // pinned, UPLOAD_SLOT_BYTES (NULL until first used)
+    cudaEvent_t copied;
+} upload_slot;
+
 struct soju_cuda_state {
     int device;
     cudaDeviceProp prop;
@@ -104,6 +116,8 @@ struct soju_cuda_state {
     cublasLtHandle_t cublaslt;
     void *workspace; // cuBLASLt workspace
     size_t workspace_bytes;
+    upload_slot upload[UPLOAD_SLOTS];
+    int upload_next;
     double *reduce_buf; // device scratch for the sum of squares
     size_t reduce_len;
     void *scratch[SCRATCH_SLOTS];
