@@ -19,7 +19,7 @@
 #   SOJU_GPU_LIB=dir   extra shared libraries for the prebuilt soju binaries only
 #   SOJU_CUDA_WGMMA=0  Hopper: the head-dim-64 attention on mma.sync instead of wgmma
 #   (the checks also run with SOJU_CUDA_DQ_BULK=1, SOJU_CUDA_ATT_FWD128=1 / 192=1, SOJU_CUDA_ATT_FWD_TMA=1,
-#    SOJU_CUDA_ATT_FWD_PIPE=1, SOJU_CUDA_ATT_BWD_TMA=1 and SOJU_CUDA_ATT_BWD_SPLIT=1 on Hopper:
+#    SOJU_CUDA_ATT_FWD_PIPE=1, SOJU_CUDA_ATT_BWD_TMA=1, SOJU_CUDA_ATT_BWD_SPLIT=1 and SOJU_CUDA_ATT_BWD_WS=1 on Hopper:
 #    attention variants that are off by default until timed)
 #   (scripts/gpu_ab.sh times one such switch, or an older binary, against the default)
 set -u
@@ -109,6 +109,10 @@ if nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | grep -
     SOJU_CUDA_ATT_BWD_SPLIT=1 SOJU_CUDA_ATT_BWD_TMA=1 run_check cuda_ops_bwd_split_tma "$bin/ops_test_cuda_ops" attention
     SOJU_CUDA_ATT_BWD_SPLIT=1 run_check cuda_step_bwd_split "$bin/model_test_cuda_step"
     SOJU_CUDA_ATT_BWD_SPLIT=1 SOJU_CUDA_DETERMINISTIC=1 run_check cuda_step_bwd_split_det "$bin/model_test_cuda_step"
+    # and the warp-specialized backward (a TMA producer warpgroup, two consumers sharing 128 keys;
+    # the cases with documents or T not a multiple of 4 run the default kernel)
+    SOJU_CUDA_ATT_BWD_WS=1 run_check cuda_ops_bwd_ws "$bin/ops_test_cuda_ops" attention
+    SOJU_CUDA_ATT_BWD_WS=1 run_check cuda_step_bwd_ws "$bin/model_test_cuda_step"
 fi
 # the norm backwards fetching each warp's next row meanwhile (off by default until timed)
 SOJU_CUDA_NORM_PREFETCH=1 run_check cuda_ops_norm_prefetch "$bin/ops_test_cuda_ops" norms

@@ -15,6 +15,20 @@
    same step, and the output equals the plain schedule's (fp32 sums, P and V
    rounded to bf16, the conditional rescale) and is near the exact softmax.
 
+3. The warp-specialized backward (SOJU_CUDA_ATT_BWD_WS, hopper_bwd_ws_kernel):
+   blocks of 128 keys walking 64-query tiles up to the last 64-key half's
+   q_hi (checked: every visible key/query pair is in exactly one consumer's
+   keys and one tile of its block's walk); and its synchronization, run as
+   randomly interleaved processes (a producer thread, the bulk copies landing
+   at random later times, two consumers) on models of mbarriers (phases,
+   parity waits, expected bytes) and named barriers (arrival counts).
+   Checked: every tile reads the stage filled for it, no copy lands in a stage
+   still being read, no dS^T half is written while the dQ owner of an earlier
+   tile reads that buffer, the owner sees both halves of its own tile, and
+   nothing deadlocks. The same model with a synchronization piece removed
+   (one dS buffer, one barrier id, an empty barrier released by one consumer,
+   a full wait on the wrong phase) must report errors.
+
 usage: python3 tools/attention_schedule_check.py   (needs numpy; exits 1 on a mismatch)
 """
 import random
@@ -179,6 +193,164 @@ def check_tma_phases(pipe, max_tiles=12):
     return errors
 
 
+def q_hi(T, window):
+    """attn_bounds_kernel's one-past-the-last query per block of 64 keys (no documents)."""
+    out = []
+    for blk in range((T + BLK - 1) // BLK):
+        k1 = min(T, blk * BLK + BLK) - 1
+        out.append(min(T, k1 + window) if window > 0 else T)
+    return out
+
+
+def check_ws_walk(trials=400):
+    """Blocks of 128 keys (make_kv_block with halves = 2): query tiles from k0
+    while below the last half's q_hi; consumer c owns keys k0 + 64 c ... Every
+    visible pair must be computed exactly once."""
+    bad = 0
+    for _ in range(trials):
+        T = random.randint(1, 400)
+        window = random.choice([0, random.randint(1, 300)])
+        his = q_hi(T, window)
+        nblk = len(his)
+        count = {}
+        for kb in range((nblk + 1) // 2):
+            k0 = kb * 2 * BLK
+            qhi = his[min(2 * kb + 1, nblk - 1)] if window > 0 else T
+            nqt = (qhi - k0 + BLK - 1) // BLK if qhi > k0 else 0
+            for i in range(nqt):
+                qs = k0 + i * BLK
+                for c in range(2):
+                    for k in range(k0 + 64 * c, min(k0 + 64 * c + 64, T)):
+                        for q in range(qs, min(qs + BLK, T)):
+                            if visible(q, k, None, window):
+                                count[(q, k)] = count.get((q, k), 0) + 1
+        pairs = [(q, k) for q in range(T) for k in range(T) if visible(q, k, None, window)]
+        bad += sum(1 for pk in pairs if count.get(pk, 0) != 1)
+    return bad
+
+
+class Mbar:
+    """An mbarrier: a phase completes when its arrivals and expected bytes are
+    all in; a parity wait passes once the phase of that parity has completed."""
+
+    def __init__(self, count):
+        self.count, self.pending, self.tx, self.phase = count, count, 0, 0
+
+    def _step(self):
+        if self.pending == 0 and self.tx == 0:
+            self.phase += 1
+            self.pending = self.count
+
+    def arrive(self, expect_bytes=0):
+        self.tx += expect_bytes
+        self.pending -= 1
+        self._step()
+
+    def land(self, nbytes):
+        self.tx -= nbytes
+        self._step()
+
+    def ready(self, parity):
+        return (self.phase & 1) != parity
+
+
+class Named:
+    """A named barrier over two consumers: a generation ends at two arrivals."""
+
+    def __init__(self):
+        self.count, self.gen = 0, 0
+
+    def arrive(self):
+        g = self.gen
+        self.count += 1
+        if self.count == 2:
+            self.count, self.gen = 0, self.gen + 1
+        return g
+
+
+def ws_sync_errors(n, stages, broken=None):
+    """One block of hopper_bwd_ws_kernel with n query tiles, randomly interleaved."""
+    err = [0]
+    full = [Mbar(1) for _ in range(stages)]
+    empty = [Mbar(1 if broken == "one release" else 2) for _ in range(stages)]
+    kv_full = Mbar(1)
+    named = [Named(), Named()]
+    stage_tile = [None] * stages   # the tile whose data a stage holds
+    readers = [set() for _ in range(stages)]
+    flying = []                    # bulk copies issued, not landed: (stage or -1 for K/V, tile)
+    ds_half = [[None, None], [None, None]]  # per dS buffer, the tile each consumer's half holds
+    ds_reading = [False, False]
+
+    def producer():
+        kv_full.arrive(1)
+        flying.append((-1, 0))
+        for it in range(n):
+            st = it % stages
+            if it >= stages:
+                yield lambda st=st, it=it: empty[st].ready((it // stages - 1) & 1)
+            full[st].arrive(1)
+            flying.append((st, it))
+            yield None
+        for it in range(max(n - stages, 0), n):
+            yield lambda it=it: empty[it % stages].ready((it // stages) & 1)
+
+    def consumer(c):
+        yield lambda: kv_full.ready(0)
+        for it in range(n):
+            st = it % stages
+            parity = ((it // stages) + (broken == "full parity")) & 1
+            yield lambda st=st, parity=parity: full[st].ready(parity)
+            err[0] += stage_tile[st] != it
+            readers[st].add(c)
+            yield None  # S^T, dP^T, P^T, dV
+            b = 0 if broken == "one dS buffer" else it & 1
+            err[0] += ds_reading[b]  # writing a buffer the dQ product reads
+            ds_half[b][c] = it
+            yield None  # dK
+            bar = named[0 if broken == "one barrier id" else it & 1]
+            if (it & 1) == c:  # the dQ owner
+                g = bar.arrive()
+                yield lambda bar=bar, g=g: bar.gen > g
+                err[0] += ds_half[b] != [it, it]
+                ds_reading[b] = True
+                yield None  # the dQ product runs
+                err[0] += ds_half[b] != [it, it]
+                ds_reading[b] = False
+            else:
+                bar.arrive()
+                yield None
+            readers[st].discard(c)
+            empty[st].arrive()
+            yield None
+
+    procs = [producer(), consumer(0), consumer(1)]
+    waits = [None, None, None]
+    done = [False, False, False]
+    while not all(done) or flying:
+        ready = [i for i in range(3) if not done[i] and (waits[i] is None or waits[i]())]
+        if flying and (not ready or random.random() < 0.3):
+            st, it = flying.pop(random.randrange(len(flying)))
+            if st >= 0:
+                err[0] += bool(readers[st])  # landing in a stage still being read
+                stage_tile[st] = it
+                full[st].land(1)
+            else:
+                kv_full.land(1)
+            continue
+        if not ready:
+            return err[0] + 1000  # deadlock
+        i = random.choice(ready)
+        try:
+            waits[i] = next(procs[i])
+        except StopIteration:
+            done[i] = True
+    return err[0]
+
+
+def check_ws_sync(trials=300, broken=None):
+    return sum(ws_sync_errors(random.randint(1, 14), random.choice([2, 3, 4]), broken) for _ in range(trials))
+
+
 def main():
     random.seed(5)
     missed = check_walk(wgs=2) + check_walk(wgs=3)
@@ -188,7 +360,13 @@ def main():
           f"max error against the exact softmax {vs_exact:.1e} of the largest output (bf16 P and V)")
     tma = check_tma_phases(False) + check_tma_phases(True)
     print(f"TMA barrier phases (with and without the overlap, 1-12 tiles): {tma} errors")
-    sys.exit(1 if missed or errors or tma or vs_plain > 0 or vs_exact > 2e-2 else 0)
+    ws_missed, ws_errors = check_ws_walk(), check_ws_sync()
+    caught = {b: check_ws_sync(broken=b) for b in ("one dS buffer", "one barrier id", "one release", "full parity")}
+    print(f"warp-specialized backward: {ws_missed} visible pairs not computed exactly once; {ws_errors} "
+          "synchronization errors in 300 interleaved runs; with a piece removed: "
+          + ", ".join(f"{b} {e}" for b, e in caught.items()) + " (each must be > 0)")
+    ws_bad = ws_missed or ws_errors or not all(caught.values())
+    sys.exit(1 if missed or errors or tma or vs_plain > 0 or vs_exact > 2e-2 or ws_bad else 0)
 
 
 if __name__ == "__main__":

@@ -3,8 +3,10 @@
 
 Reads `cuobjdump -sass` output and prints, for each kernel whose name contains
 the filter, the size of its main loop: the backward branch whose range holds the
-most tensor-core instructions (HMMA / HGMMA), with the instructions in that range
-and how many of them touch local memory (register spills, LDL / STL).
+most tensor-core instructions (HMMA / HGMMA), the shortest such range when there
+are several (a wait on an mbarrier polls from code placed after the kernel's
+end, whose branch back spans the loop and more), with the instructions in that
+range and how many of them touch local memory (register spills, LDL / STL).
 
 A change that adds instructions or spills to the main loop of an issue-bound
 kernel usually costs time; one that only moves code outside it usually does not.
@@ -33,7 +35,7 @@ def main_loop(ins):
         body = [t for a, t in ins if lo <= a <= addr]
         mma = sum(1 for t in body if "HMMA" in t or "HGMMA" in t)
         local = sum(1 for t in body if re.search(r"\b(LDL|STL)\b", t))
-        key = (mma, len(body))
+        key = (mma, -len(body))
         if best is None or key > best[0]:
             best = (key, len(body), mma, local)
     return best

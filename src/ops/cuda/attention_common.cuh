@@ -222,16 +222,19 @@ struct kv_block {
     const int32_t *doc;        // this sequence's ids, or NULL
 };
 
-// kb: the block of 64 keys; bkvh: sequence * NKV + key/value head.
-template <int HD> __device__ __forceinline__ kv_block make_kv_block(const att_args &p, int kb, int bkvh) {
+// kb: the block of 64 keys (of 64 `halves` keys: hopper_bwd_ws_kernel's are
+// 128); bkvh: sequence * NKV + key/value head.
+template <int HD>
+__device__ __forceinline__ kv_block make_kv_block(const att_args &p, int kb, int bkvh, int halves = 1) {
     kv_block kv;
     kv.b = bkvh / p.NKV, kv.kvh = bkvh % p.NKV, kv.rep = p.NH / p.NKV;
     kv.W = (long)(p.NH + 2 * p.NKV) * HD, kv.OW = (long)p.NH * HD;
-    kv.k0 = kb * ATT_BLK;
+    kv.k0 = kb * halves * ATT_BLK;
     kv.kbase = p.qkv + (long)kv.b * p.T * kv.W + (long)(p.NH + kv.kvh) * HD;
     kv.vbase = kv.kbase + (long)p.NKV * HD;
     kv.doc = p.doc ? p.doc + (long)kv.b * p.T : nullptr;
-    kv.qhi = p.q_hi ? p.q_hi[kv.b * p.nblk + kb] : p.T;
+    // q_hi never decreases from one block of 64 to the next: the last one's bounds the block
+    kv.qhi = p.q_hi ? p.q_hi[kv.b * p.nblk + min(kb * halves + halves - 1, p.nblk - 1)] : p.T;
     kv.nqt = kv.qhi > kv.k0 ? (kv.qhi - kv.k0 + ATT_BLK - 1) / ATT_BLK : 0;
     kv.ntiles = kv.nqt * kv.rep;
     return kv;

@@ -517,6 +517,175 @@ __global__ void __launch_bounds__(ATT_THREADS, 3) hopper_bwd_kernel(att_args p, 
 #endif
 }
 
+// ---------------------------------------------------------------- backward, warp-specialized
+
+// SOJU_CUDA_ATT_BWD_WS=1 (off until timed; no documents, T a multiple of 4):
+// FlashAttention-3's division of labour. One block = 128 keys of a key/value
+// head and three warpgroups:
+//   producer (warpgroup 0, 40 registers): one thread issues every load by
+//     tensor-map bulk copies: the block's K and V once, then each query tile's
+//     Q, dO, D and lse into a ring of WS_STAGES buffers, waiting on a buffer's
+//     "empty" mbarrier before refilling it, so it runs up to WS_STAGES tiles
+//     ahead. The other warps of the group do nothing.
+//   consumers (warpgroups 1 and 2, 232 registers): consumer c owns keys
+//     k0 + 64 c .. and, per 64-query tile, does what hopper_bwd_kernel does for
+//     them: S^T, dP^T, P^T, dV, dS^T, dK, with no load instructions, no
+//     __syncthreads and no proxy fence for the loads.
+// Both consumers read the same Q and dO tiles (half the bytes per key of the
+// 64-key kernel), and the tile's dQ = dS K is one product over all 128 keys
+// whose sums go to the fp32 buffer with the same float4 atomics: half as many
+// per key as the 64-key kernel's. The consumers write their dS^T halves into
+// a shared tile; the dQ product and its atomics alternate between them (tile
+// it: consumer it & 1, reading dS buffer it & 1), the owner waiting at a
+// named barrier for the other's half, the other only arriving there. Why two
+// dS buffers and two barrier ids suffice: a consumer writes buffer b again
+// two tiles later, after the other consumer has synchronized with it at the
+// tile between, which it reaches only after its wait for its own dQ product;
+// and a consumer that only arrives cannot arrive twice at one id before the
+// other has passed it (it syncs on the other id in between).
+// Registers: 384 threads start with 168 each (ptxas fixes the launch count at
+// the bound when setmaxnreg is present); 128 x 40 + 256 x 232 = 64,512, the
+// same total.
+#define WS_STAGES 3
+#define WS_THREADS (3 * ATT_THREADS)
+// K, V (two tiles each), dS^T (two buffers of two key halves), the stages'
+// Q and dO tiles, their D and lse rows, then the mbarriers (full[stage],
+// empty[stage], K/V)
+#define HOP_WS_SMEM                                                                                               \
+    ((8 + 2 * WS_STAGES) * WG_TILE_BYTES + WS_STAGES * 2 * ATT_BLK * (int)sizeof(float) + (2 * WS_STAGES + 1) * 8 + \
+     1024)
+
+__global__ void __launch_bounds__(WS_THREADS, 1) hopper_bwd_ws_kernel(att_args p, const __grid_constant__ hop_bwd_maps maps) {
+#ifdef SOJU_WGMMA_DEVICE
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    unsigned char *Ks = smem_1k(smem_raw);                      // [2] key halves
+    unsigned char *Vs = Ks + 2 * WG_TILE_BYTES;                 // [2]
+    unsigned char *dSs = Vs + 2 * WG_TILE_BYTES;                // [2 buffers][2 key halves], rows keys, columns queries
+    unsigned char *Qs = dSs + 4 * WG_TILE_BYTES;                // [WS_STAGES]
+    unsigned char *dOs = Qs + WS_STAGES * WG_TILE_BYTES;        // [WS_STAGES]
+    float *stats = (float *)(dOs + WS_STAGES * WG_TILE_BYTES);  // [WS_STAGES][D: 64, lse2: 64]
+    const uint32_t full = smem_u32(stats + WS_STAGES * 2 * ATT_BLK); // stage s's at full + 8 s
+    const uint32_t empty = full + 8 * WS_STAGES, kv_full = empty + 8 * WS_STAGES;
+
+    const int T = p.T, NH = p.NH;
+    const kv_block kv = make_kv_block<64>(p, blockIdx.x, blockIdx.y, 2);
+    if (threadIdx.x == 0) {
+        for (int s = 0; s < WS_STAGES; s++) {
+            mbar_init(full + 8 * s, 1);
+            mbar_init(empty + 8 * s, 8); // lane 0 of each consumer warp
+        }
+        mbar_init(kv_full, 1);
+        mbar_init_fence();
+    }
+    __syncthreads();
+
+    // read through a shuffle from lane 0 the compiler knows it is the same in
+    // the whole warp: the consumers' tile addresses and descriptors then live
+    // in uniform registers (otherwise an R2UR per descriptor per product)
+    const int wg = __shfl_sync(0xffffffffu, (int)threadIdx.x / ATT_THREADS, 0);
+    if (wg == 0) { // the producer
+        setmaxnreg_dec<40>();
+        if (threadIdx.x != 0) return;
+        const int kcol = (NH + kv.kvh) * 64, vcol = kcol + p.NKV * 64;
+        mbar_arrive_expect(kv_full, 4 * WG_TILE_BYTES); // keys past T arrive as zeros, their bytes counted
+        for (int h = 0; h < 2; h++) {
+            tma_load_3d(smem_u32(Ks + h * WG_TILE_BYTES), &maps.qkv, kv_full, kcol, kv.k0 + 64 * h, kv.b);
+            tma_load_3d(smem_u32(Vs + h * WG_TILE_BYTES), &maps.qkv, kv_full, vcol, kv.k0 + 64 * h, kv.b);
+        }
+        for (int it = 0; it < kv.ntiles; it++) {
+            const int st = it % WS_STAGES;
+            // the (it / WS_STAGES)-th filling of the stage waits for the consumers' release of the one before
+            if (it >= WS_STAGES) mbar_wait(empty + 8 * st, (it / WS_STAGES - 1) & 1);
+            const q_tile t = kv_q_tile(p, kv, it);
+            const uint32_t bar = full + 8 * st;
+            float *sd = stats + st * 2 * ATT_BLK;
+            mbar_arrive_expect(bar, 2 * WG_TILE_BYTES + 2 * ATT_BLK * (int)sizeof(float));
+            tma_load_3d(smem_u32(Qs + st * WG_TILE_BYTES), &maps.qkv, bar, t.h * 64, t.qs, kv.b);
+            tma_load_3d(smem_u32(dOs + st * WG_TILE_BYTES), &maps.dout, bar, t.h * 64, t.qs, kv.b);
+            tma_load_3d(smem_u32(sd), &maps.stats, bar, t.qs, kv.b * NH + t.h, 0);           // D
+            tma_load_3d(smem_u32(sd + ATT_BLK), &maps.stats, bar, t.qs, kv.b * NH + t.h, 1); // lse2
+        }
+        // leave only once the last copies have been consumed
+        for (int it = max(kv.ntiles - WS_STAGES, 0); it < kv.ntiles; it++)
+            mbar_wait(empty + 8 * (it % WS_STAGES), (it / WS_STAGES) & 1);
+        return;
+    }
+
+    setmaxnreg_inc<232>();
+    const int c = wg - 1, tid = threadIdx.x - wg * ATT_THREADS; // consumer c: keys k0 + 64 c ..
+    const int lane = tid & 31, warp = tid >> 5, g = lane >> 2, t4 = lane & 3;
+    const int k0c = kv.k0 + 64 * c;
+    const int kj[2] = {k0c + warp * 16 + g, k0c + warp * 16 + g + 8};
+    const int kdoc[2] = {0, 0}; // no documents here (the host falls back to hopper_bwd_kernel)
+    const bool plain = p.window <= 0;
+    const uint32_t K_u = smem_u32(Ks + c * WG_TILE_BYTES), V_u = smem_u32(Vs + c * WG_TILE_BYTES);
+    const uint32_t K_all = smem_u32(Ks);
+    wg_acc dk, dv;
+    zero_tiles<8>(dk);
+    zero_tiles<8>(dv);
+    mbar_wait(kv_full, 0);
+
+    for (int it = 0; it < kv.ntiles; it++) {
+        const q_tile tile = kv_q_tile(p, kv, it);
+        const int st = it % WS_STAGES, qs = tile.qs;
+        mbar_wait(full + 8 * st, (it / WS_STAGES) & 1);
+        const uint32_t Q_u = smem_u32(Qs + st * WG_TILE_BYTES), dO_u = smem_u32(dOs + st * WG_TILE_BYTES);
+        const float *Dq = stats + st * 2 * ATT_BLK, *L = Dq + ATT_BLK;
+
+        // S^T = K_c Q^T and dP^T = V_c dO^T (64 keys x 64 queries)
+        wg_acc s, dp, dq;
+        wg_product_pair(s, dp, K_u, Q_u, V_u, dO_u); // S^T is done; dP^T may still run
+        const bool full_tile = plain && qs >= k0c + ATT_BLK - 1 && qs + ATT_BLK <= kv.qhi && k0c + ATT_BLK <= T;
+        // (the query document ids are never used without documents: L stands in for them)
+        probs_t(s, p, L, (const int *)L, qs, kj, kdoc, full_tile, false, t4);
+        wg_acc_times_mn(dv, s, dO_u); // dV += P^T dO
+        wg_wait<1>();                 // dP^T is done; dV may still run
+        wg_pin(dp);
+        grad_scores_t(s, dp, Dq, t4); // dS^T, into this consumer's half of the tile's dS buffer
+        unsigned char *dS = dSs + (it & 1) * 2 * WG_TILE_BYTES;
+#pragma unroll
+        for (int nb = 0; nb < 8; nb++)
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                int row = warp * 16 + g + 8 * r;
+                *(uint32_t *)(dS + c * WG_TILE_BYTES + swz(row, nb) + 4 * t4) = pack_bf16(s[nb][2 * r], s[nb][2 * r + 1]);
+            }
+        wg_acc_times_mn(dk, s, Q_u); // dK += dS^T Q
+        fence_async_smem();          // the dS^T stores, for the dQ product's reads
+        const bool owner = (it & 1) == c;
+        if (owner) {
+            if (it & 1) named_sync<2, 2 * ATT_THREADS>(); // the other half is there too
+            else named_sync<1, 2 * ATT_THREADS>();
+            // dQ (64 queries x 64) = dS K over the 128 keys: both halves' dS^T
+            // tiles as M-major A, K's two tiles MN-major
+            const uint32_t dS_u = smem_u32(dS);
+            wg_pin(dq);
+            wg_fence();
+#pragma unroll
+            for (int h = 0; h < 2; h++)
+#pragma unroll
+                for (int kk = 0; kk < 4; kk++)
+                    wgmma_ss<1, 1>(dq, wg_mnmajor(dS_u + h * WG_TILE_BYTES, kk), wg_mnmajor(K_all + h * WG_TILE_BYTES, kk),
+                                   h + kk > 0);
+            wg_commit();
+        } else {
+            if (it & 1) named_arrive<2, 2 * ATT_THREADS>();
+            else named_arrive<1, 2 * ATT_THREADS>();
+        }
+        wg_wait<0>();
+        if (owner) wg_pin(dq);
+        wg_pin(dk);
+        wg_pin(dv);
+        // every read of the stage (the products' and the D and lse loads) is done: release it
+        __syncwarp();
+        if (lane == 0) mbar_arrive(empty + 8 * st);
+        if (owner)
+            add_dq_rows<64>(p.dq_acc + ((long)kv.b * T * NH + tile.h) * 64, (long)NH * 64, dq, qs + warp * 16, T, g, t4);
+    }
+    store_dkv<64>(p, kv, kj, dk, dv, t4);
+#endif
+}
+
 // The split backward's dQ (SOJU_CUDA_ATT_BWD_SPLIT=1, off until timed), with
 // hopper_bwd_kernel<DQ_NONE> for dK and dV: one block = 64 queries of a head,
 // the forward's frame, walking its key tiles: S = Q K^T and dP = dO V^T (all
@@ -659,6 +828,7 @@ void hopper_attention_init(void) {
     bwd_init<DQ_ATOMIC, true>();
     bwd_init<DQ_BULK, true>();
     bwd_init<DQ_NONE, true>();
+    CUDA_CHECK(cudaFuncSetAttribute(hopper_bwd_ws_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, HOP_WS_SMEM));
     CUDA_CHECK(cudaFuncSetAttribute(hopper_dq_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, HOP_DQ_SMEM));
     CUDA_CHECK(cudaFuncSetAttribute(hopper_dq_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, HOP_DQ_SMEM));
 }
@@ -712,12 +882,15 @@ template <int DQ> static void bwd_launch_tma(const att_args *a, bool tma, const 
     tma ? bwd_launch<DQ, true>(a, maps, s) : bwd_launch<DQ, false>(a, maps, s);
 }
 
-// The query tiles by bulk copies (bwd_tma) only when T is a multiple of 4:
-// the stats map's rows must be a multiple of 16 bytes apart.
+// The query tiles by bulk copies (bwd_tma, bwd_ws) only when T is a multiple
+// of 4: the stats map's rows must be a multiple of 16 bytes apart. The
+// warp-specialized kernel (bwd_ws) only without documents; the split one
+// (bwd_split) comes first when both are asked for.
 void hopper_attention_backward(const att_args *a, const hopper_att_opts *opts, cudaStream_t s) {
     hop_bwd_maps maps;
     memset(&maps, 0, sizeof maps);
-    const bool tma = opts->bwd_tma && a->T % 4 == 0, bulk = opts->dq_bulk && !opts->bwd_split;
+    const bool ws = opts->bwd_ws && !opts->bwd_split && a->T % 4 == 0 && !a->doc;
+    const bool tma = (opts->bwd_tma || ws) && a->T % 4 == 0, bulk = opts->dq_bulk && !opts->bwd_split && !ws;
     void *encode = opts->encode;
     if (bulk)
         maps.dq = tma_rows_or_die(encode, a->dq_acc, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 4, 32, a->B, a->T, a->NH * 64,
@@ -739,7 +912,11 @@ void hopper_attention_backward(const att_args *a, const hopper_att_opts *opts, c
             tma_map_3d(&st, encode, a->D, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 4, dims, box, CU_TENSOR_MAP_SWIZZLE_NONE), st,
             "lse and D rows");
     }
-    if (opts->bwd_split) { // dK, dV, then dQ by its own kernel
+    if (ws) {
+        dim3 grid((a->nblk + 1) / 2, a->B * a->NKV);
+        hopper_bwd_ws_kernel<<<grid, WS_THREADS, HOP_WS_SMEM, s>>>(*a, maps);
+        CUDA_LAUNCH_CHECK();
+    } else if (opts->bwd_split) { // dK, dV, then dQ by its own kernel
         bwd_launch_tma<DQ_NONE>(a, tma, maps, s);
         dim3 grid(a->nblk, a->B * a->NH);
         if (tma) hopper_dq_kernel<true><<<grid, ATT_THREADS, HOP_DQ_SMEM, s>>>(*a, maps);

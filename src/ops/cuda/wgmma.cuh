@@ -126,6 +126,10 @@ __device__ __forceinline__ void mbar_arrive_expect(uint32_t bar, uint32_t bytes)
 __device__ __forceinline__ void mbar_expect(uint32_t bar, uint32_t bytes) {
     HOPPER_ASM("mbarrier.expect_tx.relaxed.cta.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
 }
+// one arrival (a consumer's: the buffer it guards may be refilled once all have come)
+__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
+    HOPPER_ASM("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
 // until the phase of parity `parity` has completed
 __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
     HOPPER_ASM("{\n.reg .pred ready;\nmbar_poll:\n"
@@ -133,6 +137,25 @@ __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
                "@!ready bra mbar_poll;\n}\n" ::"r"(bar),
                "r"(parity)
                : "memory");
+}
+
+// Warp specialization: a warpgroup gives registers back to the block's pool
+// (dec) or takes them from it (inc, waiting until they are there), N per
+// thread; all warps of the warpgroup execute the same one.
+template <int N> __device__ __forceinline__ void setmaxnreg_dec() {
+    HOPPER_ASM("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N));
+}
+template <int N> __device__ __forceinline__ void setmaxnreg_inc() {
+    HOPPER_ASM("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N));
+}
+// Named barrier ID among N threads (a multiple of 32): sync waits until N
+// have come, arrive counts this warp and goes on. Id 0 is __syncthreads'; an
+// immediate id lets ptxas reserve only the ids used.
+template <int ID, int N> __device__ __forceinline__ void named_sync() {
+    asm volatile("bar.sync %0, %1;\n" ::"n"(ID), "n"(N) : "memory");
+}
+template <int ID, int N> __device__ __forceinline__ void named_arrive() {
+    asm volatile("bar.arrive %0, %1;\n" ::"n"(ID), "n"(N) : "memory");
 }
 
 __device__ __forceinline__ void bulk_commit() { HOPPER_ASM("cp.async.bulk.commit_group;\n" ::: "memory"); }
