@@ -110,7 +110,7 @@ if nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | grep -
     SOJU_CUDA_ATT_BWD_SPLIT=1 run_check cuda_step_bwd_split "$bin/model_test_cuda_step"
     SOJU_CUDA_ATT_BWD_SPLIT=1 SOJU_CUDA_DETERMINISTIC=1 run_check cuda_step_bwd_split_det "$bin/model_test_cuda_step"
     # and the warp-specialized backward (a TMA producer warpgroup, two consumers sharing 128 keys;
-    # the cases with documents or T not a multiple of 4 run the default kernel)
+    # a case with T not a multiple of 4 runs the default kernel)
     SOJU_CUDA_ATT_BWD_WS=1 run_check cuda_ops_bwd_ws "$bin/ops_test_cuda_ops" attention
     SOJU_CUDA_ATT_BWD_WS=1 run_check cuda_step_bwd_ws "$bin/model_test_cuda_step"
 fi

@@ -17,8 +17,9 @@
 
 3. The warp-specialized backward (SOJU_CUDA_ATT_BWD_WS, hopper_bwd_ws_kernel):
    blocks of 128 keys walking 64-query tiles up to the last 64-key half's
-   q_hi (checked: every visible key/query pair is in exactly one consumer's
-   keys and one tile of its block's walk); and its synchronization, run as
+   q_hi (windows, runs of document ids, unordered ids; checked: every visible
+   key/query pair is in exactly one consumer's keys and one tile of its
+   block's walk); and its synchronization, run as
    randomly interleaved processes (a producer thread, the bulk copies landing
    at random later times, two consumers) on models of mbarriers (phases,
    parity waits, expected bytes) and named barriers (arrival counts).
@@ -193,12 +194,17 @@ def check_tma_phases(pipe, max_tiles=12):
     return errors
 
 
-def q_hi(T, window):
-    """attn_bounds_kernel's one-past-the-last query per block of 64 keys (no documents)."""
+def q_hi(T, doc, window):
+    """attn_bounds_kernel's one-past-the-last query that can see a key of each block of 64 keys."""
+    runs = doc is not None and all(doc[i] >= doc[i - 1] for i in range(1, T))
     out = []
     for blk in range((T + BLK - 1) // BLK):
-        k1 = min(T, blk * BLK + BLK) - 1
-        out.append(min(T, k1 + window) if window > 0 else T)
+        k1, hi = min(T, blk * BLK + BLK) - 1, T
+        if runs:
+            hi = next((j for j in range(k1 + 1, T) if doc[j] > doc[k1]), T)
+        if window > 0:
+            hi = min(hi, k1 + window)
+        out.append(hi)
     return out
 
 
@@ -210,21 +216,26 @@ def check_ws_walk(trials=400):
     for _ in range(trials):
         T = random.randint(1, 400)
         window = random.choice([0, random.randint(1, 300)])
-        his = q_hi(T, window)
+        doc = None
+        if random.random() < 0.5:  # runs of ids (bounded walks), or unordered ids (whole walks)
+            ordered, doc = random.random() < 0.7, []
+            for _t in range(T):
+                doc.append(len(doc) and doc[-1] + (random.random() < 0.02) if ordered else random.randint(0, 3))
+        his = q_hi(T, doc, window)
         nblk = len(his)
         count = {}
         for kb in range((nblk + 1) // 2):
             k0 = kb * 2 * BLK
-            qhi = his[min(2 * kb + 1, nblk - 1)] if window > 0 else T
+            qhi = his[min(2 * kb + 1, nblk - 1)]
             nqt = (qhi - k0 + BLK - 1) // BLK if qhi > k0 else 0
             for i in range(nqt):
                 qs = k0 + i * BLK
                 for c in range(2):
                     for k in range(k0 + 64 * c, min(k0 + 64 * c + 64, T)):
                         for q in range(qs, min(qs + BLK, T)):
-                            if visible(q, k, None, window):
+                            if visible(q, k, doc, window):
                                 count[(q, k)] = count.get((q, k), 0) + 1
-        pairs = [(q, k) for q in range(T) for k in range(T) if visible(q, k, None, window)]
+        pairs = [(q, k) for q in range(T) for k in range(T) if visible(q, k, doc, window)]
         bad += sum(1 for pk in pairs if count.get(pk, 0) != 1)
     return bad
 

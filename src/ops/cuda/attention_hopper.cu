@@ -519,12 +519,12 @@ __global__ void __launch_bounds__(ATT_THREADS, 3) hopper_bwd_kernel(att_args p, 
 
 // ---------------------------------------------------------------- backward, warp-specialized
 
-// SOJU_CUDA_ATT_BWD_WS=1 (off until timed; no documents, T a multiple of 4):
+// SOJU_CUDA_ATT_BWD_WS=1 (off until timed; T a multiple of 4):
 // FlashAttention-3's division of labour. One block = 128 keys of a key/value
 // head and three warpgroups:
 //   producer (warpgroup 0, 40 registers): one thread issues every load by
-//     tensor-map bulk copies: the block's K and V once, then each query tile's
-//     Q, dO, D and lse into a ring of WS_STAGES buffers, waiting on a buffer's
+//     bulk copies: the block's K and V once, then each query tile's Q, dO, D
+//     and lse (and document ids) into a ring of WS_STAGES buffers, waiting on a buffer's
 //     "empty" mbarrier before refilling it, so it runs up to WS_STAGES tiles
 //     ahead. The other warps of the group do nothing.
 //   consumers (warpgroups 1 and 2, 232 registers): consumer c owns keys
@@ -549,10 +549,10 @@ __global__ void __launch_bounds__(ATT_THREADS, 3) hopper_bwd_kernel(att_args p, 
 #define WS_STAGES 3
 #define WS_THREADS (3 * ATT_THREADS)
 // K, V (two tiles each), dS^T (two buffers of two key halves), the stages'
-// Q and dO tiles, their D and lse rows, then the mbarriers (full[stage],
-// empty[stage], K/V)
-#define HOP_WS_SMEM                                                                                               \
-    ((8 + 2 * WS_STAGES) * WG_TILE_BYTES + WS_STAGES * 2 * ATT_BLK * (int)sizeof(float) + (2 * WS_STAGES + 1) * 8 + \
+// Q and dO tiles, their D and lse rows and query document ids, then the
+// mbarriers (full[stage], empty[stage], K/V)
+#define HOP_WS_SMEM                                                                                                 \
+    ((8 + 2 * WS_STAGES) * WG_TILE_BYTES + WS_STAGES * 3 * ATT_BLK * (int)sizeof(float) + (2 * WS_STAGES + 1) * 8 + \
      1024)
 
 __global__ void __launch_bounds__(WS_THREADS, 1) hopper_bwd_ws_kernel(att_args p, const __grid_constant__ hop_bwd_maps maps) {
@@ -564,11 +564,13 @@ __global__ void __launch_bounds__(WS_THREADS, 1) hopper_bwd_ws_kernel(att_args p
     unsigned char *Qs = dSs + 4 * WG_TILE_BYTES;                // [WS_STAGES]
     unsigned char *dOs = Qs + WS_STAGES * WG_TILE_BYTES;        // [WS_STAGES]
     float *stats = (float *)(dOs + WS_STAGES * WG_TILE_BYTES);  // [WS_STAGES][D: 64, lse2: 64]
-    const uint32_t full = smem_u32(stats + WS_STAGES * 2 * ATT_BLK); // stage s's at full + 8 s
+    int *qdocs = (int *)(stats + WS_STAGES * 2 * ATT_BLK);      // [WS_STAGES][64]
+    const uint32_t full = smem_u32(qdocs + WS_STAGES * ATT_BLK); // stage s's at full + 8 s
     const uint32_t empty = full + 8 * WS_STAGES, kv_full = empty + 8 * WS_STAGES;
 
     const int T = p.T, NH = p.NH;
     const kv_block kv = make_kv_block<64>(p, blockIdx.x, blockIdx.y, 2);
+    const bool docs = kv.doc != nullptr;
     if (threadIdx.x == 0) {
         for (int s = 0; s < WS_STAGES; s++) {
             mbar_init(full + 8 * s, 1);
@@ -599,7 +601,12 @@ __global__ void __launch_bounds__(WS_THREADS, 1) hopper_bwd_ws_kernel(att_args p
             const q_tile t = kv_q_tile(p, kv, it);
             const uint32_t bar = full + 8 * st;
             float *sd = stats + st * 2 * ATT_BLK;
-            mbar_arrive_expect(bar, 2 * WG_TILE_BYTES + 2 * ATT_BLK * (int)sizeof(float));
+            // the document ids of the tile's queries before T (a multiple of 4: whole 16 bytes);
+            // a row past T keeps an older id, harmless: its Q, dO, D and lse arrive as zeros,
+            // so its P V, dS and dQ terms are all 0
+            const uint32_t doc_bytes = docs ? (uint32_t)min(ATT_BLK, T - t.qs) * 4 : 0;
+            mbar_arrive_expect(bar, 2 * WG_TILE_BYTES + 2 * ATT_BLK * (int)sizeof(float) + doc_bytes);
+            if (docs) bulk_load(smem_u32(qdocs + st * ATT_BLK), kv.doc + t.qs, doc_bytes, bar);
             tma_load_3d(smem_u32(Qs + st * WG_TILE_BYTES), &maps.qkv, bar, t.h * 64, t.qs, kv.b);
             tma_load_3d(smem_u32(dOs + st * WG_TILE_BYTES), &maps.dout, bar, t.h * 64, t.qs, kv.b);
             tma_load_3d(smem_u32(sd), &maps.stats, bar, t.qs, kv.b * NH + t.h, 0);           // D
@@ -616,8 +623,10 @@ __global__ void __launch_bounds__(WS_THREADS, 1) hopper_bwd_ws_kernel(att_args p
     const int lane = tid & 31, warp = tid >> 5, g = lane >> 2, t4 = lane & 3;
     const int k0c = kv.k0 + 64 * c;
     const int kj[2] = {k0c + warp * 16 + g, k0c + warp * 16 + g + 8};
-    const int kdoc[2] = {0, 0}; // no documents here (the host falls back to hopper_bwd_kernel)
-    const bool plain = p.window <= 0;
+    int kdoc[2] = {0, 0};
+    if (docs)
+        for (int r = 0; r < 2; r++) kdoc[r] = kv.doc[min(kj[r], T - 1)];
+    const bool plain = !docs && p.window <= 0;
     const uint32_t K_u = smem_u32(Ks + c * WG_TILE_BYTES), V_u = smem_u32(Vs + c * WG_TILE_BYTES);
     const uint32_t K_all = smem_u32(Ks);
     wg_acc dk, dv;
@@ -636,8 +645,7 @@ __global__ void __launch_bounds__(WS_THREADS, 1) hopper_bwd_ws_kernel(att_args p
         wg_acc s, dp, dq;
         wg_product_pair(s, dp, K_u, Q_u, V_u, dO_u); // S^T is done; dP^T may still run
         const bool full_tile = plain && qs >= k0c + ATT_BLK - 1 && qs + ATT_BLK <= kv.qhi && k0c + ATT_BLK <= T;
-        // (the query document ids are never used without documents: L stands in for them)
-        probs_t(s, p, L, (const int *)L, qs, kj, kdoc, full_tile, false, t4);
+        probs_t(s, p, L, qdocs + st * ATT_BLK, qs, kj, kdoc, full_tile, docs, t4);
         wg_acc_times_mn(dv, s, dO_u); // dV += P^T dO
         wg_wait<1>();                 // dP^T is done; dV may still run
         wg_pin(dp);
@@ -883,13 +891,14 @@ template <int DQ> static void bwd_launch_tma(const att_args *a, bool tma, const 
 }
 
 // The query tiles by bulk copies (bwd_tma, bwd_ws) only when T is a multiple
-// of 4: the stats map's rows must be a multiple of 16 bytes apart. The
-// warp-specialized kernel (bwd_ws) only without documents; the split one
-// (bwd_split) comes first when both are asked for.
+// of 4: the stats map's rows must be a multiple of 16 bytes apart (and the
+// warp-specialized kernel's document ids copies whole 16 bytes: their array
+// must be 16-byte aligned). The split kernel (bwd_split) comes first when
+// both are asked for.
 void hopper_attention_backward(const att_args *a, const hopper_att_opts *opts, cudaStream_t s) {
     hop_bwd_maps maps;
     memset(&maps, 0, sizeof maps);
-    const bool ws = opts->bwd_ws && !opts->bwd_split && a->T % 4 == 0 && !a->doc;
+    const bool ws = opts->bwd_ws && !opts->bwd_split && a->T % 4 == 0 && (uintptr_t)a->doc % 16 == 0;
     const bool tma = (opts->bwd_tma || ws) && a->T % 4 == 0, bulk = opts->dq_bulk && !opts->bwd_split && !ws;
     void *encode = opts->encode;
     if (bulk)

@@ -110,6 +110,14 @@ __device__ __forceinline__ void tma_load_3d(uint32_t dst, const CUtensorMap *map
                : "memory");
 }
 
+// `bytes` (a multiple of 16, both addresses 16-byte aligned) from global
+// `src` to shared `dst` in one bulk copy, counted on the mbarrier `bar`.
+__device__ __forceinline__ void bulk_load(uint32_t dst, const void *src, uint32_t bytes, uint32_t bar) {
+    HOPPER_ASM("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(dst),
+               "l"(src), "r"(bytes), "r"(bar)
+               : "memory");
+}
+
 // mbarriers: an 8-byte shared-memory word that counts pending arrivals and
 // expected bytes of bulk copies; its phase completes when both reach zero,
 // and a waiter polls for the parity of the phase it needs. Here each is
