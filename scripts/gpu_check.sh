@@ -112,6 +112,7 @@ if nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | grep -
     # and the warp-specialized backward (a TMA producer warpgroup, two consumers sharing 128 keys;
     # a case with T not a multiple of 4 runs the default kernel)
     SOJU_CUDA_ATT_BWD_WS=1 run_check cuda_ops_bwd_ws "$bin/ops_test_cuda_ops" attention
+    SOJU_CUDA_ATT_BWD_WS=1 SOJU_CUDA_DQ_BULK=1 run_check cuda_ops_bwd_ws_bulk "$bin/ops_test_cuda_ops" attention
     SOJU_CUDA_ATT_BWD_WS=1 run_check cuda_step_bwd_ws "$bin/model_test_cuda_step"
 fi
 # the norm backwards fetching each warp's next row meanwhile (off by default until timed)

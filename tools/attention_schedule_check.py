@@ -25,10 +25,12 @@
    parity waits, expected bytes) and named barriers (arrival counts).
    Checked: every tile reads the stage filled for it, no copy lands in a stage
    still being read, no dS^T half is written while the dQ owner of an earlier
-   tile reads that buffer, the owner sees both halves of its own tile, and
-   nothing deadlocks. The same model with a synchronization piece removed
-   (one dS buffer, one barrier id, an empty barrier released by one consumer,
-   a full wait on the wrong phase) must report errors.
+   tile reads that buffer, the owner sees both halves of its own tile, (with
+   SOJU_CUDA_DQ_BULK) the reducing thread reads the dQ staging of the right
+   tile and no owner overwrites it meanwhile, and nothing deadlocks. The same
+   model with a synchronization piece removed (one dS buffer, one barrier id,
+   an empty barrier released by one consumer, a full wait on the wrong phase,
+   no wait for the staging to be free) must report errors.
 
 usage: python3 tools/attention_schedule_check.py   (needs numpy; exits 1 on a mismatch)
 """
@@ -279,8 +281,10 @@ class Named:
         return g
 
 
-def ws_sync_errors(n, stages, broken=None):
-    """One block of hopper_bwd_ws_kernel with n query tiles, randomly interleaved."""
+def ws_sync_errors(n, stages, broken=None, bulk=False):
+    """One block of hopper_bwd_ws_kernel with n query tiles, randomly
+    interleaved; bulk: the dQ tiles through each consumer's staging to a
+    reducing thread (dq_full / dq_free)."""
     err = [0]
     full = [Mbar(1) for _ in range(stages)]
     empty = [Mbar(1 if broken == "one release" else 2) for _ in range(stages)]
@@ -291,6 +295,19 @@ def ws_sync_errors(n, stages, broken=None):
     flying = []                    # bulk copies issued, not landed: (stage or -1 for K/V, tile)
     ds_half = [[None, None], [None, None]]  # per dS buffer, the tile each consumer's half holds
     ds_reading = [False, False]
+    dq_full, dq_free = [Mbar(1), Mbar(1)], [Mbar(1), Mbar(1)]
+    staging, staging_read = [None, None], [False, False]
+
+    def reducer():
+        for it in range(n):
+            c = it & 1
+            yield lambda c=c, it=it: dq_full[c].ready((it >> 1) & 1)
+            err[0] += staging[c] != it
+            staging_read[c] = True
+            yield None  # the bulk reductions read the staging
+            err[0] += staging[c] != it
+            staging_read[c] = False
+            dq_free[c].arrive()
 
     def producer():
         kv_full.arrive(1)
@@ -327,6 +344,12 @@ def ws_sync_errors(n, stages, broken=None):
                 yield None  # the dQ product runs
                 err[0] += ds_half[b] != [it, it]
                 ds_reading[b] = False
+                if bulk:
+                    if it >= 2 and broken != "no dq_free wait":
+                        yield lambda c=c, it=it: dq_free[c].ready(((it >> 1) - 1) & 1)
+                    err[0] += staging_read[c]  # overwriting what the reductions read
+                    staging[c] = it
+                    dq_full[c].arrive()
             else:
                 bar.arrive()
                 yield None
@@ -334,12 +357,16 @@ def ws_sync_errors(n, stages, broken=None):
             empty[st].arrive()
             yield None
 
-    procs = [producer(), consumer(0), consumer(1)]
-    waits = [None, None, None]
-    done = [False, False, False]
+    procs = [producer(), consumer(0), consumer(1)] + ([reducer()] if bulk else [])
+    waits = [None] * len(procs)
+    done = [False] * len(procs)
+    # each process (and the copy engine) gets its own speed for the run, some
+    # very slow, so that one falling far behind the others gets explored
+    speed = [random.choice([1.0, 1.0, 0.3, 0.03]) for _ in procs]
+    land_p = random.choice([0.3, 0.05])
     while not all(done) or flying:
-        ready = [i for i in range(3) if not done[i] and (waits[i] is None or waits[i]())]
-        if flying and (not ready or random.random() < 0.3):
+        ready = [i for i in range(len(procs)) if not done[i] and (waits[i] is None or waits[i]())]
+        if flying and (not ready or random.random() < land_p):
             st, it = flying.pop(random.randrange(len(flying)))
             if st >= 0:
                 err[0] += bool(readers[st])  # landing in a stage still being read
@@ -350,7 +377,7 @@ def ws_sync_errors(n, stages, broken=None):
             continue
         if not ready:
             return err[0] + 1000  # deadlock
-        i = random.choice(ready)
+        i = random.choices(ready, weights=[speed[j] for j in ready])[0]
         try:
             waits[i] = next(procs[i])
         except StopIteration:
@@ -359,7 +386,8 @@ def ws_sync_errors(n, stages, broken=None):
 
 
 def check_ws_sync(trials=300, broken=None):
-    return sum(ws_sync_errors(random.randint(1, 14), random.choice([2, 3, 4]), broken) for _ in range(trials))
+    return sum(ws_sync_errors(random.randint(1, 14), random.choice([2, 3, 4]), broken, bulk=random.random() < 0.5)
+               for _ in range(trials))
 
 
 def main():
@@ -372,7 +400,8 @@ def main():
     tma = check_tma_phases(False) + check_tma_phases(True)
     print(f"TMA barrier phases (with and without the overlap, 1-12 tiles): {tma} errors")
     ws_missed, ws_errors = check_ws_walk(), check_ws_sync()
-    caught = {b: check_ws_sync(broken=b) for b in ("one dS buffer", "one barrier id", "one release", "full parity")}
+    caught = {b: check_ws_sync(broken=b)
+              for b in ("one dS buffer", "one barrier id", "one release", "full parity", "no dq_free wait")}
     print(f"warp-specialized backward: {ws_missed} visible pairs not computed exactly once; {ws_errors} "
           "synchronization errors in 300 interleaved runs; with a piece removed: "
           + ", ".join(f"{b} {e}" for b, e in caught.items()) + " (each must be > 0)")

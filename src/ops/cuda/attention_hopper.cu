@@ -543,18 +543,28 @@ __global__ void __launch_bounds__(ATT_THREADS, 3) hopper_bwd_kernel(att_args p, 
 // tile between, which it reaches only after its wait for its own dQ product;
 // and a consumer that only arrives cannot arrive twice at one id before the
 // other has passed it (it syncs on the other id in between).
+// BULK (with SOJU_CUDA_DQ_BULK=1 too): the owner writes its dQ tile into its
+// own fp32 staging tile instead (two 64 x 32 halves, wg_acc_to_swz_f32) and
+// signals a "dq_full" mbarrier; the producer group's second warp issues the
+// two bulk reductions (TMA) into the fp32 sums, waits until they have read
+// the staging and signals "dq_free", which the owner waits on two tiles
+// later before writing it again (FlashAttention-3's dQ path). The consumers
+// then issue no global reductions at all, which their proxy fences would
+// otherwise wait on.
 // Registers: 384 threads start with 168 each (ptxas fixes the launch count at
 // the bound when setmaxnreg is present); 128 x 40 + 256 x 232 = 64,512, the
 // same total.
 #define WS_STAGES 3
 #define WS_THREADS (3 * ATT_THREADS)
 // K, V (two tiles each), dS^T (two buffers of two key halves), the stages'
-// Q and dO tiles, their D and lse rows and query document ids, then the
-// mbarriers (full[stage], empty[stage], K/V)
-#define HOP_WS_SMEM                                                                                                 \
-    ((8 + 2 * WS_STAGES) * WG_TILE_BYTES + WS_STAGES * 3 * ATT_BLK * (int)sizeof(float) + (2 * WS_STAGES + 1) * 8 + \
-     1024)
+// Q and dO tiles, BULK: the two consumers' dQ staging (2 x DQ_STAGE_BYTES),
+// the stages' D and lse rows and query document ids, then the mbarriers
+// (full[stage], empty[stage], K/V, dq_full[2], dq_free[2])
+#define HOP_WS_SMEM(BULK)                                                                                 \
+    ((8 + 2 * WS_STAGES) * WG_TILE_BYTES + ((BULK) ? 2 * DQ_STAGE_BYTES : 0) +                           \
+     WS_STAGES * 3 * ATT_BLK * (int)sizeof(float) + (2 * WS_STAGES + 5) * 8 + 1024)
 
+template <bool BULK>
 __global__ void __launch_bounds__(WS_THREADS, 1) hopper_bwd_ws_kernel(att_args p, const __grid_constant__ hop_bwd_maps maps) {
 #ifdef SOJU_WGMMA_DEVICE
     extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -563,10 +573,12 @@ __global__ void __launch_bounds__(WS_THREADS, 1) hopper_bwd_ws_kernel(att_args p
     unsigned char *dSs = Vs + 2 * WG_TILE_BYTES;                // [2 buffers][2 key halves], rows keys, columns queries
     unsigned char *Qs = dSs + 4 * WG_TILE_BYTES;                // [WS_STAGES]
     unsigned char *dOs = Qs + WS_STAGES * WG_TILE_BYTES;        // [WS_STAGES]
-    float *stats = (float *)(dOs + WS_STAGES * WG_TILE_BYTES);  // [WS_STAGES][D: 64, lse2: 64]
+    unsigned char *dQst = dOs + WS_STAGES * WG_TILE_BYTES;      // BULK: [2 consumers] dQ staging
+    float *stats = (float *)(dQst + (BULK ? 2 * DQ_STAGE_BYTES : 0)); // [WS_STAGES][D: 64, lse2: 64]
     int *qdocs = (int *)(stats + WS_STAGES * 2 * ATT_BLK);      // [WS_STAGES][64]
     const uint32_t full = smem_u32(qdocs + WS_STAGES * ATT_BLK); // stage s's at full + 8 s
     const uint32_t empty = full + 8 * WS_STAGES, kv_full = empty + 8 * WS_STAGES;
+    const uint32_t dq_full = kv_full + 8, dq_free = dq_full + 16; // BULK: consumer c's at + 8 c
 
     const int T = p.T, NH = p.NH;
     const kv_block kv = make_kv_block<64>(p, blockIdx.x, blockIdx.y, 2);
@@ -577,6 +589,10 @@ __global__ void __launch_bounds__(WS_THREADS, 1) hopper_bwd_ws_kernel(att_args p
             mbar_init(empty + 8 * s, 8); // lane 0 of each consumer warp
         }
         mbar_init(kv_full, 1);
+        for (int c = 0; c < 2; c++) {
+            mbar_init(dq_full + 8 * c, 4); // lane 0 of each of the owner's warps
+            mbar_init(dq_free + 8 * c, 1); // the reducing thread
+        }
         mbar_init_fence();
     }
     __syncthreads();
@@ -587,6 +603,21 @@ __global__ void __launch_bounds__(WS_THREADS, 1) hopper_bwd_ws_kernel(att_args p
     const int wg = __shfl_sync(0xffffffffu, (int)threadIdx.x / ATT_THREADS, 0);
     if (wg == 0) { // the producer
         setmaxnreg_dec<40>();
+        if (BULK && threadIdx.x == 32) { // the dQ reductions, in the owners' order
+            for (int it = 0; it < kv.ntiles; it++) {
+                const int c = it & 1;
+                mbar_wait(dq_full + 8 * c, (it >> 1) & 1);
+                const q_tile t = kv_q_tile(p, kv, it);
+                const uint32_t src = smem_u32(dQst + c * DQ_STAGE_BYTES);
+                tma_reduce_add_3d(&maps.dq, src, t.h * 64, t.qs, kv.b); // rows past T are outside the map
+                tma_reduce_add_3d(&maps.dq, src + WG_TILE_BYTES, t.h * 64 + 32, t.qs, kv.b);
+                bulk_commit();
+                bulk_wait_read();
+                mbar_arrive(dq_free + 8 * c);
+            }
+            bulk_wait(); // the sums land before the kernel ends
+            return;
+        }
         if (threadIdx.x != 0) return;
         const int kcol = (NH + kv.kvh) * 64, vcol = kcol + p.NKV * 64;
         mbar_arrive_expect(kv_full, 4 * WG_TILE_BYTES); // keys past T arrive as zeros, their bytes counted
@@ -687,8 +718,15 @@ __global__ void __launch_bounds__(WS_THREADS, 1) hopper_bwd_ws_kernel(att_args p
         // every read of the stage (the products' and the D and lse loads) is done: release it
         __syncwarp();
         if (lane == 0) mbar_arrive(empty + 8 * st);
-        if (owner)
+        if (owner && BULK) { // into this consumer's staging, once the reductions of its last dQ have read it
+            if (it >= 2) mbar_wait(dq_free + 8 * c, ((it >> 1) - 1) & 1);
+            wg_acc_to_swz_f32(dQst + c * DQ_STAGE_BYTES, dq, warp, g, t4);
+            fence_async_smem(); // ordinary stores, read by the bulk reductions
+            __syncwarp();
+            if (lane == 0) mbar_arrive(dq_full + 8 * c);
+        } else if (owner) {
             add_dq_rows<64>(p.dq_acc + ((long)kv.b * T * NH + tile.h) * 64, (long)NH * 64, dq, qs + warp * 16, T, g, t4);
+        }
     }
     store_dkv<64>(p, kv, kj, dk, dv, t4);
 #endif
@@ -836,7 +874,10 @@ void hopper_attention_init(void) {
     bwd_init<DQ_ATOMIC, true>();
     bwd_init<DQ_BULK, true>();
     bwd_init<DQ_NONE, true>();
-    CUDA_CHECK(cudaFuncSetAttribute(hopper_bwd_ws_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, HOP_WS_SMEM));
+    CUDA_CHECK(cudaFuncSetAttribute(hopper_bwd_ws_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    HOP_WS_SMEM(false)));
+    CUDA_CHECK(cudaFuncSetAttribute(hopper_bwd_ws_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    HOP_WS_SMEM(true)));
     CUDA_CHECK(cudaFuncSetAttribute(hopper_dq_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, HOP_DQ_SMEM));
     CUDA_CHECK(cudaFuncSetAttribute(hopper_dq_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, HOP_DQ_SMEM));
 }
@@ -899,7 +940,7 @@ void hopper_attention_backward(const att_args *a, const hopper_att_opts *opts, c
     hop_bwd_maps maps;
     memset(&maps, 0, sizeof maps);
     const bool ws = opts->bwd_ws && !opts->bwd_split && a->T % 4 == 0 && (uintptr_t)a->doc % 16 == 0;
-    const bool tma = (opts->bwd_tma || ws) && a->T % 4 == 0, bulk = opts->dq_bulk && !opts->bwd_split && !ws;
+    const bool tma = (opts->bwd_tma || ws) && a->T % 4 == 0, bulk = opts->dq_bulk && !opts->bwd_split;
     void *encode = opts->encode;
     if (bulk)
         maps.dq = tma_rows_or_die(encode, a->dq_acc, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 4, 32, a->B, a->T, a->NH * 64,
@@ -923,7 +964,8 @@ void hopper_attention_backward(const att_args *a, const hopper_att_opts *opts, c
     }
     if (ws) {
         dim3 grid((a->nblk + 1) / 2, a->B * a->NKV);
-        hopper_bwd_ws_kernel<<<grid, WS_THREADS, HOP_WS_SMEM, s>>>(*a, maps);
+        if (bulk) hopper_bwd_ws_kernel<true><<<grid, WS_THREADS, HOP_WS_SMEM(true), s>>>(*a, maps);
+        else hopper_bwd_ws_kernel<false><<<grid, WS_THREADS, HOP_WS_SMEM(false), s>>>(*a, maps);
         CUDA_LAUNCH_CHECK();
     } else if (opts->bwd_split) { // dK, dV, then dQ by its own kernel
         bwd_launch_tma<DQ_NONE>(a, tma, maps, s);
