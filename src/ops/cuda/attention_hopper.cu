@@ -176,7 +176,7 @@ __global__ void __launch_bounds__(ATT_THREADS *WGS, WGS == 3 ? 1 : WGS == 2 ? 2 
     const uint32_t full = smem_u32(kdoc + 2 * ATT_BLK);
 
     // tid, warp: within the warpgroup
-    const int wg = WGS == 1 ? 0 : threadIdx.x >> 7, tid = WGS == 1 ? threadIdx.x : threadIdx.x & 127;
+    const int wg = WGS == 1 ? 0 : warpgroup_index(), tid = WGS == 1 ? threadIdx.x : threadIdx.x & 127;
     const int lane = tid & 31, warp = tid >> 5, g = lane >> 2, t4 = lane & 3;
     const int T = p.T;
     const int blk = gridDim.x - 1 - blockIdx.x; // longest rows first
@@ -597,10 +597,7 @@ __global__ void __launch_bounds__(WS_THREADS, 1) hopper_bwd_ws_kernel(att_args p
     }
     __syncthreads();
 
-    // read through a shuffle from lane 0 the compiler knows it is the same in
-    // the whole warp: the consumers' tile addresses and descriptors then live
-    // in uniform registers (otherwise an R2UR per descriptor per product)
-    const int wg = __shfl_sync(0xffffffffu, (int)threadIdx.x / ATT_THREADS, 0);
+    const int wg = warpgroup_index();
     if (wg == 0) { // the producer
         setmaxnreg_dec<40>();
         if (BULK && threadIdx.x == 32) { // the dQ reductions, in the owners' order

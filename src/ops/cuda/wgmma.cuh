@@ -51,6 +51,13 @@ __device__ __forceinline__ void load_a_swz(uint32_t f[4][4], uint32_t tile, int 
     for (int kc = 0; kc < 4; kc++) ldsm_x4(f[kc], tile + swz(r, 2 * kc + (lane >> 4)));
 }
 
+// This thread's warpgroup in the block, read through a shuffle from lane 0
+// so that the compiler knows it is the same in the whole warp: what is
+// computed from it (tile addresses, descriptors) then lives in uniform
+// registers; from threadIdx directly, each product's descriptor needed a
+// move into them (R2UR) in the loops.
+__device__ __forceinline__ int warpgroup_index() { return __shfl_sync(0xffffffffu, (int)threadIdx.x >> 7, 0); }
+
 __device__ __forceinline__ uint64_t wg_desc(uint32_t smem_addr) {
     return (uint64_t)((smem_addr & 0x3FFFF) >> 4) | ((uint64_t)(1024 >> 4) << 16) | ((uint64_t)(1024 >> 4) << 32) |
            (1ull << 62);
