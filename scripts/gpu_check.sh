@@ -19,7 +19,8 @@
 #   SOJU_GPU_LIB=dir   extra shared libraries for the prebuilt soju binaries only
 #   SOJU_CUDA_WGMMA=0  Hopper: the head-dim-64 attention on mma.sync instead of wgmma
 #   (the checks also run with SOJU_CUDA_DQ_BULK=1, SOJU_CUDA_ATT_FWD128=1 / 192=1, SOJU_CUDA_ATT_FWD_TMA=1,
-#    SOJU_CUDA_ATT_FWD_PIPE=1, SOJU_CUDA_ATT_BWD_TMA=1, SOJU_CUDA_ATT_BWD_SPLIT=1 and SOJU_CUDA_ATT_BWD_WS=1 on Hopper:
+#    SOJU_CUDA_ATT_FWD_PIPE=1, SOJU_CUDA_ATT_BWD_TMA=1, SOJU_CUDA_ATT_BWD_SPLIT=1, SOJU_CUDA_ATT_BWD_WS=1 and
+#    SOJU_CUDA_ATT_FWD_WS=2 / 3 on Hopper:
 #    attention variants that are off by default until timed)
 #   (scripts/gpu_ab.sh times one such switch, or an older binary, against the default)
 set -u
@@ -114,6 +115,12 @@ if nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | grep -
     SOJU_CUDA_ATT_BWD_WS=1 run_check cuda_ops_bwd_ws "$bin/ops_test_cuda_ops" attention
     SOJU_CUDA_ATT_BWD_WS=1 SOJU_CUDA_DQ_BULK=1 run_check cuda_ops_bwd_ws_bulk "$bin/ops_test_cuda_ops" attention
     SOJU_CUDA_ATT_BWD_WS=1 run_check cuda_step_bwd_ws "$bin/model_test_cuda_step"
+    # and the warp-specialized forward (a TMA producer warpgroup, 2 or 3 consumers; with the overlap too)
+    SOJU_CUDA_ATT_FWD_WS=2 run_check cuda_ops_fwd_ws2 "$bin/ops_test_cuda_ops" attention
+    SOJU_CUDA_ATT_FWD_WS=3 run_check cuda_ops_fwd_ws3 "$bin/ops_test_cuda_ops" attention
+    SOJU_CUDA_ATT_FWD_WS=2 SOJU_CUDA_ATT_FWD_PIPE=1 run_check cuda_ops_fwd_ws2_pipe "$bin/ops_test_cuda_ops" attention
+    SOJU_CUDA_ATT_FWD_WS=3 SOJU_CUDA_ATT_FWD_PIPE=1 run_check cuda_ops_fwd_ws3_pipe "$bin/ops_test_cuda_ops" attention
+    SOJU_CUDA_ATT_FWD_WS=2 run_check cuda_step_fwd_ws "$bin/model_test_cuda_step"
 fi
 # the norm backwards fetching each warp's next row meanwhile (off by default until timed)
 SOJU_CUDA_NORM_PREFETCH=1 run_check cuda_ops_norm_prefetch "$bin/ops_test_cuda_ops" norms

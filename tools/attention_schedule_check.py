@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Host models of two schedules of the Hopper attention forward
+"""Host models of the schedules of the Hopper attention kernels
 (src/ops/cuda/attention_hopper.cu), for changes made without a GPU.
 
 1. The block walk with two or three warpgroups per block
@@ -15,7 +15,14 @@
    same step, and the output equals the plain schedule's (fp32 sums, P and V
    rounded to bf16, the conditional rescale) and is near the exact softmax.
 
-3. The warp-specialized backward (SOJU_CUDA_ATT_BWD_WS, hopper_bwd_ws_kernel):
+3. The warp-specialized forward (SOJU_CUDA_ATT_FWD_WS): the walk of item 1
+   from the first visible key rounded down to a multiple of 4, and the ring
+   of K/V buffers between a producer and 2-3 consumers (with the overlap of
+   item 2, a buffer released one tile later), run as randomly interleaved
+   processes on the mbarrier model of item 4. Checked: every read sees the
+   tile it needs, no copy lands in a buffer being read, no deadlock; a
+   release before the V is read must report errors.
+4. The warp-specialized backward (SOJU_CUDA_ATT_BWD_WS, hopper_bwd_ws_kernel):
    blocks of 128 keys walking 64-query tiles up to the last 64-key half's
    q_hi (windows, runs of document ids, unordered ids; checked: every visible
    key/query pair is in exactly one consumer's keys and one tile of its
@@ -61,7 +68,9 @@ def visible(q, k, doc, window):
     return k <= q and (window <= 0 or q - k < window) and (doc is None or doc[q] == doc[k])
 
 
-def check_walk(trials=1500, wgs=2):
+def check_walk(trials=1500, wgs=2, round4=False):
+    """round4: the warp-specialized forward's walk, from the first visible key
+    rounded down to a multiple of 4."""
     bad = 0
     for _ in range(trials):
         T = random.randint(1, 500)
@@ -77,6 +86,8 @@ def check_walk(trials=1500, wgs=2):
         nblk = len(los)
         for blk in range((nblk + wgs - 1) // wgs):
             lo = los[blk * wgs] if bounded else 0
+            if round4:
+                lo &= ~3
             hi = min((blk + 1) * wgs * BLK, T)
             tiles = [lo + i * BLK for i in range((hi - lo + BLK - 1) // BLK)]
             for wg in range(wgs):
@@ -312,15 +323,7 @@ def ws_sync_errors(n, stages, broken=None, bulk=False):
     def producer():
         kv_full.arrive(1)
         flying.append((-1, 0))
-        for it in range(n):
-            st = it % stages
-            if it >= stages:
-                yield lambda st=st, it=it: empty[st].ready((it // stages - 1) & 1)
-            full[st].arrive(1)
-            flying.append((st, it))
-            yield None
-        for it in range(max(n - stages, 0), n):
-            yield lambda it=it: empty[it % stages].ready((it // stages) & 1)
+        yield from ring_producer(n, stages, full, empty, flying)
 
     def consumer(c):
         yield lambda: kv_full.ready(0)
@@ -357,32 +360,117 @@ def ws_sync_errors(n, stages, broken=None, bulk=False):
             empty[st].arrive()
             yield None
 
+    def land(st, it):
+        if st < 0:
+            kv_full.land(1)
+            return
+        err[0] += bool(readers[st])  # landing in a stage still being read
+        stage_tile[st] = it
+        full[st].land(1)
+
     procs = [producer(), consumer(0), consumer(1)] + ([reducer()] if bulk else [])
+    return run_interleaved(procs, flying, land) + err[0]
+
+
+def fws_sync_errors(n, stages, cwg, pipe, broken=None):
+    """One block of hopper_fwd_ws_kernel with n key tiles, randomly
+    interleaved: a producer, the copies landing later, cwg consumers. PIPE:
+    iteration it reads K_it and V_{it-1}, releasing buffer it-1 after; the
+    last V after the loop."""
+    err = [0]
+    full = [Mbar(1) for _ in range(stages)]
+    empty = [Mbar(cwg) for _ in range(stages)]
+    stage_tile = [None] * stages
+    readers = [set() for _ in range(stages)]
+    flying = []
+
+    def read(c, it):
+        st = it % stages
+        err[0] += stage_tile[st] != it
+        readers[st].add((c, it))
+
+    def release(c, it):
+        st = it % stages
+        readers[st].discard((c, it))
+        empty[st].arrive()
+
+    def consumer(c):
+        for it in range(n):
+            st = it % stages
+            yield lambda st=st, it=it: full[st].ready((it // stages) & 1)
+            read(c, it)  # K_it (and, without PIPE, V_it)
+            if pipe and it > 0:
+                read(c, it - 1)  # V_{it-1}
+                if broken == "early release":
+                    release(c, it - 1)
+            yield None  # the products and the softmax
+            if pipe and it > 0:
+                err[0] += stage_tile[(it - 1) % stages] != it - 1
+                if broken != "early release":
+                    release(c, it - 1)
+            err[0] += stage_tile[st] != it
+            if not pipe:
+                release(c, it)
+            yield None
+        if pipe and n:
+            read(c, n - 1)
+            yield None
+            err[0] += stage_tile[(n - 1) % stages] != n - 1
+            release(c, n - 1)
+
+    def land(st, it):
+        err[0] += bool(readers[st])  # landing in a stage still being read
+        stage_tile[st] = it
+        full[st].land(1)
+
+    procs = [ring_producer(n, stages, full, empty, flying)] + [consumer(c) for c in range(cwg)]
+    return run_interleaved(procs, flying, land) + err[0]
+
+
+def ring_producer(n, stages, full, empty, flying):
+    """The producer thread's loop over n tiles in a ring of `stages` buffers:
+    the k-th filling of a buffer waits for the consumers' release of the
+    (k-1)-th (phase k-1 of its empty barrier), arms its full barrier and
+    issues the copy; at the end it waits for the last releases."""
+    for it in range(n):
+        st = it % stages
+        if it >= stages:
+            yield lambda st=st, it=it: empty[st].ready((it // stages - 1) & 1)
+        full[st].arrive(1)
+        flying.append((st, it))
+        yield None
+    for it in range(max(n - stages, 0), n):
+        yield lambda it=it: empty[it % stages].ready((it // stages) & 1)
+
+
+def run_interleaved(procs, flying, land):
+    """Runs generator processes (each yields None for a step or a callable that
+    says whether it may go on) and lands the issued copies in `flying` (calling
+    land(stage, tile)) in a random interleaving, each process at its own speed
+    for the run, some very slow, so that one falling far behind the others
+    gets explored. Returns 1000 on a deadlock, else 0."""
     waits = [None] * len(procs)
     done = [False] * len(procs)
-    # each process (and the copy engine) gets its own speed for the run, some
-    # very slow, so that one falling far behind the others gets explored
     speed = [random.choice([1.0, 1.0, 0.3, 0.03]) for _ in procs]
     land_p = random.choice([0.3, 0.05])
     while not all(done) or flying:
         ready = [i for i in range(len(procs)) if not done[i] and (waits[i] is None or waits[i]())]
         if flying and (not ready or random.random() < land_p):
-            st, it = flying.pop(random.randrange(len(flying)))
-            if st >= 0:
-                err[0] += bool(readers[st])  # landing in a stage still being read
-                stage_tile[st] = it
-                full[st].land(1)
-            else:
-                kv_full.land(1)
+            land(*flying.pop(random.randrange(len(flying))))
             continue
         if not ready:
-            return err[0] + 1000  # deadlock
+            return 1000
         i = random.choices(ready, weights=[speed[j] for j in ready])[0]
         try:
             waits[i] = next(procs[i])
         except StopIteration:
             done[i] = True
-    return err[0]
+    return 0
+
+
+def check_fws_sync(trials=300, broken=None):
+    return sum(fws_sync_errors(random.randint(1, 14), random.choice([2, 3, 4]), random.choice([2, 3]),
+                               pipe=broken is not None or random.random() < 0.5, broken=broken) for _ in range(trials))
 
 
 def check_ws_sync(trials=300, broken=None):
@@ -394,6 +482,12 @@ def main():
     random.seed(5)
     missed = check_walk(wgs=2) + check_walk(wgs=3)
     print(f"two- and three-warpgroup block walks: {missed} visible keys outside the computed tiles")
+    fws_missed = check_walk(500, wgs=2, round4=True) + check_walk(500, wgs=3, round4=True)
+    fws_errors, fws_caught = check_fws_sync(), check_fws_sync(broken="early release")
+    print(f"warp-specialized forward: {fws_missed} visible keys outside the computed tiles; {fws_errors} "
+          f"synchronization errors in 300 interleaved runs (2-3 consumers, with and without the overlap); "
+          f"releasing the buffer before its V is read: {fws_caught} (must be > 0)")
+    missed += fws_missed + fws_errors + (fws_caught == 0)
     errors, vs_plain, vs_exact = check_pipe()
     print(f"overlapped forward: {errors} schedule errors; max |pipelined - plain| {vs_plain:.1e}; "
           f"max error against the exact softmax {vs_exact:.1e} of the largest output (bf16 P and V)")

@@ -2,11 +2,13 @@
 """Static look at compiled CUDA kernels, for kernel work on a machine without a GPU.
 
 Reads `cuobjdump -sass` output and prints, for each kernel whose name contains
-the filter, the size of its main loop: the backward branch whose range holds the
-most tensor-core instructions (HMMA / HGMMA), the shortest such range when there
-are several (a wait on an mbarrier polls from code placed after the kernel's
-end, whose branch back spans the loop and more), with the instructions in that
-range and how many of them touch local memory (register spills, LDL / STL).
+the filter, the size of its main loop: the conditional backward branch (a
+loop's latch) whose range holds the most tensor-core instructions (HMMA /
+HGMMA), the shortest such range when there are several, with the instructions
+in that range and how many of them touch local memory (register spills, LDL /
+STL). Unconditional branches back count only when no conditional one spans a
+tensor instruction: a wait on an mbarrier polls from code placed after the
+kernel's end, whose unconditional branch back spans the loop and more.
 
 A change that adds instructions or spills to the main loop of an issue-bound
 kernel usually costs time; one that only moves code outside it usually does not.
@@ -35,7 +37,7 @@ def main_loop(ins):
         body = [t for a, t in ins if lo <= a <= addr]
         mma = sum(1 for t in body if "HMMA" in t or "HGMMA" in t)
         local = sum(1 for t in body if re.search(r"\b(LDL|STL)\b", t))
-        key = (mma, -len(body))
+        key = (text.startswith("@") and mma > 0, mma, -len(body))
         if best is None or key > best[0]:
             best = (key, len(body), mma, local)
     return best

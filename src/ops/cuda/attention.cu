@@ -105,10 +105,8 @@ template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_fwd_kerne
 
     uint32_t qf[KC][4];
     load_a_rows<LD, KC>(qf, Qs, warp * 16, lo_.a);
-    const int qi[2] = {qb.q0 + warp * 16 + g, qb.q0 + warp * 16 + g + 8};
-    int qdoc[2] = {0, 0};
-    if (docs)
-        for (int r = 0; r < 2; r++) qdoc[r] = qb.doc[min(qi[r], T - 1)];
+    int qi[2], qdoc[2];
+    warp_query_rows(qb, warp, g, T, qi, qdoc);
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
     acc_tile o[HD / 8];
     zero_tiles<HD / 8>(o);

@@ -211,6 +211,15 @@ template <int HD> __device__ __forceinline__ q_block make_q_block(const att_args
     return qb;
 }
 
+// A warp's two query rows in a q_block (rows g and g + 8 of its 16), and
+// their document ids (0 without documents; a row past T takes the last row's).
+__device__ __forceinline__ void warp_query_rows(const q_block &qb, int warp, int g, int T, int qi[2], int qdoc[2]) {
+#pragma unroll
+    for (int r = 0; r < 2; r++) qi[r] = qb.q0 + warp * 16 + g + 8 * r, qdoc[r] = 0;
+    if (qb.doc)
+        for (int r = 0; r < 2; r++) qdoc[r] = qb.doc[min(qi[r], T - 1)];
+}
+
 // The frame shared by the dK/dV kernels: one block = 64 keys k0.. of key/value
 // head kvh of sequence b, walking ntiles query tiles: nqt tiles of the queries
 // [k0, qhi) that can see these keys (causal: none before k0), for each of the

@@ -236,10 +236,8 @@ __global__ void __launch_bounds__(ATT_THREADS *WGS, WGS == 3 ? 1 : WGS == 2 ? 2 
     }
 
     const uint32_t Q_u = smem_u32(Qs + wg * WG_TILE_BYTES);
-    const int qi[2] = {qb.q0 + warp * 16 + g, qb.q0 + warp * 16 + g + 8};
-    int qdoc[2] = {0, 0};
-    if (docs)
-        for (int r = 0; r < 2; r++) qdoc[r] = qb.doc[min(qi[r], T - 1)];
+    int qi[2], qdoc[2];
+    warp_query_rows(qb, warp, g, T, qi, qdoc);
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
     wg_acc o, s;
     zero_tiles<8>(o);
@@ -322,6 +320,165 @@ __global__ void __launch_bounds__(ATT_THREADS *WGS, WGS == 3 ? 1 : WGS == 2 ? 2 
         wg_pin(o);
     }
 
+    if (has_rows) finish_rows<64>(p, qb, o, qi, m, l, t4);
+#endif
+}
+
+// ---------------------------------------------------------------- forward, warp-specialized
+
+// SOJU_CUDA_ATT_FWD_WS=2 or 3 (off until timed; with documents T a multiple
+// of 4): FlashAttention-3's forward division of labour. One block = CWG
+// consumer warpgroups of 64 queries each (as the WGS variants' blocks) and a
+// producer warpgroup whose one thread issues every load by bulk copies: the
+// Q tiles once, then the block's K/V tiles (and the keys' document ids) into
+// a ring of FWS_STAGES buffers, refilling a buffer once all consumer warps
+// have released it on its "empty" mbarrier. The consumers run the loop of
+// hopper_fwd_kernel without load instructions or __syncthreads: they only
+// wait for a buffer's "full" mbarrier, so one warpgroup's softmax can run
+// while another's products do. PIPE (with SOJU_CUDA_ATT_FWD_PIPE=1) overlaps
+// each tile's softmax with the previous tile's P V inside the warpgroup as
+// hopper_fwd_kernel's PIPE does, a buffer then being released one tile
+// later (after the product that reads its V), the first owed product
+// reading a zeroed tile. The walk starts at the first consumer's first
+// visible key rounded down to a multiple of 4 (16-byte document-id
+// copies); the masks hide what the rounding adds.
+// One block per SM (CWG = 2: 168 registers at most; 3: 128); no setmaxnreg:
+// the forward's consumers need about 100.
+#define FWS_STAGES 3
+// the Q tiles, the zero tile, the stages' K and V tiles and the keys'
+// document ids, then the mbarriers (Q, full[stage], empty[stage])
+#define HOP_FWD_WS_SMEM(CWG) \
+    (((CWG) + 1 + 2 * FWS_STAGES) * WG_TILE_BYTES + FWS_STAGES * ATT_BLK * (int)sizeof(int) + (2 * FWS_STAGES + 1) * 8 + 1024)
+
+template <int CWG, bool PIPE>
+__global__ void __launch_bounds__(ATT_THREADS *(CWG + 1), 1)
+    hopper_fwd_ws_kernel(att_args p, const __grid_constant__ CUtensorMap qkv_map) {
+    static_assert(CWG == 2 || CWG == 3, "two or three consumer warpgroups");
+#ifdef SOJU_WGMMA_DEVICE
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    unsigned char *Qs = smem_1k(smem_raw);                  // [CWG]
+    unsigned char *Zs = Qs + CWG * WG_TILE_BYTES;           // PIPE: zeros, the V of the product owed before the first tile
+    unsigned char *Ks = Zs + WG_TILE_BYTES;                 // [FWS_STAGES]
+    unsigned char *Vs = Ks + FWS_STAGES * WG_TILE_BYTES;    // [FWS_STAGES]
+    int *kdocs = (int *)(Vs + FWS_STAGES * WG_TILE_BYTES);  // [FWS_STAGES][64]
+    const uint32_t q_full = smem_u32(kdocs + FWS_STAGES * ATT_BLK);
+    const uint32_t full = q_full + 8, empty = full + 8 * FWS_STAGES; // stage s's at + 8 s
+
+    const int T = p.T;
+    const int blk = gridDim.x - 1 - blockIdx.x; // longest rows first
+    // the block's key tiles: from the first key its first consumer sees to its last query
+    const q_block first = make_q_block<64>(p, blk * CWG, blockIdx.y);
+    const int lo = (p.kv_lo ? p.kv_lo[first.b * p.nblk + blk * CWG] : 0) & ~3;
+    const int hi = min((blk + 1) * CWG * ATT_BLK, T);
+    const int ntiles = (hi - lo + ATT_BLK - 1) / ATT_BLK;
+    const bool docs = first.doc != nullptr;
+    if (threadIdx.x == 0) {
+        mbar_init(q_full, 1);
+        for (int s = 0; s < FWS_STAGES; s++) {
+            mbar_init(full + 8 * s, 1);
+            mbar_init(empty + 8 * s, 4 * CWG); // lane 0 of each consumer warp
+        }
+        mbar_init_fence();
+    }
+    if (PIPE) {
+        for (int i = threadIdx.x; i < WG_TILE_BYTES / 16; i += (CWG + 1) * ATT_THREADS)
+            *(uint4 *)(Zs + 16 * i) = make_uint4(0, 0, 0, 0);
+        fence_async_smem();
+    }
+    __syncthreads();
+
+    const int wg = warpgroup_index();
+    if (wg == 0) { // the producer
+        if (threadIdx.x != 0) return;
+        const int kcol = (p.NH + first.kvh) * 64, vcol = kcol + p.NKV * 64;
+        const int nq = min(CWG, p.nblk - blk * CWG); // consumers with queries
+        mbar_arrive_expect(q_full, nq * WG_TILE_BYTES);
+        for (int w = 0; w < nq; w++)
+            tma_load_3d(smem_u32(Qs + w * WG_TILE_BYTES), &qkv_map, q_full, first.h * 64, (blk * CWG + w) * ATT_BLK,
+                        first.b);
+        for (int it = 0; it < ntiles; it++) {
+            const int st = it % FWS_STAGES, k0 = lo + it * ATT_BLK;
+            if (it >= FWS_STAGES) mbar_wait(empty + 8 * st, (it / FWS_STAGES - 1) & 1);
+            // the ids of the tile's keys before T (whole 16 bytes: k0 and T multiples of 4); a key
+            // past T keeps an older id, and the causal mask hides it
+            const uint32_t doc_bytes = docs ? (uint32_t)min(ATT_BLK, T - k0) * 4 : 0;
+            const uint32_t bar = full + 8 * st;
+            mbar_arrive_expect(bar, 2 * WG_TILE_BYTES + doc_bytes); // keys past T arrive as zeros, counted
+            tma_load_3d(smem_u32(Ks + st * WG_TILE_BYTES), &qkv_map, bar, kcol, k0, first.b);
+            tma_load_3d(smem_u32(Vs + st * WG_TILE_BYTES), &qkv_map, bar, vcol, k0, first.b);
+            if (docs) bulk_load(smem_u32(kdocs + st * ATT_BLK), first.doc + k0, doc_bytes, bar);
+        }
+        for (int it = max(ntiles - FWS_STAGES, 0); it < ntiles; it++) // leave once all was consumed
+            mbar_wait(empty + 8 * (it % FWS_STAGES), (it / FWS_STAGES) & 1);
+        return;
+    }
+
+    const int c = wg - 1, tid = threadIdx.x - wg * ATT_THREADS; // consumer c: queries (blk CWG + c) 64 ..
+    const int lane = tid & 31, warp = tid >> 5, g = lane >> 2, t4 = lane & 3;
+    const bool has_rows = blk * CWG + c < p.nblk;
+    const q_block qb = make_q_block<64>(p, min(blk * CWG + c, p.nblk - 1), blockIdx.y);
+    const bool plain = !docs && p.window <= 0;
+    const uint32_t Q_u = smem_u32(Qs + c * WG_TILE_BYTES);
+    int qi[2], qdoc[2];
+    warp_query_rows(qb, warp, g, T, qi, qdoc);
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+    wg_acc o, s;
+    zero_tiles<8>(o);
+    zero_tiles<8>(s); // (never read: each tile's first product overwrites it)
+    uint32_t pa[4][4]; // PIPE: the previous tile's P, owed to O += P V (0 before the first tile)
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) pa[kk][0] = pa[kk][1] = pa[kk][2] = pa[kk][3] = 0u;
+    // a buffer's every read by this warp is done: lane 0 counts the warp
+    auto release = [&](int st) {
+        __syncwarp();
+        if (lane == 0) mbar_arrive(empty + 8 * st);
+    };
+    mbar_wait(q_full, 0);
+
+    for (int it = 0; it < ntiles; it++) {
+        const int st = it % FWS_STAGES, k0 = lo + it * ATT_BLK;
+        mbar_wait(full + 8 * st, (it / FWS_STAGES) & 1);
+        const uint32_t K_u = smem_u32(Ks + st * WG_TILE_BYTES);
+        const int *kdoc = kdocs + st * ATT_BLK;
+        const bool masked = !(plain && k0 + ATT_BLK - 1 <= qb.q0 && k0 + ATT_BLK <= qb.hi);
+        if (PIPE) {
+            // every consumer computes every tile (one it cannot see is masked whole), so that
+            // no product is conditional; S_it and the previous tile's O += P V run together
+            const uint32_t v_prev = it ? smem_u32(Vs + ((it - 1) % FWS_STAGES) * WG_TILE_BYTES) : smem_u32(Zs);
+            wg_product(s, Q_u, K_u);
+            wg_frags_times_mn(o, pa, v_prev);
+            wg_wait<1>(); // S is done; O += P V may still run
+            wg_pin(s);
+            if (masked) mask_tile(s, -INFINITY, qi, qdoc, k0, qb.hi, kdoc, docs, p.window, t4);
+            float alpha[2];
+            const bool moved = softmax_tile(s, m, l, alpha, p.scale_log2);
+            wg_wait<0>(); // O may be read again, the fragments reused, the previous V is done with
+            wg_pin(o);
+            if (moved) rescale_rows<8>(o, alpha);
+#pragma unroll
+            for (int kk = 0; kk < 4; kk++) acc_to_a(pa[kk], s, kk);
+            if (it) release((it - 1) % FWS_STAGES);
+        } else {
+            if (has_rows && k0 < qb.hi && k0 + ATT_BLK > qb.lo) { // a tile none of its queries sees is skipped
+                wg_product(s, Q_u, K_u);
+                wg_wait<0>();
+                wg_pin(s);
+                if (masked) mask_tile(s, -INFINITY, qi, qdoc, k0, qb.hi, kdoc, docs, p.window, t4);
+                online_softmax<8>(s, o, m, l, p.scale_log2);
+                wg_acc_times_mn(o, s, smem_u32(Vs + st * WG_TILE_BYTES));
+                wg_wait<0>();
+                wg_pin(o);
+            }
+            release(st);
+        }
+    }
+    if (PIPE && ntiles > 0) { // the last tile's product, then its buffer is free
+        const int st = (ntiles - 1) % FWS_STAGES;
+        wg_frags_times_mn(o, pa, smem_u32(Vs + st * WG_TILE_BYTES));
+        wg_wait<0>();
+        wg_pin(o);
+        release(st);
+    }
     if (has_rows) finish_rows<64>(p, qb, o, qi, m, l, t4);
 #endif
 }
@@ -861,7 +1018,16 @@ template <int DQ, bool TMA> static void bwd_init(void) {
                                     DQ == DQ_BULK ? HOP_BWD_BULK_SMEM : HOP_BWD_SMEM));
 }
 
+template <int CWG> static void fwd_ws_init(void) {
+    CUDA_CHECK(cudaFuncSetAttribute(hopper_fwd_ws_kernel<CWG, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    HOP_FWD_WS_SMEM(CWG)));
+    CUDA_CHECK(cudaFuncSetAttribute(hopper_fwd_ws_kernel<CWG, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    HOP_FWD_WS_SMEM(CWG)));
+}
+
 void hopper_attention_init(void) {
+    fwd_ws_init<2>();
+    fwd_ws_init<3>();
     fwd_init_modes<1>();
     fwd_init_modes<2>();
     fwd_init_modes<3>();
@@ -906,13 +1072,25 @@ template <int WGS> static void fwd_launch_mode(const att_args *a, bool tma, bool
     else pipe ? fwd_launch<WGS, false, true>(a, map, s) : fwd_launch<WGS, false, false>(a, map, s);
 }
 
+template <int CWG> static void fwd_ws_launch(const att_args *a, bool pipe, const CUtensorMap &map, cudaStream_t s) {
+    dim3 grid((a->nblk + CWG - 1) / CWG, a->B * a->NH);
+    if (pipe) hopper_fwd_ws_kernel<CWG, true><<<grid, (CWG + 1) * ATT_THREADS, HOP_FWD_WS_SMEM(CWG), s>>>(*a, map);
+    else hopper_fwd_ws_kernel<CWG, false><<<grid, (CWG + 1) * ATT_THREADS, HOP_FWD_WS_SMEM(CWG), s>>>(*a, map);
+    CUDA_LAUNCH_CHECK();
+}
+
+// The warp-specialized forward (fwd_ws) takes precedence over the other
+// variants; with documents it needs T a multiple of 4 and their ids 16-byte
+// aligned (its bulk copies of them), else the others run.
 void hopper_attention_forward(const att_args *a, const hopper_att_opts *opts, cudaStream_t s) {
     CUtensorMap map;
     memset(&map, 0, sizeof map);
-    if (opts->fwd_tma)
+    const bool ws = opts->fwd_ws && (!a->doc || (a->T % 4 == 0 && (uintptr_t)a->doc % 16 == 0));
+    if (opts->fwd_tma || ws)
         map = tma_rows_or_die(opts->encode, a->qkv, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, 64, a->B, a->T,
                               (a->NH + 2 * a->NKV) * 64, "q, k, v tiles");
-    if (opts->fwd_wgs == 3) fwd_launch_mode<3>(a, opts->fwd_tma, opts->fwd_pipe, map, s);
+    if (ws) opts->fwd_ws == 3 ? fwd_ws_launch<3>(a, opts->fwd_pipe, map, s) : fwd_ws_launch<2>(a, opts->fwd_pipe, map, s);
+    else if (opts->fwd_wgs == 3) fwd_launch_mode<3>(a, opts->fwd_tma, opts->fwd_pipe, map, s);
     else if (opts->fwd_wgs == 2) fwd_launch_mode<2>(a, opts->fwd_tma, opts->fwd_pipe, map, s);
     else fwd_launch_mode<1>(a, opts->fwd_tma, opts->fwd_pipe, map, s);
 }

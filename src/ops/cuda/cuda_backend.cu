@@ -290,11 +290,15 @@ extern "C" int soju_cuda_backend_create(soju_backend **out, soju_err *err) {
         h->bwd_split = env_switch("SOJU_CUDA_ATT_BWD_SPLIT", false);
         h->dq_bulk = env_switch("SOJU_CUDA_DQ_BULK", false);
         h->bwd_ws = env_switch("SOJU_CUDA_ATT_BWD_WS", false);
-        if ((h->fwd_tma || h->bwd_tma || h->dq_bulk || h->bwd_ws) && !(h->encode = hopper_tensor_map_encoder())) {
+        // SOJU_CUDA_ATT_FWD_WS=3: three consumer warpgroups; any other value but 0: two
+        const char *fws = getenv("SOJU_CUDA_ATT_FWD_WS");
+        h->fwd_ws = env_switch("SOJU_CUDA_ATT_FWD_WS", false) ? (!strcmp(fws, "3") ? 3 : 2) : 0;
+        if ((h->fwd_tma || h->bwd_tma || h->dq_bulk || h->bwd_ws || h->fwd_ws) &&
+            !(h->encode = hopper_tensor_map_encoder())) {
             fprintf(stderr, "soju: cuda: the driver has no cuTensorMapEncodeTiled: the attention's TMA variants "
-                            "(SOJU_CUDA_ATT_FWD_TMA, SOJU_CUDA_ATT_BWD_TMA, SOJU_CUDA_DQ_BULK, SOJU_CUDA_ATT_BWD_WS) "
-                            "are off\n");
-            h->fwd_tma = h->bwd_tma = h->dq_bulk = h->bwd_ws = 0;
+                            "(SOJU_CUDA_ATT_FWD_TMA, SOJU_CUDA_ATT_BWD_TMA, SOJU_CUDA_DQ_BULK, SOJU_CUDA_ATT_BWD_WS, "
+                            "SOJU_CUDA_ATT_FWD_WS) are off\n");
+            h->fwd_tma = h->bwd_tma = h->dq_bulk = h->bwd_ws = h->fwd_ws = 0;
         }
     }
 #endif
