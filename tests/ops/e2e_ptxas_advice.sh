@@ -16,6 +16,7 @@ hopper_fwd_kernel 0
 hopper_bwd_kernel 0
 hopper_dq_kernel 0
 hopper_bwd_ws_kernel 0
+hopper_fwd_ws_kernel 0
 "
 fail=0
 for src in $(grep -l 'wgmma.cuh' src/ops/cuda/*.cu); do
