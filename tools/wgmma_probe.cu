@@ -11,7 +11,11 @@
 // with the box partly past T, against the same sums on the host; and the
 // forward's TMA tile loads (SOJU_CUDA_ATT_FWD_TMA): a bf16 box into the
 // swizzled tile through an mbarrier, two phases, rows past T zero; and the
-// backward's fp32 lse / D rows by TMA without swizzle (SOJU_CUDA_ATT_BWD_TMA).
+// backward's fp32 lse / D rows by TMA without swizzle (SOJU_CUDA_ATT_BWD_TMA);
+// and the warp-specialized kernels' machinery (SOJU_CUDA_ATT_BWD_WS,
+// SOJU_CUDA_ATT_FWD_WS): setmaxnreg, a ring of 1-D bulk copies between a
+// producer thread and two consumer warpgroups on full / empty mbarriers, and
+// named barriers paired by alternating ids.
 // Build: nvcc -std=c++17 -arch=sm_90a -I src -o wgmma_probe tools/wgmma_probe.cu
 // Prints one line per case and exits 1 when any is off. scripts/gpu_check.sh
 // runs it when present, so a wrong descriptor shows up before the attention
@@ -253,6 +257,91 @@ static int tma_row_probe(void) {
     return wrong == 0;
 }
 
+// The warp-specialized kernels' machinery: a producer warpgroup
+// (setmaxnreg.dec) whose one thread streams WS_CHUNKS chunks of 64 ints by
+// 1-D bulk copies through a two-stage ring (full mbarriers armed with the
+// bytes, empty ones counted by the eight consumer warps), and two consumer
+// warpgroups (setmaxnreg.inc) adding every chunk, times c + 1, into per-
+// thread sums. Per chunk i the owner (consumer i & 1) syncs on named barrier
+// 1 + (i & 1) and the other only arrives there, having first written its
+// marker; the owner then records the chunk's first value and the other's
+// marker, which must be i (the barrier paired the right arrivals).
+#define WS_CHUNKS 9
+__global__ void __launch_bounds__(384, 1) ws_probe_kernel(const int *src, int *out) {
+    __shared__ __align__(128) int ring[2][64];
+    __shared__ int marker[2];
+    __shared__ __align__(8) uint64_t bars[4]; // full[2], empty[2]
+    const uint32_t full = smem_u32(&bars[0]), empty = smem_u32(&bars[2]);
+    if (threadIdx.x == 0) {
+        for (int s = 0; s < 2; s++) {
+            mbar_init(full + 8 * s, 1);
+            mbar_init(empty + 8 * s, 8);
+        }
+        mbar_init_fence();
+    }
+    __syncthreads();
+    const int wg = warpgroup_index();
+    if (wg == 0) {
+        setmaxnreg_dec<40>();
+        if (threadIdx.x == 0) {
+            for (int i = 0; i < WS_CHUNKS; i++) {
+                const int st = i & 1;
+                if (i >= 2) mbar_wait(empty + 8 * st, ((i >> 1) - 1) & 1);
+                mbar_arrive_expect(full + 8 * st, 256);
+                bulk_load(smem_u32(ring[st]), src + 64 * i, 256, full + 8 * st);
+            }
+            for (int i = WS_CHUNKS - 2; i < WS_CHUNKS; i++) mbar_wait(empty + 8 * (i & 1), (i >> 1) & 1);
+        }
+        return;
+    }
+    setmaxnreg_inc<232>();
+    const int c = wg - 1, t = threadIdx.x & 127, lane = t & 31;
+    int sum = 0;
+    for (int i = 0; i < WS_CHUNKS; i++) {
+        const int st = i & 1;
+        mbar_wait(full + 8 * st, (i >> 1) & 1);
+        sum += (c + 1) * ring[st][t & 63];
+        const bool owner = (i & 1) == c;
+        if (!owner && t == 0) marker[c] = i;
+        if (i & 1) owner ? named_sync<2, 256>() : named_arrive<2, 256>();
+        else owner ? named_sync<1, 256>() : named_arrive<1, 256>();
+        if (owner && t == 0) out[256 + i] = ring[st][0] * 1000 + marker[1 - c];
+        __syncwarp();
+        if (lane == 0) mbar_arrive(empty + 8 * st);
+    }
+    out[c * 128 + t] = sum;
+}
+
+static int ws_probe(void) {
+    const int n = 64 * WS_CHUNKS, nout = 256 + WS_CHUNKS;
+    int *h = (int *)malloc(n * sizeof(int)), got[256 + WS_CHUNKS];
+    for (int i = 0; i < n; i++) h[i] = (i * 37) % 101;
+    int *dS, *dOut;
+    cudaMalloc(&dS, n * sizeof(int));
+    cudaMalloc(&dOut, nout * sizeof(int));
+    cudaMemcpy(dS, h, n * sizeof(int), cudaMemcpyHostToDevice);
+    cudaMemset(dOut, 0xff, nout * sizeof(int));
+    ws_probe_kernel<<<1, 384>>>(dS, dOut);
+    cudaError_t e = cudaDeviceSynchronize();
+    if (e != cudaSuccess) {
+        printf("  warp-specialized probe: %s FAIL\n", cudaGetErrorString(e));
+        return 0;
+    }
+    cudaMemcpy(got, dOut, sizeof got, cudaMemcpyDeviceToHost);
+    int wrong = 0;
+    for (int c = 0; c < 2; c++)
+        for (int t = 0; t < 128; t++) {
+            int want = 0;
+            for (int i = 0; i < WS_CHUNKS; i++) want += (c + 1) * h[64 * i + (t & 63)];
+            wrong += got[c * 128 + t] != want;
+        }
+    for (int i = 0; i < WS_CHUNKS; i++) wrong += got[256 + i] != h[64 * i] * 1000 + i;
+    printf("  warp-specialized probe (setmaxnreg, bulk-copy ring, named barriers) %d of %d values wrong %s\n", wrong,
+           nout, wrong ? "FAIL" : "ok");
+    cudaFree(dS), cudaFree(dOut), free(h);
+    return wrong == 0;
+}
+
 int main(void) {
     const int n = 64 * 64;
     bf16 *hA = (bf16 *)malloc(n * sizeof(bf16)), *hB = (bf16 *)malloc(n * sizeof(bf16));
@@ -299,5 +388,6 @@ int main(void) {
     bad |= !tma_reduce_probe();
     bad |= !tma_load_probe();
     bad |= !tma_row_probe();
+    bad |= !ws_probe();
     return bad;
 }
