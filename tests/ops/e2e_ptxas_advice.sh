@@ -19,7 +19,7 @@ hopper_bwd_ws_kernel 0
 hopper_fwd_ws_kernel 0
 "
 fail=0
-for src in $(grep -l 'wgmma.cuh' src/ops/cuda/*.cu); do
+for src in $(grep -lE 'wgmma.cuh|attention_hopper.cuh' src/ops/cuda/*.cu); do
     log=$tmp/$(basename "$src").log
     if ! "$NVCC" -O3 -std=c++17 --use_fast_math -Werror=all-warnings -DSOJU_WGMMA -gencode arch=compute_90a,code=sm_90a \
         -Xptxas -v -I include -I src -c "$src" -o "$tmp/k.o" 2>"$log"; then

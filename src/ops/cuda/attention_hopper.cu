@@ -25,106 +25,12 @@
 // the host uses it on compute capability 9.0 when the build has sm_90a
 // (SOJU_WGMMA) and SOJU_CUDA_WGMMA is not 0. The variants still off by
 // default (hopper_att_opts in cuda_common.cuh) are described at their kernels
-// and timed against each other by bench/attn_bench.c.
+// and timed against each other by bench/attn_bench.c; the warp-specialized
+// kernels (FlashAttention-3's producer / consumer warpgroups) are in
+// attention_hopper_ws.cu, the pieces both files use in attention_hopper.cuh.
 #include <string.h>
 
-#include "attention_common.cuh"
-#include "wgmma.cuh"
-
-// 64 rows of 64 bf16 from global (row stride `stride`) into a swizzled tile;
-// rows at or beyond valid_rows are zero-filled. Thread tid copies chunk
-// tid % 8 of rows tid / 8 + 16 j: rows 16 apart share their swizzle, so the
-// shared-memory offsets differ by constants. A zero-filled row's copy reads
-// nothing (source size 0), so its address, which may lie past the tensor,
-// is passed as it is instead of being replaced (a select per copy).
-__device__ __forceinline__ void load_tile_swz(unsigned char *tile, const bf16 *src, long stride, int valid_rows,
-                                              int tid) {
-    const int r0 = tid >> 3, c = tid & 7;
-    unsigned char *dst = tile + swz(r0, c);
-    const bf16 *from = src + (long)r0 * stride + c * 8;
-#pragma unroll
-    for (int j = 0; j < ATT_BLK / 16; j++)
-        cp_async16((bf16 *)(dst + j * 16 * 128), from + j * 16 * stride, r0 + 16 * j < valid_rows);
-}
-
-// d += P B over k = 64: P as the bf16 A fragments a (of a warp's
-// accumulator rows, k along their columns: acc_to_a), B the tile at `tile`
-// read MN-major. Issued and committed; the caller waits for the group, and
-// none of a may change before.
-__device__ __forceinline__ void wg_frags_times_mn(wg_acc d, const uint32_t a[4][4], uint32_t tile) {
-    wg_pin(d);
-    wg_fence();
-#pragma unroll
-    for (int kk = 0; kk < 4; kk++) wgmma_rs<1>(d, a[kk], wg_mnmajor(tile, kk), 1);
-    wg_commit();
-}
-// the same from the fp32 accumulator rows p
-__device__ __forceinline__ void wg_acc_times_mn(wg_acc d, const wg_acc p, uint32_t tile) {
-    uint32_t a[4][4]; // all four fragments first: none may change once the products are issued
-#pragma unroll
-    for (int kk = 0; kk < 4; kk++) acc_to_a(a[kk], p, kk);
-    wg_frags_times_mn(d, a, tile);
-}
-
-// s = A1 B1^T and dp = A2 B2^T over k = 64 (all four tiles K-major in
-// shared memory), issued as two groups, their first products overwriting s
-// and dp; returns once s is done (dp may still run: the caller waits for
-// it with wg_wait<0> before reading it). One fence for both: two
-// wg_product calls would add a warpgroup.arrive to the backward's loop.
-__device__ __forceinline__ void wg_product_pair(wg_acc s, wg_acc dp, uint32_t a1, uint32_t b1, uint32_t a2, uint32_t b2) {
-    wg_pin(s);
-    wg_pin(dp);
-    wg_fence();
-#pragma unroll
-    for (int kc = 0; kc < 4; kc++) wgmma_ss<0, 0>(s, wg_kmajor(a1, kc), wg_kmajor(b1, kc), kc > 0);
-    wg_commit();
-#pragma unroll
-    for (int kc = 0; kc < 4; kc++) wgmma_ss<0, 0>(dp, wg_kmajor(a2, kc), wg_kmajor(b2, kc), kc > 0);
-    wg_commit();
-    wg_wait<1>();
-    wg_pin(s);
-}
-
-// d = A B^T over k = 64 (both tiles K-major in shared memory), issued and
-// committed as one group, its first product overwriting d.
-__device__ __forceinline__ void wg_product(wg_acc d, uint32_t a, uint32_t b) {
-    wg_pin(d);
-    wg_fence();
-#pragma unroll
-    for (int kc = 0; kc < 4; kc++) wgmma_ss<0, 0>(d, wg_kmajor(a, kc), wg_kmajor(b, kc), kc > 0);
-    wg_commit();
-}
-
-// The end of a tile in the loops over tiles: with cp.async, this thread's
-// copies of the next tile have landed and are made visible to wgmma (the
-// async proxy); then the barrier after which the tile's buffers may be
-// refilled. With TMA the next tile's mbarrier says when it has landed.
-template <bool TMA> __device__ __forceinline__ void end_tile() {
-    if (!TMA) {
-        cp_async_wait_all();
-        fence_async_smem();
-    }
-    __syncthreads();
-}
-
-// The dynamic shared memory rounded up to the 1024-byte boundary the
-// swizzle needs (the launch asks for 1 KB more).
-__device__ __forceinline__ unsigned char *smem_1k(unsigned char *raw) {
-    uint32_t a = smem_u32(raw);
-    return raw + (((a + 1023) & ~1023u) - a);
-}
-
-// TMA: the K tile at key kk0 (none when kk0 < 0) into kdst and the V tile
-// at vk0 (none when vk0 < 0) into vdst, from columns kcol / vcol of sequence
-// b in the qkv map, counted on the mbarrier bar, which the calling thread
-// arms with their bytes.
-__device__ __forceinline__ void tma_kv_tiles(const CUtensorMap *map, uint32_t bar, uint32_t kdst, int kcol, int kk0,
-                                             uint32_t vdst, int vcol, int vk0, int b) {
-    mbar_arrive_expect(bar, ((kk0 >= 0) + (vk0 >= 0)) * WG_TILE_BYTES);
-    if (kk0 >= 0) tma_load_3d(kdst, map, bar, kcol, kk0, b);
-    if (vk0 >= 0) tma_load_3d(vdst, map, bar, vcol, vk0, b);
-}
-
+#include "attention_hopper.cuh"
 // ---------------------------------------------------------------- forward
 
 // A block is WGS warpgroups, warpgroup w owning the 64 queries q0 + 64 w ..:
@@ -324,184 +230,13 @@ __global__ void __launch_bounds__(ATT_THREADS *WGS, WGS == 3 ? 1 : WGS == 2 ? 2 
 #endif
 }
 
-// ---------------------------------------------------------------- forward, warp-specialized
-
-// SOJU_CUDA_ATT_FWD_WS=2 or 3 (off until timed; with documents T a multiple
-// of 4): FlashAttention-3's forward division of labour. One block = CWG
-// consumer warpgroups of 64 queries each (as the WGS variants' blocks) and a
-// producer warpgroup whose one thread issues every load by bulk copies: the
-// Q tiles once, then the block's K/V tiles (and the keys' document ids) into
-// a ring of FWS_STAGES buffers, refilling a buffer once all consumer warps
-// have released it on its "empty" mbarrier. The consumers run the loop of
-// hopper_fwd_kernel without load instructions or __syncthreads: they only
-// wait for a buffer's "full" mbarrier, so one warpgroup's softmax can run
-// while another's products do. PIPE (with SOJU_CUDA_ATT_FWD_PIPE=1) overlaps
-// each tile's softmax with the previous tile's P V inside the warpgroup as
-// hopper_fwd_kernel's PIPE does, a buffer then being released one tile
-// later (after the product that reads its V), the first owed product
-// reading a zeroed tile. The walk starts at the first consumer's first
-// visible key rounded down to a multiple of 4 (16-byte document-id
-// copies); the masks hide what the rounding adds.
-// One block per SM (CWG = 2: 168 registers at most; 3: 128); no setmaxnreg:
-// the forward's consumers need about 100.
-#define FWS_STAGES 3
-// the Q tiles, the zero tile, the stages' K and V tiles and the keys'
-// document ids, then the mbarriers (Q, full[stage], empty[stage])
-#define HOP_FWD_WS_SMEM(CWG) \
-    (((CWG) + 1 + 2 * FWS_STAGES) * WG_TILE_BYTES + FWS_STAGES * ATT_BLK * (int)sizeof(int) + (2 * FWS_STAGES + 1) * 8 + 1024)
-
-template <int CWG, bool PIPE>
-__global__ void __launch_bounds__(ATT_THREADS *(CWG + 1), 1)
-    hopper_fwd_ws_kernel(att_args p, const __grid_constant__ CUtensorMap qkv_map) {
-    static_assert(CWG == 2 || CWG == 3, "two or three consumer warpgroups");
-#ifdef SOJU_WGMMA_DEVICE
-    extern __shared__ __align__(16) unsigned char smem_raw[];
-    unsigned char *Qs = smem_1k(smem_raw);                  // [CWG]
-    unsigned char *Zs = Qs + CWG * WG_TILE_BYTES;           // PIPE: zeros, the V of the product owed before the first tile
-    unsigned char *Ks = Zs + WG_TILE_BYTES;                 // [FWS_STAGES]
-    unsigned char *Vs = Ks + FWS_STAGES * WG_TILE_BYTES;    // [FWS_STAGES]
-    int *kdocs = (int *)(Vs + FWS_STAGES * WG_TILE_BYTES);  // [FWS_STAGES][64]
-    const uint32_t q_full = smem_u32(kdocs + FWS_STAGES * ATT_BLK);
-    const uint32_t full = q_full + 8, empty = full + 8 * FWS_STAGES; // stage s's at + 8 s
-
-    const int T = p.T;
-    const int blk = gridDim.x - 1 - blockIdx.x; // longest rows first
-    // the block's key tiles: from the first key its first consumer sees to its last query
-    const q_block first = make_q_block<64>(p, blk * CWG, blockIdx.y);
-    const int lo = (p.kv_lo ? p.kv_lo[first.b * p.nblk + blk * CWG] : 0) & ~3;
-    const int hi = min((blk + 1) * CWG * ATT_BLK, T);
-    const int ntiles = (hi - lo + ATT_BLK - 1) / ATT_BLK;
-    const bool docs = first.doc != nullptr;
-    if (threadIdx.x == 0) {
-        mbar_init(q_full, 1);
-        for (int s = 0; s < FWS_STAGES; s++) {
-            mbar_init(full + 8 * s, 1);
-            mbar_init(empty + 8 * s, 4 * CWG); // lane 0 of each consumer warp
-        }
-        mbar_init_fence();
-    }
-    if (PIPE) {
-        for (int i = threadIdx.x; i < WG_TILE_BYTES / 16; i += (CWG + 1) * ATT_THREADS)
-            *(uint4 *)(Zs + 16 * i) = make_uint4(0, 0, 0, 0);
-        fence_async_smem();
-    }
-    __syncthreads();
-
-    const int wg = warpgroup_index();
-    if (wg == 0) { // the producer
-        if (threadIdx.x != 0) return;
-        const int kcol = (p.NH + first.kvh) * 64, vcol = kcol + p.NKV * 64;
-        const int nq = min(CWG, p.nblk - blk * CWG); // consumers with queries
-        mbar_arrive_expect(q_full, nq * WG_TILE_BYTES);
-        for (int w = 0; w < nq; w++)
-            tma_load_3d(smem_u32(Qs + w * WG_TILE_BYTES), &qkv_map, q_full, first.h * 64, (blk * CWG + w) * ATT_BLK,
-                        first.b);
-        for (int it = 0; it < ntiles; it++) {
-            const int st = it % FWS_STAGES, k0 = lo + it * ATT_BLK;
-            if (it >= FWS_STAGES) mbar_wait(empty + 8 * st, (it / FWS_STAGES - 1) & 1);
-            // the ids of the tile's keys before T (whole 16 bytes: k0 and T multiples of 4); a key
-            // past T keeps an older id, and the causal mask hides it
-            const uint32_t doc_bytes = docs ? (uint32_t)min(ATT_BLK, T - k0) * 4 : 0;
-            const uint32_t bar = full + 8 * st;
-            mbar_arrive_expect(bar, 2 * WG_TILE_BYTES + doc_bytes); // keys past T arrive as zeros, counted
-            tma_load_3d(smem_u32(Ks + st * WG_TILE_BYTES), &qkv_map, bar, kcol, k0, first.b);
-            tma_load_3d(smem_u32(Vs + st * WG_TILE_BYTES), &qkv_map, bar, vcol, k0, first.b);
-            if (docs) bulk_load(smem_u32(kdocs + st * ATT_BLK), first.doc + k0, doc_bytes, bar);
-        }
-        for (int it = max(ntiles - FWS_STAGES, 0); it < ntiles; it++) // leave once all was consumed
-            mbar_wait(empty + 8 * (it % FWS_STAGES), (it / FWS_STAGES) & 1);
-        return;
-    }
-
-    const int c = wg - 1, tid = threadIdx.x - wg * ATT_THREADS; // consumer c: queries (blk CWG + c) 64 ..
-    const int lane = tid & 31, warp = tid >> 5, g = lane >> 2, t4 = lane & 3;
-    const bool has_rows = blk * CWG + c < p.nblk;
-    const q_block qb = make_q_block<64>(p, min(blk * CWG + c, p.nblk - 1), blockIdx.y);
-    const bool plain = !docs && p.window <= 0;
-    const uint32_t Q_u = smem_u32(Qs + c * WG_TILE_BYTES);
-    int qi[2], qdoc[2];
-    warp_query_rows(qb, warp, g, T, qi, qdoc);
-    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
-    wg_acc o, s;
-    zero_tiles<8>(o);
-    zero_tiles<8>(s); // (never read: each tile's first product overwrites it)
-    uint32_t pa[4][4]; // PIPE: the previous tile's P, owed to O += P V (0 before the first tile)
-#pragma unroll
-    for (int kk = 0; kk < 4; kk++) pa[kk][0] = pa[kk][1] = pa[kk][2] = pa[kk][3] = 0u;
-    // a buffer's every read by this warp is done: lane 0 counts the warp
-    auto release = [&](int st) {
-        __syncwarp();
-        if (lane == 0) mbar_arrive(empty + 8 * st);
-    };
-    mbar_wait(q_full, 0);
-
-    for (int it = 0; it < ntiles; it++) {
-        const int st = it % FWS_STAGES, k0 = lo + it * ATT_BLK;
-        mbar_wait(full + 8 * st, (it / FWS_STAGES) & 1);
-        const uint32_t K_u = smem_u32(Ks + st * WG_TILE_BYTES);
-        const int *kdoc = kdocs + st * ATT_BLK;
-        const bool masked = !(plain && k0 + ATT_BLK - 1 <= qb.q0 && k0 + ATT_BLK <= qb.hi);
-        if (PIPE) {
-            // every consumer computes every tile (one it cannot see is masked whole), so that
-            // no product is conditional; S_it and the previous tile's O += P V run together
-            const uint32_t v_prev = it ? smem_u32(Vs + ((it - 1) % FWS_STAGES) * WG_TILE_BYTES) : smem_u32(Zs);
-            wg_product(s, Q_u, K_u);
-            wg_frags_times_mn(o, pa, v_prev);
-            wg_wait<1>(); // S is done; O += P V may still run
-            wg_pin(s);
-            if (masked) mask_tile(s, -INFINITY, qi, qdoc, k0, qb.hi, kdoc, docs, p.window, t4);
-            float alpha[2];
-            const bool moved = softmax_tile(s, m, l, alpha, p.scale_log2);
-            wg_wait<0>(); // O may be read again, the fragments reused, the previous V is done with
-            wg_pin(o);
-            if (moved) rescale_rows<8>(o, alpha);
-#pragma unroll
-            for (int kk = 0; kk < 4; kk++) acc_to_a(pa[kk], s, kk);
-            if (it) release((it - 1) % FWS_STAGES);
-        } else {
-            if (has_rows && k0 < qb.hi && k0 + ATT_BLK > qb.lo) { // a tile none of its queries sees is skipped
-                wg_product(s, Q_u, K_u);
-                wg_wait<0>();
-                wg_pin(s);
-                if (masked) mask_tile(s, -INFINITY, qi, qdoc, k0, qb.hi, kdoc, docs, p.window, t4);
-                online_softmax<8>(s, o, m, l, p.scale_log2);
-                wg_acc_times_mn(o, s, smem_u32(Vs + st * WG_TILE_BYTES));
-                wg_wait<0>();
-                wg_pin(o);
-            }
-            release(st);
-        }
-    }
-    if (PIPE && ntiles > 0) { // the last tile's product, then its buffer is free
-        const int st = (ntiles - 1) % FWS_STAGES;
-        wg_frags_times_mn(o, pa, smem_u32(Vs + st * WG_TILE_BYTES));
-        wg_wait<0>();
-        wg_pin(o);
-        release(st);
-    }
-    if (has_rows) finish_rows<64>(p, qb, o, qi, m, l, t4);
-#endif
-}
-
 // ---------------------------------------------------------------- backward
 
-// dQ of a tile staged in fp32 for the bulk reductions (BULK): two 64 x 32
-// float halves (columns 0-31, 32-63), each 64 rows of 128 bytes in the same
-// 128-byte swizzle as the bf16 tiles, which is the tensor map's (rows r and
-// r + 8 share a swizzle, so a warp's stores of its accumulator rows meet
-// 2-way bank conflicts at most). Shares its space with the dS^T tile.
-#define DQ_STAGE_BYTES (2 * WG_TILE_BYTES)
+// K, V, two buffers of Q and dO, the dS^T tile (BULK: the dQ staging in its
+// place), two buffers of lse, D and document ids, two mbarriers
 #define HOP_BWD_STATS_BYTES (2 * ATT_BLK * (2 * (int)sizeof(float) + (int)sizeof(int)))
 #define HOP_BWD_SMEM (7 * WG_TILE_BYTES + HOP_BWD_STATS_BYTES + 2 * 8 + 1024)
 #define HOP_BWD_BULK_SMEM (6 * WG_TILE_BYTES + DQ_STAGE_BYTES + HOP_BWD_STATS_BYTES + 2 * 8 + 1024)
-
-// The tensor maps of the backward's bulk copies (unused ones zero): dq the
-// fp32 dQ sums [B][T][NH x 64], box 32 x 64 (BULK); qkv [B][T][(NH + 2 NKV)
-// 64] and dout [B][T][NH x 64] bf16, box 64 x 64; stats the D and base-2
-// lse rows [2][B x NH][T] fp32, box 64 x 1 x 1 (TMA).
-struct hop_bwd_maps {
-    CUtensorMap dq, qkv, dout, stats;
-};
 
 // 168 registers: three blocks (12 warps) per SM; at two (215 registers) it ran 11% slower.
 // BULK: the dQ sums leave through shared memory and two tensor-map bulk
@@ -673,219 +408,6 @@ __global__ void __launch_bounds__(ATT_THREADS, 3) hopper_bwd_kernel(att_args p, 
     if (BULK && tid == 0) bulk_wait(); // the staging must outlive its reads; the sums land before the kernel ends
 #endif
 }
-
-// ---------------------------------------------------------------- backward, warp-specialized
-
-// SOJU_CUDA_ATT_BWD_WS=1 (off until timed; T a multiple of 4):
-// FlashAttention-3's division of labour. One block = 128 keys of a key/value
-// head and three warpgroups:
-//   producer (warpgroup 0, 40 registers): one thread issues every load by
-//     bulk copies: the block's K and V once, then each query tile's Q, dO, D
-//     and lse (and document ids) into a ring of WS_STAGES buffers, waiting on a buffer's
-//     "empty" mbarrier before refilling it, so it runs up to WS_STAGES tiles
-//     ahead. The other warps of the group do nothing.
-//   consumers (warpgroups 1 and 2, 232 registers): consumer c owns keys
-//     k0 + 64 c .. and, per 64-query tile, does what hopper_bwd_kernel does for
-//     them: S^T, dP^T, P^T, dV, dS^T, dK, with no load instructions, no
-//     __syncthreads and no proxy fence for the loads.
-// Both consumers read the same Q and dO tiles (half the bytes per key of the
-// 64-key kernel), and the tile's dQ = dS K is one product over all 128 keys
-// whose sums go to the fp32 buffer with the same float4 atomics: half as many
-// per key as the 64-key kernel's. The consumers write their dS^T halves into
-// a shared tile; the dQ product and its atomics alternate between them (tile
-// it: consumer it & 1, reading dS buffer it & 1), the owner waiting at a
-// named barrier for the other's half, the other only arriving there. Why two
-// dS buffers and two barrier ids suffice: a consumer writes buffer b again
-// two tiles later, after the other consumer has synchronized with it at the
-// tile between, which it reaches only after its wait for its own dQ product;
-// and a consumer that only arrives cannot arrive twice at one id before the
-// other has passed it (it syncs on the other id in between).
-// BULK (with SOJU_CUDA_DQ_BULK=1 too): the owner writes its dQ tile into its
-// own fp32 staging tile instead (two 64 x 32 halves, wg_acc_to_swz_f32) and
-// signals a "dq_full" mbarrier; the producer group's second warp issues the
-// two bulk reductions (TMA) into the fp32 sums, waits until they have read
-// the staging and signals "dq_free", which the owner waits on two tiles
-// later before writing it again (FlashAttention-3's dQ path). The consumers
-// then issue no global reductions at all, which their proxy fences would
-// otherwise wait on.
-// Registers: 384 threads start with 168 each (ptxas fixes the launch count at
-// the bound when setmaxnreg is present); 128 x 40 + 256 x 232 = 64,512, the
-// same total.
-#define WS_STAGES 3
-#define WS_THREADS (3 * ATT_THREADS)
-// K, V (two tiles each), dS^T (two buffers of two key halves), the stages'
-// Q and dO tiles, BULK: the two consumers' dQ staging (2 x DQ_STAGE_BYTES),
-// the stages' D and lse rows and query document ids, then the mbarriers
-// (full[stage], empty[stage], K/V, dq_full[2], dq_free[2])
-#define HOP_WS_SMEM(BULK)                                                                                 \
-    ((8 + 2 * WS_STAGES) * WG_TILE_BYTES + ((BULK) ? 2 * DQ_STAGE_BYTES : 0) +                           \
-     WS_STAGES * 3 * ATT_BLK * (int)sizeof(float) + (2 * WS_STAGES + 5) * 8 + 1024)
-
-template <bool BULK>
-__global__ void __launch_bounds__(WS_THREADS, 1) hopper_bwd_ws_kernel(att_args p, const __grid_constant__ hop_bwd_maps maps) {
-#ifdef SOJU_WGMMA_DEVICE
-    extern __shared__ __align__(16) unsigned char smem_raw[];
-    unsigned char *Ks = smem_1k(smem_raw);                      // [2] key halves
-    unsigned char *Vs = Ks + 2 * WG_TILE_BYTES;                 // [2]
-    unsigned char *dSs = Vs + 2 * WG_TILE_BYTES;                // [2 buffers][2 key halves], rows keys, columns queries
-    unsigned char *Qs = dSs + 4 * WG_TILE_BYTES;                // [WS_STAGES]
-    unsigned char *dOs = Qs + WS_STAGES * WG_TILE_BYTES;        // [WS_STAGES]
-    unsigned char *dQst = dOs + WS_STAGES * WG_TILE_BYTES;      // BULK: [2 consumers] dQ staging
-    float *stats = (float *)(dQst + (BULK ? 2 * DQ_STAGE_BYTES : 0)); // [WS_STAGES][D: 64, lse2: 64]
-    int *qdocs = (int *)(stats + WS_STAGES * 2 * ATT_BLK);      // [WS_STAGES][64]
-    const uint32_t full = smem_u32(qdocs + WS_STAGES * ATT_BLK); // stage s's at full + 8 s
-    const uint32_t empty = full + 8 * WS_STAGES, kv_full = empty + 8 * WS_STAGES;
-    const uint32_t dq_full = kv_full + 8, dq_free = dq_full + 16; // BULK: consumer c's at + 8 c
-
-    const int T = p.T, NH = p.NH;
-    const kv_block kv = make_kv_block<64>(p, blockIdx.x, blockIdx.y, 2);
-    const bool docs = kv.doc != nullptr;
-    if (threadIdx.x == 0) {
-        for (int s = 0; s < WS_STAGES; s++) {
-            mbar_init(full + 8 * s, 1);
-            mbar_init(empty + 8 * s, 8); // lane 0 of each consumer warp
-        }
-        mbar_init(kv_full, 1);
-        for (int c = 0; c < 2; c++) {
-            mbar_init(dq_full + 8 * c, 4); // lane 0 of each of the owner's warps
-            mbar_init(dq_free + 8 * c, 1); // the reducing thread
-        }
-        mbar_init_fence();
-    }
-    __syncthreads();
-
-    const int wg = warpgroup_index();
-    if (wg == 0) { // the producer
-        setmaxnreg_dec<40>();
-        if (BULK && threadIdx.x == 32) { // the dQ reductions, in the owners' order
-            for (int it = 0; it < kv.ntiles; it++) {
-                const int c = it & 1;
-                mbar_wait(dq_full + 8 * c, (it >> 1) & 1);
-                const q_tile t = kv_q_tile(p, kv, it);
-                const uint32_t src = smem_u32(dQst + c * DQ_STAGE_BYTES);
-                tma_reduce_add_3d(&maps.dq, src, t.h * 64, t.qs, kv.b); // rows past T are outside the map
-                tma_reduce_add_3d(&maps.dq, src + WG_TILE_BYTES, t.h * 64 + 32, t.qs, kv.b);
-                bulk_commit();
-                bulk_wait_read();
-                mbar_arrive(dq_free + 8 * c);
-            }
-            bulk_wait(); // the sums land before the kernel ends
-            return;
-        }
-        if (threadIdx.x != 0) return;
-        const int kcol = (NH + kv.kvh) * 64, vcol = kcol + p.NKV * 64;
-        mbar_arrive_expect(kv_full, 4 * WG_TILE_BYTES); // keys past T arrive as zeros, their bytes counted
-        for (int h = 0; h < 2; h++) {
-            tma_load_3d(smem_u32(Ks + h * WG_TILE_BYTES), &maps.qkv, kv_full, kcol, kv.k0 + 64 * h, kv.b);
-            tma_load_3d(smem_u32(Vs + h * WG_TILE_BYTES), &maps.qkv, kv_full, vcol, kv.k0 + 64 * h, kv.b);
-        }
-        for (int it = 0; it < kv.ntiles; it++) {
-            const int st = it % WS_STAGES;
-            // the (it / WS_STAGES)-th filling of the stage waits for the consumers' release of the one before
-            if (it >= WS_STAGES) mbar_wait(empty + 8 * st, (it / WS_STAGES - 1) & 1);
-            const q_tile t = kv_q_tile(p, kv, it);
-            const uint32_t bar = full + 8 * st;
-            float *sd = stats + st * 2 * ATT_BLK;
-            // the document ids of the tile's queries before T (a multiple of 4: whole 16 bytes);
-            // a row past T keeps an older id, harmless: its Q, dO, D and lse arrive as zeros,
-            // so its P V, dS and dQ terms are all 0
-            const uint32_t doc_bytes = docs ? (uint32_t)min(ATT_BLK, T - t.qs) * 4 : 0;
-            mbar_arrive_expect(bar, 2 * WG_TILE_BYTES + 2 * ATT_BLK * (int)sizeof(float) + doc_bytes);
-            if (docs) bulk_load(smem_u32(qdocs + st * ATT_BLK), kv.doc + t.qs, doc_bytes, bar);
-            tma_load_3d(smem_u32(Qs + st * WG_TILE_BYTES), &maps.qkv, bar, t.h * 64, t.qs, kv.b);
-            tma_load_3d(smem_u32(dOs + st * WG_TILE_BYTES), &maps.dout, bar, t.h * 64, t.qs, kv.b);
-            tma_load_3d(smem_u32(sd), &maps.stats, bar, t.qs, kv.b * NH + t.h, 0);           // D
-            tma_load_3d(smem_u32(sd + ATT_BLK), &maps.stats, bar, t.qs, kv.b * NH + t.h, 1); // lse2
-        }
-        // leave only once the last copies have been consumed
-        for (int it = max(kv.ntiles - WS_STAGES, 0); it < kv.ntiles; it++)
-            mbar_wait(empty + 8 * (it % WS_STAGES), (it / WS_STAGES) & 1);
-        return;
-    }
-
-    setmaxnreg_inc<232>();
-    const int c = wg - 1, tid = threadIdx.x - wg * ATT_THREADS; // consumer c: keys k0 + 64 c ..
-    const int lane = tid & 31, warp = tid >> 5, g = lane >> 2, t4 = lane & 3;
-    const int k0c = kv.k0 + 64 * c;
-    const int kj[2] = {k0c + warp * 16 + g, k0c + warp * 16 + g + 8};
-    int kdoc[2] = {0, 0};
-    if (docs)
-        for (int r = 0; r < 2; r++) kdoc[r] = kv.doc[min(kj[r], T - 1)];
-    const bool plain = !docs && p.window <= 0;
-    const uint32_t K_u = smem_u32(Ks + c * WG_TILE_BYTES), V_u = smem_u32(Vs + c * WG_TILE_BYTES);
-    const uint32_t K_all = smem_u32(Ks);
-    wg_acc dk, dv;
-    zero_tiles<8>(dk);
-    zero_tiles<8>(dv);
-    mbar_wait(kv_full, 0);
-
-    for (int it = 0; it < kv.ntiles; it++) {
-        const q_tile tile = kv_q_tile(p, kv, it);
-        const int st = it % WS_STAGES, qs = tile.qs;
-        mbar_wait(full + 8 * st, (it / WS_STAGES) & 1);
-        const uint32_t Q_u = smem_u32(Qs + st * WG_TILE_BYTES), dO_u = smem_u32(dOs + st * WG_TILE_BYTES);
-        const float *Dq = stats + st * 2 * ATT_BLK, *L = Dq + ATT_BLK;
-
-        // S^T = K_c Q^T and dP^T = V_c dO^T (64 keys x 64 queries)
-        wg_acc s, dp, dq;
-        wg_product_pair(s, dp, K_u, Q_u, V_u, dO_u); // S^T is done; dP^T may still run
-        const bool full_tile = plain && qs >= k0c + ATT_BLK - 1 && qs + ATT_BLK <= kv.qhi && k0c + ATT_BLK <= T;
-        probs_t(s, p, L, qdocs + st * ATT_BLK, qs, kj, kdoc, full_tile, docs, t4);
-        wg_acc_times_mn(dv, s, dO_u); // dV += P^T dO
-        wg_wait<1>();                 // dP^T is done; dV may still run
-        wg_pin(dp);
-        grad_scores_t(s, dp, Dq, t4); // dS^T, into this consumer's half of the tile's dS buffer
-        unsigned char *dS = dSs + (it & 1) * 2 * WG_TILE_BYTES;
-#pragma unroll
-        for (int nb = 0; nb < 8; nb++)
-#pragma unroll
-            for (int r = 0; r < 2; r++) {
-                int row = warp * 16 + g + 8 * r;
-                *(uint32_t *)(dS + c * WG_TILE_BYTES + swz(row, nb) + 4 * t4) = pack_bf16(s[nb][2 * r], s[nb][2 * r + 1]);
-            }
-        wg_acc_times_mn(dk, s, Q_u); // dK += dS^T Q
-        fence_async_smem();          // the dS^T stores, for the dQ product's reads
-        const bool owner = (it & 1) == c;
-        if (owner) {
-            if (it & 1) named_sync<2, 2 * ATT_THREADS>(); // the other half is there too
-            else named_sync<1, 2 * ATT_THREADS>();
-            // dQ (64 queries x 64) = dS K over the 128 keys: both halves' dS^T
-            // tiles as M-major A, K's two tiles MN-major
-            const uint32_t dS_u = smem_u32(dS);
-            wg_pin(dq);
-            wg_fence();
-#pragma unroll
-            for (int h = 0; h < 2; h++)
-#pragma unroll
-                for (int kk = 0; kk < 4; kk++)
-                    wgmma_ss<1, 1>(dq, wg_mnmajor(dS_u + h * WG_TILE_BYTES, kk), wg_mnmajor(K_all + h * WG_TILE_BYTES, kk),
-                                   h + kk > 0);
-            wg_commit();
-        } else {
-            if (it & 1) named_arrive<2, 2 * ATT_THREADS>();
-            else named_arrive<1, 2 * ATT_THREADS>();
-        }
-        wg_wait<0>();
-        if (owner) wg_pin(dq);
-        wg_pin(dk);
-        wg_pin(dv);
-        // every read of the stage (the products' and the D and lse loads) is done: release it
-        __syncwarp();
-        if (lane == 0) mbar_arrive(empty + 8 * st);
-        if (owner && BULK) { // into this consumer's staging, once the reductions of its last dQ have read it
-            if (it >= 2) mbar_wait(dq_free + 8 * c, ((it >> 1) - 1) & 1);
-            wg_acc_to_swz_f32(dQst + c * DQ_STAGE_BYTES, dq, warp, g, t4);
-            fence_async_smem(); // ordinary stores, read by the bulk reductions
-            __syncwarp();
-            if (lane == 0) mbar_arrive(dq_full + 8 * c);
-        } else if (owner) {
-            add_dq_rows<64>(p.dq_acc + ((long)kv.b * T * NH + tile.h) * 64, (long)NH * 64, dq, qs + warp * 16, T, g, t4);
-        }
-    }
-    store_dkv<64>(p, kv, kj, dk, dv, t4);
-#endif
-}
-
 // The split backward's dQ (SOJU_CUDA_ATT_BWD_SPLIT=1, off until timed), with
 // hopper_bwd_kernel<DQ_NONE> for dK and dV: one block = 64 queries of a head,
 // the forward's frame, walking its key tiles: S = Q K^T and dP = dO V^T (all
@@ -1018,16 +540,8 @@ template <int DQ, bool TMA> static void bwd_init(void) {
                                     DQ == DQ_BULK ? HOP_BWD_BULK_SMEM : HOP_BWD_SMEM));
 }
 
-template <int CWG> static void fwd_ws_init(void) {
-    CUDA_CHECK(cudaFuncSetAttribute(hopper_fwd_ws_kernel<CWG, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    HOP_FWD_WS_SMEM(CWG)));
-    CUDA_CHECK(cudaFuncSetAttribute(hopper_fwd_ws_kernel<CWG, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    HOP_FWD_WS_SMEM(CWG)));
-}
-
 void hopper_attention_init(void) {
-    fwd_ws_init<2>();
-    fwd_ws_init<3>();
+    hopper_ws_init();
     fwd_init_modes<1>();
     fwd_init_modes<2>();
     fwd_init_modes<3>();
@@ -1037,10 +551,6 @@ void hopper_attention_init(void) {
     bwd_init<DQ_ATOMIC, true>();
     bwd_init<DQ_BULK, true>();
     bwd_init<DQ_NONE, true>();
-    CUDA_CHECK(cudaFuncSetAttribute(hopper_bwd_ws_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    HOP_WS_SMEM(false)));
-    CUDA_CHECK(cudaFuncSetAttribute(hopper_bwd_ws_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    HOP_WS_SMEM(true)));
     CUDA_CHECK(cudaFuncSetAttribute(hopper_dq_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, HOP_DQ_SMEM));
     CUDA_CHECK(cudaFuncSetAttribute(hopper_dq_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, HOP_DQ_SMEM));
 }
@@ -1072,13 +582,6 @@ template <int WGS> static void fwd_launch_mode(const att_args *a, bool tma, bool
     else pipe ? fwd_launch<WGS, false, true>(a, map, s) : fwd_launch<WGS, false, false>(a, map, s);
 }
 
-template <int CWG> static void fwd_ws_launch(const att_args *a, bool pipe, const CUtensorMap &map, cudaStream_t s) {
-    dim3 grid((a->nblk + CWG - 1) / CWG, a->B * a->NH);
-    if (pipe) hopper_fwd_ws_kernel<CWG, true><<<grid, (CWG + 1) * ATT_THREADS, HOP_FWD_WS_SMEM(CWG), s>>>(*a, map);
-    else hopper_fwd_ws_kernel<CWG, false><<<grid, (CWG + 1) * ATT_THREADS, HOP_FWD_WS_SMEM(CWG), s>>>(*a, map);
-    CUDA_LAUNCH_CHECK();
-}
-
 // The warp-specialized forward (fwd_ws) takes precedence over the other
 // variants; with documents it needs T a multiple of 4 and their ids 16-byte
 // aligned (its bulk copies of them), else the others run.
@@ -1089,7 +592,7 @@ void hopper_attention_forward(const att_args *a, const hopper_att_opts *opts, cu
     if (opts->fwd_tma || ws)
         map = tma_rows_or_die(opts->encode, a->qkv, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, 64, a->B, a->T,
                               (a->NH + 2 * a->NKV) * 64, "q, k, v tiles");
-    if (ws) opts->fwd_ws == 3 ? fwd_ws_launch<3>(a, opts->fwd_pipe, map, s) : fwd_ws_launch<2>(a, opts->fwd_pipe, map, s);
+    if (ws) hopper_fwd_ws_launch(a, opts->fwd_ws, opts->fwd_pipe, map, s);
     else if (opts->fwd_wgs == 3) fwd_launch_mode<3>(a, opts->fwd_tma, opts->fwd_pipe, map, s);
     else if (opts->fwd_wgs == 2) fwd_launch_mode<2>(a, opts->fwd_tma, opts->fwd_pipe, map, s);
     else fwd_launch_mode<1>(a, opts->fwd_tma, opts->fwd_pipe, map, s);
@@ -1138,10 +641,7 @@ void hopper_attention_backward(const att_args *a, const hopper_att_opts *opts, c
             "lse and D rows");
     }
     if (ws) {
-        dim3 grid((a->nblk + 1) / 2, a->B * a->NKV);
-        if (bulk) hopper_bwd_ws_kernel<true><<<grid, WS_THREADS, HOP_WS_SMEM(true), s>>>(*a, maps);
-        else hopper_bwd_ws_kernel<false><<<grid, WS_THREADS, HOP_WS_SMEM(false), s>>>(*a, maps);
-        CUDA_LAUNCH_CHECK();
+        hopper_bwd_ws_launch(a, bulk, maps, s);
     } else if (opts->bwd_split) { // dK, dV, then dQ by its own kernel
         bwd_launch_tma<DQ_NONE>(a, tma, maps, s);
         dim3 grid(a->nblk, a->B * a->NH);
