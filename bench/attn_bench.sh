@@ -10,19 +10,21 @@
 #
 #   SOJU_GPU_BIN=dir bash bench/attn_bench.sh        (prebuilt: gpu_bundle.sh; default build-gpu/)
 #   SHAPES="gpt2 llama"  REPS=20  VARIANTS="default SOJU_CUDA_DQ_BULK=1 ..."  TORCH=0 (soju only)
+#   ALL_TIMEOUT=150 ONE_TIMEOUT=60   seconds before a hung run is ended
 #   BATCH=64 SEQ=1024    the shape's batch and length; DEVICE=cpu runs attn_bench on the CPU (a dry run)
 #   SOJU_GPU_LIB=dir     extra shared libraries for the prebuilt soju binaries
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${SOJU_GPU_BIN:-$here/../build-gpu}
 reps=${REPS:-20}
+# (the warp-specialized variants last: a deadlock there costs the least)
 variants=${VARIANTS:-"default SOJU_CUDA_WGMMA=0 SOJU_CUDA_DETERMINISTIC=1 SOJU_CUDA_DQ_BULK=1 SOJU_CUDA_ATT_BWD_TMA=1
-  SOJU_CUDA_ATT_BWD_TMA=1,SOJU_CUDA_DQ_BULK=1 SOJU_CUDA_ATT_BWD_SPLIT=1 SOJU_CUDA_ATT_BWD_SPLIT=1,SOJU_CUDA_ATT_BWD_TMA=1 SOJU_CUDA_ATT_BWD_WS=1 SOJU_CUDA_ATT_BWD_WS=1,SOJU_CUDA_DQ_BULK=1 SOJU_CUDA_ATT_FWD128=1 SOJU_CUDA_ATT_FWD_TMA=1 SOJU_CUDA_ATT_FWD_PIPE=1
+  SOJU_CUDA_ATT_BWD_TMA=1,SOJU_CUDA_DQ_BULK=1 SOJU_CUDA_ATT_BWD_SPLIT=1 SOJU_CUDA_ATT_BWD_SPLIT=1,SOJU_CUDA_ATT_BWD_TMA=1 SOJU_CUDA_ATT_FWD128=1 SOJU_CUDA_ATT_FWD_TMA=1 SOJU_CUDA_ATT_FWD_PIPE=1
   SOJU_CUDA_ATT_FWD128=1,SOJU_CUDA_ATT_FWD_TMA=1 SOJU_CUDA_ATT_FWD128=1,SOJU_CUDA_ATT_FWD_PIPE=1
   SOJU_CUDA_ATT_FWD_TMA=1,SOJU_CUDA_ATT_FWD_PIPE=1 SOJU_CUDA_ATT_FWD128=1,SOJU_CUDA_ATT_FWD_TMA=1,SOJU_CUDA_ATT_FWD_PIPE=1
   SOJU_CUDA_ATT_FWD192=1 SOJU_CUDA_ATT_FWD192=1,SOJU_CUDA_ATT_FWD_TMA=1,SOJU_CUDA_ATT_FWD_PIPE=1
   SOJU_CUDA_ATT_FWD_WS=2 SOJU_CUDA_ATT_FWD_WS=3 SOJU_CUDA_ATT_FWD_WS=2,SOJU_CUDA_ATT_FWD_PIPE=1
-  SOJU_CUDA_ATT_FWD_WS=3,SOJU_CUDA_ATT_FWD_PIPE=1"}
+  SOJU_CUDA_ATT_FWD_WS=3,SOJU_CUDA_ATT_FWD_PIPE=1 SOJU_CUDA_ATT_BWD_WS=1 SOJU_CUDA_ATT_BWD_WS=1,SOJU_CUDA_DQ_BULK=1"}
 torch_py=$here/attn_torch.py
 for shape in ${SHAPES:-gpt2 llama}; do
     case $shape in
@@ -31,10 +33,12 @@ for shape in ${SHAPES:-gpt2 llama}; do
         *) echo "attn_bench.sh: unknown shape $shape (gpt2, llama)"; exit 2 ;;
     esac
     args+=(--batch "${BATCH:-64}" --seq "${SEQ:-1024}")
-    bench() { LD_LIBRARY_PATH="${SOJU_GPU_LIB:+$SOJU_GPU_LIB:}${LD_LIBRARY_PATH:-}" timeout 300 \
+    # a hang (a deadlocked kernel) ends at the timeout: ALL_TIMEOUT s for all the variants in
+    # one process (they take about a second each), ONE_TIMEOUT s for each one alone after
+    bench() { local limit=$1; shift; LD_LIBRARY_PATH="${SOJU_GPU_LIB:+$SOJU_GPU_LIB:}${LD_LIBRARY_PATH:-}" timeout "$limit" \
         "$bin/attn_bench" "${args[@]}" --device "${DEVICE:-cuda}" --reps "$reps" "$@" 2>&1; }
     # shellcheck disable=SC2086
-    soju=$(bench $variants)
+    soju=$(bench "${ALL_TIMEOUT:-150}" $variants)
     rc=$?
     echo "$soju" | grep -v '^RESULT'
     if [ $rc != 0 ]; then
@@ -44,7 +48,7 @@ for shape in ${SHAPES:-gpt2 llama}; do
         done_n=$(echo "$soju" | grep -c '^RESULT soju')
         for v in $(echo $variants | tr ' ' '\n' | tail -n +$((done_n + 1))); do
             [ "$v" = default ] && continue
-            one=$(bench default "$v") || echo "attn_bench: variant $v failed (rc $?)"
+            one=$(bench "${ONE_TIMEOUT:-60}" default "$v") || echo "attn_bench: variant $v failed (rc $?)"
             soju="$soju
 $(echo "$one" | grep "^RESULT soju variant=$v ")"
         done

@@ -49,12 +49,30 @@ rows=()
 status=0
 
 # ---------------------------------------------------------------- checks
+hung="" # the kernel-variant switches of runs that hung
 run_check() { # name, program, its arguments (test names: only those run); a hang, e.g. a bulk
-    # copy that never lands, ends as rc 124 after CHECK_TIMEOUT s
-    local name=$1 prog=$2 log="$out/$1.log" rc
+    # copy that never lands, ends as rc 124 after CHECK_TIMEOUT s (VARIANT_TIMEOUT s, 60 by
+    # default, when a kernel-variant switch is set: these checks take seconds); later runs
+    # with a switch that was on in a hung run are skipped, so that one deadlocking kernel
+    # costs one timeout and not one per check of it
+    local name=$1 prog=$2 log="$out/$1.log" rc sw limit=${CHECK_TIMEOUT:-300}
     shift 2
-    soju_env timeout "${CHECK_TIMEOUT:-300}" "$prog" "$@" >"$log" 2>&1
+    local switches
+    switches=$(env | grep -oE '^SOJU_CUDA_(ATT_[A-Z0-9_]+|DQ_BULK|NORM_PREFETCH|CE_SMEM)=[^0]' | cut -d= -f1 | sort -u)
+    for sw in $switches; do
+        if [[ " $hung " == *" $sw "* ]]; then
+            rows+=("$(printf '%-28s %-10s %s' "$name" "SKIP" "$sw hung in an earlier run")")
+            status=1
+            return
+        fi
+    done
+    [ -n "$switches" ] && limit=${VARIANT_TIMEOUT:-60}
+    soju_env timeout "$limit" "$prog" "$@" >"$log" 2>&1
     rc=$?
+    if [ $rc = 124 ]; then
+        for sw in $switches; do hung="$hung $sw "; done
+        echo "hung after ${limit} s: $name${switches:+ (}$(echo $switches)${switches:+)}" >>"$log"
+    fi
     grep -E "^  .*(ok|FAIL)$" "$log" >"$out/$name.table" || true
     local total fails
     total=$(wc -l <"$out/$name.table")
