@@ -132,6 +132,7 @@ if nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | grep -
     # a case with T not a multiple of 4 runs the default kernel)
     SOJU_CUDA_ATT_BWD_WS=1 run_check cuda_ops_bwd_ws "$bin/ops_test_cuda_ops" attention
     SOJU_CUDA_ATT_BWD_WS=1 SOJU_CUDA_DQ_BULK=1 run_check cuda_ops_bwd_ws_bulk "$bin/ops_test_cuda_ops" attention
+    SOJU_CUDA_ATT_BWD_WS=128 run_check cuda_ops_bwd_ws128 "$bin/ops_test_cuda_ops" attention
     SOJU_CUDA_ATT_BWD_WS=1 run_check cuda_step_bwd_ws "$bin/model_test_cuda_step"
     # and the warp-specialized forward (a TMA producer warpgroup, 2 or 3 consumers; with the overlap too)
     SOJU_CUDA_ATT_FWD_WS=2 run_check cuda_ops_fwd_ws2 "$bin/ops_test_cuda_ops" attention

@@ -221,10 +221,11 @@ def q_hi(T, doc, window):
     return out
 
 
-def check_ws_walk(trials=400):
-    """Blocks of 128 keys (make_kv_block with halves = 2): query tiles from k0
-    while below the last half's q_hi; consumer c owns keys k0 + 64 c ... Every
-    visible pair must be computed exactly once."""
+def check_ws_walk(trials=400, step=BLK):
+    """Blocks of 128 keys (make_kv_block with halves = 2): query tiles of
+    `step` rows (64, or 128 for SOJU_CUDA_ATT_BWD_WS=128) from k0 while below
+    the last half's q_hi; consumer c owns keys k0 + 64 c ... Every visible pair
+    must be computed exactly once."""
     bad = 0
     for _ in range(trials):
         T = random.randint(1, 400)
@@ -240,12 +241,12 @@ def check_ws_walk(trials=400):
         for kb in range((nblk + 1) // 2):
             k0 = kb * 2 * BLK
             qhi = his[min(2 * kb + 1, nblk - 1)]
-            nqt = (qhi - k0 + BLK - 1) // BLK if qhi > k0 else 0
+            nqt = (qhi - k0 + step - 1) // step if qhi > k0 else 0
             for i in range(nqt):
-                qs = k0 + i * BLK
+                qs = k0 + i * step
                 for c in range(2):
                     for k in range(k0 + 64 * c, min(k0 + 64 * c + 64, T)):
-                        for q in range(qs, min(qs + BLK, T)):
+                        for q in range(qs, min(qs + step, T)):
                             if visible(q, k, doc, window):
                                 count[(q, k)] = count.get((q, k), 0) + 1
         pairs = [(q, k) for q in range(T) for k in range(T) if visible(q, k, doc, window)]
@@ -493,7 +494,7 @@ def main():
           f"max error against the exact softmax {vs_exact:.1e} of the largest output (bf16 P and V)")
     tma = check_tma_phases(False) + check_tma_phases(True)
     print(f"TMA barrier phases (with and without the overlap, 1-12 tiles): {tma} errors")
-    ws_missed, ws_errors = check_ws_walk(), check_ws_sync()
+    ws_missed, ws_errors = check_ws_walk() + check_ws_walk(200, step=2 * BLK), check_ws_sync()
     caught = {b: check_ws_sync(broken=b)
               for b in ("one dS buffer", "one barrier id", "one release", "full parity", "no dq_free wait")}
     print(f"warp-specialized backward: {ws_missed} visible pairs not computed exactly once; {ws_errors} "

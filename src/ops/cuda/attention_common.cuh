@@ -232,8 +232,9 @@ struct kv_block {
 };
 
 // kb: the block of 64 keys (of 64 `halves` keys: hopper_bwd_ws_kernel's are
-// 128); bkvh: sequence * NKV + key/value head.
-template <int HD>
+// 128); bkvh: sequence * NKV + key/value head. QT: the query tiles walked are
+// 64 QT rows each (hopper_bwd_ws_kernel's may be 128).
+template <int HD, int QT = 1>
 __device__ __forceinline__ kv_block make_kv_block(const att_args &p, int kb, int bkvh, int halves = 1) {
     kv_block kv;
     kv.b = bkvh / p.NKV, kv.kvh = bkvh % p.NKV, kv.rep = p.NH / p.NKV;
@@ -244,7 +245,7 @@ __device__ __forceinline__ kv_block make_kv_block(const att_args &p, int kb, int
     kv.doc = p.doc ? p.doc + (long)kv.b * p.T : nullptr;
     // q_hi never decreases from one block of 64 to the next: the last one's bounds the block
     kv.qhi = p.q_hi ? p.q_hi[kv.b * p.nblk + min(kb * halves + halves - 1, p.nblk - 1)] : p.T;
-    kv.nqt = kv.qhi > kv.k0 ? (kv.qhi - kv.k0 + ATT_BLK - 1) / ATT_BLK : 0;
+    kv.nqt = kv.qhi > kv.k0 ? (kv.qhi - kv.k0 + QT * ATT_BLK - 1) / (QT * ATT_BLK) : 0;
     kv.ntiles = kv.nqt * kv.rep;
     return kv;
 }
@@ -254,10 +255,11 @@ __device__ __forceinline__ kv_block make_kv_block(const att_args &p, int kb, int
 struct q_tile {
     int h, qs, valid;
 };
+template <int QT = 1> // as make_kv_block's
 __device__ __forceinline__ q_tile kv_q_tile(const att_args &p, const kv_block &kv, int i) {
     q_tile t;
     t.h = kv.kvh * kv.rep + i / kv.nqt;
-    t.qs = kv.k0 + (i % kv.nqt) * ATT_BLK;
+    t.qs = kv.k0 + (i % kv.nqt) * QT * ATT_BLK;
     t.valid = kv.qhi - t.qs;
     return t;
 }

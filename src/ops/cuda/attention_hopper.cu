@@ -641,7 +641,7 @@ void hopper_attention_backward(const att_args *a, const hopper_att_opts *opts, c
             "lse and D rows");
     }
     if (ws) {
-        hopper_bwd_ws_launch(a, bulk, maps, s);
+        hopper_bwd_ws_launch(a, opts->bwd_ws, bulk, maps, s);
     } else if (opts->bwd_split) { // dK, dV, then dQ by its own kernel
         bwd_launch_tma<DQ_NONE>(a, tma, maps, s);
         dim3 grid(a->nblk, a->B * a->NH);

@@ -122,8 +122,9 @@ struct hop_bwd_maps {
 // attention_hopper_ws.cu, host side: its kernels' shared-memory limits (once,
 // from hopper_attention_init), the forward with cwg (2 or 3) consumer
 // warpgroups (pipe: each overlaps a tile's softmax with the previous P V),
-// and the backward (bulk: the dQ sums by bulk reductions from shared memory,
-// maps.dq, instead of atomics).
+// and the backward with query steps of 64 qs rows (qs = 1 or 2; bulk, with
+// qs = 1 only: the dQ sums by bulk reductions from shared memory, maps.dq,
+// instead of atomics).
 void hopper_ws_init(void);
 void hopper_fwd_ws_launch(const att_args *a, int cwg, bool pipe, const CUtensorMap &map, cudaStream_t s);
-void hopper_bwd_ws_launch(const att_args *a, bool bulk, const hop_bwd_maps &maps, cudaStream_t s);
+void hopper_bwd_ws_launch(const att_args *a, int qs, bool bulk, const hop_bwd_maps &maps, cudaStream_t s);

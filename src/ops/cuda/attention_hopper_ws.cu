@@ -203,37 +203,44 @@ __global__ void __launch_bounds__(ATT_THREADS *(CWG + 1), 1)
 // later before writing it again (FlashAttention-3's dQ path). The consumers
 // then issue no global reductions at all, which their proxy fences would
 // otherwise wait on.
+// QS = 2 (SOJU_CUDA_ATT_BWD_WS=128, without BULK): each step takes 128
+// queries (FlashAttention-3's tile height for head dim 64) as two 64-query
+// sub-tiles, each through S^T ... dK as above, then one barrier and the
+// owner's dQ of both: half the waits, barriers, stage releases and owner
+// turns per query, the same registers for S^T and dP^T.
 // Registers: 384 threads start with 168 each (ptxas fixes the launch count at
 // the bound when setmaxnreg is present); 128 x 40 + 256 x 232 = 64,512, the
 // same total.
 #define WS_STAGES 3
 #define WS_THREADS (3 * ATT_THREADS)
-// K, V (two tiles each), dS^T (two buffers of two key halves), the stages'
-// Q and dO tiles, BULK: the two consumers' dQ staging (2 x DQ_STAGE_BYTES),
-// the stages' D and lse rows and query document ids, then the mbarriers
-// (full[stage], empty[stage], K/V, dq_full[2], dq_free[2])
-#define HOP_WS_SMEM(BULK)                                                                                 \
-    ((8 + 2 * WS_STAGES) * WG_TILE_BYTES + ((BULK) ? 2 * DQ_STAGE_BYTES : 0) +                           \
-     WS_STAGES * 3 * ATT_BLK * (int)sizeof(float) + (2 * WS_STAGES + 5) * 8 + 1024)
+// K, V (two tiles each), dS^T (two buffers of two key halves of QS query
+// sub-tiles), the stages' QS Q and QS dO tiles, BULK: the two consumers' dQ
+// staging (2 x DQ_STAGE_BYTES), the stages' D and lse rows and query document
+// ids (64 QS each), then the mbarriers (full[stage], empty[stage], K/V,
+// dq_full[2], dq_free[2])
+#define HOP_WS_SMEM(QS, BULK)                                                                               \
+    ((4 + 4 * (QS) + 2 * (QS) * WS_STAGES) * WG_TILE_BYTES + ((BULK) ? 2 * DQ_STAGE_BYTES : 0) +           \
+     WS_STAGES * 3 * (QS) * ATT_BLK * (int)sizeof(float) + (2 * WS_STAGES + 5) * 8 + 1024)
 
-template <bool BULK>
+template <int QS, bool BULK>
 __global__ void __launch_bounds__(WS_THREADS, 1) hopper_bwd_ws_kernel(att_args p, const __grid_constant__ hop_bwd_maps maps) {
+    static_assert((QS == 1 || QS == 2) && !(QS == 2 && BULK), "64- or 128-query steps; bulk dQ with 64");
 #ifdef SOJU_WGMMA_DEVICE
     extern __shared__ __align__(16) unsigned char smem_raw[];
     unsigned char *Ks = smem_1k(smem_raw);                      // [2] key halves
     unsigned char *Vs = Ks + 2 * WG_TILE_BYTES;                 // [2]
-    unsigned char *dSs = Vs + 2 * WG_TILE_BYTES;                // [2 buffers][2 key halves], rows keys, columns queries
-    unsigned char *Qs = dSs + 4 * WG_TILE_BYTES;                // [WS_STAGES]
-    unsigned char *dOs = Qs + WS_STAGES * WG_TILE_BYTES;        // [WS_STAGES]
-    unsigned char *dQst = dOs + WS_STAGES * WG_TILE_BYTES;      // BULK: [2 consumers] dQ staging
-    float *stats = (float *)(dQst + (BULK ? 2 * DQ_STAGE_BYTES : 0)); // [WS_STAGES][D: 64, lse2: 64]
-    int *qdocs = (int *)(stats + WS_STAGES * 2 * ATT_BLK);      // [WS_STAGES][64]
-    const uint32_t full = smem_u32(qdocs + WS_STAGES * ATT_BLK); // stage s's at full + 8 s
+    unsigned char *dSs = Vs + 2 * WG_TILE_BYTES; // [2 buffers][2 key halves][QS], rows keys, columns queries
+    unsigned char *Qs = dSs + 4 * QS * WG_TILE_BYTES;           // [WS_STAGES][QS]
+    unsigned char *dOs = Qs + WS_STAGES * QS * WG_TILE_BYTES;   // [WS_STAGES][QS]
+    unsigned char *dQst = dOs + WS_STAGES * QS * WG_TILE_BYTES; // BULK: [2 consumers] dQ staging
+    float *stats = (float *)(dQst + (BULK ? 2 * DQ_STAGE_BYTES : 0)); // [WS_STAGES][D: 64 QS, lse2: 64 QS]
+    int *qdocs = (int *)(stats + WS_STAGES * 2 * QS * ATT_BLK);  // [WS_STAGES][64 QS]
+    const uint32_t full = smem_u32(qdocs + WS_STAGES * QS * ATT_BLK); // stage s's at full + 8 s
     const uint32_t empty = full + 8 * WS_STAGES, kv_full = empty + 8 * WS_STAGES;
     const uint32_t dq_full = kv_full + 8, dq_free = dq_full + 16; // BULK: consumer c's at + 8 c
 
     const int T = p.T, NH = p.NH;
-    const kv_block kv = make_kv_block<64>(p, blockIdx.x, blockIdx.y, 2);
+    const kv_block kv = make_kv_block<64, QS>(p, blockIdx.x, blockIdx.y, 2);
     const bool docs = kv.doc != nullptr;
     if (threadIdx.x == 0) {
         for (int s = 0; s < WS_STAGES; s++) {
@@ -256,7 +263,7 @@ __global__ void __launch_bounds__(WS_THREADS, 1) hopper_bwd_ws_kernel(att_args p
             for (int it = 0; it < kv.ntiles; it++) {
                 const int c = it & 1;
                 mbar_wait(dq_full + 8 * c, (it >> 1) & 1);
-                const q_tile t = kv_q_tile(p, kv, it);
+                const q_tile t = kv_q_tile<QS>(p, kv, it);
                 const uint32_t src = smem_u32(dQst + c * DQ_STAGE_BYTES);
                 tma_reduce_add_3d(&maps.dq, src, t.h * 64, t.qs, kv.b); // rows past T are outside the map
                 tma_reduce_add_3d(&maps.dq, src + WG_TILE_BYTES, t.h * 64 + 32, t.qs, kv.b);
@@ -278,19 +285,22 @@ __global__ void __launch_bounds__(WS_THREADS, 1) hopper_bwd_ws_kernel(att_args p
             const int st = it % WS_STAGES;
             // the (it / WS_STAGES)-th filling of the stage waits for the consumers' release of the one before
             if (it >= WS_STAGES) mbar_wait(empty + 8 * st, (it / WS_STAGES - 1) & 1);
-            const q_tile t = kv_q_tile(p, kv, it);
+            const q_tile t = kv_q_tile<QS>(p, kv, it);
             const uint32_t bar = full + 8 * st;
-            float *sd = stats + st * 2 * ATT_BLK;
+            float *sd = stats + st * 2 * QS * ATT_BLK;
             // the document ids of the tile's queries before T (a multiple of 4: whole 16 bytes);
             // a row past T keeps an older id, harmless: its Q, dO, D and lse arrive as zeros,
             // so its P V, dS and dQ terms are all 0
-            const uint32_t doc_bytes = docs ? (uint32_t)min(ATT_BLK, T - t.qs) * 4 : 0;
-            mbar_arrive_expect(bar, 2 * WG_TILE_BYTES + 2 * ATT_BLK * (int)sizeof(float) + doc_bytes);
-            if (docs) bulk_load(smem_u32(qdocs + st * ATT_BLK), kv.doc + t.qs, doc_bytes, bar);
-            tma_load_3d(smem_u32(Qs + st * WG_TILE_BYTES), &maps.qkv, bar, t.h * 64, t.qs, kv.b);
-            tma_load_3d(smem_u32(dOs + st * WG_TILE_BYTES), &maps.dout, bar, t.h * 64, t.qs, kv.b);
-            tma_load_3d(smem_u32(sd), &maps.stats, bar, t.qs, kv.b * NH + t.h, 0);           // D
-            tma_load_3d(smem_u32(sd + ATT_BLK), &maps.stats, bar, t.qs, kv.b * NH + t.h, 1); // lse2
+            const uint32_t doc_bytes = docs ? (uint32_t)min(QS * ATT_BLK, T - t.qs) * 4 : 0;
+            mbar_arrive_expect(bar, QS * (2 * WG_TILE_BYTES + 2 * ATT_BLK * (int)sizeof(float)) + doc_bytes);
+            if (docs) bulk_load(smem_u32(qdocs + st * QS * ATT_BLK), kv.doc + t.qs, doc_bytes, bar);
+            for (int j = 0; j < QS; j++) { // 64-row boxes; rows past T arrive as zeros
+                const int q = t.qs + j * ATT_BLK;
+                tma_load_3d(smem_u32(Qs + (st * QS + j) * WG_TILE_BYTES), &maps.qkv, bar, t.h * 64, q, kv.b);
+                tma_load_3d(smem_u32(dOs + (st * QS + j) * WG_TILE_BYTES), &maps.dout, bar, t.h * 64, q, kv.b);
+                tma_load_3d(smem_u32(sd + j * ATT_BLK), &maps.stats, bar, q, kv.b * NH + t.h, 0);                // D
+                tma_load_3d(smem_u32(sd + (QS + j) * ATT_BLK), &maps.stats, bar, q, kv.b * NH + t.h, 1); // lse2
+            }
         }
         // leave only once the last copies have been consumed
         for (int it = max(kv.ntiles - WS_STAGES, 0); it < kv.ntiles; it++)
@@ -315,53 +325,73 @@ __global__ void __launch_bounds__(WS_THREADS, 1) hopper_bwd_ws_kernel(att_args p
     mbar_wait(kv_full, 0);
 
     for (int it = 0; it < kv.ntiles; it++) {
-        const q_tile tile = kv_q_tile(p, kv, it);
-        const int st = it % WS_STAGES, qs = tile.qs;
+        const q_tile tile = kv_q_tile<QS>(p, kv, it);
+        const int st = it % WS_STAGES;
         mbar_wait(full + 8 * st, (it / WS_STAGES) & 1);
-        const uint32_t Q_u = smem_u32(Qs + st * WG_TILE_BYTES), dO_u = smem_u32(dOs + st * WG_TILE_BYTES);
-        const float *Dq = stats + st * 2 * ATT_BLK, *L = Dq + ATT_BLK;
+        // this tile's dS buffer: [key half][query sub-tile] tiles
+        unsigned char *dS = dSs + (it & 1) * 2 * QS * WG_TILE_BYTES;
+#pragma unroll 1
+        for (int j = 0; j < QS; j++) { // the query sub-tiles of 64 (a loop: unrolled, the second's code spilled)
+            const int qs = tile.qs + j * ATT_BLK;
+            const uint32_t Q_u = smem_u32(Qs + (st * QS + j) * WG_TILE_BYTES);
+            const uint32_t dO_u = smem_u32(dOs + (st * QS + j) * WG_TILE_BYTES);
+            const float *Dq = stats + st * 2 * QS * ATT_BLK + j * ATT_BLK, *L = Dq + QS * ATT_BLK;
 
-        // S^T = K_c Q^T and dP^T = V_c dO^T (64 keys x 64 queries)
-        wg_acc s, dp, dq;
-        wg_product_pair(s, dp, K_u, Q_u, V_u, dO_u); // S^T is done; dP^T may still run
-        const bool full_tile = plain && qs >= k0c + ATT_BLK - 1 && qs + ATT_BLK <= kv.qhi && k0c + ATT_BLK <= T;
-        probs_t(s, p, L, qdocs + st * ATT_BLK, qs, kj, kdoc, full_tile, docs, t4);
-        wg_acc_times_mn(dv, s, dO_u); // dV += P^T dO
-        wg_wait<1>();                 // dP^T is done; dV may still run
-        wg_pin(dp);
-        grad_scores_t(s, dp, Dq, t4); // dS^T, into this consumer's half of the tile's dS buffer
-        unsigned char *dS = dSs + (it & 1) * 2 * WG_TILE_BYTES;
+            // S^T = K_c Q^T and dP^T = V_c dO^T (64 keys x 64 queries)
+            wg_acc s, dp;
+            wg_product_pair(s, dp, K_u, Q_u, V_u, dO_u); // S^T is done; dP^T may still run
+            const bool full_tile = plain && qs >= k0c + ATT_BLK - 1 && qs + ATT_BLK <= kv.qhi && k0c + ATT_BLK <= T;
+            probs_t(s, p, L, qdocs + (st * QS + j) * ATT_BLK, qs, kj, kdoc, full_tile, docs, t4);
+            wg_acc_times_mn(dv, s, dO_u); // dV += P^T dO
+            wg_wait<1>();                 // dP^T is done; dV may still run
+            wg_pin(dp);
+            grad_scores_t(s, dp, Dq, t4); // dS^T, into this consumer's half of the tile's dS buffer
 #pragma unroll
-        for (int nb = 0; nb < 8; nb++)
+            for (int nb = 0; nb < 8; nb++)
 #pragma unroll
-            for (int r = 0; r < 2; r++) {
-                int row = warp * 16 + g + 8 * r;
-                *(uint32_t *)(dS + c * WG_TILE_BYTES + swz(row, nb) + 4 * t4) = pack_bf16(s[nb][2 * r], s[nb][2 * r + 1]);
+                for (int r = 0; r < 2; r++) {
+                    int row = warp * 16 + g + 8 * r;
+                    *(uint32_t *)(dS + (c * QS + j) * WG_TILE_BYTES + swz(row, nb) + 4 * t4) =
+                        pack_bf16(s[nb][2 * r], s[nb][2 * r + 1]);
+                }
+            wg_acc_times_mn(dk, s, Q_u); // dK += dS^T Q
+            if (QS > 1) { // (each sub-tile's products done before the next's: a loop ptxas can follow)
+                wg_wait<0>();
+                wg_pin(dk);
+                wg_pin(dv);
             }
-        wg_acc_times_mn(dk, s, Q_u); // dK += dS^T Q
-        fence_async_smem();          // the dS^T stores, for the dQ product's reads
+        }
+        fence_async_smem(); // the dS^T stores, for the dQ product's reads
         const bool owner = (it & 1) == c;
-        if (owner) {
-            if (it & 1) named_sync<2, 2 * ATT_THREADS>(); // the other half is there too
-            else named_sync<1, 2 * ATT_THREADS>();
-            // dQ (64 queries x 64) = dS K over the 128 keys: both halves' dS^T
-            // tiles as M-major A, K's two tiles MN-major
-            const uint32_t dS_u = smem_u32(dS);
+        // dQ (64 queries x 64) of query sub-tile j = dS K over the 128 keys:
+        // both halves' dS^T tiles as M-major A, K's two tiles MN-major
+        const uint32_t dS_u = smem_u32(dS);
+        wg_acc dq;
+        auto dq_product = [&](int j) {
             wg_pin(dq);
             wg_fence();
 #pragma unroll
             for (int h = 0; h < 2; h++)
 #pragma unroll
                 for (int kk = 0; kk < 4; kk++)
-                    wgmma_ss<1, 1>(dq, wg_mnmajor(dS_u + h * WG_TILE_BYTES, kk), wg_mnmajor(K_all + h * WG_TILE_BYTES, kk),
-                                   h + kk > 0);
+                    wgmma_ss<1, 1>(dq, wg_mnmajor(dS_u + (h * QS + j) * WG_TILE_BYTES, kk),
+                                   wg_mnmajor(K_all + h * WG_TILE_BYTES, kk), h + kk > 0);
             wg_commit();
+        };
+        auto add_dq = [&](int j) {
+            add_dq_rows<64>(p.dq_acc + ((long)kv.b * T * NH + tile.h) * 64, (long)NH * 64, dq,
+                            tile.qs + j * ATT_BLK + warp * 16, T, g, t4);
+        };
+        if (owner) {
+            if (it & 1) named_sync<2, 2 * ATT_THREADS>(); // the other half is there too
+            else named_sync<1, 2 * ATT_THREADS>();
+            if (QS == 1) dq_product(0); // (QS = 2: after the release below, one sub-tile at a time)
         } else {
             if (it & 1) named_arrive<2, 2 * ATT_THREADS>();
             else named_arrive<1, 2 * ATT_THREADS>();
         }
         wg_wait<0>();
-        if (owner) wg_pin(dq);
+        if (owner && QS == 1) wg_pin(dq);
         wg_pin(dk);
         wg_pin(dv);
         // every read of the stage (the products' and the D and lse loads) is done: release it
@@ -373,8 +403,16 @@ __global__ void __launch_bounds__(WS_THREADS, 1) hopper_bwd_ws_kernel(att_args p
             fence_async_smem(); // ordinary stores, read by the bulk reductions
             __syncwarp();
             if (lane == 0) mbar_arrive(dq_full + 8 * c);
+        } else if (owner && QS == 1) {
+            add_dq(0);
         } else if (owner) {
-            add_dq_rows<64>(p.dq_acc + ((long)kv.b * T * NH + tile.h) * 64, (long)NH * 64, dq, qs + warp * 16, T, g, t4);
+#pragma unroll 1
+            for (int j = 0; j < QS; j++) {
+                dq_product(j);
+                wg_wait<0>();
+                wg_pin(dq);
+                add_dq(j);
+            }
         }
     }
     store_dkv<64>(p, kv, kj, dk, dv, t4);
@@ -390,13 +428,17 @@ template <int CWG> static void fwd_ws_init(void) {
                                     HOP_FWD_WS_SMEM(CWG)));
 }
 
+template <int QS, bool BULK> static void bwd_ws_init(void) {
+    CUDA_CHECK(cudaFuncSetAttribute(hopper_bwd_ws_kernel<QS, BULK>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    HOP_WS_SMEM(QS, BULK)));
+}
+
 void hopper_ws_init(void) {
     fwd_ws_init<2>();
     fwd_ws_init<3>();
-    CUDA_CHECK(cudaFuncSetAttribute(hopper_bwd_ws_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    HOP_WS_SMEM(false)));
-    CUDA_CHECK(cudaFuncSetAttribute(hopper_bwd_ws_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    HOP_WS_SMEM(true)));
+    bwd_ws_init<1, false>();
+    bwd_ws_init<1, true>();
+    bwd_ws_init<2, false>();
 }
 
 template <int CWG> static void fwd_ws_launch(const att_args *a, bool pipe, const CUtensorMap &map, cudaStream_t s) {
@@ -410,9 +452,10 @@ void hopper_fwd_ws_launch(const att_args *a, int cwg, bool pipe, const CUtensorM
     cwg == 3 ? fwd_ws_launch<3>(a, pipe, map, s) : fwd_ws_launch<2>(a, pipe, map, s);
 }
 
-void hopper_bwd_ws_launch(const att_args *a, bool bulk, const hop_bwd_maps &maps, cudaStream_t s) {
+void hopper_bwd_ws_launch(const att_args *a, int qs, bool bulk, const hop_bwd_maps &maps, cudaStream_t s) {
     dim3 grid((a->nblk + 1) / 2, a->B * a->NKV);
-    if (bulk) hopper_bwd_ws_kernel<true><<<grid, WS_THREADS, HOP_WS_SMEM(true), s>>>(*a, maps);
-    else hopper_bwd_ws_kernel<false><<<grid, WS_THREADS, HOP_WS_SMEM(false), s>>>(*a, maps);
+    if (qs == 2) hopper_bwd_ws_kernel<2, false><<<grid, WS_THREADS, HOP_WS_SMEM(2, false), s>>>(*a, maps);
+    else if (bulk) hopper_bwd_ws_kernel<1, true><<<grid, WS_THREADS, HOP_WS_SMEM(1, true), s>>>(*a, maps);
+    else hopper_bwd_ws_kernel<1, false><<<grid, WS_THREADS, HOP_WS_SMEM(1, false), s>>>(*a, maps);
     CUDA_LAUNCH_CHECK();
 }

@@ -289,7 +289,8 @@ extern "C" int soju_cuda_backend_create(soju_backend **out, soju_err *err) {
         h->bwd_tma = env_switch("SOJU_CUDA_ATT_BWD_TMA", false);
         h->bwd_split = env_switch("SOJU_CUDA_ATT_BWD_SPLIT", false);
         h->dq_bulk = env_switch("SOJU_CUDA_DQ_BULK", false);
-        h->bwd_ws = env_switch("SOJU_CUDA_ATT_BWD_WS", false);
+        // SOJU_CUDA_ATT_BWD_WS=128: 128-query steps; any other value but 0: 64
+        h->bwd_ws = env_switch("SOJU_CUDA_ATT_BWD_WS", false) ? !strcmp(getenv("SOJU_CUDA_ATT_BWD_WS"), "128") ? 2 : 1 : 0;
         // SOJU_CUDA_ATT_FWD_WS=3: three consumer warpgroups; any other value but 0: two
         const char *fws = getenv("SOJU_CUDA_ATT_FWD_WS");
         h->fwd_ws = env_switch("SOJU_CUDA_ATT_FWD_WS", false) ? (!strcmp(fws, "3") ? 3 : 2) : 0;

@@ -94,7 +94,8 @@ typedef struct {
     int bwd_tma;  // the backward's query tiles by bulk copies (SOJU_CUDA_ATT_BWD_TMA=1)
     int bwd_split; // dK/dV and dQ by two kernels, no atomics, deterministic (SOJU_CUDA_ATT_BWD_SPLIT=1)
     int dq_bulk;  // the fused backward's dQ sums by bulk reductions, not atomics (SOJU_CUDA_DQ_BULK=1)
-    int bwd_ws;   // the warp-specialized backward, 128 keys per block (SOJU_CUDA_ATT_BWD_WS=1)
+    int bwd_ws;   // the warp-specialized backward, 128 keys per block: 64-query steps (SOJU_CUDA_ATT_BWD_WS=1: 1),
+                  // 128-query steps (=128: 2), or off (0)
     void *encode; // the driver's cuTensorMapEncodeTiled, when a TMA variant is on (else NULL, and they are off)
 } hopper_att_opts;
 
