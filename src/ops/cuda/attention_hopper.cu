@@ -356,14 +356,7 @@ __global__ void __launch_bounds__(ATT_THREADS, 3) hopper_bwd_kernel(att_args p, 
 
         // dS^T = P^T (dP^T - D), kept in s; a bf16 copy into shared memory for dQ
         grad_scores_t(s, dp, Dq, t4);
-        if (DQ != DQ_NONE)
-#pragma unroll
-            for (int nb = 0; nb < 8; nb++)
-#pragma unroll
-                for (int r = 0; r < 2; r++) {
-                    int row = warp * 16 + g + 8 * r;
-                    *(uint32_t *)(dSs + swz(row, nb) + 4 * t4) = pack_bf16(s[nb][2 * r], s[nb][2 * r + 1]);
-                }
+        if (DQ != DQ_NONE) wg_acc_to_swz_bf16(dSs, s, warp, g, t4);
         // dK += dS^T Q over the 64 queries (Q read transposed)
         wg_acc_times_mn(dk, s, Q_u);
 

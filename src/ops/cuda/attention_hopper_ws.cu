@@ -346,14 +346,7 @@ __global__ void __launch_bounds__(WS_THREADS, 1) hopper_bwd_ws_kernel(att_args p
             wg_wait<1>();                 // dP^T is done; dV may still run
             wg_pin(dp);
             grad_scores_t(s, dp, Dq, t4); // dS^T, into this consumer's half of the tile's dS buffer
-#pragma unroll
-            for (int nb = 0; nb < 8; nb++)
-#pragma unroll
-                for (int r = 0; r < 2; r++) {
-                    int row = warp * 16 + g + 8 * r;
-                    *(uint32_t *)(dS + (c * QS + j) * WG_TILE_BYTES + swz(row, nb) + 4 * t4) =
-                        pack_bf16(s[nb][2 * r], s[nb][2 * r + 1]);
-                }
+            wg_acc_to_swz_bf16(dS + (c * QS + j) * WG_TILE_BYTES, s, warp, g, t4);
             wg_acc_times_mn(dk, s, Q_u); // dK += dS^T Q
             if (QS > 1) { // (each sub-tile's products done before the next's: a loop ptxas can follow)
                 wg_wait<0>();

@@ -178,6 +178,17 @@ __device__ __forceinline__ void bulk_wait_read() { HOPPER_ASM("cp.async.bulk.wai
 __device__ __forceinline__ void bulk_wait() { HOPPER_ASM("cp.async.bulk.wait_group 0;\n" ::: "memory"); }
 
 // A warpgroup's 64 x 64 fp32 accumulator tile d (warp `warp`'s rows, lane
+// g, t4) as bf16 into a swizzled tile at `tile` (the backward's dS^T, read
+// by the dQ product).
+__device__ __forceinline__ void wg_acc_to_swz_bf16(unsigned char *tile, const wg_acc d, int warp, int g, int t4) {
+#pragma unroll
+    for (int nb = 0; nb < 8; nb++)
+#pragma unroll
+        for (int r = 0; r < 2; r++)
+            *(uint32_t *)(tile + swz(warp * 16 + g + 8 * r, nb) + 4 * t4) = pack_bf16(d[nb][2 * r], d[nb][2 * r + 1]);
+}
+
+// A warpgroup's 64 x 64 fp32 accumulator tile d (warp `warp`'s rows, lane
 // g, t4) into two 64 x 32 halves at `halves` (columns 0-31, then 32-63), each
 // 64 rows of 128 bytes in the 128-byte swizzle: the shared-memory layout of a
 // TMA box of 32 floats x 64 rows with CU_TENSOR_MAP_SWIZZLE_128B.
