@@ -27,6 +27,15 @@
 #include "ops/cuda/attention_common.cuh"
 #include "ops/cuda/wgmma.cuh"
 
+// 1 when the kernel just launched ran without a CUDA error; else prints
+// "<what>: <error> FAIL" and gives 0.
+static int ran_ok(const char *what) {
+    cudaError_t e = cudaDeviceSynchronize();
+    if (e == cudaSuccess) return 1;
+    printf("  %s: %s FAIL\n", what, cudaGetErrorString(e));
+    return 0;
+}
+
 // mode 0: ss K-major, 1: rs with B MN-major, 2: ss both MN-major, 3: rs K-major,
 // 4: rs K-major with A fragments from the swizzled tile
 __global__ void probe_kernel(const bf16 *A, const bf16 *B, float *C, int mode) {
@@ -116,11 +125,7 @@ static int tma_reduce_probe(void) {
             for (int c = 0; c < 64; c++)
                 if (at[k][1] + r < T) want[((long)at[k][2] * T + at[k][1] + r) * W + at[k][0] + c] += m[r * 64 + c];
     }
-    cudaError_t e = cudaDeviceSynchronize();
-    if (e != cudaSuccess) {
-        printf("  tma probe: %s FAIL\n", cudaGetErrorString(e));
-        return 0;
-    }
+    if (!ran_ok("tma probe")) return 0;
     cudaMemcpy(got, dT, n * sizeof(float), cudaMemcpyDeviceToHost);
     int wrong = 0;
     for (int i = 0; i < n; i++) wrong += got[i] != want[i];
@@ -185,11 +190,7 @@ static int tma_load_probe(void) {
         return 0;
     }
     tma_load_probe_kernel<<<1, 128>>>(map, dOut, x, y, z);
-    cudaError_t e = cudaDeviceSynchronize();
-    if (e != cudaSuccess) {
-        printf("  tma probe load: %s FAIL\n", cudaGetErrorString(e));
-        return 0;
-    }
+    if (!ran_ok("tma probe load")) return 0;
     cudaMemcpy(got, dOut, 3 * 64 * 64 * sizeof(bf16), cudaMemcpyDeviceToHost);
     int wrong = 0;
     const int first_row[3] = {y + 1, y, y + 2}; // out tiles: round 0, round 1, round 0's second tile
@@ -244,11 +245,7 @@ static int tma_row_probe(void) {
         return 0;
     }
     tma_row_probe_kernel<<<1, 128>>>(map, dOut, 64, 2, 1);
-    cudaError_t e = cudaDeviceSynchronize();
-    if (e != cudaSuccess) {
-        printf("  tma probe row: %s FAIL\n", cudaGetErrorString(e));
-        return 0;
-    }
+    if (!ran_ok("tma probe row")) return 0;
     cudaMemcpy(got, dOut, sizeof got, cudaMemcpyDeviceToHost);
     int wrong = 0;
     for (int i = 0; i < 64; i++) wrong += got[i] != (64 + i < 100 ? h[(1 * 3 + 2) * 100 + 64 + i] : 0.0f);
@@ -322,11 +319,7 @@ static int ws_probe(void) {
     cudaMemcpy(dS, h, n * sizeof(int), cudaMemcpyHostToDevice);
     cudaMemset(dOut, 0xff, nout * sizeof(int));
     ws_probe_kernel<<<1, 384>>>(dS, dOut);
-    cudaError_t e = cudaDeviceSynchronize();
-    if (e != cudaSuccess) {
-        printf("  warp-specialized probe: %s FAIL\n", cudaGetErrorString(e));
-        return 0;
-    }
+    if (!ran_ok("warp-specialized probe")) return 0;
     cudaMemcpy(got, dOut, sizeof got, cudaMemcpyDeviceToHost);
     int wrong = 0;
     for (int c = 0; c < 2; c++)
@@ -365,11 +358,9 @@ int main(void) {
     for (int mode = 0; mode < 5; mode++) {
         cudaMemset(dC, 0, n * sizeof(float));
         probe_kernel<<<1, 128>>>(dA, dB, dC, mode);
-        cudaError_t e = cudaDeviceSynchronize();
-        if (e != cudaSuccess) {
-            printf("wgmma probe %s: %s FAIL\n", names[mode], cudaGetErrorString(e));
-            return 1;
-        }
+        char what[64];
+        snprintf(what, sizeof what, "wgmma probe %s", names[mode]);
+        if (!ran_ok(what)) return 1;
         cudaMemcpy(hC, dC, n * sizeof(float), cudaMemcpyDeviceToHost);
         double worst = 0;
         for (int i = 0; i < 64; i++)

@@ -107,9 +107,9 @@ template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_fwd_kerne
     load_a_rows<LD, KC>(qf, Qs, warp * 16, lo_.a);
     int qi[2], qdoc[2];
     warp_query_rows(qb, warp, g, T, qi, qdoc);
-    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+    float m[2], l[2];
     acc_tile o[HD / 8];
-    zero_tiles<HD / 8>(o);
+    online_softmax_init<HD / 8>(m, l, o);
 
     for (int it = 0; it < qb.ntiles; it++) {
         const int buf = it & 1, k0 = qb.lo + it * ATT_BLK;

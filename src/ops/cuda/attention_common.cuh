@@ -220,6 +220,14 @@ __device__ __forceinline__ void warp_query_rows(const q_block &qb, int warp, int
         for (int r = 0; r < 2; r++) qdoc[r] = qb.doc[min(qi[r], T - 1)];
 }
 
+// The online softmax's state of a warp's two rows before the first key
+// tile: running maximum -inf, sum 0, output 0.
+template <int NO> __device__ __forceinline__ void online_softmax_init(float m[2], float l[2], acc_tile o[NO]) {
+    m[0] = m[1] = -INFINITY;
+    l[0] = l[1] = 0.0f;
+    zero_tiles<NO>(o);
+}
+
 // The frame shared by the dK/dV kernels: one block = 64 keys k0.. of key/value
 // head kvh of sequence b, walking ntiles query tiles: nqt tiles of the queries
 // [k0, qhi) that can see these keys (causal: none before k0), for each of the

@@ -144,9 +144,9 @@ __global__ void __launch_bounds__(ATT_THREADS *WGS, WGS == 3 ? 1 : WGS == 2 ? 2 
     const uint32_t Q_u = smem_u32(Qs + wg * WG_TILE_BYTES);
     int qi[2], qdoc[2];
     warp_query_rows(qb, warp, g, T, qi, qdoc);
-    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+    float m[2], l[2];
     wg_acc o, s;
-    zero_tiles<8>(o);
+    online_softmax_init<8>(m, l, o);
     zero_tiles<8>(s); // (never read: each tile's first product overwrites it)
     // PIPE: the previous tile's P as A fragments, owed to O += P V. Before the
     // first tile that product is P = 0 against V buffer 1, zeroed here, so

@@ -107,9 +107,9 @@ __global__ void __launch_bounds__(ATT_THREADS *(CWG + 1), 1)
     const uint32_t Q_u = smem_u32(Qs + c * WG_TILE_BYTES);
     int qi[2], qdoc[2];
     warp_query_rows(qb, warp, g, T, qi, qdoc);
-    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+    float m[2], l[2];
     wg_acc o, s;
-    zero_tiles<8>(o);
+    online_softmax_init<8>(m, l, o);
     zero_tiles<8>(s); // (never read: each tile's first product overwrites it)
     uint32_t pa[4][4]; // PIPE: the previous tile's P, owed to O += P V (0 before the first tile)
 #pragma unroll
