@@ -288,10 +288,8 @@ __global__ void __launch_bounds__(ATT_THREADS, 3) hopper_bwd_kernel(att_args p, 
             if (tid == 0) {
                 const uint32_t bar = full + 8 * buf;
                 mbar_arrive_expect(bar, 2 * WG_TILE_BYTES + 2 * ATT_BLK * (int)sizeof(float));
-                tma_load_3d(smem_u32(Qs + buf * 2 * WG_TILE_BYTES), &maps.qkv, bar, t.h * 64, t.qs, b);
-                tma_load_3d(smem_u32(dOs + buf * 2 * WG_TILE_BYTES), &maps.dout, bar, t.h * 64, t.qs, b);
-                tma_load_3d(smem_u32(qD + buf * ATT_BLK), &maps.stats, bar, t.qs, b * NH + t.h, 0);
-                tma_load_3d(smem_u32(qlse + buf * ATT_BLK), &maps.stats, bar, t.qs, b * NH + t.h, 1);
+                tma_q_tile(maps, bar, smem_u32(Qs + buf * 2 * WG_TILE_BYTES), smem_u32(dOs + buf * 2 * WG_TILE_BYTES),
+                           smem_u32(qD + buf * ATT_BLK), smem_u32(qlse + buf * ATT_BLK), t.h, t.qs, b, NH);
             }
             if (docs && tid < ATT_BLK) cp_async4(qdoc + buf * ATT_BLK + tid, kv.doc + t.qs + tid, tid < t.valid);
         } else {

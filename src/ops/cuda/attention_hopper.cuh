@@ -119,6 +119,17 @@ struct hop_bwd_maps {
     CUtensorMap dq, qkv, dout, stats;
 };
 
+// TMA: the 64 query rows q0.. of head h of sequence b, their Q and dO tiles
+// into `q` and `dout` and their D and base-2 lse rows into `D` and `lse`,
+// counted on the mbarrier `bar`, which the caller arms with their bytes.
+__device__ __forceinline__ void tma_q_tile(const hop_bwd_maps &maps, uint32_t bar, uint32_t q, uint32_t dout, uint32_t D,
+                                           uint32_t lse, int h, int q0, int b, int NH) {
+    tma_load_3d(q, &maps.qkv, bar, h * 64, q0, b);
+    tma_load_3d(dout, &maps.dout, bar, h * 64, q0, b);
+    tma_load_3d(D, &maps.stats, bar, q0, b * NH + h, 0);
+    tma_load_3d(lse, &maps.stats, bar, q0, b * NH + h, 1);
+}
+
 // attention_hopper_ws.cu, host side: its kernels' shared-memory limits (once,
 // from hopper_attention_init), the forward with cwg (2 or 3) consumer
 // warpgroups (pipe: each overlaps a tile's softmax with the previous P V),

@@ -89,10 +89,13 @@ __global__ void __launch_bounds__(ATT_THREADS *(CWG + 1), 1)
             // past T keeps an older id, and the causal mask hides it
             const uint32_t doc_bytes = docs ? (uint32_t)min(ATT_BLK, T - k0) * 4 : 0;
             const uint32_t bar = full + 8 * st;
-            mbar_arrive_expect(bar, 2 * WG_TILE_BYTES + doc_bytes); // keys past T arrive as zeros, counted
-            tma_load_3d(smem_u32(Ks + st * WG_TILE_BYTES), &qkv_map, bar, kcol, k0, first.b);
-            tma_load_3d(smem_u32(Vs + st * WG_TILE_BYTES), &qkv_map, bar, vcol, k0, first.b);
-            if (docs) bulk_load(smem_u32(kdocs + st * ATT_BLK), first.doc + k0, doc_bytes, bar);
+            if (docs) { // (bytes expected before the copy is issued; the arrival below completes the phase)
+                mbar_expect(bar, doc_bytes);
+                bulk_load(smem_u32(kdocs + st * ATT_BLK), first.doc + k0, doc_bytes, bar);
+            }
+            // keys past T arrive as zeros, their bytes counted
+            tma_kv_tiles(&qkv_map, bar, smem_u32(Ks + st * WG_TILE_BYTES), kcol, k0, smem_u32(Vs + st * WG_TILE_BYTES),
+                         vcol, k0, first.b);
         }
         for (int it = max(ntiles - FWS_STAGES, 0); it < ntiles; it++) // leave once all was consumed
             mbar_wait(empty + 8 * (it % FWS_STAGES), (it / FWS_STAGES) & 1);
@@ -247,7 +250,7 @@ __global__ void __launch_bounds__(WS_THREADS, 1) hopper_bwd_ws_kernel(att_args p
             mbar_init(full + 8 * s, 1);
             mbar_init(empty + 8 * s, 8); // lane 0 of each consumer warp
         }
-        mbar_init(kv_full, 1);
+        mbar_init(kv_full, 2); // one arrival per key half's K/V pair
         for (int c = 0; c < 2; c++) {
             mbar_init(dq_full + 8 * c, 4); // lane 0 of each of the owner's warps
             mbar_init(dq_free + 8 * c, 1); // the reducing thread
@@ -276,11 +279,9 @@ __global__ void __launch_bounds__(WS_THREADS, 1) hopper_bwd_ws_kernel(att_args p
         }
         if (threadIdx.x != 0) return;
         const int kcol = (NH + kv.kvh) * 64, vcol = kcol + p.NKV * 64;
-        mbar_arrive_expect(kv_full, 4 * WG_TILE_BYTES); // keys past T arrive as zeros, their bytes counted
-        for (int h = 0; h < 2; h++) {
-            tma_load_3d(smem_u32(Ks + h * WG_TILE_BYTES), &maps.qkv, kv_full, kcol, kv.k0 + 64 * h, kv.b);
-            tma_load_3d(smem_u32(Vs + h * WG_TILE_BYTES), &maps.qkv, kv_full, vcol, kv.k0 + 64 * h, kv.b);
-        }
+        for (int h = 0; h < 2; h++) // keys past T arrive as zeros, their bytes counted
+            tma_kv_tiles(&maps.qkv, kv_full, smem_u32(Ks + h * WG_TILE_BYTES), kcol, kv.k0 + 64 * h,
+                         smem_u32(Vs + h * WG_TILE_BYTES), vcol, kv.k0 + 64 * h, kv.b);
         for (int it = 0; it < kv.ntiles; it++) {
             const int st = it % WS_STAGES;
             // the (it / WS_STAGES)-th filling of the stage waits for the consumers' release of the one before
@@ -294,13 +295,10 @@ __global__ void __launch_bounds__(WS_THREADS, 1) hopper_bwd_ws_kernel(att_args p
             const uint32_t doc_bytes = docs ? (uint32_t)min(QS * ATT_BLK, T - t.qs) * 4 : 0;
             mbar_arrive_expect(bar, QS * (2 * WG_TILE_BYTES + 2 * ATT_BLK * (int)sizeof(float)) + doc_bytes);
             if (docs) bulk_load(smem_u32(qdocs + st * QS * ATT_BLK), kv.doc + t.qs, doc_bytes, bar);
-            for (int j = 0; j < QS; j++) { // 64-row boxes; rows past T arrive as zeros
-                const int q = t.qs + j * ATT_BLK;
-                tma_load_3d(smem_u32(Qs + (st * QS + j) * WG_TILE_BYTES), &maps.qkv, bar, t.h * 64, q, kv.b);
-                tma_load_3d(smem_u32(dOs + (st * QS + j) * WG_TILE_BYTES), &maps.dout, bar, t.h * 64, q, kv.b);
-                tma_load_3d(smem_u32(sd + j * ATT_BLK), &maps.stats, bar, q, kv.b * NH + t.h, 0);                // D
-                tma_load_3d(smem_u32(sd + (QS + j) * ATT_BLK), &maps.stats, bar, q, kv.b * NH + t.h, 1); // lse2
-            }
+            for (int j = 0; j < QS; j++) // 64-row boxes; rows past T arrive as zeros
+                tma_q_tile(maps, bar, smem_u32(Qs + (st * QS + j) * WG_TILE_BYTES),
+                           smem_u32(dOs + (st * QS + j) * WG_TILE_BYTES), smem_u32(sd + j * ATT_BLK),
+                           smem_u32(sd + (QS + j) * ATT_BLK), t.h, t.qs + j * ATT_BLK, kv.b, NH);
         }
         // leave only once the last copies have been consumed
         for (int it = max(kv.ntiles - WS_STAGES, 0); it < kv.ntiles; it++)

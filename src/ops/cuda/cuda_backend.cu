@@ -213,6 +213,8 @@ static bool env_switch(const char *name, bool unset) {
     if (!v || !*v) return unset;
     return strcmp(v, "0") != 0;
 }
+// The value of a switch that is on (set, not empty, not "0"), or NULL.
+static const char *env_on(const char *name) { return env_switch(name, false) ? getenv(name) : NULL; }
 
 // The device this process should use (see the top of this file).
 static int pick_device(int count) {
@@ -290,10 +292,10 @@ extern "C" int soju_cuda_backend_create(soju_backend **out, soju_err *err) {
         h->bwd_split = env_switch("SOJU_CUDA_ATT_BWD_SPLIT", false);
         h->dq_bulk = env_switch("SOJU_CUDA_DQ_BULK", false);
         // SOJU_CUDA_ATT_BWD_WS=128: 128-query steps; any other value but 0: 64
-        h->bwd_ws = env_switch("SOJU_CUDA_ATT_BWD_WS", false) ? !strcmp(getenv("SOJU_CUDA_ATT_BWD_WS"), "128") ? 2 : 1 : 0;
+        const char *bws = env_on("SOJU_CUDA_ATT_BWD_WS"), *fws = env_on("SOJU_CUDA_ATT_FWD_WS");
+        h->bwd_ws = !bws ? 0 : !strcmp(bws, "128") ? 2 : 1;
         // SOJU_CUDA_ATT_FWD_WS=3: three consumer warpgroups; any other value but 0: two
-        const char *fws = getenv("SOJU_CUDA_ATT_FWD_WS");
-        h->fwd_ws = env_switch("SOJU_CUDA_ATT_FWD_WS", false) ? (!strcmp(fws, "3") ? 3 : 2) : 0;
+        h->fwd_ws = !fws ? 0 : !strcmp(fws, "3") ? 3 : 2;
         if ((h->fwd_tma || h->bwd_tma || h->dq_bulk || h->bwd_ws || h->fwd_ws) &&
             !(h->encode = hopper_tensor_map_encoder())) {
             fprintf(stderr, "soju: cuda: the driver has no cuTensorMapEncodeTiled: the attention's TMA variants "
