@@ -13,6 +13,8 @@
 #   ALL_TIMEOUT=150 ONE_TIMEOUT=60   seconds before a hung run is ended
 #   BATCH=64 SEQ=1024    the shape's batch and length; DEVICE=cpu runs attn_bench on the CPU (a dry run)
 #   SOJU_GPU_LIB=dir     extra shared libraries for the prebuilt soju binaries
+#   RESULTS=file         also append soju's raw result lines there, each after shape=<shape>
+#                        (scripts/gpu_auto.sh picks the winners from them)
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${SOJU_GPU_BIN:-$here/../build-gpu}
@@ -54,6 +56,7 @@ for shape in ${SHAPES:-gpt2 llama}; do
 $(echo "$one" | grep "^RESULT soju variant=$v ")"
         done
     fi
+    [ -n "${RESULTS:-}" ] && echo "$soju" | grep '^RESULT soju' | sed "s/^/shape=$shape /" >>"$RESULTS"
     torch=""
     [ "${TORCH:-1}" = 1 ] && torch=$(timeout 300 python3 "$torch_py" "${args[@]}" --reps "$reps" 2>&1) &&
         echo "$torch" | grep -v '^RESULT'

@@ -8,6 +8,7 @@
 #
 # Environment knobs:
 #   BENCH=0            checks only
+#   CHECKS=0           benchmark only (scripts/gpu_auto.sh's last stage, after its checks)
 #   ARCHS="gpt2 llama" models to benchmark (GPT-2 124M, Llama-style 124M)
 #   MICRO=64 BATCH=64  micro-batch and global batch (sequences of SEQ=1024)
 #   STEPS=10 WARMUP=3  timed and warm-up steps per run
@@ -69,6 +70,12 @@ run_check() { # name, program, its arguments (test names: only those run); a han
     [ -n "$switches" ] && limit=${VARIANT_TIMEOUT:-60}
     soju_env timeout "$limit" "$prog" "$@" >"$log" 2>&1
     rc=$?
+    # the switches of every failed or hung run, one per line (gpu_auto.sh leaves them out)
+    # (and the names of failed runs with no such switch: the default kernels)
+    case $rc in 0 | 77) ;; *)
+        for sw in $switches; do echo "$sw" >>"$out/failed_switches"; done
+        [ -n "$switches" ] || echo "$name" >>"$out/failed_default" ;;
+    esac
     if [ $rc = 124 ]; then
         for sw in $switches; do hung="$hung $sw "; done
         echo "hung after ${limit} s: $name${switches:+ (}$(echo $switches)${switches:+)}" >>"$log"
@@ -83,6 +90,8 @@ run_check() { # name, program, its arguments (test names: only those run); a han
         *) rows+=("$(printf '%-28s %-10s %s' "$name" "FAIL rc=$rc" "$fails of $total checks failed")"); status=1 ;;
     esac
 }
+rm -f "$out/failed_switches" "$out/failed_default"
+if [ "${CHECKS:-1}" != 0 ]; then
 echo "== checks"
 # Hopper's wgmma layouts one at a time (when the probe was built: gpu_bundle.sh, or nvcc below)
 probe=$bin/wgmma_probe
@@ -90,7 +99,11 @@ if [ ! -x "$probe" ] && command -v nvcc >/dev/null && nvidia-smi --query-gpu=com
     nvcc -O2 -std=c++17 -arch=sm_90a -I "$root/src" -I "$root/include" -o "$out/wgmma_probe" "$root/tools/wgmma_probe.cu" \
         >/dev/null 2>&1 && probe=$out/wgmma_probe
 fi
-[ -x "$probe" ] && run_check wgmma_probe "$probe"
+if [ -x "$probe" ]; then
+    CHECK_TIMEOUT=60 run_check wgmma_probe "$probe"
+    # the warp-specialized kernels' deadlock watchdog: a deadlocked block must stop in seconds
+    CHECK_TIMEOUT=30 run_check deadlock_watchdog "$probe" --deadlock
+fi
 run_check cuda_ops "$bin/ops_test_cuda_ops"
 # on Hopper the head-dim-64 attention runs on wgmma; the mma.sync kernels too
 SOJU_CUDA_WGMMA=0 run_check cuda_ops_mma_sync "$bin/ops_test_cuda_ops"
@@ -210,6 +223,7 @@ pretrain_check
 
 echo "   relative errors (gpu vs cpu):"
 cat "$out/cuda_ops.table" "$out/cuda_step.table" 2>/dev/null
+fi # CHECKS
 
 # ---------------------------------------------------------------- benchmark
 bench_rows=()

@@ -15,7 +15,12 @@
 // and the warp-specialized kernels' machinery (SOJU_CUDA_ATT_BWD_WS,
 // SOJU_CUDA_ATT_FWD_WS): setmaxnreg, a ring of 1-D bulk copies between a
 // producer thread and two consumer warpgroups on full / empty mbarriers, and
-// named barriers paired by alternating ids.
+// named barriers paired by alternating ids, with the block watchdog
+// (block_watchdog) letting a healthy block end.
+// `wgmma_probe --deadlock` instead runs a block that waits on an mbarrier
+// nobody arrives at: its watchdog must stop it within seconds with a launch
+// failure (exit 0 when it does, 1 when the kernel ends otherwise; a hang is
+// the caller's timeout).
 // Build: nvcc -std=c++17 -arch=sm_90a -I src -o wgmma_probe tools/wgmma_probe.cu
 // Prints one line per case and exits 1 when any is off. scripts/gpu_check.sh
 // runs it when present, so a wrong descriptor shows up before the attention
@@ -23,6 +28,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "ops/cuda/attention_common.cuh"
 #include "ops/cuda/wgmma.cuh"
@@ -268,6 +274,7 @@ __global__ void __launch_bounds__(384, 1) ws_probe_kernel(const int *src, int *o
     __shared__ __align__(128) int ring[2][64];
     __shared__ int marker[2];
     __shared__ __align__(8) uint64_t bars[4]; // full[2], empty[2]
+    __shared__ int done;                      // the watchdog's count of finished consumers
     const uint32_t full = smem_u32(&bars[0]), empty = smem_u32(&bars[2]);
     if (threadIdx.x == 0) {
         for (int s = 0; s < 2; s++) {
@@ -275,11 +282,13 @@ __global__ void __launch_bounds__(384, 1) ws_probe_kernel(const int *src, int *o
             mbar_init(empty + 8 * s, 8);
         }
         mbar_init_fence();
+        done = 0;
     }
     __syncthreads();
     const int wg = warpgroup_index();
     if (wg == 0) {
         setmaxnreg_dec<40>();
+        if (threadIdx.x == 64) block_watchdog(smem_u32(&done), 2);
         if (threadIdx.x == 0) {
             for (int i = 0; i < WS_CHUNKS; i++) {
                 const int st = i & 1;
@@ -307,6 +316,41 @@ __global__ void __launch_bounds__(384, 1) ws_probe_kernel(const int *src, int *o
         if (lane == 0) mbar_arrive(empty + 8 * st);
     }
     out[c * 128 + t] = sum;
+    if (t == 0) watchdog_done(smem_u32(&done));
+}
+
+// A deadlocked block: one consumer warpgroup waits on an mbarrier that no one
+// arrives at; the producer group's watchdog must trap.
+__global__ void deadlock_probe_kernel(int *out) {
+    __shared__ __align__(8) uint64_t bar;
+    __shared__ int done;
+    if (threadIdx.x == 0) {
+        mbar_init(smem_u32(&bar), 1);
+        mbar_init_fence();
+        done = 0;
+    }
+    __syncthreads();
+    if (threadIdx.x < 128) {
+        if (threadIdx.x == 0) block_watchdog(smem_u32(&done), 1);
+        return;
+    }
+    mbar_wait(smem_u32(&bar), 0);
+    out[threadIdx.x] = 1;
+    if (threadIdx.x == 128) watchdog_done(smem_u32(&done));
+}
+
+static int deadlock_probe(void) {
+    int *dOut;
+    cudaMalloc(&dOut, 256 * sizeof(int));
+    cudaEvent_t t0, t1;
+    cudaEventCreate(&t0), cudaEventCreate(&t1);
+    cudaEventRecord(t0);
+    deadlock_probe_kernel<<<1, 256>>>(dOut);
+    cudaError_t e = cudaDeviceSynchronize();
+    const bool stopped = e != cudaSuccess;
+    printf("  deadlock watchdog: the deadlocked block ended with \"%s\" %s\n", cudaGetErrorString(e),
+           stopped ? "ok" : "FAIL");
+    return stopped;
 }
 
 static int ws_probe(void) {
@@ -335,7 +379,8 @@ static int ws_probe(void) {
     return wrong == 0;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "--deadlock")) return !deadlock_probe();
     const int n = 64 * 64;
     bf16 *hA = (bf16 *)malloc(n * sizeof(bf16)), *hB = (bf16 *)malloc(n * sizeof(bf16));
     float *fA = (float *)malloc(n * sizeof(float)), *fB = (float *)malloc(n * sizeof(float));

@@ -32,9 +32,11 @@
 // the forward's consumers need about 100.
 #define FWS_STAGES 3
 // the Q tiles, the zero tile, the stages' K and V tiles and the keys'
-// document ids, then the mbarriers (Q, full[stage], empty[stage])
-#define HOP_FWD_WS_SMEM(CWG) \
-    (((CWG) + 1 + 2 * FWS_STAGES) * WG_TILE_BYTES + FWS_STAGES * ATT_BLK * (int)sizeof(int) + (2 * FWS_STAGES + 1) * 8 + 1024)
+// document ids, then the mbarriers (Q, full[stage], empty[stage]) and the
+// watchdog's count of finished consumers
+#define HOP_FWD_WS_SMEM(CWG)                                                                                   \
+    (((CWG) + 1 + 2 * FWS_STAGES) * WG_TILE_BYTES + FWS_STAGES * ATT_BLK * (int)sizeof(int) +                 \
+     (2 * FWS_STAGES + 2) * 8 + 1024)
 
 template <int CWG, bool PIPE>
 __global__ void __launch_bounds__(ATT_THREADS *(CWG + 1), 1)
@@ -49,6 +51,7 @@ __global__ void __launch_bounds__(ATT_THREADS *(CWG + 1), 1)
     int *kdocs = (int *)(Vs + FWS_STAGES * WG_TILE_BYTES);  // [FWS_STAGES][64]
     const uint32_t q_full = smem_u32(kdocs + FWS_STAGES * ATT_BLK);
     const uint32_t full = q_full + 8, empty = full + 8 * FWS_STAGES; // stage s's at + 8 s
+    const uint32_t done = empty + 8 * FWS_STAGES;                    // consumers finished (the watchdog's)
 
     const int T = p.T;
     const int blk = gridDim.x - 1 - blockIdx.x; // longest rows first
@@ -65,6 +68,7 @@ __global__ void __launch_bounds__(ATT_THREADS *(CWG + 1), 1)
             mbar_init(empty + 8 * s, 4 * CWG); // lane 0 of each consumer warp
         }
         mbar_init_fence();
+        asm volatile("st.shared.u32 [%0], 0;\n" ::"r"(done) : "memory");
     }
     if (PIPE) {
         for (int i = threadIdx.x; i < WG_TILE_BYTES / 16; i += (CWG + 1) * ATT_THREADS)
@@ -75,6 +79,7 @@ __global__ void __launch_bounds__(ATT_THREADS *(CWG + 1), 1)
 
     const int wg = warpgroup_index();
     if (wg == 0) { // the producer
+        if (threadIdx.x == 32) block_watchdog(done, CWG);
         if (threadIdx.x != 0) return;
         const int kcol = (p.NH + first.kvh) * 64, vcol = kcol + p.NKV * 64;
         const int nq = min(CWG, p.nblk - blk * CWG); // consumers with queries
@@ -169,6 +174,8 @@ __global__ void __launch_bounds__(ATT_THREADS *(CWG + 1), 1)
         release(st);
     }
     if (has_rows) finish_rows<64>(p, qb, o, qi, m, l, t4);
+    // (threadIdx read again: tid kept live to here cost the backward's loop 29 instructions)
+    if (threadIdx.x % ATT_THREADS == 0) watchdog_done(done);
 #endif
 }
 
@@ -181,7 +188,8 @@ __global__ void __launch_bounds__(ATT_THREADS *(CWG + 1), 1)
 //     bulk copies: the block's K and V once, then each query tile's Q, dO, D
 //     and lse (and document ids) into a ring of WS_STAGES buffers, waiting on a buffer's
 //     "empty" mbarrier before refilling it, so it runs up to WS_STAGES tiles
-//     ahead. The other warps of the group do nothing.
+//     ahead. Its third warp's first thread is the block's deadlock watchdog
+//     (block_watchdog); the other warps do nothing.
 //   consumers (warpgroups 1 and 2, 232 registers): consumer c owns keys
 //     k0 + 64 c .. and, per 64-query tile, does what hopper_bwd_kernel does for
 //     them: S^T, dP^T, P^T, dV, dS^T, dK, with no load instructions, no
@@ -220,10 +228,10 @@ __global__ void __launch_bounds__(ATT_THREADS *(CWG + 1), 1)
 // sub-tiles), the stages' QS Q and QS dO tiles, BULK: the two consumers' dQ
 // staging (2 x DQ_STAGE_BYTES), the stages' D and lse rows and query document
 // ids (64 QS each), then the mbarriers (full[stage], empty[stage], K/V,
-// dq_full[2], dq_free[2])
+// dq_full[2], dq_free[2]) and the watchdog's count of finished consumers
 #define HOP_WS_SMEM(QS, BULK)                                                                               \
     ((4 + 4 * (QS) + 2 * (QS) * WS_STAGES) * WG_TILE_BYTES + ((BULK) ? 2 * DQ_STAGE_BYTES : 0) +           \
-     WS_STAGES * 3 * (QS) * ATT_BLK * (int)sizeof(float) + (2 * WS_STAGES + 5) * 8 + 1024)
+     WS_STAGES * 3 * (QS) * ATT_BLK * (int)sizeof(float) + (2 * WS_STAGES + 6) * 8 + 1024)
 
 template <int QS, bool BULK>
 __global__ void __launch_bounds__(WS_THREADS, 1) hopper_bwd_ws_kernel(att_args p, const __grid_constant__ hop_bwd_maps maps) {
@@ -241,6 +249,7 @@ __global__ void __launch_bounds__(WS_THREADS, 1) hopper_bwd_ws_kernel(att_args p
     const uint32_t full = smem_u32(qdocs + WS_STAGES * QS * ATT_BLK); // stage s's at full + 8 s
     const uint32_t empty = full + 8 * WS_STAGES, kv_full = empty + 8 * WS_STAGES;
     const uint32_t dq_full = kv_full + 8, dq_free = dq_full + 16; // BULK: consumer c's at + 8 c
+    const uint32_t done = dq_free + 16;                            // consumers finished (the watchdog's)
 
     const int T = p.T, NH = p.NH;
     const kv_block kv = make_kv_block<64, QS>(p, blockIdx.x, blockIdx.y, 2);
@@ -256,12 +265,14 @@ __global__ void __launch_bounds__(WS_THREADS, 1) hopper_bwd_ws_kernel(att_args p
             mbar_init(dq_free + 8 * c, 1); // the reducing thread
         }
         mbar_init_fence();
+        asm volatile("st.shared.u32 [%0], 0;\n" ::"r"(done) : "memory");
     }
     __syncthreads();
 
     const int wg = warpgroup_index();
     if (wg == 0) { // the producer
         setmaxnreg_dec<40>();
+        if (threadIdx.x == 64) block_watchdog(done, 2);
         if (BULK && threadIdx.x == 32) { // the dQ reductions, in the owners' order
             for (int it = 0; it < kv.ntiles; it++) {
                 const int c = it & 1;
@@ -407,6 +418,8 @@ __global__ void __launch_bounds__(WS_THREADS, 1) hopper_bwd_ws_kernel(att_args p
         }
     }
     store_dkv<64>(p, kv, kj, dk, dv, t4);
+    // (threadIdx read again: tid kept live to here cost the backward's loop 29 instructions)
+    if (threadIdx.x % ATT_THREADS == 0) watchdog_done(done);
 #endif
 }
 

@@ -154,6 +154,41 @@ __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
                : "memory");
 }
 
+// A deadlock watchdog for the warp-specialized kernels. A wrong mbarrier
+// phase or byte count, or an unpaired named barrier, would hang the block,
+// and a kernel that never ends holds the GPU until its process is killed.
+// A spare producer thread (it has nothing else to do) instead sleeps and
+// checks the clock until every consumer warpgroup has counted itself done;
+// past BLOCK_WATCHDOG_NS it traps, the kernel stops and the host's next CUDA
+// call fails ("unspecified launch failure"), in seconds. A real block takes
+// microseconds, and under compute-sanitizer still far less than a second.
+// It costs the consumers one shared-memory atomic at their end: a bounded
+// wait inside their loops (a clock read after a failed poll) made ptxas
+// spill the backward consumers' registers, and a message (printf) serialized
+// every wgmma (both checked with tools/sass_report.sh).
+#define BLOCK_WATCHDOG_NS 5000000000ull
+__device__ __forceinline__ uint64_t global_ns() {
+    uint64_t t;
+    asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(t));
+    return t;
+}
+__device__ __forceinline__ void block_watchdog(uint32_t done, int consumers) {
+    const uint64_t start = global_ns();
+    for (;;) {
+        int n;
+        asm volatile("ld.volatile.shared.u32 %0, [%1];\n" : "=r"(n) : "r"(done) : "memory");
+        if (n >= consumers) return;
+        __nanosleep(100000);
+        if (global_ns() - start > BLOCK_WATCHDOG_NS) __trap();
+    }
+}
+// one thread of each consumer warpgroup, after its last instruction that
+// could wait (a shared-space address: a generic pointer kept for the end cost
+// the backward's loop 29 instructions)
+__device__ __forceinline__ void watchdog_done(uint32_t done) {
+    asm volatile("red.shared.add.u32 [%0], 1;\n" ::"r"(done) : "memory");
+}
+
 // Warp specialization: a warpgroup gives registers back to the block's pool
 // (dec) or takes them from it (inc, waiting until they are there), N per
 // thread; all warps of the warpgroup execute the same one.

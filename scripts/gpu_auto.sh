@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# The decision a GPU call exists for, scripted: which of the CUDA variants
+# that are off by default until timed (the SOJU_CUDA_* switches) are right
+# and faster, and what soju's training rate is with them, against
+# torch.compile. Three stages, each under five minutes on an H100, so that
+# each fits one device call (a call may run ten) with time to spare:
+#
+#   STAGE=check  gpu_check.sh's checks (no benchmark): every op and training
+#                step against the CPU backend, with the default kernels and
+#                with each variant; prints EXCLUDE="...": the switches of
+#                every run that failed or hung.
+#   STAGE=pick   EXCLUDE="..." from the check stage. attn_bench.sh times every
+#                attention variant not excluded, at the GPT-2 and Llama
+#                shapes beside torch's kernels; gpu_train --profile times the
+#                norm backwards and the cross-entropy with and without their
+#                switches (A B A B); prints WINNERS="...": the fastest right
+#                forward and backward variants when they beat the default by
+#                MARGIN (2%) summed over both shapes, and each other switch
+#                that cut its ops' time by MARGIN on every model it touches.
+#   STAGE=final  WINNERS="..." from the pick stage: the training-step check
+#                with all of them on together, whole steps default vs winners
+#                alternating (gpu_ab.sh), then soju with the winners / torch.compile /
+#                soju again (gpu_check.sh's benchmark, STEPS=20 WARMUP=5): the
+#                numbers for bench/RESULTS.md.
+#   STAGE=check,pick  (any comma list) stages in a row, each passing what it
+#                prints to the next: check,pick takes about eight minutes.
+#   STAGE=all    the three in a row (about thirteen minutes: more than one call).
+#
+# Where the binaries come from: SOJU_GPU_BIN (gpu_bundle.sh's, with SOJU_GPU_LIB)
+# or build-gpu/. A dry run of the pick stage's plumbing on a machine without a
+# GPU: SOJU_GPU_BIN=build DEVICE=cpu TORCH=0 BATCH=1 SEQ=64 STAGE=pick bash scripts/gpu_auto.sh
+# (the attention variants run on the CPU backend, where every switch is a no-op).
+# Then, on the dev box: make the winners the default in cuda_backend.cu, delete
+# the losers' kernels and switches, and record the final table in bench/RESULTS.md.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+bin=${SOJU_GPU_BIN:-$root/build-gpu}
+out=${OUT:-/tmp/soju-gpu-auto}
+mkdir -p "$out"
+margin=${MARGIN:-0.02}
+stage=${STAGE:-all}
+script() { [ -f "$here/$1" ] && echo "$here/$1" || echo "$root/${2:-scripts}/$1"; } # bundle: all in one folder
+soju_env() { LD_LIBRARY_PATH="${SOJU_GPU_LIB:+$SOJU_GPU_LIB:}${LD_LIBRARY_PATH:-}" "$@"; }
+
+# ---------------------------------------------------------------- check
+stage_check() {
+    echo "== check: gpu_check.sh without its benchmark"
+    OUT=$out/check BENCH=0 SOJU_GPU_BIN=$bin bash "$(script gpu_check.sh)" | sed -n '/soju CUDA check/,$p'
+    exclude=$(sort -u "$out/check/failed_switches" 2>/dev/null | tr '\n' ' ' | sed 's/ $//')
+    if [ -s "$out/check/failed_default" ]; then
+        # the default kernels themselves: timing them means nothing until this is fixed
+        echo "DEFAULT FAILS: $(tr '\n' ' ' <"$out/check/failed_default")(logs in $out/check); the changes on by"
+        echo "default since the last GPU-checked commit are the suspects (bench/CUDA_NOTES.md, (a)-(p))"
+    fi
+    echo "EXCLUDE=\"$exclude\""
+}
+
+# ---------------------------------------------------------------- pick
+# the attention variants, minus those with an excluded switch
+attention_variants() {
+    local v sw keep
+    for v in ${VARIANTS:-default SOJU_CUDA_DQ_BULK=1 SOJU_CUDA_ATT_BWD_TMA=1 SOJU_CUDA_ATT_BWD_TMA=1,SOJU_CUDA_DQ_BULK=1
+        SOJU_CUDA_ATT_BWD_SPLIT=1 SOJU_CUDA_ATT_BWD_SPLIT=1,SOJU_CUDA_ATT_BWD_TMA=1 SOJU_CUDA_ATT_FWD128=1
+        SOJU_CUDA_ATT_FWD_TMA=1 SOJU_CUDA_ATT_FWD_PIPE=1 SOJU_CUDA_ATT_FWD128=1,SOJU_CUDA_ATT_FWD_TMA=1
+        SOJU_CUDA_ATT_FWD128=1,SOJU_CUDA_ATT_FWD_PIPE=1 SOJU_CUDA_ATT_FWD_TMA=1,SOJU_CUDA_ATT_FWD_PIPE=1
+        SOJU_CUDA_ATT_FWD128=1,SOJU_CUDA_ATT_FWD_TMA=1,SOJU_CUDA_ATT_FWD_PIPE=1 SOJU_CUDA_ATT_FWD192=1
+        SOJU_CUDA_ATT_FWD192=1,SOJU_CUDA_ATT_FWD_TMA=1,SOJU_CUDA_ATT_FWD_PIPE=1 SOJU_CUDA_ATT_FWD_WS=2
+        SOJU_CUDA_ATT_FWD_WS=3 SOJU_CUDA_ATT_FWD_WS=2,SOJU_CUDA_ATT_FWD_PIPE=1 SOJU_CUDA_ATT_FWD_WS=3,SOJU_CUDA_ATT_FWD_PIPE=1
+        SOJU_CUDA_ATT_BWD_WS=1 SOJU_CUDA_ATT_BWD_WS=1,SOJU_CUDA_DQ_BULK=1 SOJU_CUDA_ATT_BWD_WS=128}; do
+        keep=1
+        for sw in ${EXCLUDE:-}; do [[ ",$v" == *",$sw="* ]] && keep=0; done
+        [ $keep = 1 ] && echo "$v"
+    done
+}
+
+# per-op GPU times of gpu_train --profile, A (no switch) and B (with it),
+# alternating twice; prints "op a_ms b_ms" with each side's faster run
+profile_ab() { # arch, switch, ops...
+    local arch=$1 sw=$2 r side log
+    shift 2
+    for r in 1 2; do
+        for side in a b; do
+            log=$out/profile_${arch}_${sw%%=*}_${side}$r.log
+            if [ $side = a ]; then
+                soju_env timeout 300 "$bin/gpu_train" --arch "$arch" --micro 64 --batch 64 --seq 1024 --steps 4 \
+                    --warmup 2 --profile >"$log" 2>&1
+            else
+                env "$sw" LD_LIBRARY_PATH="${SOJU_GPU_LIB:+$SOJU_GPU_LIB:}${LD_LIBRARY_PATH:-}" timeout 300 \
+                    "$bin/gpu_train" --arch "$arch" --micro 64 --batch 64 --seq 1024 --steps 4 --warmup 2 --profile \
+                    >"$log" 2>&1
+            fi
+        done
+    done
+    for op in "$@"; do
+        awk -v o="$op" -v f="${sw%%=*}" '
+            $1 == o && $2 ~ /^[0-9]+$/ { side = (FILENAME ~ /_b[12]\.log$/) ? "b" : "a"
+                                        if (!(side in t) || $3 < t[side]) t[side] = $3 }
+            END { if (("a" in t) && ("b" in t)) print o, t["a"], t["b"] }' "$out"/profile_"${arch}"_"${sw%%=*}"_*.log
+    done
+}
+
+stage_pick() {
+    local variants
+    variants=$(attention_variants | tr '\n' ' ')
+    echo "== pick: attention variants (excluded switches: ${EXCLUDE:-none})"
+    rm -f "$out/attn_results"
+    RESULTS=$out/attn_results VARIANTS="$variants" SOJU_GPU_BIN=$bin bash "$(script attn_bench.sh bench)"
+    # fastest right forward and backward, summed over the shapes, against the default's sum
+    attention=$(python3 - "$out/attn_results" "$margin" <<'PY'
+import sys
+rows = {}
+for line in open(sys.argv[1]):
+    w = dict(x.split("=", 1) for x in line.split() if "=" in x)
+    rows.setdefault(w["variant"], {})[w["shape"]] = w
+margin = float(sys.argv[2])
+shapes = sorted({s for r in rows.values() for s in r})
+def switches(v):
+    return [] if v == "default" else v.split(",")
+def total(v, key):
+    return sum(float(rows[v][s][key]) for s in shapes)
+picked = []
+for direction, key, diff, mine in (("forward", "fwd_ms", "out_diff", "SOJU_CUDA_ATT_FWD"),
+                                   ("backward", "bwd_ms", "grad_diff", ("SOJU_CUDA_ATT_BWD", "SOJU_CUDA_DQ_BULK"))):
+    if "default" not in rows or set(rows["default"]) != set(shapes):
+        print(f"# {direction}: no default times, nothing picked"); continue
+    best, best_t = "default", total("default", key)
+    base = best_t
+    for v, r in rows.items():
+        sw = switches(v)
+        if not sw or set(r) != set(shapes) or not all(s.startswith(mine) for s in sw):
+            continue # the default, a variant missing a shape, or one that changes the other direction
+        if any(float(r[s][diff]) > 2e-2 for s in shapes):
+            print(f"# {direction}: {v} WRONG (largest difference from the default over 2e-2)"); continue
+        t = total(v, key)
+        if t < best_t: best, best_t = v, t
+    gain = 1 - best_t / base
+    if best != "default" and gain >= margin:
+        picked += switches(best)
+        print(f"# {direction}: {best} {best_t:.4f} ms against the default's {base:.4f} (summed over {' '.join(shapes)}): -{100 * gain:.1f}%")
+    else:
+        print(f"# {direction}: the default stays (fastest right variant {best}, {100 * gain:.1f}% under the default's {base:.4f} ms)")
+print(" ".join(picked))
+PY
+)
+    echo "$attention" | grep '^#'
+    winners=$(echo "$attention" | grep -v '^#' | tail -1)
+    # the memory-bound kernels' switches: per-op times, A/B
+    local sw arch ok line
+    for sw in SOJU_CUDA_NORM_PREFETCH=1 SOJU_CUDA_CE_SMEM=1; do
+        [[ " ${EXCLUDE:-} " == *" ${sw%%=*} "* ]] && { echo "# ${sw%%=*}: excluded by the checks"; continue; }
+        ok=1
+        for arch in gpt2 llama; do
+            case $sw in
+                *NORM*) [ $arch = gpt2 ] && ops=layernorm_backward || ops=rmsnorm_backward ;;
+                *) [ $arch = gpt2 ] && ops=crossentropy_fused || continue ;;
+            esac
+            line=$(profile_ab "$arch" "$sw" $ops)
+            echo "# ${sw%%=*} $arch: ${line:-no profile lines} (op, ms without, ms with; faster of two runs each)"
+            echo "$line" | awk -v m="$margin" 'NF == 3 && $3 <= $2 * (1 - m) { found = 1 } END { exit !found }' || ok=0
+        done
+        [ $ok = 1 ] && winners="$winners $sw"
+    done
+    winners=$(echo $winners)
+    echo "WINNERS=\"$winners\""
+}
+
+# ---------------------------------------------------------------- final
+stage_final() {
+    local w
+    echo "== final: with ${WINNERS:-the defaults only}"
+    for w in ${WINNERS:-}; do export "$w"; done
+    # all winners on together: the training-step check against the CPU backend
+    soju_env timeout 300 "$bin/model_test_cuda_step" >"$out/final_step_check.log" 2>&1
+    case $? in
+        0) echo "step check with all winners on: pass" ;;
+        77) echo "step check with all winners on: SKIP ($(grep -m1 SKIP "$out/final_step_check.log"))" ;;
+        *) echo "step check with all winners on: FAIL (the winners together are wrong: do not adopt them)"
+           tail -5 "$out/final_step_check.log" ;;
+    esac
+    if [ -n "${WINNERS:-}" ]; then
+        for w in ${WINNERS}; do unset "${w%%=*}"; done
+        ARCHS="gpt2 llama" AB_ENV="$WINNERS" SOJU_GPU_BIN=$bin bash "$(script gpu_ab.sh)"
+        for w in ${WINNERS}; do export "$w"; done
+    fi
+    OUT=$out/final CHECKS=0 STEPS=${STEPS:-20} WARMUP=${WARMUP:-5} SOJU_GPU_BIN=$bin bash "$(script gpu_check.sh)" |
+        sed -n '/soju CUDA check/,$p'
+}
+
+exclude=${EXCLUDE:-} winners=${WINNERS:-}
+[ "$stage" = all ] && stage=check,pick,final
+for st in ${stage//,/ }; do
+    case $st in
+        check) stage_check ;;
+        pick) EXCLUDE=$exclude stage_pick ;;
+        final) WINNERS=$winners stage_final ;;
+        *) echo "gpu_auto.sh: STAGE is check, pick, final, a comma list of them, or all"; exit 2 ;;
+    esac
+done
