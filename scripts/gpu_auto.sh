@@ -52,6 +52,13 @@ stage_check() {
         # the default kernels themselves: timing them means nothing until this is fixed
         echo "DEFAULT FAILS: $(tr '\n' ' ' <"$out/check/failed_default")(logs in $out/check); the changes on by"
         echo "default since the last GPU-checked commit are the suspects (bench/CUDA_NOTES.md, (a)-(p))"
+        local t
+        for t in ops_test_cuda_ops model_test_cuda_step; do # the same checks as of gpu_bundle.sh's BASE
+            [ -x "$bin/${t}_base" ] || continue
+            soju_env timeout 300 "$bin/${t}_base" >"$out/check/${t}_base.log" 2>&1
+            echo "  $t as of BASE: rc $? ($(grep -c 'FAIL$' "$out/check/${t}_base.log") failing lines; now:" \
+                "$(grep -h 'FAIL$' "$out/check/"cuda_ops.log "$out/check/"cuda_step.log 2>/dev/null | head -3 | tr -s ' ' | tr '\n' ';'))"
+        done
     fi
     echo "EXCLUDE=\"$exclude\""
 }

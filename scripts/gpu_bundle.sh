@@ -33,14 +33,19 @@ for p in "${progs[@]}"; do ldd ".gpu/bin/$p"; done | awk '/=> \// {print $1, $3}
   done
 # BASE=<commit>: also gpu_train as of that commit, .gpu/bin/gpu_train_base, so that
 # scripts/gpu_ab.sh (BIN_A=/tmp/.gpu/bin/gpu_train_base) times a kernel change
-# against the code before it in the same call
+# against the code before it in the same call (and the CUDA checks as of then,
+# *_base, which gpu_auto.sh runs when a check of the default kernels fails)
 if [ -n "${BASE:-}" ]; then
   wt=$(mktemp -d)
   git worktree add -q --detach "$wt" "$BASE"
   cmake -S "$wt" -B "$wt/build" -DCMAKE_BUILD_TYPE=Release -DSOJU_NATIVE=OFF -DCMAKE_C_FLAGS="-march=x86-64-v3" \
     -DSOJU_CUDA=ON -DSOJU_CUDA_ARCHS="90a" >/dev/null
-  cmake --build "$wt/build" -j "$(nproc)" --target gpu_train >/dev/null
+  cmake --build "$wt/build" -j "$(nproc)" --target gpu_train ops_test_cuda_ops model_test_cuda_step >/dev/null
   cp "$wt/build/gpu_train" .gpu/bin/gpu_train_base
+  # and its checks: when a check of the default kernels fails, the same check at BASE says
+  # whether a change since then broke it (the op's name in the failing line says which)
+  cp "$wt/build/ops_test_cuda_ops" .gpu/bin/ops_test_cuda_ops_base
+  cp "$wt/build/model_test_cuda_step" .gpu/bin/model_test_cuda_step_base
   git worktree remove --force "$wt"
 fi
 strip .gpu/bin/*
