@@ -124,19 +124,23 @@ __global__ void __launch_bounds__(CE_FUSED_THREADS, 1)
     }
 }
 
+// ce_fused_smem_kernel may take all the dynamic shared memory a block can
+// opt in to but the static bytes of its block reductions
+#define CE_SMEM_STATIC (32 * sizeof(float)) // its __shared__ float shared[32]
+
 // The shared memory ce_fused_smem_kernel needs for rows of V, or 0 when
 // two rows do not fit (V over about 58,000 on an H100).
 static size_t ce_smem_bytes(soju_backend *be, int V) {
     size_t need = (size_t)2 * V * sizeof(bf16);
-    return need <= cuda_state(be)->prop.sharedMemPerBlockOptin - 128 ? need : 0; // (as cuda_crossentropy_init allows)
+    return need <= cuda_state(be)->prop.sharedMemPerBlockOptin - CE_SMEM_STATIC ? need : 0;
 }
 
 void cuda_crossentropy_init(void) {
     int dev = 0, optin = 0;
     CUDA_CHECK(cudaGetDevice(&dev));
     CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-    // all of it but the static 128 bytes of the block reductions
-    CUDA_CHECK(cudaFuncSetAttribute(ce_fused_smem_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, optin - 128));
+    CUDA_CHECK(cudaFuncSetAttribute(ce_fused_smem_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    optin - CE_SMEM_STATIC));
 }
 
 void cuda_crossentropy_fused(soju_backend *be, float *losses, void *logits, const int32_t *targets,
