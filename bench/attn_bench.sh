@@ -10,6 +10,7 @@
 #
 #   SOJU_GPU_BIN=dir bash bench/attn_bench.sh        (prebuilt: gpu_bundle.sh; default build-gpu/)
 #   SHAPES="gpt2 llama"  REPS=20  VARIANTS="default SOJU_CUDA_DQ_BULK=1 ..."  TORCH=0 (soju only)
+#   EXCLUDE="SOJU_CUDA_ATT_BWD_WS ..."  leave out the variants with any of these switches
 #   ALL_TIMEOUT=150 ONE_TIMEOUT=60   seconds before a hung run is ended
 #   BATCH=64 SEQ=1024    the shape's batch and length; DEVICE=cpu runs attn_bench on the CPU (a dry run)
 #   SOJU_GPU_LIB=dir     extra shared libraries for the prebuilt soju binaries
@@ -26,8 +27,17 @@ variants=${VARIANTS:-"default SOJU_CUDA_WGMMA=0 SOJU_CUDA_DETERMINISTIC=1 SOJU_C
   SOJU_CUDA_ATT_FWD_TMA=1,SOJU_CUDA_ATT_FWD_PIPE=1 SOJU_CUDA_ATT_FWD128=1,SOJU_CUDA_ATT_FWD_TMA=1,SOJU_CUDA_ATT_FWD_PIPE=1
   SOJU_CUDA_ATT_FWD192=1 SOJU_CUDA_ATT_FWD192=1,SOJU_CUDA_ATT_FWD_TMA=1,SOJU_CUDA_ATT_FWD_PIPE=1
   SOJU_CUDA_ATT_FWD_WS=2 SOJU_CUDA_ATT_FWD_WS=3 SOJU_CUDA_ATT_FWD_WS=2,SOJU_CUDA_ATT_FWD_PIPE=1
-  SOJU_CUDA_ATT_FWD_WS=3,SOJU_CUDA_ATT_FWD_PIPE=1 SOJU_CUDA_ATT_BWD_WS=1 SOJU_CUDA_ATT_BWD_WS=1,SOJU_CUDA_DQ_BULK=1
-  SOJU_CUDA_ATT_BWD_WS=128"}
+  SOJU_CUDA_ATT_FWD_WS=3,SOJU_CUDA_ATT_FWD_PIPE=1 SOJU_CUDA_ATT_FWD_WS=gqa SOJU_CUDA_ATT_FWD_WS=gqa,SOJU_CUDA_ATT_FWD_PIPE=1
+  SOJU_CUDA_ATT_BWD_WS=1 SOJU_CUDA_ATT_BWD_WS=1,SOJU_CUDA_DQ_BULK=1 SOJU_CUDA_ATT_BWD_WS=128"}
+# EXCLUDE="SOJU_CUDA_X ...": leave out every variant with one of these switches (gpu_auto.sh: those
+# whose checks failed or hung)
+kept=""
+for v in $variants; do
+    keep=1
+    for sw in ${EXCLUDE:-}; do [[ ",$v" == *",$sw="* ]] && keep=0; done
+    [ $keep = 1 ] && kept="$kept $v"
+done
+variants=$kept
 torch_py=$here/attn_torch.py
 for shape in ${SHAPES:-gpt2 llama}; do
     case $shape in

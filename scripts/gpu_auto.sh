@@ -64,23 +64,6 @@ stage_check() {
 }
 
 # ---------------------------------------------------------------- pick
-# the attention variants, minus those with an excluded switch
-attention_variants() {
-    local v sw keep
-    for v in ${VARIANTS:-default SOJU_CUDA_DQ_BULK=1 SOJU_CUDA_ATT_BWD_TMA=1 SOJU_CUDA_ATT_BWD_TMA=1,SOJU_CUDA_DQ_BULK=1
-        SOJU_CUDA_ATT_BWD_SPLIT=1 SOJU_CUDA_ATT_BWD_SPLIT=1,SOJU_CUDA_ATT_BWD_TMA=1 SOJU_CUDA_ATT_FWD128=1
-        SOJU_CUDA_ATT_FWD_TMA=1 SOJU_CUDA_ATT_FWD_PIPE=1 SOJU_CUDA_ATT_FWD128=1,SOJU_CUDA_ATT_FWD_TMA=1
-        SOJU_CUDA_ATT_FWD128=1,SOJU_CUDA_ATT_FWD_PIPE=1 SOJU_CUDA_ATT_FWD_TMA=1,SOJU_CUDA_ATT_FWD_PIPE=1
-        SOJU_CUDA_ATT_FWD128=1,SOJU_CUDA_ATT_FWD_TMA=1,SOJU_CUDA_ATT_FWD_PIPE=1 SOJU_CUDA_ATT_FWD192=1
-        SOJU_CUDA_ATT_FWD192=1,SOJU_CUDA_ATT_FWD_TMA=1,SOJU_CUDA_ATT_FWD_PIPE=1 SOJU_CUDA_ATT_FWD_WS=2
-        SOJU_CUDA_ATT_FWD_WS=3 SOJU_CUDA_ATT_FWD_WS=2,SOJU_CUDA_ATT_FWD_PIPE=1 SOJU_CUDA_ATT_FWD_WS=3,SOJU_CUDA_ATT_FWD_PIPE=1
-        SOJU_CUDA_ATT_BWD_WS=1 SOJU_CUDA_ATT_BWD_WS=1,SOJU_CUDA_DQ_BULK=1 SOJU_CUDA_ATT_BWD_WS=128}; do
-        keep=1
-        for sw in ${EXCLUDE:-}; do [[ ",$v" == *",$sw="* ]] && keep=0; done
-        [ $keep = 1 ] && echo "$v"
-    done
-}
-
 # per-op GPU times of gpu_train --profile, A (no switch) and B (with it),
 # alternating twice; prints "op a_ms b_ms" with each side's faster run
 profile_ab() { # arch, switch, ops...
@@ -108,11 +91,9 @@ profile_ab() { # arch, switch, ops...
 }
 
 stage_pick() {
-    local variants
-    variants=$(attention_variants | tr '\n' ' ')
     echo "== pick: attention variants (excluded switches: ${EXCLUDE:-none})"
     rm -f "$out/attn_results"
-    RESULTS=$out/attn_results VARIANTS="$variants" SOJU_GPU_BIN=$bin bash "$(script attn_bench.sh bench)"
+    RESULTS=$out/attn_results EXCLUDE="${EXCLUDE:-}" SOJU_GPU_BIN=$bin bash "$(script attn_bench.sh bench)"
     # fastest right forward and backward, summed over the shapes, against the default's sum
     attention=$(python3 - "$out/attn_results" "$margin" <<'PY'
 import sys

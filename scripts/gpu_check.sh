@@ -21,7 +21,7 @@
 #   SOJU_CUDA_WGMMA=0  Hopper: the head-dim-64 attention on mma.sync instead of wgmma
 #   (the checks also run with SOJU_CUDA_DQ_BULK=1, SOJU_CUDA_ATT_FWD128=1 / 192=1, SOJU_CUDA_ATT_FWD_TMA=1,
 #    SOJU_CUDA_ATT_FWD_PIPE=1, SOJU_CUDA_ATT_BWD_TMA=1, SOJU_CUDA_ATT_BWD_SPLIT=1, SOJU_CUDA_ATT_BWD_WS=1 and
-#    SOJU_CUDA_ATT_FWD_WS=2 / 3 on Hopper:
+#    SOJU_CUDA_ATT_FWD_WS=2 / 3 / gqa on Hopper:
 #    attention variants that are off by default until timed)
 #   (scripts/gpu_ab.sh times one such switch, or an older binary, against the default)
 set -u
@@ -153,6 +153,10 @@ if nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | grep -
     SOJU_CUDA_ATT_FWD_WS=2 SOJU_CUDA_ATT_FWD_PIPE=1 run_check cuda_ops_fwd_ws2_pipe "$bin/ops_test_cuda_ops" attention
     SOJU_CUDA_ATT_FWD_WS=3 SOJU_CUDA_ATT_FWD_PIPE=1 run_check cuda_ops_fwd_ws3_pipe "$bin/ops_test_cuda_ops" attention
     SOJU_CUDA_ATT_FWD_WS=2 run_check cuda_step_fwd_ws "$bin/model_test_cuda_step"
+    # and its GQA mode (consumers = runs of 2 or 3 query heads of a key/value head), with the overlap
+    # too (op checks only: the step check's Llama has head dim 32, its GPT-2 no groups)
+    SOJU_CUDA_ATT_FWD_WS=gqa run_check cuda_ops_fwd_ws_gqa "$bin/ops_test_cuda_ops" attention
+    SOJU_CUDA_ATT_FWD_WS=gqa SOJU_CUDA_ATT_FWD_PIPE=1 run_check cuda_ops_fwd_ws_gqa_pipe "$bin/ops_test_cuda_ops" attention
 fi
 # the norm backwards fetching each warp's next row meanwhile (off by default until timed)
 SOJU_CUDA_NORM_PREFETCH=1 run_check cuda_ops_norm_prefetch "$bin/ops_test_cuda_ops" norms

@@ -420,6 +420,7 @@ TEST(attention) {
     attention_case(2, 260, 4, 2, 64, 70, 0);  /* window: key tiles off the 64 grid, odd number of query blocks */
     attention_case(1, 196, 2, 2, 64, 0, 2);   /* head dim 64, unordered doc ids */
     attention_case(1, 1024, 2, 1, 64, 0, 1);  /* long rows: the kernels' buffer rings wrap many times */
+    attention_case(2, 192, 6, 2, 64, 0, 1);   /* GQA groups of 3 (the forward's GQA mode: runs of 3 heads) */
     attention_case(2, 70, 4, 2, 16, 0, 1);    /* plain fp32 path (head dim 16) */
     attention_case(1, 33, 3, 1, 40, 9, 0);    /* plain path, odd sizes */
 }

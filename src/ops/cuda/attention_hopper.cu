@@ -575,15 +575,17 @@ template <int WGS> static void fwd_launch_mode(const att_args *a, bool tma, bool
 
 // The warp-specialized forward (fwd_ws) takes precedence over the other
 // variants; with documents it needs T a multiple of 4 and their ids 16-byte
-// aligned (its bulk copies of them), else the others run.
+// aligned (its bulk copies of them), else the others run. Its GQA mode
+// (fwd_ws_heads) runs where the group splits into runs of 2 or 3 heads.
 void hopper_attention_forward(const att_args *a, const hopper_att_opts *opts, cudaStream_t s) {
     CUtensorMap map;
     memset(&map, 0, sizeof map);
-    const bool ws = opts->fwd_ws && (!a->doc || (a->T % 4 == 0 && (uintptr_t)a->doc % 16 == 0));
+    const int heads_cwg = opts->fwd_ws_heads ? hopper_fwd_ws_heads(a->NH, a->NKV) : 0;
+    const bool ws = (opts->fwd_ws || heads_cwg) && (!a->doc || (a->T % 4 == 0 && (uintptr_t)a->doc % 16 == 0));
     if (opts->fwd_tma || ws)
         map = tma_rows_or_die(opts->encode, a->qkv, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, 64, a->B, a->T,
                               (a->NH + 2 * a->NKV) * 64, "q, k, v tiles");
-    if (ws) hopper_fwd_ws_launch(a, opts->fwd_ws, opts->fwd_pipe, map, s);
+    if (ws) hopper_fwd_ws_launch(a, heads_cwg ? heads_cwg : opts->fwd_ws, heads_cwg != 0, opts->fwd_pipe, map, s);
     else if (opts->fwd_wgs == 3) fwd_launch_mode<3>(a, opts->fwd_tma, opts->fwd_pipe, map, s);
     else if (opts->fwd_wgs == 2) fwd_launch_mode<2>(a, opts->fwd_tma, opts->fwd_pipe, map, s);
     else fwd_launch_mode<1>(a, opts->fwd_tma, opts->fwd_pipe, map, s);

@@ -137,5 +137,8 @@ __device__ __forceinline__ void tma_q_tile(const hop_bwd_maps &maps, uint32_t ba
 // qs = 1 only: the dQ sums by bulk reductions from shared memory, maps.dq,
 // instead of atomics).
 void hopper_ws_init(void);
-void hopper_fwd_ws_launch(const att_args *a, int cwg, bool pipe, const CUtensorMap &map, cudaStream_t s);
+// heads: cwg consumers take cwg query heads of a key/value head (cwg from hopper_fwd_ws_heads)
+void hopper_fwd_ws_launch(const att_args *a, int cwg, bool heads, bool pipe, const CUtensorMap &map, cudaStream_t s);
+// the consumers per block of the forward's GQA mode for NH / NKV: 3 or 2 (a divisor of the group), or 0 (none)
+int hopper_fwd_ws_heads(int NH, int NKV);
 void hopper_bwd_ws_launch(const att_args *a, int qs, bool bulk, const hop_bwd_maps &maps, cudaStream_t s);

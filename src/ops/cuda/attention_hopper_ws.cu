@@ -28,6 +28,13 @@
 // reading a zeroed tile. The walk starts at the first consumer's first
 // visible key rounded down to a multiple of 4 (16-byte document-id
 // copies); the masks hide what the rounding adds.
+// HEADS (SOJU_CUDA_ATT_FWD_WS=gqa, grouped-query attention): the CWG
+// consumers are instead CWG query heads of one key/value head, on the same
+// 64 queries: every K/V tile then serves CWG heads (a third of the K/V bytes
+// crossing L2 with CWG = 3, as FWD192's blocks of three query blocks, but
+// with no consumer idle at the end of the walk: all see the same keys). CWG
+// divides the group (NH / NKV), which a block's y index splits into runs of
+// CWG heads: y = sequence * (NH / CWG) + run.
 // One block per SM (CWG = 2: 168 registers at most; 3: 128); no setmaxnreg:
 // the forward's consumers need about 100.
 #define FWS_STAGES 3
@@ -38,7 +45,16 @@
     (((CWG) + 1 + 2 * FWS_STAGES) * WG_TILE_BYTES + FWS_STAGES * ATT_BLK * (int)sizeof(int) +                 \
      (2 * FWS_STAGES + 2) * 8 + 1024)
 
-template <int CWG, bool PIPE>
+// Consumer c's 64 queries: its query block and its (sequence * NH + head)
+template <int CWG, bool HEADS> __device__ __forceinline__ q_block fws_consumer_block(const att_args &p, int blk, int c) {
+    if (HEADS) {
+        const int runs = p.NH / CWG, b = blockIdx.y / runs;
+        return make_q_block<64>(p, blk, b * p.NH + (blockIdx.y - b * runs) * CWG + c);
+    }
+    return make_q_block<64>(p, min(blk * CWG + c, p.nblk - 1), blockIdx.y);
+}
+
+template <int CWG, bool PIPE, bool HEADS>
 __global__ void __launch_bounds__(ATT_THREADS *(CWG + 1), 1)
     hopper_fwd_ws_kernel(att_args p, const __grid_constant__ CUtensorMap qkv_map) {
     static_assert(CWG == 2 || CWG == 3, "two or three consumer warpgroups");
@@ -56,9 +72,9 @@ __global__ void __launch_bounds__(ATT_THREADS *(CWG + 1), 1)
     const int T = p.T;
     const int blk = gridDim.x - 1 - blockIdx.x; // longest rows first
     // the block's key tiles: from the first key its first consumer sees to its last query
-    const q_block first = make_q_block<64>(p, blk * CWG, blockIdx.y);
-    const int lo = (p.kv_lo ? p.kv_lo[first.b * p.nblk + blk * CWG] : 0) & ~3;
-    const int hi = min((blk + 1) * CWG * ATT_BLK, T);
+    const q_block first = fws_consumer_block<CWG, HEADS>(p, blk, 0);
+    const int lo = first.lo & ~3;
+    const int hi = HEADS ? first.hi : min((blk + 1) * CWG * ATT_BLK, T);
     const int ntiles = (hi - lo + ATT_BLK - 1) / ATT_BLK;
     const bool docs = first.doc != nullptr;
     if (threadIdx.x == 0) {
@@ -82,11 +98,11 @@ __global__ void __launch_bounds__(ATT_THREADS *(CWG + 1), 1)
         if (threadIdx.x == 32) block_watchdog(done, CWG);
         if (threadIdx.x != 0) return;
         const int kcol = (p.NH + first.kvh) * 64, vcol = kcol + p.NKV * 64;
-        const int nq = min(CWG, p.nblk - blk * CWG); // consumers with queries
+        const int nq = HEADS ? CWG : min(CWG, p.nblk - blk * CWG); // consumers with queries
         mbar_arrive_expect(q_full, nq * WG_TILE_BYTES);
-        for (int w = 0; w < nq; w++)
-            tma_load_3d(smem_u32(Qs + w * WG_TILE_BYTES), &qkv_map, q_full, first.h * 64, (blk * CWG + w) * ATT_BLK,
-                        first.b);
+        for (int w = 0; w < nq; w++) // HEADS: head h + w's tile of the block's queries; else head h's w-th query block
+            tma_load_3d(smem_u32(Qs + w * WG_TILE_BYTES), &qkv_map, q_full, (first.h + (HEADS ? w : 0)) * 64,
+                        (HEADS ? blk : blk * CWG + w) * ATT_BLK, first.b);
         for (int it = 0; it < ntiles; it++) {
             const int st = it % FWS_STAGES, k0 = lo + it * ATT_BLK;
             if (it >= FWS_STAGES) mbar_wait(empty + 8 * st, (it / FWS_STAGES - 1) & 1);
@@ -109,8 +125,8 @@ __global__ void __launch_bounds__(ATT_THREADS *(CWG + 1), 1)
 
     const int c = wg - 1, tid = threadIdx.x - wg * ATT_THREADS; // consumer c: queries (blk CWG + c) 64 ..
     const int lane = tid & 31, warp = tid >> 5, g = lane >> 2, t4 = lane & 3;
-    const bool has_rows = blk * CWG + c < p.nblk;
-    const q_block qb = make_q_block<64>(p, min(blk * CWG + c, p.nblk - 1), blockIdx.y);
+    const bool has_rows = HEADS || blk * CWG + c < p.nblk;
+    const q_block qb = fws_consumer_block<CWG, HEADS>(p, blk, c);
     const bool plain = !docs && p.window <= 0;
     const uint32_t Q_u = smem_u32(Qs + c * WG_TILE_BYTES);
     int qi[2], qdoc[2];
@@ -425,11 +441,15 @@ __global__ void __launch_bounds__(WS_THREADS, 1) hopper_bwd_ws_kernel(att_args p
 
 // ---------------------------------------------------------------- host side
 
+template <int CWG, bool PIPE, bool HEADS> static void fwd_ws_init_one(void) {
+    CUDA_CHECK(cudaFuncSetAttribute(hopper_fwd_ws_kernel<CWG, PIPE, HEADS>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    HOP_FWD_WS_SMEM(CWG)));
+}
 template <int CWG> static void fwd_ws_init(void) {
-    CUDA_CHECK(cudaFuncSetAttribute(hopper_fwd_ws_kernel<CWG, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    HOP_FWD_WS_SMEM(CWG)));
-    CUDA_CHECK(cudaFuncSetAttribute(hopper_fwd_ws_kernel<CWG, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    HOP_FWD_WS_SMEM(CWG)));
+    fwd_ws_init_one<CWG, false, false>();
+    fwd_ws_init_one<CWG, true, false>();
+    fwd_ws_init_one<CWG, false, true>();
+    fwd_ws_init_one<CWG, true, true>();
 }
 
 template <int QS, bool BULK> static void bwd_ws_init(void) {
@@ -445,15 +465,23 @@ void hopper_ws_init(void) {
     bwd_ws_init<2, false>();
 }
 
-template <int CWG> static void fwd_ws_launch(const att_args *a, bool pipe, const CUtensorMap &map, cudaStream_t s) {
-    dim3 grid((a->nblk + CWG - 1) / CWG, a->B * a->NH);
-    if (pipe) hopper_fwd_ws_kernel<CWG, true><<<grid, (CWG + 1) * ATT_THREADS, HOP_FWD_WS_SMEM(CWG), s>>>(*a, map);
-    else hopper_fwd_ws_kernel<CWG, false><<<grid, (CWG + 1) * ATT_THREADS, HOP_FWD_WS_SMEM(CWG), s>>>(*a, map);
+template <int CWG, bool HEADS>
+static void fwd_ws_launch(const att_args *a, bool pipe, const CUtensorMap &map, cudaStream_t s) {
+    // HEADS: a block per query block and run of CWG heads; else per CWG query blocks and head
+    dim3 grid(HEADS ? a->nblk : (a->nblk + CWG - 1) / CWG, HEADS ? a->B * a->NH / CWG : a->B * a->NH);
+    if (pipe) hopper_fwd_ws_kernel<CWG, true, HEADS><<<grid, (CWG + 1) * ATT_THREADS, HOP_FWD_WS_SMEM(CWG), s>>>(*a, map);
+    else hopper_fwd_ws_kernel<CWG, false, HEADS><<<grid, (CWG + 1) * ATT_THREADS, HOP_FWD_WS_SMEM(CWG), s>>>(*a, map);
     CUDA_LAUNCH_CHECK();
 }
 
-void hopper_fwd_ws_launch(const att_args *a, int cwg, bool pipe, const CUtensorMap &map, cudaStream_t s) {
-    cwg == 3 ? fwd_ws_launch<3>(a, pipe, map, s) : fwd_ws_launch<2>(a, pipe, map, s);
+int hopper_fwd_ws_heads(int NH, int NKV) {
+    const int group = NH / NKV;
+    return group % 3 == 0 ? 3 : group % 2 == 0 ? 2 : 0;
+}
+
+void hopper_fwd_ws_launch(const att_args *a, int cwg, bool heads, bool pipe, const CUtensorMap &map, cudaStream_t s) {
+    if (heads) cwg == 3 ? fwd_ws_launch<3, true>(a, pipe, map, s) : fwd_ws_launch<2, true>(a, pipe, map, s);
+    else cwg == 3 ? fwd_ws_launch<3, false>(a, pipe, map, s) : fwd_ws_launch<2, false>(a, pipe, map, s);
 }
 
 void hopper_bwd_ws_launch(const att_args *a, int qs, bool bulk, const hop_bwd_maps &maps, cudaStream_t s) {

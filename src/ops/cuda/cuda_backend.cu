@@ -294,14 +294,17 @@ extern "C" int soju_cuda_backend_create(soju_backend **out, soju_err *err) {
         // SOJU_CUDA_ATT_BWD_WS=128: 128-query steps; any other value but 0: 64
         const char *bws = env_on("SOJU_CUDA_ATT_BWD_WS"), *fws = env_on("SOJU_CUDA_ATT_FWD_WS");
         h->bwd_ws = !bws ? 0 : !strcmp(bws, "128") ? 2 : 1;
-        // SOJU_CUDA_ATT_FWD_WS=3: three consumer warpgroups; any other value but 0: two
-        h->fwd_ws = !fws ? 0 : !strcmp(fws, "3") ? 3 : 2;
-        if ((h->fwd_tma || h->bwd_tma || h->dq_bulk || h->bwd_ws || h->fwd_ws) &&
+        // SOJU_CUDA_ATT_FWD_WS=3: three consumer warpgroups; =gqa: a key/value head's query
+        // heads (the other kernels where the group does not split into 2s or 3s); any other
+        // value but 0: two
+        h->fwd_ws_heads = fws && !strcmp(fws, "gqa");
+        h->fwd_ws = !fws || h->fwd_ws_heads ? 0 : !strcmp(fws, "3") ? 3 : 2;
+        if ((h->fwd_tma || h->bwd_tma || h->dq_bulk || h->bwd_ws || h->fwd_ws || h->fwd_ws_heads) &&
             !(h->encode = hopper_tensor_map_encoder())) {
             fprintf(stderr, "soju: cuda: the driver has no cuTensorMapEncodeTiled: the attention's TMA variants "
                             "(SOJU_CUDA_ATT_FWD_TMA, SOJU_CUDA_ATT_BWD_TMA, SOJU_CUDA_DQ_BULK, SOJU_CUDA_ATT_BWD_WS, "
                             "SOJU_CUDA_ATT_FWD_WS) are off\n");
-            h->fwd_tma = h->bwd_tma = h->dq_bulk = h->bwd_ws = h->fwd_ws = 0;
+            h->fwd_tma = h->bwd_tma = h->dq_bulk = h->bwd_ws = h->fwd_ws = h->fwd_ws_heads = 0;
         }
     }
 #endif

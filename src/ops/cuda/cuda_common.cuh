@@ -91,6 +91,7 @@ typedef struct {
     int fwd_tma;  // the forward's tiles by tensor-map bulk copies (SOJU_CUDA_ATT_FWD_TMA=1)
     int fwd_pipe; // the forward's softmax overlapping the previous tile's P V (SOJU_CUDA_ATT_FWD_PIPE=1)
     int fwd_ws;   // the warp-specialized forward with 2 or 3 consumer warpgroups (SOJU_CUDA_ATT_FWD_WS=2 / 3), or 0
+    int fwd_ws_heads; // its GQA mode, the consumers a key/value head's query heads (SOJU_CUDA_ATT_FWD_WS=gqa)
     int bwd_tma;  // the backward's query tiles by bulk copies (SOJU_CUDA_ATT_BWD_TMA=1)
     int bwd_split; // dK/dV and dQ by two kernels, no atomics, deterministic (SOJU_CUDA_ATT_BWD_SPLIT=1)
     int dq_bulk;  // the fused backward's dQ sums by bulk reductions, not atomics (SOJU_CUDA_DQ_BULK=1)
