@@ -173,6 +173,7 @@ __device__ __forceinline__ uint64_t global_ns() {
     return t;
 }
 __device__ __forceinline__ void block_watchdog(uint32_t done, int consumers) {
+#ifdef SOJU_WGMMA_DEVICE // (only the sm_90a kernels have one; __nanosleep needs sm_70)
     const uint64_t start = global_ns();
     for (;;) {
         int n;
@@ -181,12 +182,13 @@ __device__ __forceinline__ void block_watchdog(uint32_t done, int consumers) {
         __nanosleep(100000);
         if (global_ns() - start > BLOCK_WATCHDOG_NS) __trap();
     }
+#endif
 }
 // one thread of each consumer warpgroup, after its last instruction that
 // could wait (a shared-space address: a generic pointer kept for the end cost
 // the backward's loop 29 instructions)
 __device__ __forceinline__ void watchdog_done(uint32_t done) {
-    asm volatile("red.shared.add.u32 [%0], 1;\n" ::"r"(done) : "memory");
+    HOPPER_ASM("red.shared.add.u32 [%0], 1;\n" ::"r"(done) : "memory");
 }
 
 // Warp specialization: a warpgroup gives registers back to the block's pool
