@@ -185,8 +185,7 @@ __device__ __forceinline__ void block_watchdog(uint32_t done, int consumers) {
 #endif
 }
 // one thread of each consumer warpgroup, after its last instruction that
-// could wait (a shared-space address: a generic pointer kept for the end cost
-// the backward's loop 29 instructions)
+// could wait (`done`: the counter's shared-space address)
 __device__ __forceinline__ void watchdog_done(uint32_t done) {
     HOPPER_ASM("red.shared.add.u32 [%0], 1;\n" ::"r"(done) : "memory");
 }
