@@ -15,7 +15,8 @@
 #                norm backwards and the cross-entropy with and without their
 #                switches (A B A B); prints WINNERS="...": the fastest right
 #                forward and backward variants when they beat the default by
-#                MARGIN (2%) summed over both shapes, and each other switch
+#                MARGIN (2%) summed over both shapes (bench/pick_attention.py
+#                says the rules), and each other switch
 #                that cut its ops' time by MARGIN on every model it touches.
 #   STAGE=final  WINNERS="..." from the pick stage: the training-step check
 #                with all of them on together, whole steps default vs winners
@@ -94,43 +95,8 @@ stage_pick() {
     echo "== pick: attention variants (excluded switches: ${EXCLUDE:-none})"
     rm -f "$out/attn_results"
     RESULTS=$out/attn_results EXCLUDE="${EXCLUDE:-}" SOJU_GPU_BIN=$bin bash "$(script attn_bench.sh bench)"
-    # fastest right forward and backward, summed over the shapes, against the default's sum
-    attention=$(python3 - "$out/attn_results" "$margin" <<'PY'
-import sys
-rows = {}
-for line in open(sys.argv[1]):
-    w = dict(x.split("=", 1) for x in line.split() if "=" in x)
-    rows.setdefault(w["variant"], {})[w["shape"]] = w
-margin = float(sys.argv[2])
-shapes = sorted({s for r in rows.values() for s in r})
-def switches(v):
-    return [] if v == "default" else v.split(",")
-def total(v, key):
-    return sum(float(rows[v][s][key]) for s in shapes)
-picked = []
-for direction, key, diff, mine in (("forward", "fwd_ms", "out_diff", "SOJU_CUDA_ATT_FWD"),
-                                   ("backward", "bwd_ms", "grad_diff", ("SOJU_CUDA_ATT_BWD", "SOJU_CUDA_DQ_BULK"))):
-    if "default" not in rows or set(rows["default"]) != set(shapes):
-        print(f"# {direction}: no default times, nothing picked"); continue
-    best, best_t = "default", total("default", key)
-    base = best_t
-    for v, r in rows.items():
-        sw = switches(v)
-        if not sw or set(r) != set(shapes) or not all(s.startswith(mine) for s in sw):
-            continue # the default, a variant missing a shape, or one that changes the other direction
-        if any(float(r[s][diff]) > 2e-2 for s in shapes):
-            print(f"# {direction}: {v} WRONG (largest difference from the default over 2e-2)"); continue
-        t = total(v, key)
-        if t < best_t: best, best_t = v, t
-    gain = 1 - best_t / base
-    if best != "default" and gain >= margin:
-        picked += switches(best)
-        print(f"# {direction}: {best} {best_t:.4f} ms against the default's {base:.4f} (summed over {' '.join(shapes)}): -{100 * gain:.1f}%")
-    else:
-        print(f"# {direction}: the default stays (fastest right variant {best}, {100 * gain:.1f}% under the default's {base:.4f} ms)")
-print(" ".join(picked))
-PY
-)
+    # the fastest right forward and backward, summed over the shapes, against the default's sum
+    attention=$(python3 "$(script pick_attention.py bench)" "$out/attn_results" "$margin")
     echo "$attention" | grep '^#'
     winners=$(echo "$attention" | grep -v '^#' | tail -1)
     # the memory-bound kernels' switches: per-op times, A/B
