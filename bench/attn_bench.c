@@ -112,7 +112,8 @@ static int run_variant(const char *device, const shape *s, const float *qkv_h, c
     const float scale = 1.0f / sqrtf((float)s->hd);
 #define FWD() o->attention_forward(be, out, lse, qkv, doc, s->B, s->T, s->NH, s->NKV, s->hd, 0, scale)
 #define BWD()                                                                                                      \
-    o->attention_backward(be, dqkv, dout, qkv, out, lse, doc, s->B, s->T, s->NH, s->NKV, s->hd, 0, scale)
+    o->attention_backward(be, dqkv, dout, qkv, out, lse, doc, s->B, s->T, s->NH, s->NKV, s->hd, 0, scale, NULL,    \
+                          NULL)
     for (int i = 0; i < 3; i++) FWD(), BWD();
     o->sync(be);
     double t0 = soju_now();

@@ -12,12 +12,14 @@
 #   STAGE=pick   EXCLUDE="..." from the check stage. attn_bench.sh times every
 #                attention variant not excluded, at the GPT-2 and Llama
 #                shapes beside torch's kernels; gpu_train --profile times the
-#                norm backwards and the cross-entropy with and without their
-#                switches (A B A B); prints WINNERS="...": the fastest right
-#                forward and backward variants when they beat the default by
-#                MARGIN (2%) summed over both shapes (bench/pick_attention.py
-#                says the rules), and each other switch
-#                that cut its ops' time by MARGIN on every model it touches.
+#                ops of the other switches (norm backwards, cross-entropy,
+#                the attention backward with the rope folded in) with and
+#                without them (A B A B); prints WINNERS="...": the fastest
+#                right forward and backward variants when they beat the
+#                default by MARGIN (2%) summed over both shapes
+#                (bench/pick_attention.py says the rules), and each other
+#                switch that cut its ops' time by MARGIN on every model it
+#                touches.
 #   STAGE=final  WINNERS="..." from the pick stage: the training-step check
 #                with all of them on together, whole steps default vs winners
 #                alternating (gpu_ab.sh), then soju with the winners / torch.compile /
@@ -101,13 +103,14 @@ stage_pick() {
     winners=$(echo "$attention" | grep -v '^#' | tail -1)
     # the memory-bound kernels' switches: per-op times, A/B
     local sw arch ok line
-    for sw in SOJU_CUDA_NORM_PREFETCH=1 SOJU_CUDA_CE_SMEM=1; do
+    for sw in SOJU_CUDA_NORM_PREFETCH=1 SOJU_CUDA_CE_SMEM=1 SOJU_CUDA_ROPE_FUSED=1; do
         [[ " ${EXCLUDE:-} " == *" ${sw%%=*} "* ]] && { echo "# ${sw%%=*}: excluded by the checks"; continue; }
         ok=1
         for arch in gpt2 llama; do
             case $sw in
                 *NORM*) [ $arch = gpt2 ] && ops=layernorm_backward || ops=rmsnorm_backward ;;
-                *) [ $arch = gpt2 ] && ops=crossentropy_fused || continue ;;
+                *CE_SMEM*) [ $arch = gpt2 ] && ops=crossentropy_fused || continue ;;
+                *ROPE*) [ $arch = llama ] && ops=attention_backward || continue ;; # (the rope's backward is inside it)
             esac
             line=$(profile_ab "$arch" "$sw" $ops)
             echo "# ${sw%%=*} $arch: ${line:-no profile lines} (op, ms without, ms with; faster of two runs each)"

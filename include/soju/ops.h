@@ -184,10 +184,15 @@ typedef struct soju_backend_ops {
     void (*attention_forward)(soju_backend *be, void *out, float *lse, const void *qkv, const int32_t *doc_ids, int B,
                               int T, int NH, int NKV, int hd, int window, float scale);
     /* dqkv (B, T, (NH + 2 NKV) hd) act, overwritten, from dout (B, T, NH hd)
-     * and the forward's qkv, out and lse (flash-attention style recompute). */
+     * and the forward's qkv, out and lse (flash-attention style recompute).
+     * rope_table != NULL (with positions, both as for rope_backward): qkv's
+     * queries and keys were rotated by rope_forward, and their gradients
+     * come back through its transpose too, as rope_backward on the NH + NKV
+     * query and key heads of dqkv would leave them (a backend may fold the
+     * rotation into its own passes over dq). */
     void (*attention_backward)(soju_backend *be, void *dqkv, const void *dout, const void *qkv, const void *out,
                                const float *lse, const int32_t *doc_ids, int B, int T, int NH, int NKV, int hd,
-                               int window, float scale);
+                               int window, float scale, const float *rope_table, const int32_t *positions);
     /* Attention of n_new queries against one sequence's KV cache (inference).
      * q: n_new rows of NH hd act, row stride q_stride elements.
      * k_cache, v_cache (max_T, NKV hd) act, rows 0 .. n_past + n_new - 1

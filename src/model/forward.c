@@ -189,10 +189,11 @@ static void layer_backward(soju_model *m, int l, int B, int T) {
     /* attention: mid = x + o_proj(attention(rope(qkv(norm1(x))))) */
     if (m->recompute) norm_forward(m, a->ln1, a->ln1_mean, a->ln1_rstd, a->res, p->ln1_w, p->ln1_b, BT);
     ops->matmul_backward(be, m->datt, gq(m, p->o_w), gq(m, p->o_b), m->dres, a->att, wq(m, p->o_w), BT, AH, m->C, 0);
+    /* (Llama: the rope's backward comes with it) */
+    const int rope = m->cfg.arch == SOJU_ARCH_LLAMA;
     ops->attention_backward(be, m->dqkv, m->datt, a->qkv, a->att, a->att_lse, docs, B, T, m->NH, m->NKV, m->hd,
-                            m->cfg.sliding_window, attention_scale(m));
-    if (m->cfg.arch == SOJU_ARCH_LLAMA)
-        ops->rope_backward(be, m->dqkv, m->rope_table, m->positions, BT, m->QKV, m->NH + m->NKV, m->hd);
+                            m->cfg.sliding_window, attention_scale(m), rope ? m->rope_table : NULL,
+                            rope ? m->positions : NULL);
     ops->matmul_backward(be, m->dln, gq(m, p->qkv_w), gq(m, p->qkv_b), m->dqkv, a->ln1, wq(m, p->qkv_w), BT, m->C,
                          m->QKV, 0);
     norm_backward(m, m->dres, m->dln, a->res, p->ln1_w, p->ln1_b, a->ln1_mean, a->ln1_rstd, BT);

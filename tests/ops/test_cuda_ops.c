@@ -333,17 +333,24 @@ TEST(norms) {
 
 /* ---------------------------------------------------------------- RoPE */
 
-static void rope_case(int hd) {
-    const int BT = 90, NH = 4, NKV = 2, W = (NH + 2 * NKV) * hd, maxpos = 128;
-    float *table = soju_malloc((size_t)maxpos * hd * sizeof(float));
+/* The rope table of ops.h for positions 0 .. maxpos - 1 on both backends
+ * (the CPU's returned, the GPU's in *gtab). */
+static float *rope_table_both(int maxpos, int hd, float **gtab) {
+    const size_t n = (size_t)maxpos * hd;
+    float *table = cpu->ops->alloc(cpu, n * 4);
     for (int p = 0; p < maxpos; p++)
         for (int i = 0; i < hd / 2; i++) {
             double a = p * pow(10000.0, -2.0 * i / hd);
             table[p * hd + i] = (float)cos(a), table[p * hd + hd / 2 + i] = (float)sin(a);
         }
-    float *ctab = cpu->ops->alloc(cpu, (size_t)maxpos * hd * 4), *gtab = gpu->ops->alloc(gpu, (size_t)maxpos * hd * 4);
-    memcpy(ctab, table, (size_t)maxpos * hd * 4);
-    gpu->ops->upload(gpu, gtab, table, (size_t)maxpos * hd * 4);
+    *gtab = gpu->ops->alloc(gpu, n * 4);
+    gpu->ops->upload(gpu, *gtab, table, n * 4);
+    return table;
+}
+
+static void rope_case(int hd) {
+    const int BT = 90, NH = 4, NKV = 2, W = (NH + 2 * NKV) * hd, maxpos = 128;
+    float *gtab, *ctab = rope_table_both(maxpos, hd, &gtab);
     int32_t pos[90];
     for (int i = 0; i < BT; i++) pos[i] = (int32_t)soju_rng_below(&rng, maxpos);
     int32_t *gp, *cp = ints_both(pos, BT, &gp);
@@ -358,7 +365,6 @@ static void rope_case(int hd) {
     gpu->ops->rope_backward(gpu, d.g, gtab, gp, BT, W, NH + NKV, hd);
     expect("rope_backward", &d, TOL_BF16);
     release(&x), release(&d);
-    free(table);
     cpu->ops->free(cpu, ctab), gpu->ops->free(gpu, gtab), cpu->ops->free(cpu, cp), gpu->ops->free(gpu, gp);
 }
 
@@ -371,11 +377,12 @@ TEST(rope) {
 
 /* ---------------------------------------------------------------- attention */
 
-/* docs: 0 none, 1 packed runs (non-decreasing ids), 2 ids out of order */
-static void attention_case(int B, int T, int NH, int NKV, int hd, int window, int docs) {
+/* docs: 0 none, 1 packed runs (non-decreasing ids), 2 ids out of order;
+ * rope: the backward also takes the rope's (ops.h), at random positions */
+static void attention_case_rope(int B, int T, int NH, int NKV, int hd, int window, int docs, int rope) {
     char name[128], tag[96];
-    snprintf(tag, sizeof tag, "B%d T%d NH%d NKV%d hd%d%s%s", B, T, NH, NKV, hd, window ? " window" : "",
-             docs == 1 ? " docs" : docs == 2 ? " docs-unordered" : "");
+    snprintf(tag, sizeof tag, "B%d T%d NH%d NKV%d hd%d%s%s%s", B, T, NH, NKV, hd, window ? " window" : "",
+             docs == 1 ? " docs" : docs == 2 ? " docs-unordered" : "", rope ? " rope" : "");
     const int W = (NH + 2 * NKV) * hd, OW = NH * hd;
     float scale = 1.0f / sqrtf((float)hd);
     pair qkv = act_in((size_t)B * T * W, 1.0f);
@@ -401,13 +408,28 @@ static void attention_case(int B, int T, int NH, int NKV, int hd, int window, in
     gpu_put(&o, o.c);
     gpu->ops->upload(gpu, lse.g, lse.c, lse.n * 4);
     pair dout = act_in((size_t)B * T * OW, 1.0f), dqkv = out((size_t)B * T * W, 1);
-    cpu->ops->attention_backward(cpu, dqkv.c, dout.c, qkv.c, o.c, lse.c, cdoc, B, T, NH, NKV, hd, window, scale);
+    float *ctab = NULL, *gtab = NULL;
+    int32_t *cpos = NULL, *gpos = NULL;
+    if (rope) {
+        const int maxpos = T + 17;
+        ctab = rope_table_both(maxpos, hd, &gtab);
+        int32_t *pos = soju_malloc((size_t)B * T * 4);
+        for (int i = 0; i < B * T; i++) pos[i] = (int32_t)soju_rng_below(&rng, maxpos);
+        cpos = ints_both(pos, (size_t)B * T, &gpos);
+        free(pos);
+    }
+    cpu->ops->attention_backward(cpu, dqkv.c, dout.c, qkv.c, o.c, lse.c, cdoc, B, T, NH, NKV, hd, window, scale, ctab,
+                                 cpos);
     gpu->ops->attention_backward(gpu, dqkv.g, dout.g, qkv.g, o.g, (const float *)lse.g, gdoc, B, T, NH, NKV, hd,
-                                 window, scale);
+                                 window, scale, gtab, gpos);
     expect("  attention_backward dqkv", &dqkv, TOL_BF16);
     release(&qkv), release(&o), release(&lse), release(&dout), release(&dqkv);
     if (docs) cpu->ops->free(cpu, cdoc), gpu->ops->free(gpu, gdoc);
+    if (rope) cpu->ops->free(cpu, ctab), gpu->ops->free(gpu, gtab), cpu->ops->free(cpu, cpos), gpu->ops->free(gpu, gpos);
     free(doc);
+}
+static void attention_case(int B, int T, int NH, int NKV, int hd, int window, int docs) {
+    attention_case_rope(B, T, NH, NKV, hd, window, docs, 0);
 }
 
 TEST(attention) {
@@ -421,6 +443,11 @@ TEST(attention) {
     attention_case(1, 196, 2, 2, 64, 0, 2);   /* head dim 64, unordered doc ids */
     attention_case(1, 1024, 2, 1, 64, 0, 1);  /* long rows: the kernels' buffer rings wrap many times */
     attention_case(2, 192, 6, 2, 64, 0, 1);   /* GQA groups of 3 (the forward's GQA mode: runs of 3 heads) */
+    /* with the rope's backward (the dq store folds in the queries' with SOJU_CUDA_ROPE_FUSED=1) */
+    attention_case_rope(2, 130, 4, 2, 64, 0, 0, 1);
+    attention_case_rope(1, 100, 4, 1, 32, 0, 1, 1);
+    attention_case_rope(1, 70, 2, 1, 128, 0, 0, 1);
+    attention_case_rope(1, 33, 3, 1, 40, 0, 0, 1);  /* plain path: the rope after it */
     attention_case(2, 70, 4, 2, 16, 0, 1);    /* plain fp32 path (head dim 16) */
     attention_case(1, 33, 3, 1, 40, 9, 0);    /* plain path, odd sizes */
 }

@@ -240,16 +240,23 @@ static double rope_loss(void *p) {
     return dotd(c->r, c->y, (size_t)c->BT * c->stride);
 }
 
+/* The rope table of ops.h for positions 0 .. maxp - 1 (theta 10000). */
+static float *rope_table_new(int maxp, int hd) {
+    int half = hd / 2;
+    float *table = zeros((size_t)maxp * hd);
+    for (int p = 0; p < maxp; p++)
+        for (int i = 0; i < half; i++) {
+            double a = p * pow(10000.0, -2.0 * i / hd);
+            table[p * hd + i] = (float)cos(a), table[p * hd + half + i] = (float)sin(a);
+        }
+    return table;
+}
+
 TEST(rope) {
     rope_ctx c = {.BT = 6, .nh = 3, .hd = 8};
     c.stride = 4 * c.hd; /* 3 rotated heads, then one head left alone (like v) */
-    int maxp = 10, half = c.hd / 2;
-    c.table = zeros(maxp * c.hd);
-    for (int p = 0; p < maxp; p++)
-        for (int i = 0; i < half; i++) {
-            double a = p * pow(10000.0, -2.0 * i / c.hd);
-            c.table[p * c.hd + i] = (float)cos(a), c.table[p * c.hd + half + i] = (float)sin(a);
-        }
+    int half = c.hd / 2;
+    c.table = rope_table_new(10, c.hd);
     int32_t pos[6] = {0, 1, 2, 7, 0, 9};
     c.pos = be->ops->alloc(be, sizeof pos);
     be->ops->upload(be, c.pos, pos, sizeof pos);
@@ -346,8 +353,10 @@ static void attention_case(const char *name, int B, int T, int NH, int NKV, int 
     snprintf(what, sizeof what, "%s lse", name);
     check_close(what, c.lse, want_lse, (size_t)B * NH * T, 2e-5);
     float *dqkv = zeros(nqkv), *dqkv2 = zeros(nqkv);
-    be->ops->attention_backward(be, dqkv, c.r, c.qkv, c.out, c.lse, c.doc, B, T, NH, NKV, hd, window, c.scale);
-    be->ops->attention_backward(be, dqkv2, c.r, c.qkv, c.out, c.lse, c.doc, B, T, NH, NKV, hd, window, c.scale);
+    be->ops->attention_backward(be, dqkv, c.r, c.qkv, c.out, c.lse, c.doc, B, T, NH, NKV, hd, window, c.scale, NULL,
+                                NULL);
+    be->ops->attention_backward(be, dqkv2, c.r, c.qkv, c.out, c.lse, c.doc, B, T, NH, NKV, hd, window, c.scale, NULL,
+                                NULL);
     CHECK_MSG(!memcmp(dqkv, dqkv2, nqkv * 4), "%s: backward not deterministic", name);
     snprintf(what, sizeof what, "%s dqkv", name);
     gradcheck(what, c.qkv, nqkv, dqkv, att_loss, &c);
@@ -370,6 +379,43 @@ TEST(attention_doc_mask) {
     attention_case("doc", B, T, 4, 1, 8, 0, doc);
     attention_case("window", 1, 70, 2, 1, 4, 17, NULL);
     attention_case("doc+window", B, T, 2, 2, 4, 9, doc);
+}
+
+/* The rope folded into the attention backward (ops.h: rope_table): its
+ * gradient is that of <r, attention(rope(x))> with respect to x, the input
+ * before the queries and keys were rotated. */
+typedef struct {
+    att_ctx a;
+    float *x, *table;
+    int32_t *pos;
+} att_rope_ctx;
+static double att_rope_loss(void *p) {
+    att_rope_ctx *c = p;
+    const int W = (c->a.NH + 2 * c->a.NKV) * c->a.hd, BT = c->a.B * c->a.T;
+    memcpy(c->a.qkv, c->x, (size_t)BT * W * 4);
+    be->ops->rope_forward(be, c->a.qkv, c->table, c->pos, BT, W, c->a.NH + c->a.NKV, c->a.hd);
+    return att_loss(&c->a);
+}
+
+TEST(attention_rope) {
+    enum { B = 2, T = 9, NH = 4, NKV = 2, HD = 8 };
+    const int W = (NH + 2 * NKV) * HD;
+    const size_t nqkv = (size_t)B * T * W, nout = (size_t)B * T * NH * HD;
+    att_rope_ctx c = {.a = {.B = B, .T = T, .NH = NH, .NKV = NKV, .hd = HD, .scale = 1.0f / sqrtf(HD)}};
+    c.table = rope_table_new(T + 3, HD);
+    int32_t pos[B * T];
+    for (int i = 0; i < B * T; i++) pos[i] = (i * 5) % (T + 3); /* not just 0 .. T - 1 */
+    c.pos = be->ops->alloc(be, sizeof pos);
+    be->ops->upload(be, c.pos, pos, sizeof pos);
+    c.x = randn(nqkv, 1), c.a.qkv = zeros(nqkv), c.a.out = zeros(nout), c.a.lse = zeros((size_t)B * NH * T);
+    c.a.r = randn(nout, 1);
+    att_rope_loss(&c);
+    float *dx = zeros(nqkv);
+    be->ops->attention_backward(be, dx, c.a.r, c.a.qkv, c.a.out, c.a.lse, NULL, B, T, NH, NKV, HD, 0, c.a.scale,
+                                c.table, c.pos);
+    gradcheck("attention with rope dx", c.x, nqkv, dx, att_rope_loss, &c);
+    release(c.x), release(c.a.qkv), release(c.a.out), release(c.a.lse), release(c.a.r), release(c.table);
+    release(c.pos), release(dx);
 }
 
 /* Decoding one token at a time against a KV cache reproduces the full pass. */
@@ -551,5 +597,5 @@ TEST(parallel_reductions) {
     free(want_w), free(want_b), free(want_e);
 }
 
-TEST_MAIN(matmul, fused_matmuls, encoder, rmsnorm, layernorm, rope, attention_causal, attention_doc_mask, attention_decode,
-          activations, crossentropy, parallel_reductions)
+TEST_MAIN(matmul, fused_matmuls, encoder, rmsnorm, layernorm, rope, attention_causal, attention_doc_mask, attention_rope,
+          attention_decode, activations, crossentropy, parallel_reductions)

@@ -258,7 +258,7 @@ static void backward_block(float *dqkv, float *dk, float *dv, int ldk, const flo
 
 void cpu_attention_backward(soju_backend *be, void *dqkv_, const void *dout_, const void *qkv_, const void *out_,
                             const float *lse, const int32_t *doc_ids, int B, int T, int NH, int NKV, int hd,
-                            int window, float scale) {
+                            int window, float scale, const float *rope_table, const int32_t *positions) {
     float *dqkv = dqkv_;
     const float *dout = dout_, *qkv = qkv_, *out = out_;
     const int W = (NH + 2 * NKV) * hd;
@@ -319,6 +319,8 @@ void cpu_attention_backward(soju_backend *be, void *dqkv_, const void *dout_, co
             }
         }
     }
+    /* the queries' and keys' rope, transposed (nothing to fold it into here) */
+    if (rope_table) cpu_rope_backward(be, dqkv, rope_table, positions, B * T, W, NH + NKV, hd);
 }
 
 /* ---------------------------------------------------------------- decode */

@@ -160,7 +160,7 @@ void cpu_attention_forward(soju_backend *be, void *out, float *lse, const void *
                            int T, int NH, int NKV, int hd, int window, float scale);
 void cpu_attention_backward(soju_backend *be, void *dqkv, const void *dout, const void *qkv, const void *out,
                             const float *lse, const int32_t *doc_ids, int B, int T, int NH, int NKV, int hd,
-                            int window, float scale);
+                            int window, float scale, const float *rope_table, const int32_t *positions);
 void cpu_attention_reserve(soju_backend *be, int B, int T, int NH, int NKV, int hd);
 void cpu_attention_decode(soju_backend *be, void *out, const void *q, size_t q_stride, const void *k_cache,
                           const void *v_cache, int n_new, int n_past, int NH, int NKV, int hd, int window,

@@ -185,6 +185,33 @@ __global__ void attn_dq_store_kernel(bf16 *dqkv, const float *acc, long rows, in
     store8(dqkv + row * (long)(NH + 2 * NKV) * hd + c, v);
 }
 
+// The same with the queries' rope backward folded in (SOJU_CUDA_ROPE_FUSED=1,
+// off until timed): one thread per row, head and 8 pairs (i, i + half) of
+// it, rotated back by the row's position while still fp32; one pass over dq
+// instead of this store and then rope_backward's read and write of it, and
+// one rounding to bf16 instead of two. half a multiple of 8, table 16-byte aligned.
+__global__ void attn_dq_store_rope_kernel(bf16 *dqkv, const float *acc, long rows, int NH, int NKV, int hd,
+                                          float scale, const float *table, const int32_t *positions) {
+    const int half = hd / 2, groups = half / 8;
+    const long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    const long per_row = (long)NH * groups;
+    if (i >= rows * per_row) return;
+    const long row = i / per_row;
+    const int rem = (int)(i % per_row), h = rem / groups, j = (rem % groups) * 8;
+    const float *src = acc + row * NH * hd + (long)h * hd + j;
+    float a[8], b[8];
+#pragma unroll
+    for (int k = 0; k < 8; k += 4) {
+        const float4 x = *(const float4 *)(src + k), y = *(const float4 *)(src + half + k);
+        a[k] = x.x * scale, a[k + 1] = x.y * scale, a[k + 2] = x.z * scale, a[k + 3] = x.w * scale;
+        b[k] = y.x * scale, b[k + 1] = y.y * scale, b[k + 2] = y.z * scale, b[k + 3] = y.w * scale;
+    }
+    rope_rotate8(table + (size_t)positions[row] * hd, half, j, -1.0f, a, b);
+    bf16 *dst = dqkv + row * (long)(NH + 2 * NKV) * hd + (long)h * hd + j;
+    store8(dst, a);
+    store8(dst + half, b);
+}
+
 template <int HD> __global__ void __launch_bounds__(ATT_THREADS) flash_bwd_dq_kernel(att_args p) {
     constexpr int LD = HD + 8, KC = HD / 16;
     extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -638,10 +665,11 @@ void cuda_attention_forward(soju_backend *be, void *out, float *lse, const void 
     CUDA_LAUNCH_CHECK();
 }
 
-void cuda_attention_backward(soju_backend *be, void *dqkv, const void *dout, const void *qkv, const void *out,
-                             const float *lse, const int32_t *doc_ids, int B, int T, int NH, int NKV, int hd,
-                             int window, float scale) {
-    if (B <= 0 || T <= 0) return;
+// The gradients, into dqkv; true when the queries' part already went through
+// the rope's backward (the fused dq store), which needs the table and positions.
+static bool attention_backward_grads(soju_backend *be, void *dqkv, const void *dout, const void *qkv, const void *out,
+                                     const float *lse, const int32_t *doc_ids, int B, int T, int NH, int NKV, int hd,
+                                     int window, float scale, const float *rope_table, const int32_t *positions) {
     cudaStream_t s = cuda_stream(be);
     float *D = (float *)cuda_scratch(be, SCRATCH_ATTN_D, (size_t)2 * B * NH * T * sizeof(float));
     float *lse2 = D + (size_t)B * NH * T;
@@ -666,7 +694,7 @@ void cuda_attention_backward(soju_backend *be, void *dqkv, const void *dout, con
         dim3 gq(a.nblk, B * NH), gkv(a.nblk, B * NKV);
         if (hopper_ok(be, hd) && cuda_state(be)->hopper.bwd_split) { // dK/dV, then dQ: no atomics, deterministic
             hopper_attention_backward(&a, &cuda_state(be)->hopper, s);
-            return;
+            return false;
         }
         if (!cuda_state(be)->deterministic) { // one kernel, dQ summed with atomics
             size_t acc_bytes = (size_t)B * T * NH * hd * sizeof(float);
@@ -677,11 +705,18 @@ void cuda_attention_backward(soju_backend *be, void *dqkv, const void *dout, con
             else if (hd == 64) flash_bwd_dkv_kernel<64, true><<<gkv, ATT_THREADS, dkv_smem(64, true), s>>>(a);
             else flash_bwd_dkv_kernel<128, true><<<gkv, ATT_THREADS, dkv_smem(128, true), s>>>(a);
             CUDA_LAUNCH_CHECK();
+            if (rope_table && cuda_state(be)->rope_fused && hd % 16 == 0 && aligned16(rope_table)) {
+                long n8 = (long)B * T * NH * (hd / 16);
+                attn_dq_store_rope_kernel<<<ceil_div(n8, 256), 256, 0, s>>>((bf16 *)dqkv, a.dq_acc, (long)B * T, NH,
+                                                                             NKV, hd, scale, rope_table, positions);
+                CUDA_LAUNCH_CHECK();
+                return true;
+            }
             long n8 = (long)B * T * NH * hd / 8;
             attn_dq_store_kernel<<<ceil_div(n8, 256), 256, 0, s>>>((bf16 *)dqkv, a.dq_acc, (long)B * T, NH, NKV, hd,
                                                                     scale);
             CUDA_LAUNCH_CHECK();
-            return;
+            return false;
         }
         if (hd == 32) {
             flash_bwd_dkv_kernel<32, false><<<gkv, ATT_THREADS, dkv_smem(32, false), s>>>(a);
@@ -694,7 +729,7 @@ void cuda_attention_backward(soju_backend *be, void *dqkv, const void *dout, con
             flash_bwd_dq_kernel<128><<<gq, ATT_THREADS, dq_smem(128), s>>>(a);
         }
         CUDA_LAUNCH_CHECK();
-        return;
+        return false;
     }
     if (hd > 32 * PLAIN_U) {
         fprintf(stderr, "soju: CUDA attention supports head_dim <= %d (got %d)\n", 32 * PLAIN_U, hd);
@@ -704,6 +739,20 @@ void cuda_attention_backward(soju_backend *be, void *dqkv, const void *dout, con
     CUDA_LAUNCH_CHECK();
     plain_bwd_dkv_kernel<<<ceil_div((long)B * NKV * T, 8), 256, 0, s>>>(a, hd);
     CUDA_LAUNCH_CHECK();
+    return false;
+}
+
+void cuda_attention_backward(soju_backend *be, void *dqkv, const void *dout, const void *qkv, const void *out,
+                             const float *lse, const int32_t *doc_ids, int B, int T, int NH, int NKV, int hd,
+                             int window, float scale, const float *rope_table, const int32_t *positions) {
+    if (B <= 0 || T <= 0) return;
+    const bool q_rotated = attention_backward_grads(be, dqkv, dout, qkv, out, lse, doc_ids, B, T, NH, NKV, hd, window,
+                                                    scale, rope_table, positions);
+    if (!rope_table) return;
+    // the rope's backward on what is not rotated yet: the keys, or the queries and the keys
+    const int W = (NH + 2 * NKV) * hd;
+    if (q_rotated) cuda_rope_backward(be, (bf16 *)dqkv + (size_t)NH * hd, rope_table, positions, B * T, W, NKV, hd);
+    else cuda_rope_backward(be, dqkv, rope_table, positions, B * T, W, NH + NKV, hd);
 }
 
 void cuda_attention_decode(soju_backend *be, void *out, const void *q, size_t q_stride, const void *k_cache,

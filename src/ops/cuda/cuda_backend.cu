@@ -281,6 +281,7 @@ extern "C" int soju_cuda_backend_create(soju_backend **out, soju_err *err) {
     st->gemm_tune = !st->deterministic && env_switch("SOJU_CUDA_GEMM_TUNE", true);
     st->norm_prefetch = env_switch("SOJU_CUDA_NORM_PREFETCH", false);
     st->ce_smem = env_switch("SOJU_CUDA_CE_SMEM", false);
+    st->rope_fused = env_switch("SOJU_CUDA_ROPE_FUSED", false);
 #ifdef SOJU_WGMMA
     st->wgmma = prop.major == 9 && prop.minor == 0 && env_switch("SOJU_CUDA_WGMMA", true);
     if (st->wgmma) {

@@ -144,6 +144,9 @@ struct soju_cuda_state {
     // SOJU_CUDA_CE_SMEM=1 (off until timed): the fused cross-entropy reads each
     // row once into shared memory (one block per SM, the next row prefetched)
     int ce_smem;
+    // SOJU_CUDA_ROPE_FUSED=1 (off until timed): the attention backward's dq
+    // store also applies the queries' rope backward (attention.cu)
+    int rope_fused;
     // attention for head dim 64 on Hopper's wgmma kernels (attention_hopper.cu):
     // on when the build has sm_90a code (SOJU_WGMMA), the GPU is compute
     // capability 9.0 and SOJU_CUDA_WGMMA is not 0
@@ -198,6 +201,25 @@ __device__ __forceinline__ void store8(bf16 *p, const float f[8]) {
 #pragma unroll
     for (int k = 0; k < 4; k++) x.v[k] = __floats2bfloat162_rn(f[2 * k], f[2 * k + 1]);
     st_bf16x8(p, x);
+}
+
+// Rotary embedding on 8 consecutive pairs of one head: a[k] is element i + k
+// and b[k] its partner i + half + k; cs is the position's table row (the
+// cos of pairs 0 .. half - 1, then their sin; i a multiple of 8, the row
+// 16-byte aligned). a' = a cos - b sin, b' = b cos + a sin, sin negated for
+// the backward (sign = -1). rope.cu and the attention backward's dq store.
+__device__ __forceinline__ void rope_rotate8(const float *cs, int half, int i, float sign, float a[8], float b[8]) {
+    float c[8], sn[8];
+    *(float4 *)c = *(const float4 *)(cs + i);
+    *(float4 *)(c + 4) = *(const float4 *)(cs + i + 4);
+    *(float4 *)sn = *(const float4 *)(cs + half + i);
+    *(float4 *)(sn + 4) = *(const float4 *)(cs + half + i + 4);
+#pragma unroll
+    for (int k = 0; k < 8; k++) {
+        const float s = sign * sn[k], ak = a[k];
+        a[k] = ak * c[k] - b[k] * s;
+        b[k] = b[k] * c[k] + ak * s;
+    }
 }
 
 // Asynchronous copies global -> shared (sm_80): issued per thread, grouped
@@ -337,7 +359,7 @@ void cuda_attention_forward(soju_backend *be, void *out, float *lse, const void 
                             int T, int NH, int NKV, int hd, int window, float scale);
 void cuda_attention_backward(soju_backend *be, void *dqkv, const void *dout, const void *qkv, const void *out,
                              const float *lse, const int32_t *doc_ids, int B, int T, int NH, int NKV, int hd,
-                             int window, float scale);
+                             int window, float scale, const float *rope_table, const int32_t *positions);
 void cuda_attention_decode(soju_backend *be, void *out, const void *q, size_t q_stride, const void *k_cache,
                            const void *v_cache, int n_new, int n_past, int NH, int NKV, int hd, int window,
                            float scale);

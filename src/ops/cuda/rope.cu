@@ -28,24 +28,13 @@ __global__ void rope8_kernel(bf16 *x, const float *table, const int32_t *positio
     size_t per_row = (size_t)n_heads * groups;
     if (idx >= (size_t)BT * per_row) return;
     int r = (int)(idx / per_row), rem = (int)(idx % per_row), h = rem / groups, i = (rem % groups) * 8;
-    const float *cs = table + (size_t)positions[r] * head_dim;
-    float c[8], sn[8], a[8], b[8];
-    *(float4 *)c = *(const float4 *)(cs + i);
-    *(float4 *)(c + 4) = *(const float4 *)(cs + i + 4);
-    *(float4 *)sn = *(const float4 *)(cs + half + i);
-    *(float4 *)(sn + 4) = *(const float4 *)(cs + half + i + 4);
+    float a[8], b[8];
     bf16 *pa = x + (size_t)r * row_stride + (size_t)h * head_dim + i, *pb = pa + half;
     load8(pa, a);
     load8(pb, b);
-    float oa[8], ob[8];
-#pragma unroll
-    for (int k = 0; k < 8; k++) {
-        float s = sign * sn[k];
-        oa[k] = a[k] * c[k] - b[k] * s;
-        ob[k] = b[k] * c[k] + a[k] * s;
-    }
-    store8(pa, oa);
-    store8(pb, ob);
+    rope_rotate8(table + (size_t)positions[r] * head_dim, half, i, sign, a, b);
+    store8(pa, a);
+    store8(pb, b);
 }
 
 static void rope_apply(soju_backend *be, void *x, const float *table, const int32_t *positions, int BT,
