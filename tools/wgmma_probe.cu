@@ -288,7 +288,7 @@ __global__ void __launch_bounds__(384, 1) ws_probe_kernel(const int *src, int *o
     const int wg = warpgroup_index();
     if (wg == 0) {
         setmaxnreg_dec<40>();
-        if (threadIdx.x == 64) block_watchdog(smem_u32(&done), 2);
+        if (threadIdx.x == 64) block_watchdog(smem_u32(&done), 3); // (the consumers and the loading thread)
         if (threadIdx.x == 0) {
             for (int i = 0; i < WS_CHUNKS; i++) {
                 const int st = i & 1;
@@ -297,6 +297,7 @@ __global__ void __launch_bounds__(384, 1) ws_probe_kernel(const int *src, int *o
                 bulk_load(smem_u32(ring[st]), src + 64 * i, 256, full + 8 * st);
             }
             for (int i = WS_CHUNKS - 2; i < WS_CHUNKS; i++) mbar_wait(empty + 8 * (i & 1), (i >> 1) & 1);
+            watchdog_done(smem_u32(&done));
         }
         return;
     }

@@ -95,7 +95,7 @@ __global__ void __launch_bounds__(ATT_THREADS *(CWG + 1), 1)
 
     const int wg = warpgroup_index();
     if (wg == 0) { // the producer
-        if (threadIdx.x == 32) block_watchdog(done, CWG);
+        if (threadIdx.x == 32) block_watchdog(done, CWG + 1); // (the consumers and the loading thread)
         if (threadIdx.x != 0) return;
         const int kcol = (p.NH + first.kvh) * 64, vcol = kcol + p.NKV * 64;
         const int nq = HEADS ? CWG : min(CWG, p.nblk - blk * CWG); // consumers with queries
@@ -120,6 +120,7 @@ __global__ void __launch_bounds__(ATT_THREADS *(CWG + 1), 1)
         }
         for (int it = max(ntiles - FWS_STAGES, 0); it < ntiles; it++) // leave once all was consumed
             mbar_wait(empty + 8 * (it % FWS_STAGES), (it / FWS_STAGES) & 1);
+        watchdog_done(done);
         return;
     }
 
@@ -205,7 +206,8 @@ __global__ void __launch_bounds__(ATT_THREADS *(CWG + 1), 1)
 //     and lse (and document ids) into a ring of WS_STAGES buffers, waiting on a buffer's
 //     "empty" mbarrier before refilling it, so it runs up to WS_STAGES tiles
 //     ahead. Its third warp's first thread is the block's deadlock watchdog
-//     (block_watchdog); the other warps do nothing.
+//     (block_watchdog: until the consumers and the producer's working threads
+//     have counted themselves done); the other warps do nothing.
 //   consumers (warpgroups 1 and 2, 232 registers): consumer c owns keys
 //     k0 + 64 c .. and, per 64-query tile, does what hopper_bwd_kernel does for
 //     them: S^T, dP^T, P^T, dV, dS^T, dK, with no load instructions, no
@@ -288,7 +290,7 @@ __global__ void __launch_bounds__(WS_THREADS, 1) hopper_bwd_ws_kernel(att_args p
     const int wg = warpgroup_index();
     if (wg == 0) { // the producer
         setmaxnreg_dec<40>();
-        if (threadIdx.x == 64) block_watchdog(done, 2);
+        if (threadIdx.x == 64) block_watchdog(done, BULK ? 4 : 3); // (consumers, loading and reducing threads)
         if (BULK && threadIdx.x == 32) { // the dQ reductions, in the owners' order
             for (int it = 0; it < kv.ntiles; it++) {
                 const int c = it & 1;
@@ -302,6 +304,7 @@ __global__ void __launch_bounds__(WS_THREADS, 1) hopper_bwd_ws_kernel(att_args p
                 mbar_arrive(dq_free + 8 * c);
             }
             bulk_wait(); // the sums land before the kernel ends
+            watchdog_done(done);
             return;
         }
         if (threadIdx.x != 0) return;
@@ -330,6 +333,7 @@ __global__ void __launch_bounds__(WS_THREADS, 1) hopper_bwd_ws_kernel(att_args p
         // leave only once the last copies have been consumed
         for (int it = max(kv.ntiles - WS_STAGES, 0); it < kv.ntiles; it++)
             mbar_wait(empty + 8 * (it % WS_STAGES), (it / WS_STAGES) & 1);
+        watchdog_done(done);
         return;
     }
 

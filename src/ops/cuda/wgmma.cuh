@@ -158,7 +158,8 @@ __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
 // phase or byte count, or an unpaired named barrier, would hang the block,
 // and a kernel that never ends holds the GPU until its process is killed.
 // A spare producer thread (it has nothing else to do) instead sleeps and
-// checks the clock until every consumer warpgroup has counted itself done;
+// checks the clock until every consumer warpgroup and every working producer
+// thread has counted itself done;
 // past BLOCK_WATCHDOG_NS it traps, the kernel stops and the host's next CUDA
 // call fails ("unspecified launch failure"), in seconds. A real block takes
 // microseconds, and under compute-sanitizer still far less than a second.
@@ -184,8 +185,9 @@ __device__ __forceinline__ void block_watchdog(uint32_t done, int consumers) {
     }
 #endif
 }
-// one thread of each consumer warpgroup, after its last instruction that
-// could wait (`done`: the counter's shared-space address)
+// one thread of each consumer warpgroup (and each working producer thread),
+// after its last instruction that could wait (`done`: the counter's
+// shared-space address)
 __device__ __forceinline__ void watchdog_done(uint32_t done) {
     HOPPER_ASM("red.shared.add.u32 [%0], 1;\n" ::"r"(done) : "memory");
 }
