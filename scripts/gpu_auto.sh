@@ -45,7 +45,8 @@ mkdir -p "$out"
 margin=${MARGIN:-0.02}
 stage=${STAGE:-all}
 script() { [ -f "$here/$1" ] && echo "$here/$1" || echo "$root/${2:-scripts}/$1"; } # bundle: all in one folder
-soju_env() { LD_LIBRARY_PATH="${SOJU_GPU_LIB:+$SOJU_GPU_LIB:}${LD_LIBRARY_PATH:-}" "$@"; }
+# a soju program with SOJU_GPU_LIB's libraries (and any NAME=value words before it)
+soju_env() { env LD_LIBRARY_PATH="${SOJU_GPU_LIB:+$SOJU_GPU_LIB:}${LD_LIBRARY_PATH:-}" "$@"; }
 
 # ---------------------------------------------------------------- check
 stage_check() {
@@ -71,23 +72,18 @@ stage_check() {
 # per-op GPU times of gpu_train --profile, A (no switch) and B (with it),
 # alternating twice; prints "op a_ms b_ms" with each side's faster run
 profile_ab() { # arch, switch, ops...
-    local arch=$1 sw=$2 r side log
+    local arch=$1 sw=$2 r side envs
     shift 2
     for r in 1 2; do
         for side in a b; do
-            log=$out/profile_${arch}_${sw%%=*}_${side}$r.log
-            if [ $side = a ]; then
-                soju_env timeout 300 "$bin/gpu_train" --arch "$arch" --micro 64 --batch 64 --seq 1024 --steps 4 \
-                    --warmup 2 --profile >"$log" 2>&1
-            else
-                env "$sw" LD_LIBRARY_PATH="${SOJU_GPU_LIB:+$SOJU_GPU_LIB:}${LD_LIBRARY_PATH:-}" timeout 300 \
-                    "$bin/gpu_train" --arch "$arch" --micro 64 --batch 64 --seq 1024 --steps 4 --warmup 2 --profile \
-                    >"$log" 2>&1
-            fi
+            envs=()
+            [ $side = b ] && envs=("$sw")
+            soju_env ${envs[@]+"${envs[@]}"} timeout 300 "$bin/gpu_train" --arch "$arch" --micro 64 --batch 64 \
+                --seq 1024 --steps 4 --warmup 2 --profile >"$out/profile_${arch}_${sw%%=*}_${side}$r.log" 2>&1
         done
     done
     for op in "$@"; do
-        awk -v o="$op" -v f="${sw%%=*}" '
+        awk -v o="$op" '
             $1 == o && $2 ~ /^[0-9]+$/ { side = (FILENAME ~ /_b[12]\.log$/) ? "b" : "a"
                                         if (!(side in t) || $3 < t[side]) t[side] = $3 }
             END { if (("a" in t) && ("b" in t)) print o, t["a"], t["b"] }' "$out"/profile_"${arch}"_"${sw%%=*}"_*.log
@@ -103,7 +99,7 @@ stage_pick() {
     echo "$attention" | grep '^#'
     winners=$(echo "$attention" | grep -v '^#' | tail -1)
     # the memory-bound kernels' switches: per-op times, A/B
-    local sw arch ok line
+    local sw arch ok line ops
     for sw in SOJU_CUDA_NORM_PREFETCH=1 SOJU_CUDA_CE_SMEM=1 SOJU_CUDA_ROPE_FUSED=1; do
         [[ " ${EXCLUDE:-} " == *" ${sw%%=*} "* ]] && { echo "# ${sw%%=*}: excluded by the checks"; continue; }
         ok=1
@@ -125,24 +121,20 @@ stage_pick() {
 
 # ---------------------------------------------------------------- final
 stage_final() {
-    local w
     echo "== final: with ${WINNERS:-the defaults only}"
-    for w in ${WINNERS:-}; do export "$w"; done
     # all winners on together: the training-step check against the CPU backend
-    soju_env timeout 300 "$bin/model_test_cuda_step" >"$out/final_step_check.log" 2>&1
+    # shellcheck disable=SC2086
+    soju_env ${WINNERS:-} timeout 300 "$bin/model_test_cuda_step" >"$out/final_step_check.log" 2>&1
     case $? in
         0) echo "step check with all winners on: pass" ;;
         77) echo "step check with all winners on: SKIP ($(grep -m1 SKIP "$out/final_step_check.log"))" ;;
         *) echo "step check with all winners on: FAIL (the winners together are wrong: do not adopt them)"
            tail -5 "$out/final_step_check.log" ;;
     esac
-    if [ -n "${WINNERS:-}" ]; then
-        for w in ${WINNERS}; do unset "${w%%=*}"; done
-        ARCHS="gpt2 llama" AB_ENV="$WINNERS" SOJU_GPU_BIN=$bin bash "$(script gpu_ab.sh)"
-        for w in ${WINNERS}; do export "$w"; done
-    fi
-    OUT=$out/final CHECKS=0 STEPS=${STEPS:-20} WARMUP=${WARMUP:-5} SOJU_GPU_BIN=$bin bash "$(script gpu_check.sh)" |
-        sed -n '/soju CUDA check/,$p'
+    [ -n "${WINNERS:-}" ] && ARCHS="gpt2 llama" AB_ENV="$WINNERS" SOJU_GPU_BIN=$bin bash "$(script gpu_ab.sh)"
+    # shellcheck disable=SC2086
+    env ${WINNERS:-} OUT=$out/final CHECKS=0 STEPS=${STEPS:-20} WARMUP=${WARMUP:-5} SOJU_GPU_BIN=$bin \
+        bash "$(script gpu_check.sh)" | sed -n '/soju CUDA check/,$p'
 }
 
 exclude=${EXCLUDE:-} winners=${WINNERS:-}

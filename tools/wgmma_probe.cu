@@ -274,7 +274,7 @@ __global__ void __launch_bounds__(384, 1) ws_probe_kernel(const int *src, int *o
     __shared__ __align__(128) int ring[2][64];
     __shared__ int marker[2];
     __shared__ __align__(8) uint64_t bars[4]; // full[2], empty[2]
-    __shared__ int done;                      // the watchdog's count of finished consumers
+    __shared__ int done;                      // the watchdog's count of finished threads
     const uint32_t full = smem_u32(&bars[0]), empty = smem_u32(&bars[2]);
     if (threadIdx.x == 0) {
         for (int s = 0; s < 2; s++) {
@@ -343,9 +343,6 @@ __global__ void deadlock_probe_kernel(int *out) {
 static int deadlock_probe(void) {
     int *dOut;
     cudaMalloc(&dOut, 256 * sizeof(int));
-    cudaEvent_t t0, t1;
-    cudaEventCreate(&t0), cudaEventCreate(&t1);
-    cudaEventRecord(t0);
     deadlock_probe_kernel<<<1, 256>>>(dOut);
     cudaError_t e = cudaDeviceSynchronize();
     const bool stopped = e != cudaSuccess;

@@ -40,7 +40,7 @@
 #define FWS_STAGES 3
 // the Q tiles, the zero tile, the stages' K and V tiles and the keys'
 // document ids, then the mbarriers (Q, full[stage], empty[stage]) and the
-// watchdog's count of finished consumers
+// watchdog's count of finished threads
 #define HOP_FWD_WS_SMEM(CWG)                                                                                   \
     (((CWG) + 1 + 2 * FWS_STAGES) * WG_TILE_BYTES + FWS_STAGES * ATT_BLK * (int)sizeof(int) +                 \
      (2 * FWS_STAGES + 2) * 8 + 1024)
@@ -67,7 +67,7 @@ __global__ void __launch_bounds__(ATT_THREADS *(CWG + 1), 1)
     int *kdocs = (int *)(Vs + FWS_STAGES * WG_TILE_BYTES);  // [FWS_STAGES][64]
     const uint32_t q_full = smem_u32(kdocs + FWS_STAGES * ATT_BLK);
     const uint32_t full = q_full + 8, empty = full + 8 * FWS_STAGES; // stage s's at + 8 s
-    const uint32_t done = empty + 8 * FWS_STAGES;                    // consumers finished (the watchdog's)
+    const uint32_t done = empty + 8 * FWS_STAGES;                    // threads finished (the watchdog's count)
 
     const int T = p.T;
     const int blk = gridDim.x - 1 - blockIdx.x; // longest rows first
@@ -246,7 +246,7 @@ __global__ void __launch_bounds__(ATT_THREADS *(CWG + 1), 1)
 // sub-tiles), the stages' QS Q and QS dO tiles, BULK: the two consumers' dQ
 // staging (2 x DQ_STAGE_BYTES), the stages' D and lse rows and query document
 // ids (64 QS each), then the mbarriers (full[stage], empty[stage], K/V,
-// dq_full[2], dq_free[2]) and the watchdog's count of finished consumers
+// dq_full[2], dq_free[2]) and the watchdog's count of finished threads
 #define HOP_WS_SMEM(QS, BULK)                                                                               \
     ((4 + 4 * (QS) + 2 * (QS) * WS_STAGES) * WG_TILE_BYTES + ((BULK) ? 2 * DQ_STAGE_BYTES : 0) +           \
      WS_STAGES * 3 * (QS) * ATT_BLK * (int)sizeof(float) + (2 * WS_STAGES + 6) * 8 + 1024)
@@ -267,7 +267,7 @@ __global__ void __launch_bounds__(WS_THREADS, 1) hopper_bwd_ws_kernel(att_args p
     const uint32_t full = smem_u32(qdocs + WS_STAGES * QS * ATT_BLK); // stage s's at full + 8 s
     const uint32_t empty = full + 8 * WS_STAGES, kv_full = empty + 8 * WS_STAGES;
     const uint32_t dq_full = kv_full + 8, dq_free = dq_full + 16; // BULK: consumer c's at + 8 c
-    const uint32_t done = dq_free + 16;                            // consumers finished (the watchdog's)
+    const uint32_t done = dq_free + 16;                            // threads finished (the watchdog's count)
 
     const int T = p.T, NH = p.NH;
     const kv_block kv = make_kv_block<64, QS>(p, blockIdx.x, blockIdx.y, 2);

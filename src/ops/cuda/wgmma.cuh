@@ -159,9 +159,9 @@ __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
 // and a kernel that never ends holds the GPU until its process is killed.
 // A spare producer thread (it has nothing else to do) instead sleeps and
 // checks the clock until every consumer warpgroup and every working producer
-// thread has counted itself done;
-// past BLOCK_WATCHDOG_NS it traps, the kernel stops and the host's next CUDA
-// call fails ("unspecified launch failure"), in seconds. A real block takes
+// thread has counted itself done; past BLOCK_WATCHDOG_NS it traps, the
+// kernel stops and the host's next CUDA call fails ("unspecified launch
+// failure"), in seconds. A real block takes
 // microseconds, and under compute-sanitizer still far less than a second.
 // It costs the consumers one shared-memory atomic at their end: a bounded
 // wait inside their loops (a clock read after a failed poll) made ptxas
@@ -173,13 +173,13 @@ __device__ __forceinline__ uint64_t global_ns() {
     asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(t));
     return t;
 }
-__device__ __forceinline__ void block_watchdog(uint32_t done, int consumers) {
+__device__ __forceinline__ void block_watchdog(uint32_t done, int expected) {
 #ifdef SOJU_WGMMA_DEVICE // (only the sm_90a kernels have one; __nanosleep needs sm_70)
     const uint64_t start = global_ns();
     for (;;) {
         int n;
         asm volatile("ld.volatile.shared.u32 %0, [%1];\n" : "=r"(n) : "r"(done) : "memory");
-        if (n >= consumers) return;
+        if (n >= expected) return;
         __nanosleep(100000);
         if (global_ns() - start > BLOCK_WATCHDOG_NS) __trap();
     }
