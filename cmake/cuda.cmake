@@ -38,6 +38,24 @@ if(_want_cuda)
     target_link_libraries(soju_cuda PUBLIC ${NCCL_LIB})
     target_compile_definitions(soju_core PUBLIC SOJU_HAVE_NCCL)
   endif()
+  # cuDNN's fused attention (SOJU_CUDA_CUDNN=1): only its header is needed at
+  # build time; libcudnn.so.9 is opened at run time. The header comes with a
+  # cuDNN install or with the pip wheel nvidia-cudnn-cu12/13 (PyTorch's).
+  execute_process(COMMAND python3 -c "import nvidia.cudnn as m; print(list(m.__path__)[0])"
+    OUTPUT_VARIABLE _cudnn_pip OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+  find_path(CUDNN_INCLUDE cudnn_backend.h HINTS ${CUDAToolkit_INCLUDE_DIRS} ${_cudnn_pip}/include
+    PATH_SUFFIXES x86_64-linux-gnu)
+  if(CUDNN_INCLUDE)
+    get_filename_component(_cudnn_root ${CUDNN_INCLUDE} DIRECTORY)
+    find_path(CUDNN_LIB_DIR libcudnn.so.9 HINTS ${_cudnn_root}/lib ${_cudnn_root}/lib64 ${CUDAToolkit_LIBRARY_DIR}
+      /usr/lib/x86_64-linux-gnu)
+    target_sources(soju_cuda PRIVATE ${PROJECT_SOURCE_DIR}/src/ops/cuda/cudnn_graph.c)
+    set_source_files_properties(${PROJECT_SOURCE_DIR}/src/ops/cuda/cudnn_graph.c PROPERTIES
+      INCLUDE_DIRECTORIES "${CUDNN_INCLUDE}")
+    target_link_libraries(soju_cuda PUBLIC ${CMAKE_DL_LIBS})
+    target_compile_definitions(soju_cuda PUBLIC SOJU_HAVE_CUDNN)
+    message(STATUS "soju: cuDNN attention ON (header ${CUDNN_INCLUDE}, library ${CUDNN_LIB_DIR})")
+  endif()
   if("90a" IN_LIST SOJU_CUDA_ARCHS)
     target_compile_definitions(soju_cuda PRIVATE SOJU_WGMMA)
   endif()

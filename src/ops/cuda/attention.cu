@@ -623,9 +623,23 @@ static att_args make_args(const void *qkv, const int32_t *doc_ids, int B, int T,
     return a;
 }
 
+// cuDNN's fused attention (SOJU_CUDA_CUDNN=1) takes plain causal attention:
+// no documents, no window, head dims its engines serve, 16-byte aligned heads.
+static bool cudnn_takes(soju_backend *be, const int32_t *doc_ids, int window, int hd, const void *a, const void *b,
+                        const void *c) {
+    return cuda_state(be)->cudnn && !doc_ids && window <= 0 && hd % 8 == 0 && hd <= 128 && aligned16(a) &&
+           aligned16(b) && aligned16(c);
+}
+
 void cuda_attention_forward(soju_backend *be, void *out, float *lse, const void *qkv, const int32_t *doc_ids, int B,
                             int T, int NH, int NKV, int hd, int window, float scale) {
     if (B <= 0 || T <= 0) return;
+#ifdef SOJU_HAVE_CUDNN
+    if (cudnn_takes(be, doc_ids, window, hd, out, qkv, lse)) {
+        cudnn_att_shape sh = {B, T, NH, NKV, hd, scale};
+        if (cudnn_attention_forward(cuda_state(be)->cudnn, &sh, out, lse, qkv) == 0) return;
+    }
+#endif
     cudaStream_t s = cuda_stream(be);
     if (flash_ok(hd, out, qkv, nullptr)) {
         att_args a = make_args(qkv, doc_ids, B, T, NH, NKV, window, scale);
@@ -746,8 +760,16 @@ void cuda_attention_backward(soju_backend *be, void *dqkv, const void *dout, con
                              const float *lse, const int32_t *doc_ids, int B, int T, int NH, int NKV, int hd,
                              int window, float scale, const float *rope_table, const int32_t *positions) {
     if (B <= 0 || T <= 0) return;
-    const bool q_rotated = attention_backward_grads(be, dqkv, dout, qkv, out, lse, doc_ids, B, T, NH, NKV, hd, window,
-                                                    scale, rope_table, positions);
+    bool done = false, q_rotated = false;
+#ifdef SOJU_HAVE_CUDNN
+    if (cudnn_takes(be, doc_ids, window, hd, dqkv, dout, qkv) && aligned16(out) && aligned16(lse)) {
+        cudnn_att_shape sh = {B, T, NH, NKV, hd, scale};
+        done = cudnn_attention_backward(cuda_state(be)->cudnn, &sh, dqkv, dout, qkv, out, lse) == 0;
+    }
+#endif
+    if (!done)
+        q_rotated = attention_backward_grads(be, dqkv, dout, qkv, out, lse, doc_ids, B, T, NH, NKV, hd, window, scale,
+                                             rope_table, positions);
     if (!rope_table) return;
     // the rope's backward on what is not rotated yet: the keys, or the queries and the keys
     const int W = (NH + 2 * NKV) * hd;

@@ -282,6 +282,16 @@ extern "C" int soju_cuda_backend_create(soju_backend **out, soju_err *err) {
     st->norm_prefetch = env_switch("SOJU_CUDA_NORM_PREFETCH", false);
     st->ce_smem = env_switch("SOJU_CUDA_CE_SMEM", false);
     st->rope_fused = env_switch("SOJU_CUDA_ROPE_FUSED", false);
+    if (env_switch("SOJU_CUDA_CUDNN", false) && !st->deterministic) {
+#ifdef SOJU_HAVE_CUDNN
+        char why[256];
+        st->cudnn = cudnn_attention_open(st->stream, why, sizeof why);
+        if (!st->cudnn) fprintf(stderr, "soju: cuda: SOJU_CUDA_CUDNN: %s; attention runs on soju's kernels\n", why);
+#else
+        fprintf(stderr, "soju: cuda: SOJU_CUDA_CUDNN: this build found no cudnn_backend.h (cuDNN 9, e.g. pip "
+                        "nvidia-cudnn-cu12); attention runs on soju's kernels\n");
+#endif
+    }
 #ifdef SOJU_WGMMA
     st->wgmma = prop.major == 9 && prop.minor == 0 && env_switch("SOJU_CUDA_WGMMA", true);
     if (st->wgmma) {
@@ -329,6 +339,9 @@ extern "C" void soju_cuda_backend_free(soju_backend *be) {
     soju_cuda_state *st = cuda_state(be);
     CUDA_CHECK(cudaStreamSynchronize(st->stream));
     cuda_profile_report(st);
+#ifdef SOJU_HAVE_CUDNN
+    cudnn_attention_close(st->cudnn);
+#endif
     if (st->reduce_buf) CUDA_CHECK(cudaFree(st->reduce_buf));
     for (int i = 0; i < SCRATCH_SLOTS; i++)
         if (st->scratch[i]) CUDA_CHECK(cudaFree(st->scratch[i]));

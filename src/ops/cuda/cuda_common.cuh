@@ -15,6 +15,7 @@
 extern "C" {
 #include "soju/ops.h"
 }
+#include "cudnn_graph.h"
 
 typedef __nv_bfloat16 bf16;
 
@@ -153,6 +154,9 @@ struct soju_cuda_state {
     int wgmma;
     // variants of the wgmma attention kernels, each off until timed on a GPU
     hopper_att_opts hopper;
+    // SOJU_CUDA_CUDNN=1 (off until timed): plain causal attention through
+    // cuDNN's fused flash-attention engines (cudnn_graph.c); NULL otherwise
+    cudnn_attention *cudnn;
     void *profile; // per-op timing (profile.cu), NULL unless SOJU_CUDA_PROFILE=1
     soju_backend_ops table; // this backend's op table (profiled or plain)
 };

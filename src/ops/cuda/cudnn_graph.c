@@ -1,0 +1,718 @@
+/* cudnn_graph.c — causal attention (forward and backward) as cuDNN operation
+ * graphs, run by cuDNN's fused flash-attention engines.
+ *
+ * cuDNN's backend API describes a computation as a graph of operations on
+ * tensor descriptors (each with a unique id, dims, strides and a type;
+ * "virtual" tensors live only inside the fused kernel). The engines match
+ * known graph shapes; the attention shape is the one below. Each graph is
+ * built once per problem shape; the plan (the engine and its compiled
+ * kernel) is cached and executed with the tensors' device pointers bound by
+ * id. libcudnn is opened with dlopen, so nothing links against it. */
+#include "ops/cuda/cudnn_graph.h"
+
+#include <cuda_runtime_api.h>
+#include <cudnn.h>
+#include <dlfcn.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- the library */
+
+/* The few entry points soju uses, looked up by name in libcudnn. */
+typedef struct cudnn_api {
+    void *lib;
+    __typeof__(cudnnGetVersion) *get_version;
+    __typeof__(cudnnCreate) *create;
+    __typeof__(cudnnDestroy) *destroy;
+    __typeof__(cudnnSetStream) *set_stream;
+    __typeof__(cudnnGetErrorString) *error_string;
+    __typeof__(cudnnGetLastErrorString) *last_error;
+    __typeof__(cudnnBackendCreateDescriptor) *create_desc;
+    __typeof__(cudnnBackendDestroyDescriptor) *destroy_desc;
+    __typeof__(cudnnBackendSetAttribute) *set_attr;
+    __typeof__(cudnnBackendGetAttribute) *get_attr;
+    __typeof__(cudnnBackendFinalize) *finalize;
+    __typeof__(cudnnBackendExecute) *execute;
+} cudnn_api;
+
+static int api_load(cudnn_api *api, char *err, size_t err_len) {
+    memset(api, 0, sizeof *api);
+    const char *path = getenv("SOJU_CUDNN_LIB");
+    if (!path || !*path) path = "libcudnn.so.9";
+    api->lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!api->lib) {
+        snprintf(err, err_len, "cannot open %s (%s); set SOJU_CUDNN_LIB or LD_LIBRARY_PATH", path, dlerror());
+        return -1;
+    }
+#define LOOKUP(field, name)                                                                    \
+    if (!(*(void **)&api->field = dlsym(api->lib, name))) {                                   \
+        snprintf(err, err_len, "%s has no %s (cuDNN 9 or newer is needed)", path, name);      \
+        dlclose(api->lib);                                                                     \
+        api->lib = NULL;                                                                       \
+        return -1;                                                                             \
+    }
+    LOOKUP(get_version, "cudnnGetVersion")
+    LOOKUP(create, "cudnnCreate")
+    LOOKUP(destroy, "cudnnDestroy")
+    LOOKUP(set_stream, "cudnnSetStream")
+    LOOKUP(error_string, "cudnnGetErrorString")
+    LOOKUP(last_error, "cudnnGetLastErrorString")
+    LOOKUP(create_desc, "cudnnBackendCreateDescriptor")
+    LOOKUP(destroy_desc, "cudnnBackendDestroyDescriptor")
+    LOOKUP(set_attr, "cudnnBackendSetAttribute")
+    LOOKUP(get_attr, "cudnnBackendGetAttribute")
+    LOOKUP(finalize, "cudnnBackendFinalize")
+    LOOKUP(execute, "cudnnBackendExecute")
+#undef LOOKUP
+    if (api->get_version() < 90000) {
+        snprintf(err, err_len, "%s is cuDNN %zu; 9.0 or newer is needed", path, api->get_version());
+        dlclose(api->lib);
+        api->lib = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- building descriptors
+ *
+ * A builder owns every descriptor it creates (freed together) and keeps the
+ * first failure: the call that failed and cuDNN's own message. Every helper
+ * is a no-op once the builder has failed, so a graph is written as straight
+ * code and checked once at the end. */
+
+#define BUILDER_MAX_DESCS 192
+
+typedef struct builder {
+    const cudnn_api *api;
+    cudnnBackendDescriptor_t descs[BUILDER_MAX_DESCS];
+    int n_descs;
+    bool failed;
+    cudnnStatus_t status; /* of the first failure */
+    char why[384];
+} builder;
+
+static void builder_fail(builder *b, const char *what, cudnnStatus_t st) {
+    if (b->failed) return;
+    b->failed = true;
+    b->status = st;
+    char last[256] = "";
+    b->api->last_error(last, sizeof last);
+    snprintf(b->why, sizeof b->why, "%s: %s%s%s", what, b->api->error_string(st), *last ? ": " : "", last);
+}
+
+static void builder_free(builder *b) {
+    for (int i = b->n_descs - 1; i >= 0; i--) b->api->destroy_desc(b->descs[i]);
+    b->n_descs = 0;
+}
+
+static cudnnBackendDescriptor_t desc_new(builder *b, cudnnBackendDescriptorType_t type) {
+    if (b->failed) return NULL;
+    if (b->n_descs == BUILDER_MAX_DESCS) {
+        b->failed = true;
+        b->status = CUDNN_STATUS_NOT_SUPPORTED;
+        snprintf(b->why, sizeof b->why, "more than %d descriptors in one graph", BUILDER_MAX_DESCS);
+        return NULL;
+    }
+    cudnnBackendDescriptor_t d = NULL;
+    cudnnStatus_t st = b->api->create_desc(type, &d);
+    if (st != CUDNN_STATUS_SUCCESS) {
+        builder_fail(b, "create descriptor", st);
+        return NULL;
+    }
+    b->descs[b->n_descs++] = d;
+    return d;
+}
+
+static void set(builder *b, cudnnBackendDescriptor_t d, cudnnBackendAttributeName_t name,
+                cudnnBackendAttributeType_t type, int64_t count, const void *value, const char *what) {
+    if (b->failed) return;
+    cudnnStatus_t st = b->api->set_attr(d, name, type, count, value);
+    if (st != CUDNN_STATUS_SUCCESS) builder_fail(b, what, st);
+}
+
+static void finalize(builder *b, cudnnBackendDescriptor_t d, const char *what) {
+    if (b->failed) return;
+    cudnnStatus_t st = b->api->finalize(d);
+    if (st != CUDNN_STATUS_SUCCESS) builder_fail(b, what, st);
+}
+
+/* A 4-d tensor. uid 0 marks a virtual tensor (an intermediate of the fused
+ * kernel; its id is then drawn from the builder's counter above the bound
+ * ones). */
+typedef struct tensor4 {
+    int64_t dims[4], strides[4];
+} tensor4;
+
+/* Packed row-major strides for dims. */
+static tensor4 packed(int64_t d0, int64_t d1, int64_t d2, int64_t d3) {
+    tensor4 t = {{d0, d1, d2, d3}, {d1 * d2 * d3, d2 * d3, d3, 1}};
+    return t;
+}
+
+typedef struct graph_ids {
+    int64_t next_virtual; /* ids of virtual tensors count up from here */
+} graph_ids;
+
+static cudnnBackendDescriptor_t tensor(builder *b, int64_t uid, cudnnDataType_t type, tensor4 t, bool is_virtual,
+                                       bool by_value) {
+    cudnnBackendDescriptor_t d = desc_new(b, CUDNN_BACKEND_TENSOR_DESCRIPTOR);
+    int64_t align = 16;
+    set(b, d, CUDNN_ATTR_TENSOR_UNIQUE_ID, CUDNN_TYPE_INT64, 1, &uid, "tensor id");
+    set(b, d, CUDNN_ATTR_TENSOR_DATA_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &type, "tensor type");
+    set(b, d, CUDNN_ATTR_TENSOR_DIMENSIONS, CUDNN_TYPE_INT64, 4, t.dims, "tensor dims");
+    set(b, d, CUDNN_ATTR_TENSOR_STRIDES, CUDNN_TYPE_INT64, 4, t.strides, "tensor strides");
+    set(b, d, CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, CUDNN_TYPE_INT64, 1, &align, "tensor alignment");
+    if (is_virtual) set(b, d, CUDNN_ATTR_TENSOR_IS_VIRTUAL, CUDNN_TYPE_BOOLEAN, 1, &is_virtual, "tensor virtual");
+    if (by_value) set(b, d, CUDNN_ATTR_TENSOR_IS_BY_VALUE, CUDNN_TYPE_BOOLEAN, 1, &by_value, "tensor by value");
+    finalize(b, d, "tensor");
+    return d;
+}
+
+/* An intermediate of the fused kernel. */
+static cudnnBackendDescriptor_t virt(builder *b, graph_ids *ids, cudnnDataType_t type, tensor4 t) {
+    return tensor(b, ids->next_virtual++, type, t, true, false);
+}
+
+/* A scalar bound at execution from host memory (by value). */
+static cudnnBackendDescriptor_t scalar(builder *b, int64_t uid, cudnnDataType_t type) {
+    return tensor(b, uid, type, packed(1, 1, 1, 1), false, true);
+}
+
+/* c = a b (batched over the first two dims; a's and b's heads may be fewer
+ * than c's when several query heads share one key/value head). */
+static cudnnBackendDescriptor_t op_matmul(builder *b, cudnnBackendDescriptor_t a, cudnnBackendDescriptor_t bm,
+                                          cudnnBackendDescriptor_t c) {
+    cudnnBackendDescriptor_t mm = desc_new(b, CUDNN_BACKEND_MATMUL_DESCRIPTOR);
+    cudnnDataType_t comp = CUDNN_DATA_FLOAT;
+    set(b, mm, CUDNN_ATTR_MATMUL_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &comp, "matmul compute type");
+    finalize(b, mm, "matmul descriptor");
+    cudnnBackendDescriptor_t op = desc_new(b, CUDNN_BACKEND_OPERATION_MATMUL_DESCRIPTOR);
+    set(b, op, CUDNN_ATTR_OPERATION_MATMUL_ADESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &a, "matmul a");
+    set(b, op, CUDNN_ATTR_OPERATION_MATMUL_BDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &bm, "matmul b");
+    set(b, op, CUDNN_ATTR_OPERATION_MATMUL_CDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &c, "matmul c");
+    set(b, op, CUDNN_ATTR_OPERATION_MATMUL_DESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &mm, "matmul desc");
+    finalize(b, op, "matmul operation");
+    return op;
+}
+
+/* y = mode(x [, b [, t]]) element-wise; axis is for GEN_INDEX (-1: none).
+ * BINARY_SELECT reads y = t ? x : b. */
+static cudnnBackendDescriptor_t op_pointwise(builder *b, cudnnPointwiseMode_t mode, cudnnBackendDescriptor_t x,
+                                             cudnnBackendDescriptor_t bx, cudnnBackendDescriptor_t t,
+                                             cudnnBackendDescriptor_t y, int64_t axis) {
+    cudnnBackendDescriptor_t pw = desc_new(b, CUDNN_BACKEND_POINTWISE_DESCRIPTOR);
+    /* comparisons compute in booleans, everything else in fp32 */
+    cudnnDataType_t prec = mode == CUDNN_POINTWISE_CMP_GE ? CUDNN_DATA_BOOLEAN : CUDNN_DATA_FLOAT;
+    set(b, pw, CUDNN_ATTR_POINTWISE_MODE, CUDNN_TYPE_POINTWISE_MODE, 1, &mode, "pointwise mode");
+    set(b, pw, CUDNN_ATTR_POINTWISE_MATH_PREC, CUDNN_TYPE_DATA_TYPE, 1, &prec, "pointwise precision");
+    if (axis >= 0) set(b, pw, CUDNN_ATTR_POINTWISE_AXIS, CUDNN_TYPE_INT64, 1, &axis, "pointwise axis");
+    finalize(b, pw, "pointwise descriptor");
+    cudnnBackendDescriptor_t op = desc_new(b, CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR);
+    set(b, op, CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &pw, "pointwise desc");
+    set(b, op, CUDNN_ATTR_OPERATION_POINTWISE_XDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &x, "pointwise x");
+    if (bx) set(b, op, CUDNN_ATTR_OPERATION_POINTWISE_BDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &bx, "pointwise b");
+    if (t) set(b, op, CUDNN_ATTR_OPERATION_POINTWISE_TDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &t, "pointwise t");
+    set(b, op, CUDNN_ATTR_OPERATION_POINTWISE_YDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &y, "pointwise y");
+    finalize(b, op, "pointwise operation");
+    return op;
+}
+
+/* y = reduce(x) over the dims where y has extent 1, in fp32. */
+static cudnnBackendDescriptor_t op_reduce(builder *b, cudnnReduceTensorOp_t mode, cudnnBackendDescriptor_t x,
+                                          cudnnBackendDescriptor_t y) {
+    cudnnBackendDescriptor_t rd = desc_new(b, CUDNN_BACKEND_REDUCTION_DESCRIPTOR);
+    cudnnDataType_t comp = CUDNN_DATA_FLOAT;
+    set(b, rd, CUDNN_ATTR_REDUCTION_OPERATOR, CUDNN_TYPE_REDUCTION_OPERATOR_TYPE, 1, &mode, "reduction mode");
+    set(b, rd, CUDNN_ATTR_REDUCTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &comp, "reduction compute type");
+    finalize(b, rd, "reduction descriptor");
+    cudnnBackendDescriptor_t op = desc_new(b, CUDNN_BACKEND_OPERATION_REDUCTION_DESCRIPTOR);
+    set(b, op, CUDNN_ATTR_OPERATION_REDUCTION_XDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &x, "reduction x");
+    set(b, op, CUDNN_ATTR_OPERATION_REDUCTION_YDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &y, "reduction y");
+    set(b, op, CUDNN_ATTR_OPERATION_REDUCTION_DESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &rd, "reduction desc");
+    finalize(b, op, "reduction operation");
+    return op;
+}
+
+/* ---------------------------------------------------------------- the attention's tensors
+ *
+ * Ids of the tensors bound at execution; virtual ones count from 100. The
+ * layouts are views into soju's packed buffers: head h of query row t of
+ * batch row b sits at qkv[b][t][h] (W = (NH + 2 NKV) hd elements per row),
+ * so the (B, heads, T, hd) view has strides (T W, hd, W, 1). */
+enum {
+    UID_Q = 1,
+    UID_K,
+    UID_V,
+    UID_O,
+    UID_STATS,
+    UID_SCALE,
+    UID_NEG_INF,
+    UID_DO,
+    UID_DQ,
+    UID_DK,
+    UID_DV,
+    UID_ONE,         /* 1.0, by value */
+    UID_ROWSUM,      /* backward: rowsum(dO O), fp32 (B, NH, T, 1), in the workspace */
+    UID_DQ_ACCUM,    /* backward: dQ summed in fp32 (B, NH, T, hd), in the workspace */
+    UID_FIRST_VIRTUAL = 100
+};
+
+static tensor4 qkv_view(const cudnn_att_shape *s, int heads, int transposed) {
+    int64_t W = (int64_t)(s->NH + 2 * s->NKV) * s->hd;
+    tensor4 t = {{s->B, heads, s->T, s->hd}, {(int64_t)s->T * W, s->hd, W, 1}};
+    if (transposed) { /* (B, heads, hd, T): the keys as the right factor of q k^T */
+        t.dims[2] = s->hd, t.dims[3] = s->T;
+        t.strides[2] = 1, t.strides[3] = W;
+    }
+    return t;
+}
+
+static tensor4 out_view(const cudnn_att_shape *s) {
+    int64_t W = (int64_t)s->NH * s->hd;
+    tensor4 t = {{s->B, s->NH, s->T, s->hd}, {(int64_t)s->T * W, s->hd, W, 1}};
+    return t;
+}
+
+static tensor4 stats_view(const cudnn_att_shape *s) { return packed(s->B, s->NH, s->T, 1); }
+static tensor4 scores_view(const cudnn_att_shape *s) { return packed(s->B, s->NH, s->T, s->T); }
+
+/* The causal mask on scores x (virtual fp32): key j is kept for query i when
+ * i >= j, the rest become -inf. Returns the masked scores. */
+static cudnnBackendDescriptor_t causal_mask(builder *b, graph_ids *ids, const cudnn_att_shape *s,
+                                            cudnnBackendDescriptor_t x, cudnnBackendDescriptor_t neg_inf,
+                                            cudnnBackendDescriptor_t *ops, int *n_ops) {
+    tensor4 sv = scores_view(s);
+    cudnnBackendDescriptor_t row = virt(b, ids, CUDNN_DATA_INT32, sv), col = virt(b, ids, CUDNN_DATA_INT32, sv);
+    cudnnBackendDescriptor_t keep = virt(b, ids, CUDNN_DATA_BOOLEAN, sv), y = virt(b, ids, CUDNN_DATA_FLOAT, sv);
+    ops[(*n_ops)++] = op_pointwise(b, CUDNN_POINTWISE_GEN_INDEX, x, NULL, NULL, row, 2);
+    ops[(*n_ops)++] = op_pointwise(b, CUDNN_POINTWISE_GEN_INDEX, x, NULL, NULL, col, 3);
+    ops[(*n_ops)++] = op_pointwise(b, CUDNN_POINTWISE_CMP_GE, row, col, NULL, keep, -1);
+    ops[(*n_ops)++] = op_pointwise(b, CUDNN_POINTWISE_BINARY_SELECT, x, neg_inf, keep, y, -1);
+    return y;
+}
+
+/* Forward: O = softmax(scale Q K^T + causal) V, and the rows' log-sum-exp
+ * (the backward's statistics). Returns the operations in ops. */
+static int forward_graph(builder *b, const cudnn_att_shape *s, cudnnBackendDescriptor_t *ops) {
+    graph_ids ids = {UID_FIRST_VIRTUAL};
+    int n = 0;
+    tensor4 sv = scores_view(s), st = stats_view(s);
+    cudnnBackendDescriptor_t q = tensor(b, UID_Q, CUDNN_DATA_BFLOAT16, qkv_view(s, s->NH, 0), false, false);
+    cudnnBackendDescriptor_t kt = tensor(b, UID_K, CUDNN_DATA_BFLOAT16, qkv_view(s, s->NKV, 1), false, false);
+    cudnnBackendDescriptor_t v = tensor(b, UID_V, CUDNN_DATA_BFLOAT16, qkv_view(s, s->NKV, 0), false, false);
+    cudnnBackendDescriptor_t o = tensor(b, UID_O, CUDNN_DATA_BFLOAT16, out_view(s), false, false);
+    cudnnBackendDescriptor_t stats = tensor(b, UID_STATS, CUDNN_DATA_FLOAT, st, false, false);
+    cudnnBackendDescriptor_t scale = scalar(b, UID_SCALE, CUDNN_DATA_FLOAT);
+    cudnnBackendDescriptor_t neg_inf = scalar(b, UID_NEG_INF, CUDNN_DATA_FLOAT);
+
+    cudnnBackendDescriptor_t raw = virt(b, &ids, CUDNN_DATA_FLOAT, sv), scaled = virt(b, &ids, CUDNN_DATA_FLOAT, sv);
+    ops[n++] = op_matmul(b, q, kt, raw);
+    ops[n++] = op_pointwise(b, CUDNN_POINTWISE_MUL, raw, scale, NULL, scaled, -1);
+    cudnnBackendDescriptor_t masked = causal_mask(b, &ids, s, scaled, neg_inf, ops, &n);
+    /* softmax with its statistics: m = max, e = exp(x - m), z = sum e,
+     * stats = m + log z, p = e / z */
+    cudnnBackendDescriptor_t m = virt(b, &ids, CUDNN_DATA_FLOAT, st), shifted = virt(b, &ids, CUDNN_DATA_FLOAT, sv);
+    cudnnBackendDescriptor_t e = virt(b, &ids, CUDNN_DATA_FLOAT, sv), z = virt(b, &ids, CUDNN_DATA_FLOAT, st);
+    cudnnBackendDescriptor_t logz = virt(b, &ids, CUDNN_DATA_FLOAT, st), p = virt(b, &ids, CUDNN_DATA_BFLOAT16, sv);
+    ops[n++] = op_reduce(b, CUDNN_REDUCE_TENSOR_MAX, masked, m);
+    ops[n++] = op_pointwise(b, CUDNN_POINTWISE_SUB, masked, m, NULL, shifted, -1);
+    ops[n++] = op_pointwise(b, CUDNN_POINTWISE_EXP, shifted, NULL, NULL, e, -1);
+    ops[n++] = op_reduce(b, CUDNN_REDUCE_TENSOR_ADD, e, z);
+    ops[n++] = op_pointwise(b, CUDNN_POINTWISE_LOG, z, NULL, NULL, logz, -1);
+    ops[n++] = op_pointwise(b, CUDNN_POINTWISE_ADD, m, logz, NULL, stats, -1);
+    ops[n++] = op_pointwise(b, CUDNN_POINTWISE_DIV, e, z, NULL, p, -1);
+    ops[n++] = op_matmul(b, p, v, o);
+    return n;
+}
+
+/* ---------------------------------------------------------------- plans */
+
+typedef enum { DIR_FORWARD = 0, DIR_BACKWARD = 1 } direction;
+
+static int backward_graph(builder *b, const cudnn_att_shape *s, cudnnBackendDescriptor_t *ops);
+
+/* The operation graph of one direction, finalized. */
+static cudnnBackendDescriptor_t op_graph(builder *b, const cudnn_att_shape *s, direction dir) {
+    cudnnBackendDescriptor_t ops[64];
+    int n = dir == DIR_FORWARD ? forward_graph(b, s, ops) : backward_graph(b, s, ops);
+    cudnnBackendDescriptor_t g = desc_new(b, CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR);
+    set(b, g, CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, n, ops, "graph operations");
+    finalize(b, g, "operation graph");
+    return g;
+}
+
+/* The global index of the engine an engine configuration runs (-1: unknown). */
+static int64_t engine_id(builder *b, cudnnBackendDescriptor_t cfg) {
+    cudnnBackendDescriptor_t eng = desc_new(b, CUDNN_BACKEND_ENGINE_DESCRIPTOR);
+    int64_t got = 0, id = -1;
+    if (eng && b->api->get_attr(cfg, CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &got, &eng) ==
+                   CUDNN_STATUS_SUCCESS)
+        b->api->get_attr(eng, CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, 1, &got, &id);
+    return id;
+}
+
+/* What planning one graph gave. */
+typedef struct plan_result {
+    cudnnBackendDescriptor_t plan; /* NULL: none */
+    int offered;                   /* engine configurations the heuristics proposed */
+    int compiled;                  /* of those, how many built their kernel (a plan, or, without a
+                                      GPU, a kernel that only the driver's load refused) */
+    int64_t engine;                /* the plan's engine, else the first compiled one's */
+} plan_result;
+
+/* Asks the heuristics for graph g's engine configurations, best first, and
+ * keeps the first that becomes an execution plan. On a GPU `handle` names
+ * the device; offline `devprop` describes it, and a configuration counts as
+ * compiled when only the (absent) driver refused to load its kernel. */
+#define MAX_ENGINE_CONFIGS 16
+static plan_result make_plan(builder *b, cudnnBackendDescriptor_t g, cudnnHandle_t handle,
+                             cudnnBackendDescriptor_t devprop) {
+    plan_result r = {NULL, 0, 0, -1};
+    cudnnBackendDescriptor_t heur = desc_new(b, CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR);
+    cudnnBackendHeurMode_t mode = CUDNN_HEUR_MODE_A;
+    set(b, heur, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &g, "heuristics graph");
+    set(b, heur, CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &mode, "heuristics mode");
+    if (devprop)
+        set(b, heur, CUDNN_ATTR_ENGINEHEUR_DEVICEPROP, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &devprop, "heuristics device");
+    finalize(b, heur, "heuristics");
+    cudnnBackendDescriptor_t cfgs[MAX_ENGINE_CONFIGS];
+    for (int i = 0; i < MAX_ENGINE_CONFIGS; i++) cfgs[i] = desc_new(b, CUDNN_BACKEND_ENGINECFG_DESCRIPTOR);
+    if (b->failed) return r;
+    int64_t count = 0;
+    cudnnStatus_t st = b->api->get_attr(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR,
+                                        MAX_ENGINE_CONFIGS, &count, cfgs);
+    if (st != CUDNN_STATUS_SUCCESS) {
+        builder_fail(b, "heuristics results", st);
+        return r;
+    }
+    r.offered = (int)count;
+    if (count == 0) {
+        builder_fail(b, "no engine takes this graph", CUDNN_STATUS_NOT_SUPPORTED);
+        return r;
+    }
+    char first_why[256] = "";
+    for (int64_t i = 0; i < count && !r.plan; i++) {
+        int64_t id = engine_id(b, cfgs[i]);
+        cudnnBackendDescriptor_t plan = desc_new(b, CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
+        set(b, plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cfgs[i],
+            "plan engine config");
+        if (handle) set(b, plan, CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle, "plan handle");
+        if (devprop)
+            set(b, plan, CUDNN_ATTR_EXECUTION_PLAN_DEVICEPROP, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &devprop,
+                "plan device");
+        finalize(b, plan, "execution plan");
+        bool compiled = !b->failed || b->status == CUDNN_STATUS_EXECUTION_FAILED_CUDA_DRIVER;
+        if (compiled && r.compiled++ == 0) r.engine = id;
+        if (!b->failed) {
+            r.plan = plan;
+            r.engine = id;
+        } else {
+            if (!*first_why) snprintf(first_why, sizeof first_why, "%.255s", b->why);
+            b->failed = false; /* try the next configuration */
+        }
+    }
+    if (!r.plan) {
+        b->failed = true;
+        b->status = CUDNN_STATUS_NOT_SUPPORTED;
+        snprintf(b->why, sizeof b->why, "none of %d engine configurations built a plan; the first: %s", (int)count,
+                 first_why);
+    }
+    return r;
+}
+
+/* y = x laid out as y's descriptor says (a transpose, for the products that
+ * need one operand the other way round). */
+static cudnnBackendDescriptor_t op_reshape(builder *b, cudnnBackendDescriptor_t x, cudnnBackendDescriptor_t y) {
+    cudnnBackendDescriptor_t op = desc_new(b, CUDNN_BACKEND_OPERATION_RESHAPE_DESCRIPTOR);
+    set(b, op, CUDNN_ATTR_OPERATION_RESHAPE_XDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &x, "reshape x");
+    set(b, op, CUDNN_ATTR_OPERATION_RESHAPE_YDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &y, "reshape y");
+    finalize(b, op, "reshape operation");
+    return op;
+}
+
+static tensor4 transposed(tensor4 t) {
+    tensor4 r = t;
+    r.dims[2] = t.dims[3], r.dims[3] = t.dims[2];
+    r.strides[2] = t.strides[3], r.strides[3] = t.strides[2];
+    return r;
+}
+
+/* Backward: from dO, O and the statistics, recompute P = exp(scale Q K^T +
+ * causal - stats) tile by tile and form
+ *   dV = P^T dO,  dP = dO V^T,  dS = scale P (dP - rowsum(dO O)),
+ *   dQ = dS K,    dK = dS^T Q.
+ * The engine matches this exact shape: K and V enter only transposed (as
+ * strides on their own descriptors), the row sums and the fp32 dQ sums are
+ * bound tensors (in the workspace), and with grouped-query heads dK and dV
+ * are formed per query head and then summed over each group. */
+static int backward_graph(builder *b, const cudnn_att_shape *s, cudnnBackendDescriptor_t *ops) {
+    graph_ids ids = {UID_FIRST_VIRTUAL};
+    int n = 0;
+    const bool grouped = s->NH != s->NKV;
+    tensor4 sv = scores_view(s), st = stats_view(s);
+    tensor4 qv = qkv_view(s, s->NH, 0), kv = qkv_view(s, s->NKV, 0), ov = out_view(s);
+    tensor4 full = packed(s->B, s->NH, s->T, s->hd); /* per query head */
+    cudnnBackendDescriptor_t q = tensor(b, UID_Q, CUDNN_DATA_BFLOAT16, qv, false, false);
+    cudnnBackendDescriptor_t kt = tensor(b, UID_K, CUDNN_DATA_BFLOAT16, transposed(kv), false, false);
+    cudnnBackendDescriptor_t vt = tensor(b, UID_V, CUDNN_DATA_BFLOAT16, transposed(kv), false, false);
+    cudnnBackendDescriptor_t o = tensor(b, UID_O, CUDNN_DATA_BFLOAT16, ov, false, false);
+    cudnnBackendDescriptor_t dout = tensor(b, UID_DO, CUDNN_DATA_BFLOAT16, ov, false, false);
+    cudnnBackendDescriptor_t stats = tensor(b, UID_STATS, CUDNN_DATA_FLOAT, st, false, false);
+    cudnnBackendDescriptor_t dq = tensor(b, UID_DQ, CUDNN_DATA_BFLOAT16, qv, false, false);
+    cudnnBackendDescriptor_t dk = tensor(b, UID_DK, CUDNN_DATA_BFLOAT16, kv, false, false);
+    cudnnBackendDescriptor_t dv = tensor(b, UID_DV, CUDNN_DATA_BFLOAT16, kv, false, false);
+    cudnnBackendDescriptor_t rowsum = tensor(b, UID_ROWSUM, CUDNN_DATA_FLOAT, st, false, false);
+    cudnnBackendDescriptor_t dq_accum = tensor(b, UID_DQ_ACCUM, CUDNN_DATA_FLOAT, full, false, false);
+    cudnnBackendDescriptor_t scale = scalar(b, UID_SCALE, CUDNN_DATA_FLOAT);
+    cudnnBackendDescriptor_t neg_inf = scalar(b, UID_NEG_INF, CUDNN_DATA_FLOAT);
+    cudnnBackendDescriptor_t one = scalar(b, UID_ONE, CUDNN_DATA_FLOAT);
+
+    /* rowsum(dO O): the softmax's share of every row's gradient */
+    cudnnBackendDescriptor_t dot = virt(b, &ids, CUDNN_DATA_FLOAT, full), sum = virt(b, &ids, CUDNN_DATA_FLOAT, st);
+    ops[n++] = op_pointwise(b, CUDNN_POINTWISE_MUL, dout, o, NULL, dot, -1);
+    ops[n++] = op_reduce(b, CUDNN_REDUCE_TENSOR_ADD, dot, sum);
+    ops[n++] = op_pointwise(b, CUDNN_POINTWISE_MUL, sum, one, NULL, rowsum, -1);
+    /* P = exp(scale Q K^T - stats), masked */
+    cudnnBackendDescriptor_t raw = virt(b, &ids, CUDNN_DATA_FLOAT, sv), scaled = virt(b, &ids, CUDNN_DATA_FLOAT, sv);
+    cudnnBackendDescriptor_t shifted = virt(b, &ids, CUDNN_DATA_FLOAT, sv);
+    ops[n++] = op_matmul(b, q, kt, raw);
+    ops[n++] = op_pointwise(b, CUDNN_POINTWISE_MUL, raw, scale, NULL, scaled, -1);
+    ops[n++] = op_pointwise(b, CUDNN_POINTWISE_SUB, scaled, stats, NULL, shifted, -1);
+    cudnnBackendDescriptor_t masked = causal_mask(b, &ids, s, shifted, neg_inf, ops, &n);
+    cudnnBackendDescriptor_t p = virt(b, &ids, CUDNN_DATA_FLOAT, sv);
+    ops[n++] = op_pointwise(b, CUDNN_POINTWISE_EXP, masked, NULL, NULL, p, -1);
+    /* dV = P^T dO (per query head, then summed over the group) */
+    cudnnBackendDescriptor_t pt = virt(b, &ids, CUDNN_DATA_BFLOAT16, transposed(sv));
+    cudnnBackendDescriptor_t dv_full = grouped ? virt(b, &ids, CUDNN_DATA_BFLOAT16, full) : dv;
+    ops[n++] = op_reshape(b, p, pt);
+    ops[n++] = op_matmul(b, pt, dout, dv_full);
+    if (grouped) ops[n++] = op_reduce(b, CUDNN_REDUCE_TENSOR_ADD, dv_full, dv);
+    /* dS = scale P (dO V^T - rowsum) */
+    cudnnBackendDescriptor_t dp = virt(b, &ids, CUDNN_DATA_FLOAT, sv), centered = virt(b, &ids, CUDNN_DATA_FLOAT, sv);
+    cudnnBackendDescriptor_t pd = virt(b, &ids, CUDNN_DATA_FLOAT, sv), ds = virt(b, &ids, CUDNN_DATA_FLOAT, sv);
+    ops[n++] = op_matmul(b, dout, vt, dp);
+    ops[n++] = op_pointwise(b, CUDNN_POINTWISE_SUB, dp, rowsum, NULL, centered, -1);
+    ops[n++] = op_pointwise(b, CUDNN_POINTWISE_MUL, centered, p, NULL, pd, -1);
+    ops[n++] = op_pointwise(b, CUDNN_POINTWISE_MUL, pd, scale, NULL, ds, -1);
+    /* dK = dS^T Q (per query head, then summed over the group) */
+    cudnnBackendDescriptor_t dst = virt(b, &ids, CUDNN_DATA_BFLOAT16, transposed(sv));
+    cudnnBackendDescriptor_t dk_full = grouped ? virt(b, &ids, CUDNN_DATA_BFLOAT16, full) : dk;
+    ops[n++] = op_reshape(b, ds, dst);
+    ops[n++] = op_matmul(b, dst, q, dk_full);
+    if (grouped) ops[n++] = op_reduce(b, CUDNN_REDUCE_TENSOR_ADD, dk_full, dk);
+    /* dQ = dS K, summed in fp32, then rounded into dq */
+    cudnnBackendDescriptor_t k = virt(b, &ids, CUDNN_DATA_FLOAT, kv);
+    ops[n++] = op_reshape(b, kt, k);
+    ops[n++] = op_matmul(b, ds, k, dq_accum);
+    ops[n++] = op_pointwise(b, CUDNN_POINTWISE_IDENTITY, dq_accum, NULL, NULL, dq, -1);
+    return n;
+}
+
+/* ---------------------------------------------------------------- running on a GPU */
+
+/* One cached plan per (shape, direction); a failed build is cached too, so
+ * a shape cuDNN refuses costs one attempt. */
+#define PLAN_CACHE 16
+typedef struct plan_entry {
+    cudnn_att_shape shape;
+    direction dir;
+    bool ok;
+    builder b; /* owns the graph's and the plan's descriptors */
+    cudnnBackendDescriptor_t plan;
+    int64_t workspace;
+} plan_entry;
+
+struct cudnn_attention {
+    cudnn_api api;
+    cudnnHandle_t handle;
+    cudaStream_t stream;
+    plan_entry plans[PLAN_CACHE];
+    int n_plans, next_evict;
+    void *workspace;
+    size_t workspace_cap;
+};
+
+cudnn_attention *cudnn_attention_open(void *stream, char *err, size_t err_len) {
+    cudnn_attention *ca = calloc(1, sizeof *ca);
+    if (!ca) {
+        snprintf(err, err_len, "out of memory");
+        return NULL;
+    }
+    if (api_load(&ca->api, err, err_len) != 0) {
+        free(ca);
+        return NULL;
+    }
+    ca->stream = (cudaStream_t)stream;
+    cudnnStatus_t st = ca->api.create(&ca->handle);
+    if (st == CUDNN_STATUS_SUCCESS) st = ca->api.set_stream(ca->handle, (cudaStream_t)stream);
+    if (st != CUDNN_STATUS_SUCCESS) {
+        snprintf(err, err_len, "cudnnCreate: %s", ca->api.error_string(st));
+        if (ca->handle) ca->api.destroy(ca->handle);
+        dlclose(ca->api.lib);
+        free(ca);
+        return NULL;
+    }
+    return ca;
+}
+
+void cudnn_attention_close(cudnn_attention *ca) {
+    if (!ca) return;
+    for (int i = 0; i < ca->n_plans; i++) builder_free(&ca->plans[i].b);
+    if (ca->workspace) cudaFree(ca->workspace);
+    ca->api.destroy(ca->handle);
+    dlclose(ca->api.lib);
+    free(ca);
+}
+
+static bool same_shape(const cudnn_att_shape *a, const cudnn_att_shape *b) {
+    return a->B == b->B && a->T == b->T && a->NH == b->NH && a->NKV == b->NKV && a->hd == b->hd &&
+           a->scale == b->scale;
+}
+
+/* The cached plan of (s, dir), built on first use. NULL when cuDNN refuses
+ * the shape (said once on stderr). */
+static plan_entry *plan_for(cudnn_attention *ca, const cudnn_att_shape *s, direction dir) {
+    for (int i = 0; i < ca->n_plans; i++)
+        if (ca->plans[i].dir == dir && same_shape(&ca->plans[i].shape, s))
+            return ca->plans[i].ok ? &ca->plans[i] : NULL;
+    int slot = ca->n_plans < PLAN_CACHE ? ca->n_plans++ : ca->next_evict++ % PLAN_CACHE;
+    plan_entry *e = &ca->plans[slot];
+    builder_free(&e->b);
+    memset(e, 0, sizeof *e);
+    e->shape = *s;
+    e->dir = dir;
+    e->b.api = &ca->api;
+    cudnnBackendDescriptor_t g = op_graph(&e->b, s, dir);
+    e->plan = make_plan(&e->b, g, ca->handle, NULL).plan;
+    int64_t got = 0;
+    if (!e->b.failed)
+        ca->api.get_attr(e->plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &got, &e->workspace);
+    e->ok = !e->b.failed;
+    if (!e->ok) {
+        fprintf(stderr, "soju: cudnn: %s attention B=%d T=%d NH=%d NKV=%d hd=%d runs on soju's kernels: %s\n",
+                dir == DIR_FORWARD ? "forward" : "backward", s->B, s->T, s->NH, s->NKV, s->hd, e->b.why);
+        builder_free(&e->b); /* keep only the verdict */
+        return NULL;
+    }
+    return e;
+}
+
+int cudnn_attention_supports(cudnn_attention *ca, const cudnn_att_shape *s) {
+    return plan_for(ca, s, DIR_FORWARD) && plan_for(ca, s, DIR_BACKWARD);
+}
+
+/* The workspace: `extra` bytes of soju's own tensors at the start, then the
+ * plan's. Grown on demand (cudaFree synchronizes, which only happens while
+ * plans are new). */
+static char *workspace(cudnn_attention *ca, size_t extra, const plan_entry *e) {
+    size_t need = extra + (size_t)e->workspace;
+    if (need > ca->workspace_cap) {
+        if (ca->workspace) cudaFree(ca->workspace);
+        ca->workspace = NULL, ca->workspace_cap = 0;
+        if (cudaMalloc(&ca->workspace, need) != cudaSuccess) {
+            fprintf(stderr, "soju: cudnn: cannot allocate its %zu-byte workspace\n", need);
+            abort();
+        }
+        ca->workspace_cap = need;
+    }
+    return (char *)ca->workspace;
+}
+
+/* Runs plan e with the given tensors bound by id (by-value scalars point at
+ * host memory); the plan's own workspace starts at plan_ws. */
+static void run_plan(cudnn_attention *ca, plan_entry *e, int n, const int64_t *uids, void **ptrs, void *plan_ws) {
+    builder b = {.api = &ca->api};
+    cudnnBackendDescriptor_t pack = desc_new(&b, CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR);
+    set(&b, pack, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, n, uids, "variant pack ids");
+    set(&b, pack, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, n, ptrs, "variant pack pointers");
+    set(&b, pack, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &plan_ws, "variant pack workspace");
+    finalize(&b, pack, "variant pack");
+    if (!b.failed) {
+        cudnnStatus_t st = ca->api.execute(ca->handle, e->plan, pack);
+        if (st != CUDNN_STATUS_SUCCESS) builder_fail(&b, "execute", st);
+    }
+    if (b.failed) { /* the plan was built for this shape: a failure here is a dead device or a bug */
+        fprintf(stderr, "soju: cudnn: %s\n", b.why);
+        abort();
+    }
+    builder_free(&b);
+}
+
+/* Pointers to the query, key and value heads of row 0 inside qkv (bf16). */
+static void qkv_heads(const cudnn_att_shape *s, const void *qkv, void **q, void **k, void **v) {
+    char *base = (char *)qkv;
+    *q = base;
+    *k = base + (size_t)s->NH * s->hd * 2;
+    *v = base + (size_t)(s->NH + s->NKV) * s->hd * 2;
+}
+
+int cudnn_attention_forward(cudnn_attention *ca, const cudnn_att_shape *s, void *out, float *lse, const void *qkv) {
+    plan_entry *e = plan_for(ca, s, DIR_FORWARD);
+    if (!e) return -1;
+    float scale = s->scale, neg_inf = -INFINITY;
+    void *q, *k, *v;
+    qkv_heads(s, qkv, &q, &k, &v);
+    int64_t uids[] = {UID_Q, UID_K, UID_V, UID_O, UID_STATS, UID_SCALE, UID_NEG_INF};
+    void *ptrs[] = {q, k, v, out, lse, &scale, &neg_inf};
+    run_plan(ca, e, 7, uids, ptrs, workspace(ca, 0, e));
+    return 0;
+}
+
+int cudnn_attention_backward(cudnn_attention *ca, const cudnn_att_shape *s, void *dqkv, const void *dout,
+                             const void *qkv, const void *out, const float *lse) {
+    plan_entry *e = plan_for(ca, s, DIR_BACKWARD);
+    if (!e) return -1;
+    /* the graph's own fp32 tensors, 256-byte aligned at the workspace's start */
+    size_t rows = (size_t)s->B * s->NH * s->T;
+    size_t rowsum_bytes = (rows * sizeof(float) + 255) & ~(size_t)255;
+    size_t accum_bytes = (rows * s->hd * sizeof(float) + 255) & ~(size_t)255;
+    char *ws = workspace(ca, rowsum_bytes + accum_bytes, e);
+    void *rowsum = ws, *dq_accum = ws + rowsum_bytes;
+    if (ca->api.get_version() < 90600) /* older engines add into dQ's fp32 sums instead of writing them */
+        cudaMemsetAsync(dq_accum, 0, rows * s->hd * sizeof(float), ca->stream);
+    float scale = s->scale, neg_inf = -INFINITY, one = 1.0f;
+    void *q, *k, *v, *dq, *dk, *dv;
+    qkv_heads(s, qkv, &q, &k, &v);
+    qkv_heads(s, dqkv, &dq, &dk, &dv);
+    int64_t uids[] = {UID_Q,  UID_K,  UID_V,  UID_O,   UID_STATS,  UID_SCALE,   UID_NEG_INF,
+                      UID_DO, UID_DQ, UID_DK, UID_DV, UID_ONE, UID_ROWSUM, UID_DQ_ACCUM};
+    void *ptrs[] = {q, k, v, (void *)out, (void *)lse, &scale, &neg_inf, (void *)dout, dq, dk, dv, &one, rowsum,
+                    dq_accum};
+    run_plan(ca, e, 14, uids, ptrs, ws + rowsum_bytes + accum_bytes);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- offline check */
+
+int cudnn_attention_check_offline(const char *device_json, const cudnn_att_shape *s, void *log) {
+    FILE *f = (FILE *)log;
+    cudnn_api api;
+    char err[256];
+    if (api_load(&api, err, sizeof err) != 0) {
+        fprintf(f, "cudnn: %s\n", err);
+        return -1;
+    }
+    int good = 0;
+    for (int dir = DIR_FORWARD; dir <= DIR_BACKWARD; dir++) {
+        builder b = {.api = &api};
+        cudnnBackendDescriptor_t dev = desc_new(&b, CUDNN_BACKEND_DEVICEPROP_DESCRIPTOR);
+        set(&b, dev, CUDNN_ATTR_DEVICEPROP_JSON_REPRESENTATION, CUDNN_TYPE_CHAR, (int64_t)strlen(device_json),
+            device_json, "device json");
+        finalize(&b, dev, "device properties");
+        cudnnBackendDescriptor_t g = op_graph(&b, s, (direction)dir);
+        plan_result r = make_plan(&b, g, NULL, dev);
+        fprintf(f, "cudnn %zu %s B=%d T=%d NH=%d NKV=%d hd=%d: %d engine configs, %d compiled", api.get_version(),
+                dir == DIR_FORWARD ? "forward" : "backward", s->B, s->T, s->NH, s->NKV, s->hd, r.offered,
+                r.compiled);
+        if (r.compiled) fprintf(f, " (engine %lld)\n", (long long)r.engine);
+        else fprintf(f, ": %s\n", b.why);
+        good += r.compiled > 0;
+        builder_free(&b);
+    }
+    dlclose(api.lib);
+    return good;
+}

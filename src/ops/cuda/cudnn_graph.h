@@ -1,0 +1,62 @@
+/* cudnn_graph.h — cuDNN's fused attention behind soju's attention ops.
+ *
+ * cuDNN is optional at every level: the build compiles this part only where
+ * cudnn.h is found, and the library (libcudnn.so.9, e.g. from PyTorch's wheel
+ * nvidia-cudnn-cu12/13) is opened at run time, only when SOJU_CUDA_ATT=cudnn
+ * asks for it. soju's own kernels stay the default and serve every case
+ * cuDNN's engines do not (packed documents, windows, odd head sizes).
+ *
+ * The attention is described to cuDNN as an operation graph (matrix
+ * products, point-wise steps, reductions) that its flash-attention engines
+ * recognize; the graphs are written out in cudnn_graph.c. */
+#ifndef SOJU_CUDNN_GRAPH_H
+#define SOJU_CUDNN_GRAPH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct cudnn_attention cudnn_attention;
+
+/* The attention problem one plan serves: qkv packed as the ops interface
+ * says (B, T, (NH + 2 NKV) hd), out (B, T, NH hd), lse (B, NH, T) fp32;
+ * causal, no documents, no window. */
+typedef struct cudnn_att_shape {
+    int B, T, NH, NKV, hd;
+    float scale;
+} cudnn_att_shape;
+
+/* Opens libcudnn (SOJU_CUDNN_LIB, else libcudnn.so.9 on the loader's path)
+ * and a handle on `stream` (a cudaStream_t). NULL with a one-line reason in
+ * err when there is no library or no GPU. */
+cudnn_attention *cudnn_attention_open(void *stream, char *err, size_t err_len);
+void cudnn_attention_close(cudnn_attention *ca);
+
+/* Whether cuDNN's engines take this shape (the plan is built and cached on
+ * the first call, so the answer is cheap afterwards). */
+int cudnn_attention_supports(cudnn_attention *ca, const cudnn_att_shape *s);
+
+/* The ops' contract (ops.h attention_forward / attention_backward without
+ * documents, window or rope). Return 0 on success, -1 when cuDNN refused the
+ * shape (nothing was written then). */
+int cudnn_attention_forward(cudnn_attention *ca, const cudnn_att_shape *s, void *out, float *lse, const void *qkv);
+int cudnn_attention_backward(cudnn_attention *ca, const cudnn_att_shape *s, void *dqkv, const void *dout,
+                             const void *qkv, const void *out, const float *lse);
+
+/* Without a GPU: builds the forward and backward graphs of `s` and asks
+ * cuDNN for execution plans for the device described by `device_json`
+ * (cuDNN's device-properties JSON, e.g. tools/cudnn_h100.json). Prints one
+ * line per direction (engines offered, plan built or why not) to `log`
+ * (a FILE *); returns the number of directions whose kernels compiled (0-2:
+ * without a GPU a plan stops at loading them into the driver), or -1
+ * when the library cannot be opened. */
+int cudnn_attention_check_offline(const char *device_json, const cudnn_att_shape *s, void *log);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
