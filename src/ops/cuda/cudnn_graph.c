@@ -102,6 +102,8 @@ static void builder_fail(builder *b, const char *what, cudnnStatus_t st) {
     char last[256] = "";
     b->api->last_error(last, sizeof last);
     snprintf(b->why, sizeof b->why, "%s: %s%s%s", what, b->api->error_string(st), *last ? ": " : "", last);
+    for (char *c = b->why; *c; c++) /* cuDNN's messages span lines; errors here are one line */
+        if (*c == '\n') *c = ';';
 }
 
 static void builder_free(builder *b) {

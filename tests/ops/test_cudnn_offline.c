@@ -1,0 +1,53 @@
+/* cuDNN's fused attention graphs (src/ops/cuda/cudnn_graph.c), checked
+ * without a GPU.
+ *
+ * cuDNN (9.8 and newer) can plan for a device described in JSON instead of a
+ * live one: tools/cudnn_h100.json describes an H100 SXM. For each shape the
+ * forward and backward graphs are built, the heuristics must offer engine
+ * configurations (they offer none for a graph their flash-attention engines
+ * do not recognize), and the offered engines must compile their kernels; only
+ * loading a kernel into the driver needs the GPU, and the CUDA driver stub
+ * stands in for it up to there. Numbers come later: gpu_check.sh runs the
+ * same path on a GPU against the CPU ops.
+ *
+ * Skips (77) in a build without cudnn_backend.h or where libcudnn.so.9
+ * cannot be opened (SOJU_CUDNN_LIB / LD_LIBRARY_PATH, set by CMake). */
+#include "soju/base.h"
+#include "test.h"
+
+#ifdef SOJU_HAVE_CUDNN
+#include "ops/cuda/cudnn_graph.h"
+
+static char *device_json;
+
+static void load_device(void) {
+    if (device_json) return;
+    soju_err err;
+    size_t len;
+    if (soju_read_file("tools/cudnn_h100.json", &device_json, &len, &err) != 0) {
+        fprintf(stderr, "%s\n", err.msg);
+        exit(1);
+    }
+}
+
+/* Both directions of `s` must compile (returns 2); -1 means no library. */
+static int check_shape(int B, int T, int NH, int NKV, int hd) {
+    load_device();
+    cudnn_att_shape s = {B, T, NH, NKV, hd, 1.0f / sqrtf((float)hd)};
+    int r = cudnn_attention_check_offline(device_json, &s, stdout);
+    if (r < 0) SKIP("libcudnn.so.9 cannot be opened here");
+    return r;
+}
+
+TEST(gpt2_shape) { CHECK_EQ_INT(check_shape(4, 1024, 12, 12, 64), 2); }
+TEST(llama_grouped_query_shape) { CHECK_EQ_INT(check_shape(4, 1024, 12, 4, 64), 2); }
+TEST(head_dim_128) { CHECK_EQ_INT(check_shape(2, 256, 4, 4, 128), 2); }
+TEST(ragged_sequence_and_groups) { CHECK_EQ_INT(check_shape(3, 77, 6, 2, 128), 2); }
+/* The check can fail: cuDNN's engines take no head dim that is not a
+ * multiple of 8 (soju never sends one there). */
+TEST(refused_head_dim) { CHECK_EQ_INT(check_shape(1, 128, 2, 2, 36), 0); }
+
+TEST_MAIN(gpt2_shape, llama_grouped_query_shape, head_dim_128, ragged_sequence_and_groups, refused_head_dim)
+#else
+int main(void) { SKIP("this build has no cuDNN header (cudnn_backend.h)"); }
+#endif
