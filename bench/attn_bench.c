@@ -32,7 +32,7 @@
 static const char *SWITCHES[] = {"SOJU_CUDA_WGMMA",       "SOJU_CUDA_DETERMINISTIC", "SOJU_CUDA_DQ_BULK",
                                  "SOJU_CUDA_ATT_FWD128",  "SOJU_CUDA_ATT_FWD192",    "SOJU_CUDA_ATT_FWD_TMA",
                                  "SOJU_CUDA_ATT_FWD_PIPE", "SOJU_CUDA_ATT_BWD_TMA",  "SOJU_CUDA_ATT_BWD_SPLIT",
-                                 "SOJU_CUDA_ATT_BWD_WS",  "SOJU_CUDA_ATT_FWD_WS"};
+                                 "SOJU_CUDA_ATT_BWD_WS",  "SOJU_CUDA_ATT_FWD_WS",    "SOJU_CUDA_CUDNN"};
 
 /* Sets the NAME=VALUE pairs of `variant` (comma-separated, "default": none)
  * after clearing every switch; 0 on a malformed pair. */

@@ -59,7 +59,7 @@ run_check() { # name, program, its arguments (test names: only those run); a han
     local name=$1 prog=$2 log="$out/$1.log" rc sw limit=${CHECK_TIMEOUT:-300}
     shift 2
     local switches
-    switches=$(env | grep -oE '^SOJU_CUDA_(ATT_[A-Z0-9_]+|DQ_BULK|NORM_PREFETCH|CE_SMEM|ROPE_FUSED)=[^0]' | cut -d= -f1 |
+    switches=$(env | grep -oE '^SOJU_CUDA_(ATT_[A-Z0-9_]+|DQ_BULK|NORM_PREFETCH|CE_SMEM|ROPE_FUSED|CUDNN)=[^0]' | cut -d= -f1 |
         sort -u)
     for sw in $switches; do
         if [[ " $hung " == *" $sw "* ]]; then
@@ -166,6 +166,10 @@ SOJU_CUDA_CE_SMEM=1 run_check cuda_ops_ce_smem "$bin/ops_test_cuda_ops" crossent
 # the attention backward's dq store applying the queries' rope backward (off by default until timed)
 SOJU_CUDA_ROPE_FUSED=1 run_check cuda_ops_rope_fused "$bin/ops_test_cuda_ops" attention
 SOJU_CUDA_ROPE_FUSED=1 run_check cuda_step_rope_fused "$bin/model_test_cuda_step"
+# cuDNN's fused attention (plain causal attention; off by default until timed; strict: a
+# shape it refuses, or no libcudnn.so.9 on the library path, fails the check)
+SOJU_CUDA_CUDNN=strict run_check cuda_ops_cudnn "$bin/ops_test_cuda_ops" attention
+SOJU_CUDA_CUDNN=strict run_check cuda_step_cudnn "$bin/model_test_cuda_step"
 run_check optimizer_ops "$bin/ops_test_optimizer_ops"
 [ -x "$bin/model_test_recompute" ] && run_check recompute_cpu "$bin/model_test_recompute"
 [ -x "$bin/ops_test_layer_ops" ] && run_check cpu_layer_ops "$bin/ops_test_layer_ops"

@@ -4,7 +4,8 @@
 # or wrong kernel the default, so its rules are checked here on made-up
 # results: the fastest right variant per direction wins, and only by the
 # margin; a variant that differs from the default, lacks a shape, mixes
-# directions or is a mode (deterministic) is never picked.
+# directions or is a mode (deterministic) is never picked; cuDNN's whole
+# attention is weighed against both directions' picks together.
 set -u
 tmp=${SOJU_TMP:-/tmp}/pick_attention.$$
 mkdir -p "$tmp"
@@ -39,6 +40,24 @@ expect "wrong gradients" "$(echo "$out" | grep -c 'FWD_PIPE=1 WRONG')" 1
 expect "one shape only" "$(echo "$out" | grep -c 'left out (not timed at every shape)')" 2
 # a higher margin keeps the forward's 10% out, the backward's 25% in
 expect "margin 0.2" "$(pick "$tmp/results" 0.2 | tail -1)" "SOJU_CUDA_DQ_BULK=1"
+# cuDNN's whole attention: weighed by forward + backward against the two picks together
+# (0.9 + 1.5 = 2.4 ms per shape): 2.2 wins beside them, 2.38 is under the margin, and a
+# wrong one is never picked
+{
+    cat "$tmp/results"
+    for s in gpt2 llama; do line $s SOJU_CUDA_CUDNN=1 0.6 1.6 0 0.002; done
+} >"$tmp/cudnn_wins"
+expect "cudnn wins" "$(pick "$tmp/cudnn_wins" | tail -1)" "SOJU_CUDA_ATT_FWD_TMA=1 SOJU_CUDA_DQ_BULK=1 SOJU_CUDA_CUDNN=1"
+{
+    cat "$tmp/results"
+    for s in gpt2 llama; do line $s SOJU_CUDA_CUDNN=1 0.9 1.48 0 0; done
+} >"$tmp/cudnn_margin"
+expect "cudnn under the margin" "$(pick "$tmp/cudnn_margin" | tail -1)" "SOJU_CUDA_ATT_FWD_TMA=1 SOJU_CUDA_DQ_BULK=1"
+{
+    cat "$tmp/results"
+    for s in gpt2 llama; do line $s SOJU_CUDA_CUDNN=1 0.3 0.5 0 0.5; done
+} >"$tmp/cudnn_wrong"
+expect "cudnn wrong" "$(pick "$tmp/cudnn_wrong" | tail -1)" "SOJU_CUDA_ATT_FWD_TMA=1 SOJU_CUDA_DQ_BULK=1"
 # nothing beats the default: an empty line
 grep -E 'variant=default ' "$tmp/results" >"$tmp/default_only"
 expect "default only" "$(pick "$tmp/default_only" | tail -1)" ""

@@ -442,6 +442,7 @@ TEST(attention) {
     attention_case(2, 260, 4, 2, 64, 70, 0);  /* window: key tiles off the 64 grid, odd number of query blocks */
     attention_case(1, 196, 2, 2, 64, 0, 2);   /* head dim 64, unordered doc ids */
     attention_case(1, 1024, 2, 1, 64, 0, 1);  /* long rows: the kernels' buffer rings wrap many times */
+    attention_case(1, 1024, 4, 2, 64, 0, 0);  /* long causal rows (cuDNN's path with SOJU_CUDA_CUDNN) */
     attention_case(2, 192, 6, 2, 64, 0, 1);   /* GQA groups of 3 (the forward's GQA mode: runs of 3 heads) */
     /* with the rope's backward (the dq store folds in the queries' with SOJU_CUDA_ROPE_FUSED=1) */
     attention_case_rope(2, 130, 4, 2, 64, 0, 0, 1);

@@ -282,15 +282,19 @@ extern "C" int soju_cuda_backend_create(soju_backend **out, soju_err *err) {
     st->norm_prefetch = env_switch("SOJU_CUDA_NORM_PREFETCH", false);
     st->ce_smem = env_switch("SOJU_CUDA_CE_SMEM", false);
     st->rope_fused = env_switch("SOJU_CUDA_ROPE_FUSED", false);
-    if (env_switch("SOJU_CUDA_CUDNN", false) && !st->deterministic) {
+    // SOJU_CUDA_CUDNN=1: plain causal attention on cuDNN's engines where it can;
+    // =strict: where it cannot, stop (the checks, so that a pass means cuDNN ran)
+    if (const char *cudnn = env_on("SOJU_CUDA_CUDNN")) {
+        const bool strict = !strcmp(cudnn, "strict");
+        char why[256] = "this build found no cudnn_backend.h (cuDNN 9, e.g. pip nvidia-cudnn-cu12)";
 #ifdef SOJU_HAVE_CUDNN
-        char why[256];
-        st->cudnn = cudnn_attention_open(st->stream, why, sizeof why);
-        if (!st->cudnn) fprintf(stderr, "soju: cuda: SOJU_CUDA_CUDNN: %s; attention runs on soju's kernels\n", why);
-#else
-        fprintf(stderr, "soju: cuda: SOJU_CUDA_CUDNN: this build found no cudnn_backend.h (cuDNN 9, e.g. pip "
-                        "nvidia-cudnn-cu12); attention runs on soju's kernels\n");
+        if (st->deterministic) snprintf(why, sizeof why, "SOJU_CUDA_DETERMINISTIC wants soju's kernels");
+        else st->cudnn = cudnn_attention_open(st->stream, strict, why, sizeof why);
 #endif
+        if (!st->cudnn) {
+            fprintf(stderr, "soju: cuda: SOJU_CUDA_CUDNN: %s; attention runs on soju's kernels\n", why);
+            if (strict) abort();
+        }
     }
 #ifdef SOJU_WGMMA
     st->wgmma = prop.major == 9 && prop.minor == 0 && env_switch("SOJU_CUDA_WGMMA", true);

@@ -532,13 +532,14 @@ struct cudnn_attention {
     cudnn_api api;
     cudnnHandle_t handle;
     cudaStream_t stream;
+    bool strict; /* a refused shape aborts */
     plan_entry plans[PLAN_CACHE];
     int n_plans, next_evict;
     void *workspace;
     size_t workspace_cap;
 };
 
-cudnn_attention *cudnn_attention_open(void *stream, char *err, size_t err_len) {
+cudnn_attention *cudnn_attention_open(void *stream, int strict, char *err, size_t err_len) {
     cudnn_attention *ca = calloc(1, sizeof *ca);
     if (!ca) {
         snprintf(err, err_len, "out of memory");
@@ -549,6 +550,7 @@ cudnn_attention *cudnn_attention_open(void *stream, char *err, size_t err_len) {
         return NULL;
     }
     ca->stream = (cudaStream_t)stream;
+    ca->strict = strict != 0;
     cudnnStatus_t st = ca->api.create(&ca->handle);
     if (st == CUDNN_STATUS_SUCCESS) st = ca->api.set_stream(ca->handle, (cudaStream_t)stream);
     if (st != CUDNN_STATUS_SUCCESS) {
@@ -595,8 +597,10 @@ static plan_entry *plan_for(cudnn_attention *ca, const cudnn_att_shape *s, direc
         ca->api.get_attr(e->plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &got, &e->workspace);
     e->ok = !e->b.failed;
     if (!e->ok) {
-        fprintf(stderr, "soju: cudnn: %s attention B=%d T=%d NH=%d NKV=%d hd=%d runs on soju's kernels: %s\n",
-                dir == DIR_FORWARD ? "forward" : "backward", s->B, s->T, s->NH, s->NKV, s->hd, e->b.why);
+        fprintf(stderr, "soju: cudnn: %s attention B=%d T=%d NH=%d NKV=%d hd=%d %s: %s\n",
+                dir == DIR_FORWARD ? "forward" : "backward", s->B, s->T, s->NH, s->NKV, s->hd,
+                ca->strict ? "refused (SOJU_CUDA_CUDNN=strict)" : "runs on soju's kernels", e->b.why);
+        if (ca->strict) abort();
         builder_free(&e->b); /* keep only the verdict */
         return NULL;
     }
