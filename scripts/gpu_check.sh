@@ -21,8 +21,8 @@
 #   SOJU_CUDA_WGMMA=0  Hopper: the head-dim-64 attention on mma.sync instead of wgmma
 #   (the checks also run with SOJU_CUDA_DQ_BULK=1, SOJU_CUDA_ATT_FWD128=1 / 192=1, SOJU_CUDA_ATT_FWD_TMA=1,
 #    SOJU_CUDA_ATT_FWD_PIPE=1, SOJU_CUDA_ATT_BWD_TMA=1, SOJU_CUDA_ATT_BWD_SPLIT=1, SOJU_CUDA_ATT_BWD_WS=1 and
-#    SOJU_CUDA_ATT_FWD_WS=2 / 3 / gqa on Hopper:
-#    attention variants that are off by default until timed)
+#    SOJU_CUDA_ATT_FWD_WS=2 / 3 / gqa on Hopper, and SOJU_CUDA_CUDNN=strict (cuDNN's engines; needs
+#    libcudnn.so.9 on SOJU_GPU_LIB): attention variants that are off by default until timed)
 #   (scripts/gpu_ab.sh times one such switch, or an older binary, against the default)
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
