@@ -517,7 +517,10 @@ static int backward_graph(builder *b, const cudnn_att_shape *s, cudnnBackendDesc
 /* ---------------------------------------------------------------- running on a GPU */
 
 /* One cached plan per (shape, direction); a failed build is cached too, so
- * a shape cuDNN refuses costs one attempt. */
+ * a shape cuDNN refuses costs one attempt. A new shape costs a plan build
+ * (the runtime-compiled engines compile their kernel: about a second), which
+ * training's fixed shapes pay once; varying prompt lengths would pay it per
+ * length. */
 #define PLAN_CACHE 16
 typedef struct plan_entry {
     cudnn_att_shape shape;
@@ -585,6 +588,7 @@ static plan_entry *plan_for(cudnn_attention *ca, const cudnn_att_shape *s, direc
             return ca->plans[i].ok ? &ca->plans[i] : NULL;
     int slot = ca->n_plans < PLAN_CACHE ? ca->n_plans++ : ca->next_evict++ % PLAN_CACHE;
     plan_entry *e = &ca->plans[slot];
+    if (e->b.n_descs) cudaStreamSynchronize(ca->stream); /* its kernels may still be running */
     builder_free(&e->b);
     memset(e, 0, sizeof *e);
     e->shape = *s;
