@@ -289,7 +289,7 @@ extern "C" int soju_cuda_backend_create(soju_backend **out, soju_err *err) {
         char why[256] = "this build found no cudnn_backend.h (cuDNN 9, e.g. pip nvidia-cudnn-cu12)";
 #ifdef SOJU_HAVE_CUDNN
         if (st->deterministic) snprintf(why, sizeof why, "SOJU_CUDA_DETERMINISTIC wants soju's kernels");
-        else st->cudnn = cudnn_attention_open(st->stream, strict, why, sizeof why);
+        else st->cudnn = cudnn_attention_open(st->stream, strict, st->gemm_tune, why, sizeof why);
 #endif
         if (!st->cudnn) {
             fprintf(stderr, "soju: cuda: SOJU_CUDA_CUDNN: %s; attention runs on soju's kernels\n", why);

@@ -137,7 +137,8 @@ struct soju_cuda_state {
     // (the attention backward then recomputes instead of using atomics)
     int deterministic;
     // time cuBLASLt's candidate algorithms per shape (SOJU_CUDA_GEMM_TUNE=0: take
-    // the first); with it, bias gradients ride on the dW GEMM (BGRADB epilogue)
+    // the first); with it, bias gradients ride on the dW GEMM (BGRADB epilogue),
+    // and cuDNN's attention plans are timed too (SOJU_CUDA_CUDNN)
     int gemm_tune;
     // SOJU_CUDA_NORM_PREFETCH=1 (off until timed): the one-pass LayerNorm
     // backward fetches each warp's next row into shared memory meanwhile

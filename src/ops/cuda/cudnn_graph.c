@@ -358,22 +358,29 @@ static int64_t engine_id(builder *b, cudnnBackendDescriptor_t cfg) {
 }
 
 /* What planning one graph gave. */
+#define MAX_ENGINE_CONFIGS 16
 typedef struct plan_result {
-    cudnnBackendDescriptor_t plan; /* NULL: none */
+    cudnnBackendDescriptor_t plan; /* the heuristics' first configuration that became a plan; NULL: none */
     int offered;                   /* engine configurations the heuristics proposed */
     int compiled;                  /* of those, how many built their kernel (a plan, or, without a
                                       GPU, a kernel that only the driver's load refused) */
     int64_t engine;                /* the plan's engine, else the first compiled one's */
+    /* with keep_all: every configuration that became a plan, best first by the heuristics */
+    cudnnBackendDescriptor_t plans[MAX_ENGINE_CONFIGS];
+    int64_t engines[MAX_ENGINE_CONFIGS];
+    int n_plans;
 } plan_result;
 
 /* Asks the heuristics for graph g's engine configurations, best first, and
- * keeps the first that becomes an execution plan. On a GPU `handle` names
- * the device; offline `devprop` describes it, and a configuration counts as
+ * makes execution plans of them: only the first that builds, or with
+ * keep_all every one that does (to time them). On a GPU `handle` names the
+ * device; offline `devprop` describes it, and a configuration counts as
  * compiled when only the (absent) driver refused to load its kernel. */
-#define MAX_ENGINE_CONFIGS 16
 static plan_result make_plan(builder *b, cudnnBackendDescriptor_t g, cudnnHandle_t handle,
-                             cudnnBackendDescriptor_t devprop) {
-    plan_result r = {NULL, 0, 0, -1};
+                             cudnnBackendDescriptor_t devprop, bool keep_all) {
+    plan_result r;
+    memset(&r, 0, sizeof r);
+    r.engine = -1;
     cudnnBackendDescriptor_t heur = desc_new(b, CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR);
     cudnnBackendHeurMode_t mode = CUDNN_HEUR_MODE_A;
     set(b, heur, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &g, "heuristics graph");
@@ -397,7 +404,7 @@ static plan_result make_plan(builder *b, cudnnBackendDescriptor_t g, cudnnHandle
         return r;
     }
     char first_why[256] = "";
-    for (int64_t i = 0; i < count && !r.plan; i++) {
+    for (int64_t i = 0; i < count && (keep_all || !r.plan); i++) {
         int64_t id = engine_id(b, cfgs[i]);
         cudnnBackendDescriptor_t plan = desc_new(b, CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
         set(b, plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cfgs[i],
@@ -410,8 +417,9 @@ static plan_result make_plan(builder *b, cudnnBackendDescriptor_t g, cudnnHandle
         bool compiled = !b->failed || b->status == CUDNN_STATUS_EXECUTION_FAILED_CUDA_DRIVER;
         if (compiled && r.compiled++ == 0) r.engine = id;
         if (!b->failed) {
-            r.plan = plan;
-            r.engine = id;
+            if (!r.plan) r.plan = plan, r.engine = id;
+            r.engines[r.n_plans] = id;
+            r.plans[r.n_plans++] = plan;
         } else {
             if (!*first_why) snprintf(first_why, sizeof first_why, "%.255s", b->why);
             b->failed = false; /* try the next configuration */
@@ -526,9 +534,13 @@ typedef struct plan_entry {
     cudnn_att_shape shape;
     direction dir;
     bool ok;
-    builder b; /* owns the graph's and the plan's descriptors */
+    builder b; /* owns the graph's and the plans' descriptors */
     cudnnBackendDescriptor_t plan;
-    int64_t workspace;
+    int64_t workspace, engine;
+    /* before the first run, with tuning: every plan the heuristics' configurations
+       gave, to be timed on the first call's own tensors (the fastest becomes `plan`) */
+    plan_result cands;
+    bool tuned;
 } plan_entry;
 
 struct cudnn_attention {
@@ -536,13 +548,14 @@ struct cudnn_attention {
     cudnnHandle_t handle;
     cudaStream_t stream;
     bool strict; /* a refused shape aborts */
+    bool tune;   /* time the engines' plans on the first call of each shape */
     plan_entry plans[PLAN_CACHE];
     int n_plans, next_evict;
     void *workspace;
     size_t workspace_cap;
 };
 
-cudnn_attention *cudnn_attention_open(void *stream, int strict, char *err, size_t err_len) {
+cudnn_attention *cudnn_attention_open(void *stream, int strict, int tune, char *err, size_t err_len) {
     cudnn_attention *ca = calloc(1, sizeof *ca);
     if (!ca) {
         snprintf(err, err_len, "out of memory");
@@ -554,6 +567,7 @@ cudnn_attention *cudnn_attention_open(void *stream, int strict, char *err, size_
     }
     ca->stream = (cudaStream_t)stream;
     ca->strict = strict != 0;
+    ca->tune = tune != 0;
     cudnnStatus_t st = ca->api.create(&ca->handle);
     if (st == CUDNN_STATUS_SUCCESS) st = ca->api.set_stream(ca->handle, (cudaStream_t)stream);
     if (st != CUDNN_STATUS_SUCCESS) {
@@ -595,10 +609,15 @@ static plan_entry *plan_for(cudnn_attention *ca, const cudnn_att_shape *s, direc
     e->dir = dir;
     e->b.api = &ca->api;
     cudnnBackendDescriptor_t g = op_graph(&e->b, s, dir);
-    e->plan = make_plan(&e->b, g, ca->handle, NULL).plan;
-    int64_t got = 0;
-    if (!e->b.failed)
-        ca->api.get_attr(e->plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &got, &e->workspace);
+    e->cands = make_plan(&e->b, g, ca->handle, NULL, ca->tune);
+    e->plan = e->cands.plan, e->engine = e->cands.engine;
+    e->tuned = e->cands.n_plans <= 1;
+    /* the workspace fits every candidate */
+    for (int i = 0; i < e->cands.n_plans && !e->b.failed; i++) {
+        int64_t got = 0, ws = 0;
+        ca->api.get_attr(e->cands.plans[i], CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &got, &ws);
+        if (ws > e->workspace) e->workspace = ws;
+    }
     e->ok = !e->b.failed;
     if (!e->ok) {
         fprintf(stderr, "soju: cudnn: %s attention B=%d T=%d NH=%d NKV=%d hd=%d %s: %s\n",
@@ -632,8 +651,45 @@ static char *workspace(cudnn_attention *ca, size_t extra, const plan_entry *e) {
     return (char *)ca->workspace;
 }
 
+/* The fastest of e's candidate plans on the bound tensors (pack): each runs
+ * once to warm up, then three times between events; the best of the three
+ * counts. The outputs are written again by every run, never summed into, so
+ * the timing leaves them as one run would. */
+static void tune_plan(cudnn_attention *ca, plan_entry *e, cudnnBackendDescriptor_t pack) {
+    cudaEvent_t t0, t1;
+    cudaEventCreate(&t0);
+    cudaEventCreate(&t1);
+    float best = INFINITY, ms[MAX_ENGINE_CONFIGS];
+    for (int i = 0; i < e->cands.n_plans; i++) {
+        ms[i] = INFINITY;
+        for (int rep = 0; rep < 4; rep++) {
+            cudaEventRecord(t0, ca->stream);
+            cudnnStatus_t st = ca->api.execute(ca->handle, e->cands.plans[i], pack);
+            cudaEventRecord(t1, ca->stream);
+            cudaEventSynchronize(t1);
+            float t = INFINITY;
+            if (st != CUDNN_STATUS_SUCCESS) break; /* this engine cannot run it: not a candidate */
+            cudaEventElapsedTime(&t, t0, t1);
+            if (rep > 0 && t < ms[i]) ms[i] = t;
+        }
+        if (ms[i] < best) best = ms[i], e->plan = e->cands.plans[i], e->engine = e->cands.engines[i];
+    }
+    cudaEventDestroy(t0);
+    cudaEventDestroy(t1);
+    cudaGetLastError(); /* a candidate's refused launch must not surface at soju's next launch check */
+    const cudnn_att_shape *s = &e->shape;
+    fprintf(stderr, "soju: cudnn: %s B=%d T=%d NH=%d NKV=%d hd=%d: engine %lld, %.3f ms (of %d timed:",
+            e->dir == DIR_FORWARD ? "forward" : "backward", s->B, s->T, s->NH, s->NKV, s->hd, (long long)e->engine,
+            best, e->cands.n_plans);
+    for (int i = 0; i < e->cands.n_plans; i++)
+        fprintf(stderr, " engine %lld %.3f", (long long)e->cands.engines[i], ms[i]);
+    fprintf(stderr, ")\n");
+    e->tuned = true;
+}
+
 /* Runs plan e with the given tensors bound by id (by-value scalars point at
- * host memory); the plan's own workspace starts at plan_ws. */
+ * host memory); the plan's own workspace starts at plan_ws. The first run of
+ * an untuned shape picks its fastest plan first. */
 static void run_plan(cudnn_attention *ca, plan_entry *e, int n, const int64_t *uids, void **ptrs, void *plan_ws) {
     builder b = {.api = &ca->api};
     cudnnBackendDescriptor_t pack = desc_new(&b, CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR);
@@ -641,6 +697,7 @@ static void run_plan(cudnn_attention *ca, plan_entry *e, int n, const int64_t *u
     set(&b, pack, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, n, ptrs, "variant pack pointers");
     set(&b, pack, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &plan_ws, "variant pack workspace");
     finalize(&b, pack, "variant pack");
+    if (!b.failed && !e->tuned) tune_plan(ca, e, pack);
     if (!b.failed) {
         cudnnStatus_t st = ca->api.execute(ca->handle, e->plan, pack);
         if (st != CUDNN_STATUS_SUCCESS) builder_fail(&b, "execute", st);
@@ -714,7 +771,7 @@ int cudnn_attention_check_offline(const char *device_json, const cudnn_att_shape
             device_json, "device json");
         finalize(&b, dev, "device properties");
         cudnnBackendDescriptor_t g = op_graph(&b, s, (direction)dir);
-        plan_result r = make_plan(&b, g, NULL, dev);
+        plan_result r = make_plan(&b, g, NULL, dev, false);
         fprintf(f, "cudnn %zu %s B=%d T=%d NH=%d NKV=%d hd=%d: %d engine configs, %d compiled", api.get_version(),
                 dir == DIR_FORWARD ? "forward" : "backward", s->B, s->T, s->NH, s->NKV, s->hd, r.offered,
                 r.compiled);

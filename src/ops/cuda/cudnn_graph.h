@@ -33,8 +33,10 @@ typedef struct cudnn_att_shape {
  * and a handle on `stream` (a cudaStream_t). NULL with a one-line reason in
  * err when there is no library or no GPU. strict: a shape cuDNN refuses
  * stops the process instead of falling back to soju's kernels (checks use
- * it, so that a pass means cuDNN ran). */
-cudnn_attention *cudnn_attention_open(void *stream, int strict, char *err, size_t err_len);
+ * it, so that a pass means cuDNN ran). tune: the first call of each shape
+ * times every plan cuDNN's heuristics offer and keeps the fastest (one line
+ * on stderr says which); otherwise the heuristics' first is taken. */
+cudnn_attention *cudnn_attention_open(void *stream, int strict, int tune, char *err, size_t err_len);
 void cudnn_attention_close(cudnn_attention *ca);
 
 /* Whether cuDNN's engines take this shape (the plan is built and cached on
