@@ -142,9 +142,8 @@ static void finalize(builder *b, cudnnBackendDescriptor_t d, const char *what) {
     if (st != CUDNN_STATUS_SUCCESS) builder_fail(b, what, st);
 }
 
-/* A 4-d tensor. uid 0 marks a virtual tensor (an intermediate of the fused
- * kernel; its id is then drawn from the builder's counter above the bound
- * ones). */
+/* A 4-d tensor's shape: every tensor of the attention graphs has 4 dims
+ * (batch, heads, rows, columns), scalars (1, 1, 1, 1). */
 typedef struct tensor4 {
     int64_t dims[4], strides[4];
 } tensor4;
@@ -155,8 +154,10 @@ static tensor4 packed(int64_t d0, int64_t d1, int64_t d2, int64_t d3) {
     return t;
 }
 
+/* Ids for a graph's virtual tensors (intermediates of the fused kernel, never
+ * bound): they count up from above the bound tensors' ids. */
 typedef struct graph_ids {
-    int64_t next_virtual; /* ids of virtual tensors count up from here */
+    int64_t next_virtual;
 } graph_ids;
 
 static cudnnBackendDescriptor_t tensor(builder *b, int64_t uid, cudnnDataType_t type, tensor4 t, bool is_virtual,
@@ -266,7 +267,7 @@ enum {
 static tensor4 qkv_view(const cudnn_att_shape *s, int heads, int transposed) {
     int64_t W = (int64_t)(s->NH + 2 * s->NKV) * s->hd;
     tensor4 t = {{s->B, heads, s->T, s->hd}, {(int64_t)s->T * W, s->hd, W, 1}};
-    if (transposed) { /* (B, heads, hd, T): the keys as the right factor of q k^T */
+    if (transposed) { /* (B, heads, hd, T): K as the right factor of Q K^T, V of dO V^T */
         t.dims[2] = s->hd, t.dims[3] = s->T;
         t.strides[2] = 1, t.strides[3] = W;
     }
