@@ -16,6 +16,8 @@
 #include "test.h"
 
 #ifdef SOJU_HAVE_CUDNN
+#include <cuda_runtime_api.h>
+
 #include "ops/cuda/cudnn_graph.h"
 
 static char *device_json;
@@ -47,7 +49,24 @@ TEST(ragged_sequence_and_groups) { CHECK_EQ_INT(check_shape(3, 77, 6, 2, 128), 2
  * multiple of 8 (soju never sends one there). */
 TEST(refused_head_dim) { CHECK_EQ_INT(check_shape(1, 128, 2, 2, 36), 0); }
 
-TEST_MAIN(gpt2_shape, llama_grouped_query_shape, head_dim_128, ragged_sequence_and_groups, refused_head_dim)
+/* Without a GPU, opening cuDNN for execution fails with a reason (the
+ * backend then prints it and keeps soju's kernels). */
+TEST(open_without_gpu) {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) == cudaSuccess && n > 0) {
+        printf("open without a GPU: a GPU is here, nothing to refuse\n");
+        return;
+    }
+    char why[256] = "";
+    cudnn_attention *ca = cudnn_attention_open(NULL, 0, 0, why, sizeof why);
+    CHECK(ca == NULL);
+    CHECK_MSG(why[0] != 0 && !strchr(why, '\n'), "reason: '%s'", why);
+    printf("open without a GPU: %s\n", why);
+    cudnn_attention_close(ca); /* NULL: nothing */
+}
+
+TEST_MAIN(gpt2_shape, llama_grouped_query_shape, head_dim_128, ragged_sequence_and_groups, refused_head_dim,
+          open_without_gpu)
 #else
 int main(void) { SKIP("this build has no cuDNN header (cudnn_backend.h)"); }
 #endif

@@ -572,7 +572,9 @@ cudnn_attention *cudnn_attention_open(void *stream, int strict, int tune, char *
     cudnnStatus_t st = ca->api.create(&ca->handle);
     if (st == CUDNN_STATUS_SUCCESS) st = ca->api.set_stream(ca->handle, (cudaStream_t)stream);
     if (st != CUDNN_STATUS_SUCCESS) {
-        snprintf(err, err_len, "cudnnCreate: %s", ca->api.error_string(st));
+        int devices = 0;
+        if (cudaGetDeviceCount(&devices) != cudaSuccess) devices = 0;
+        snprintf(err, err_len, "cudnnCreate: %s%s", ca->api.error_string(st), devices ? "" : " (no CUDA device)");
         if (ca->handle) ca->api.destroy(ca->handle);
         dlclose(ca->api.lib);
         free(ca);
