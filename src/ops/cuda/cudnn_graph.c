@@ -568,7 +568,9 @@ cudnn_attention *cudnn_attention_open(void *stream, int strict, int tune, char *
     }
     ca->stream = (cudaStream_t)stream;
     ca->strict = strict != 0;
-    ca->tune = tune != 0;
+    /* before 9.6 the backward sums into dQ's fp32 buffer, zeroed once per call: repeated
+       timing runs would add up there, so those versions take the heuristics' first plan */
+    ca->tune = tune != 0 && ca->api.get_version() >= 90600;
     cudnnStatus_t st = ca->api.create(&ca->handle);
     if (st == CUDNN_STATUS_SUCCESS) st = ca->api.set_stream(ca->handle, (cudaStream_t)stream);
     if (st != CUDNN_STATUS_SUCCESS) {
