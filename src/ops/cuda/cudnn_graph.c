@@ -336,6 +336,8 @@ static int forward_graph(builder *b, const cudnn_att_shape *s, cudnnBackendDescr
 
 typedef enum { DIR_FORWARD = 0, DIR_BACKWARD = 1 } direction;
 
+static const char *direction_name(direction dir) { return direction_name((direction)dir); }
+
 static int backward_graph(builder *b, const cudnn_att_shape *s, cudnnBackendDescriptor_t *ops);
 
 /* The operation graph of one direction, finalized. */
@@ -626,17 +628,13 @@ static plan_entry *plan_for(cudnn_attention *ca, const cudnn_att_shape *s, direc
     e->ok = !e->b.failed;
     if (!e->ok) {
         fprintf(stderr, "soju: cudnn: %s attention B=%d T=%d NH=%d NKV=%d hd=%d %s: %s\n",
-                dir == DIR_FORWARD ? "forward" : "backward", s->B, s->T, s->NH, s->NKV, s->hd,
+                direction_name((direction)dir), s->B, s->T, s->NH, s->NKV, s->hd,
                 ca->strict ? "refused (SOJU_CUDA_CUDNN=strict)" : "runs on soju's kernels", e->b.why);
         if (ca->strict) abort();
         builder_free(&e->b); /* keep only the verdict */
         return NULL;
     }
     return e;
-}
-
-int cudnn_attention_supports(cudnn_attention *ca, const cudnn_att_shape *s) {
-    return plan_for(ca, s, DIR_FORWARD) && plan_for(ca, s, DIR_BACKWARD);
 }
 
 /* The workspace: `extra` bytes of soju's own tensors at the start, then the
@@ -684,7 +682,7 @@ static void tune_plan(cudnn_attention *ca, plan_entry *e, cudnnBackendDescriptor
     cudaGetLastError(); /* a candidate's refused launch must not surface at soju's next launch check */
     const cudnn_att_shape *s = &e->shape;
     fprintf(stderr, "soju: cudnn: %s B=%d T=%d NH=%d NKV=%d hd=%d: engine %lld, %.3f ms (of %d timed:",
-            e->dir == DIR_FORWARD ? "forward" : "backward", s->B, s->T, s->NH, s->NKV, s->hd, (long long)e->engine,
+            direction_name(e->dir), s->B, s->T, s->NH, s->NKV, s->hd, (long long)e->engine,
             best, e->cands.n_plans);
     for (int i = 0; i < e->cands.n_plans; i++)
         fprintf(stderr, " engine %lld %.3f", (long long)e->cands.engines[i], ms[i]);
@@ -778,7 +776,7 @@ int cudnn_attention_check_offline(const char *device_json, const cudnn_att_shape
         cudnnBackendDescriptor_t g = op_graph(&b, s, (direction)dir);
         plan_result r = make_plan(&b, g, NULL, dev, false);
         fprintf(f, "cudnn %zu %s B=%d T=%d NH=%d NKV=%d hd=%d: %d engine configs, %d compiled", api.get_version(),
-                dir == DIR_FORWARD ? "forward" : "backward", s->B, s->T, s->NH, s->NKV, s->hd, r.offered,
+                direction_name((direction)dir), s->B, s->T, s->NH, s->NKV, s->hd, r.offered,
                 r.compiled);
         if (r.compiled) fprintf(f, " (engine %lld)\n", (long long)r.engine);
         else fprintf(f, ": %s\n", b.why);

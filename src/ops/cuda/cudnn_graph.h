@@ -39,10 +39,6 @@ typedef struct cudnn_att_shape {
 cudnn_attention *cudnn_attention_open(void *stream, int strict, int tune, char *err, size_t err_len);
 void cudnn_attention_close(cudnn_attention *ca);
 
-/* Whether cuDNN's engines take this shape (the plan is built and cached on
- * the first call, so the answer is cheap afterwards). */
-int cudnn_attention_supports(cudnn_attention *ca, const cudnn_att_shape *s);
-
 /* The ops' contract (ops.h attention_forward / attention_backward without
  * documents, window or rope). Return 0 on success, -1 when cuDNN refused the
  * shape (nothing was written then). */
