@@ -336,7 +336,7 @@ static int forward_graph(builder *b, const cudnn_att_shape *s, cudnnBackendDescr
 
 typedef enum { DIR_FORWARD = 0, DIR_BACKWARD = 1 } direction;
 
-static const char *direction_name(direction dir) { return direction_name((direction)dir); }
+static const char *direction_name(direction dir) { return dir == DIR_FORWARD ? "forward" : "backward"; }
 
 static int backward_graph(builder *b, const cudnn_att_shape *s, cudnnBackendDescriptor_t *ops);
 
@@ -628,7 +628,7 @@ static plan_entry *plan_for(cudnn_attention *ca, const cudnn_att_shape *s, direc
     e->ok = !e->b.failed;
     if (!e->ok) {
         fprintf(stderr, "soju: cudnn: %s attention B=%d T=%d NH=%d NKV=%d hd=%d %s: %s\n",
-                direction_name((direction)dir), s->B, s->T, s->NH, s->NKV, s->hd,
+                direction_name(dir), s->B, s->T, s->NH, s->NKV, s->hd,
                 ca->strict ? "refused (SOJU_CUDA_CUDNN=strict)" : "runs on soju's kernels", e->b.why);
         if (ca->strict) abort();
         builder_free(&e->b); /* keep only the verdict */
