@@ -454,6 +454,22 @@ static tensor4 transposed(tensor4 t) {
     return r;
 }
 
+/* A key-side gradient, out = x^T y (dV = P^T dO, dK = dS^T Q): x, a score-
+ * shaped tensor, transposed into bf16 for the product; with grouped-query
+ * heads the product is formed per query head and then summed over each
+ * key/value head's group into out. */
+static void key_gradient(builder *b, graph_ids *ids, const cudnn_att_shape *s, cudnnBackendDescriptor_t x,
+                         cudnnBackendDescriptor_t y, cudnnBackendDescriptor_t out, cudnnBackendDescriptor_t *ops,
+                         int *n_ops) {
+    const bool grouped = s->NH != s->NKV;
+    cudnnBackendDescriptor_t xt = virt(b, ids, CUDNN_DATA_BFLOAT16, transposed(scores_view(s)));
+    cudnnBackendDescriptor_t per_head =
+        grouped ? virt(b, ids, CUDNN_DATA_BFLOAT16, packed(s->B, s->NH, s->T, s->hd)) : out;
+    ops[(*n_ops)++] = op_reshape(b, x, xt);
+    ops[(*n_ops)++] = op_matmul(b, xt, y, per_head);
+    if (grouped) ops[(*n_ops)++] = op_reduce(b, CUDNN_REDUCE_TENSOR_ADD, per_head, out);
+}
+
 /* Backward: from dO, O and the statistics, recompute P = exp(scale Q K^T +
  * causal - stats) tile by tile and form
  *   dV = P^T dO,  dP = dO V^T,  dS = scale P (dP - rowsum(dO O)),
@@ -465,7 +481,6 @@ static tensor4 transposed(tensor4 t) {
 static int backward_graph(builder *b, const cudnn_att_shape *s, cudnnBackendDescriptor_t *ops) {
     graph_ids ids = {UID_FIRST_VIRTUAL};
     int n = 0;
-    const bool grouped = s->NH != s->NKV;
     tensor4 sv = scores_view(s), st = stats_view(s);
     tensor4 qv = qkv_view(s, s->NH, 0), kv = qkv_view(s, s->NKV, 0), ov = out_view(s);
     tensor4 full = packed(s->B, s->NH, s->T, s->hd); /* per query head */
@@ -498,12 +513,8 @@ static int backward_graph(builder *b, const cudnn_att_shape *s, cudnnBackendDesc
     cudnnBackendDescriptor_t masked = causal_mask(b, &ids, s, shifted, neg_inf, ops, &n);
     cudnnBackendDescriptor_t p = virt(b, &ids, CUDNN_DATA_FLOAT, sv);
     ops[n++] = op_pointwise(b, CUDNN_POINTWISE_EXP, masked, NULL, NULL, p, -1);
-    /* dV = P^T dO (per query head, then summed over the group) */
-    cudnnBackendDescriptor_t pt = virt(b, &ids, CUDNN_DATA_BFLOAT16, transposed(sv));
-    cudnnBackendDescriptor_t dv_full = grouped ? virt(b, &ids, CUDNN_DATA_BFLOAT16, full) : dv;
-    ops[n++] = op_reshape(b, p, pt);
-    ops[n++] = op_matmul(b, pt, dout, dv_full);
-    if (grouped) ops[n++] = op_reduce(b, CUDNN_REDUCE_TENSOR_ADD, dv_full, dv);
+    /* dV = P^T dO */
+    key_gradient(b, &ids, s, p, dout, dv, ops, &n);
     /* dS = scale P (dO V^T - rowsum) */
     cudnnBackendDescriptor_t dp = virt(b, &ids, CUDNN_DATA_FLOAT, sv), centered = virt(b, &ids, CUDNN_DATA_FLOAT, sv);
     cudnnBackendDescriptor_t pd = virt(b, &ids, CUDNN_DATA_FLOAT, sv), ds = virt(b, &ids, CUDNN_DATA_FLOAT, sv);
@@ -511,12 +522,8 @@ static int backward_graph(builder *b, const cudnn_att_shape *s, cudnnBackendDesc
     ops[n++] = op_pointwise(b, CUDNN_POINTWISE_SUB, dp, rowsum, NULL, centered, -1);
     ops[n++] = op_pointwise(b, CUDNN_POINTWISE_MUL, centered, p, NULL, pd, -1);
     ops[n++] = op_pointwise(b, CUDNN_POINTWISE_MUL, pd, scale, NULL, ds, -1);
-    /* dK = dS^T Q (per query head, then summed over the group) */
-    cudnnBackendDescriptor_t dst = virt(b, &ids, CUDNN_DATA_BFLOAT16, transposed(sv));
-    cudnnBackendDescriptor_t dk_full = grouped ? virt(b, &ids, CUDNN_DATA_BFLOAT16, full) : dk;
-    ops[n++] = op_reshape(b, ds, dst);
-    ops[n++] = op_matmul(b, dst, q, dk_full);
-    if (grouped) ops[n++] = op_reduce(b, CUDNN_REDUCE_TENSOR_ADD, dk_full, dk);
+    /* dK = dS^T Q */
+    key_gradient(b, &ids, s, ds, q, dk, ops, &n);
     /* dQ = dS K, summed in fp32, then rounded into dq */
     cudnnBackendDescriptor_t k = virt(b, &ids, CUDNN_DATA_FLOAT, kv);
     ops[n++] = op_reshape(b, kt, k);
