@@ -9,7 +9,7 @@
 # largest value), and the fastest right variant of each direction.
 #
 #   SOJU_GPU_BIN=dir bash bench/attn_bench.sh        (prebuilt: gpu_bundle.sh; default build-gpu/)
-#   SHAPES="gpt2 llama"  REPS=20  VARIANTS="default SOJU_CUDA_DQ_BULK=1 ..."  TORCH=0 (soju only)
+#   SHAPES="gpt2 llama"  (docs: GPT-2's heads with up to 4 packed documents per row)  REPS=20  VARIANTS="default SOJU_CUDA_DQ_BULK=1 ..."  TORCH=0 (soju only)
 #   EXCLUDE="SOJU_CUDA_ATT_BWD_WS ..."  leave out the variants with any of these switches
 #   ALL_TIMEOUT=150 ONE_TIMEOUT=60   seconds before a hung run is ended
 #   BATCH=64 SEQ=1024    the shape's batch and length; DEVICE=cpu runs attn_bench on the CPU (a dry run)
@@ -43,7 +43,8 @@ for shape in ${SHAPES:-gpt2 llama}; do
     case $shape in
         gpt2) args=(--heads 12 --kv-heads 12) ;;
         llama) args=(--heads 12 --kv-heads 4) ;;
-        *) echo "attn_bench.sh: unknown shape $shape (gpt2, llama)"; exit 2 ;;
+        docs) args=(--heads 12 --kv-heads 12 --docs 4) ;; # soju pretrain's default mask (torch: causal only)
+        *) echo "attn_bench.sh: unknown shape $shape (gpt2, llama, docs)"; exit 2 ;;
     esac
     args+=(--batch "${BATCH:-64}" --seq "${SEQ:-1024}")
     # a hang (a deadlocked kernel) ends at the timeout: ALL_TIMEOUT s for all the variants in

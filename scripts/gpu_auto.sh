@@ -98,6 +98,11 @@ stage_pick() {
     attention=$(python3 "$(script pick_attention.py bench)" "$out/attn_results" "$margin")
     echo "$attention" | grep '^#'
     winners=$(echo "$attention" | grep -v '^#' | tail -1)
+    # soju pretrain masks packed documents by default: cuDNN's document mask beside soju's
+    # kernels there (for the notes; the pick above is on the benchmark's causal shapes)
+    [[ " ${EXCLUDE:-} " == *" SOJU_CUDA_CUDNN "* ]] ||
+        SHAPES=docs VARIANTS="default SOJU_CUDA_CUDNN=strict" TORCH=0 SOJU_GPU_BIN=$bin \
+            bash "$(script attn_bench.sh bench)" | grep -E 'soju|fastest'
     # the memory-bound kernels' switches: per-op times, A/B
     local sw arch ok line ops
     for sw in SOJU_CUDA_NORM_PREFETCH=1 SOJU_CUDA_CE_SMEM=1 SOJU_CUDA_ROPE_FUSED=1; do

@@ -383,6 +383,13 @@ static void attention_case_rope(int B, int T, int NH, int NKV, int hd, int windo
     char name[128], tag[96];
     snprintf(tag, sizeof tag, "B%d T%d NH%d NKV%d hd%d%s%s%s", B, T, NH, NKV, hd, window ? " window" : "",
              docs == 1 ? " docs" : docs == 2 ? " docs-unordered" : "", rope ? " rope" : "");
+    const char *cudnn = getenv("SOJU_CUDA_CUDNN");
+    if (docs == 2 && cudnn && *cudnn && strcmp(cudnn, "0") != 0 && window <= 0 && hd % 8 == 0) {
+        /* cuDNN's document mask needs each document in one run; the backend stops at
+           its next sync when ids decrease (cuda_backend.cu), which a test cannot survive */
+        printf("  %-44s skipped: ids out of order with SOJU_CUDA_CUDNN\n", tag);
+        return;
+    }
     const int W = (NH + 2 * NKV) * hd, OW = NH * hd;
     float scale = 1.0f / sqrtf((float)hd);
     pair qkv = act_in((size_t)B * T * W, 1.0f);
@@ -443,6 +450,7 @@ TEST(attention) {
     attention_case(1, 196, 2, 2, 64, 0, 2);   /* head dim 64, unordered doc ids */
     attention_case(1, 1024, 2, 1, 64, 0, 1);  /* long rows: the kernels' buffer rings wrap many times */
     attention_case(1, 1024, 4, 2, 64, 0, 0);  /* long causal rows (cuDNN's path with SOJU_CUDA_CUDNN) */
+    attention_case(2, 512, 4, 4, 128, 0, 1);  /* documents at head dim 128 (cuDNN's document mask too) */
     attention_case(2, 192, 6, 2, 64, 0, 1);   /* GQA groups of 3 (the forward's GQA mode: runs of 3 heads) */
     /* with the rope's backward (the dq store folds in the queries' with SOJU_CUDA_ROPE_FUSED=1) */
     attention_case_rope(2, 130, 4, 2, 64, 0, 0, 1);

@@ -623,21 +623,60 @@ static att_args make_args(const void *qkv, const int32_t *doc_ids, int B, int T,
     return a;
 }
 
-// cuDNN's fused attention (SOJU_CUDA_CUDNN=1) takes plain causal attention:
-// no documents, no window, head dims its engines serve, 16-byte aligned heads.
-static bool cudnn_takes(soju_backend *be, const int32_t *doc_ids, int window, int hd, const void *a, const void *b,
-                        const void *c) {
-    return cuda_state(be)->cudnn && !doc_ids && window <= 0 && hd % 8 == 0 && hd <= 128 && aligned16(a) &&
-           aligned16(b) && aligned16(c);
+// cuDNN's fused attention (SOJU_CUDA_CUDNN=1) takes causal attention with or
+// without packed documents: no window, head dims its engines serve, 16-byte
+// aligned heads.
+static bool cudnn_takes(soju_backend *be, int window, int hd, const void *a, const void *b, const void *c) {
+    return cuda_state(be)->cudnn && window <= 0 && hd % 8 == 0 && hd <= 128 && aligned16(a) && aligned16(b) &&
+           aligned16(c);
 }
+
+#ifdef SOJU_HAVE_CUDNN
+// cuDNN's document mask keeps key j for query i when j >= start[i], the first
+// position of i's document: exact when every document is one run of
+// positions, which ids that never decrease along a sequence guarantee (the
+// loader numbers documents in order). Ids out of order set *bad, which the
+// backend reports at its next synchronization (cuda_check_cudnn_docs): the
+// outputs of that call are wrong, so the run stops there.
+__global__ void doc_starts_kernel(int32_t *start, const int32_t *doc_ids, int T, int *bad) {
+    const int b = blockIdx.y, t = blockIdx.x * blockDim.x + threadIdx.x;
+    if (t >= T) return;
+    const int32_t *d = doc_ids + (size_t)b * T;
+    const int32_t want = d[t];
+    if (t > 0 && want < d[t - 1]) *bad = 1;
+    int lo = 0, hi = t; // the first j <= t with d[j] >= d[t]: the run's start when ids never decrease
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (d[mid] < want) lo = mid + 1;
+        else hi = mid;
+    }
+    start[(size_t)b * T + t] = lo;
+}
+
+// The shape cuDNN's plan is for, and (with documents) each row's document start.
+static cudnn_att_shape cudnn_shape(soju_backend *be, const int32_t *doc_ids, int B, int T, int NH, int NKV, int hd,
+                                   float scale, const int32_t **starts) {
+    cudnn_att_shape sh = {B, T, NH, NKV, hd, scale, doc_ids != nullptr};
+    *starts = nullptr;
+    if (doc_ids) {
+        int32_t *buf = (int32_t *)cuda_scratch(be, SCRATCH_DOC_START, (size_t)B * T * sizeof(int32_t));
+        dim3 grid(ceil_div(T, 256), B);
+        doc_starts_kernel<<<grid, 256, 0, cuda_stream(be)>>>(buf, doc_ids, T, cuda_state(be)->cudnn_docs_bad_dev);
+        CUDA_LAUNCH_CHECK();
+        *starts = buf;
+    }
+    return sh;
+}
+#endif
 
 void cuda_attention_forward(soju_backend *be, void *out, float *lse, const void *qkv, const int32_t *doc_ids, int B,
                             int T, int NH, int NKV, int hd, int window, float scale) {
     if (B <= 0 || T <= 0) return;
 #ifdef SOJU_HAVE_CUDNN
-    if (cudnn_takes(be, doc_ids, window, hd, out, qkv, lse)) {
-        cudnn_att_shape sh = {B, T, NH, NKV, hd, scale};
-        if (cudnn_attention_forward(cuda_state(be)->cudnn, &sh, out, lse, qkv) == 0) return;
+    if (cudnn_takes(be, window, hd, out, qkv, lse)) {
+        const int32_t *starts;
+        cudnn_att_shape sh = cudnn_shape(be, doc_ids, B, T, NH, NKV, hd, scale, &starts);
+        if (cudnn_attention_forward(cuda_state(be)->cudnn, &sh, out, lse, qkv, starts) == 0) return;
     }
 #endif
     cudaStream_t s = cuda_stream(be);
@@ -762,9 +801,10 @@ void cuda_attention_backward(soju_backend *be, void *dqkv, const void *dout, con
     if (B <= 0 || T <= 0) return;
     bool done = false, q_rotated = false;
 #ifdef SOJU_HAVE_CUDNN
-    if (cudnn_takes(be, doc_ids, window, hd, dqkv, dout, qkv) && aligned16(out) && aligned16(lse)) {
-        cudnn_att_shape sh = {B, T, NH, NKV, hd, scale};
-        done = cudnn_attention_backward(cuda_state(be)->cudnn, &sh, dqkv, dout, qkv, out, lse) == 0;
+    if (cudnn_takes(be, window, hd, dqkv, dout, qkv) && aligned16(out) && aligned16(lse)) {
+        const int32_t *starts;
+        cudnn_att_shape sh = cudnn_shape(be, doc_ids, B, T, NH, NKV, hd, scale, &starts);
+        done = cudnn_attention_backward(cuda_state(be)->cudnn, &sh, dqkv, dout, qkv, out, lse, starts) == 0;
     }
 #endif
     if (!done)

@@ -53,16 +53,32 @@ static void cuda_upload(soju_backend *be, void *dst, const void *src, size_t byt
     CUDA_CHECK(cudaStreamSynchronize(st->stream));
 }
 
+// After a synchronization: whether cuDNN's attention was given documents out
+// of order since the last one. Its document mask (attention.cu) was wrong for
+// them, and so is everything computed from it: the run stops.
+static void cuda_check_cudnn_docs(soju_backend *be) {
+    const int *bad = cuda_state(be)->cudnn_docs_bad;
+    if (bad && *bad) {
+        fprintf(stderr, "soju: cuda: attention doc_ids decrease along a sequence; cuDNN's document mask "
+                        "(SOJU_CUDA_CUDNN) needs each document in one run of positions: unset SOJU_CUDA_CUDNN\n");
+        abort();
+    }
+}
+
 static void cuda_download(soju_backend *be, void *dst, const void *src, size_t bytes) {
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, cuda_state(be)->stream));
     CUDA_CHECK(cudaStreamSynchronize(cuda_state(be)->stream));
+    cuda_check_cudnn_docs(be);
 }
 
 static void cuda_memzero(soju_backend *be, void *p, size_t bytes) {
     if (bytes) CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, cuda_state(be)->stream));
 }
 
-static void cuda_sync(soju_backend *be) { CUDA_CHECK(cudaStreamSynchronize(cuda_state(be)->stream)); }
+static void cuda_sync(soju_backend *be) {
+    CUDA_CHECK(cudaStreamSynchronize(cuda_state(be)->stream));
+    cuda_check_cudnn_docs(be);
+}
 
 static size_t cuda_act_bytes(soju_backend *be) {
     (void)be;
@@ -282,8 +298,9 @@ extern "C" int soju_cuda_backend_create(soju_backend **out, soju_err *err) {
     st->norm_prefetch = env_switch("SOJU_CUDA_NORM_PREFETCH", false);
     st->ce_smem = env_switch("SOJU_CUDA_CE_SMEM", false);
     st->rope_fused = env_switch("SOJU_CUDA_ROPE_FUSED", false);
-    // SOJU_CUDA_CUDNN=1: plain causal attention on cuDNN's engines where it can;
-    // =strict: where it cannot, stop (the checks, so that a pass means cuDNN ran)
+    // SOJU_CUDA_CUDNN=1: causal attention (packed documents too) on cuDNN's
+    // engines where it can; =strict: where it cannot, stop (the checks, so that a
+    // pass means cuDNN ran)
     if (const char *cudnn = env_on("SOJU_CUDA_CUDNN")) {
         const bool strict = !strcmp(cudnn, "strict");
         char why[256] = "this build found no cudnn_backend.h (cuDNN 9, e.g. pip nvidia-cudnn-cu12)";
@@ -294,6 +311,10 @@ extern "C" int soju_cuda_backend_create(soju_backend **out, soju_err *err) {
         if (!st->cudnn) {
             fprintf(stderr, "soju: cuda: SOJU_CUDA_CUDNN: %s; attention runs on soju's kernels\n", why);
             if (strict) abort();
+        } else {
+            CUDA_CHECK(cudaHostAlloc((void **)&st->cudnn_docs_bad, sizeof(int), cudaHostAllocMapped));
+            *st->cudnn_docs_bad = 0;
+            CUDA_CHECK(cudaHostGetDevicePointer((void **)&st->cudnn_docs_bad_dev, st->cudnn_docs_bad, 0));
         }
     }
 #ifdef SOJU_WGMMA
@@ -346,6 +367,7 @@ extern "C" void soju_cuda_backend_free(soju_backend *be) {
 #ifdef SOJU_HAVE_CUDNN
     cudnn_attention_close(st->cudnn);
 #endif
+    if (st->cudnn_docs_bad) CUDA_CHECK(cudaFreeHost(st->cudnn_docs_bad));
     if (st->reduce_buf) CUDA_CHECK(cudaFree(st->reduce_buf));
     for (int i = 0; i < SCRATCH_SLOTS; i++)
         if (st->scratch[i]) CUDA_CHECK(cudaFree(st->scratch[i]));

@@ -92,14 +92,14 @@ typedef struct builder {
     int n_descs;
     bool failed;
     cudnnStatus_t status; /* of the first failure */
-    char why[384];
+    char why[2048];
 } builder;
 
 static void builder_fail(builder *b, const char *what, cudnnStatus_t st) {
     if (b->failed) return;
     b->failed = true;
     b->status = st;
-    char last[256] = "";
+    char last[1536] = "";
     b->api->last_error(last, sizeof last);
     snprintf(b->why, sizeof b->why, "%s: %s%s%s", what, b->api->error_string(st), *last ? ": " : "", last);
     for (char *c = b->why; *c; c++) /* cuDNN's messages span lines; errors here are one line */
@@ -261,6 +261,7 @@ enum {
     UID_ONE,         /* 1.0, by value */
     UID_ROWSUM,      /* backward: rowsum(dO O), fp32 (B, NH, T, 1), in the workspace */
     UID_DQ_ACCUM,    /* backward: dQ summed in fp32 (B, NH, T, hd), in the workspace */
+    UID_DOC_START,   /* packed documents: each row's document's first position, int32 (B, 1, T, 1) */
     UID_FIRST_VIRTUAL = 100
 };
 
@@ -283,11 +284,17 @@ static tensor4 out_view(const cudnn_att_shape *s) {
 static tensor4 stats_view(const cudnn_att_shape *s) { return packed(s->B, s->NH, s->T, 1); }
 static tensor4 scores_view(const cudnn_att_shape *s) { return packed(s->B, s->NH, s->T, s->T); }
 
-/* The causal mask on scores x (virtual fp32): key j is kept for query i when
- * i >= j, the rest become -inf. Returns the masked scores. */
-static cudnnBackendDescriptor_t causal_mask(builder *b, graph_ids *ids, const cudnn_att_shape *s,
-                                            cudnnBackendDescriptor_t x, cudnnBackendDescriptor_t neg_inf,
-                                            cudnnBackendDescriptor_t *ops, int *n_ops) {
+/* The mask on scores x (virtual fp32): key j is kept for query i when i >= j
+ * and, with packed documents, when j >= start[i], the first position of
+ * i's document (each document is one run of positions, which the caller
+ * checks); the rest become -inf. Returns the masked scores.
+ *
+ * The engines take each condition as its own select (a logical AND of the
+ * two is refused), and a comparison's first operand must be an
+ * intermediate: the key index, not the bound starts. */
+static cudnnBackendDescriptor_t attention_mask(builder *b, graph_ids *ids, const cudnn_att_shape *s,
+                                               cudnnBackendDescriptor_t x, cudnnBackendDescriptor_t neg_inf,
+                                               cudnnBackendDescriptor_t *ops, int *n_ops) {
     tensor4 sv = scores_view(s);
     cudnnBackendDescriptor_t row = virt(b, ids, CUDNN_DATA_INT32, sv), col = virt(b, ids, CUDNN_DATA_INT32, sv);
     cudnnBackendDescriptor_t keep = virt(b, ids, CUDNN_DATA_BOOLEAN, sv), y = virt(b, ids, CUDNN_DATA_FLOAT, sv);
@@ -295,6 +302,14 @@ static cudnnBackendDescriptor_t causal_mask(builder *b, graph_ids *ids, const cu
     ops[(*n_ops)++] = op_pointwise(b, CUDNN_POINTWISE_GEN_INDEX, x, NULL, NULL, col, 3);
     ops[(*n_ops)++] = op_pointwise(b, CUDNN_POINTWISE_CMP_GE, row, col, NULL, keep, -1);
     ops[(*n_ops)++] = op_pointwise(b, CUDNN_POINTWISE_BINARY_SELECT, x, neg_inf, keep, y, -1);
+    if (s->docs) {
+        tensor4 per_row = {{s->B, 1, s->T, 1}, {s->T, s->T, 1, 1}};
+        cudnnBackendDescriptor_t start = tensor(b, UID_DOC_START, CUDNN_DATA_INT32, per_row, false, false);
+        cudnnBackendDescriptor_t inside = virt(b, ids, CUDNN_DATA_BOOLEAN, sv), y2 = virt(b, ids, CUDNN_DATA_FLOAT, sv);
+        ops[(*n_ops)++] = op_pointwise(b, CUDNN_POINTWISE_CMP_GE, col, start, NULL, inside, -1);
+        ops[(*n_ops)++] = op_pointwise(b, CUDNN_POINTWISE_BINARY_SELECT, y, neg_inf, inside, y2, -1);
+        y = y2;
+    }
     return y;
 }
 
@@ -315,7 +330,7 @@ static int forward_graph(builder *b, const cudnn_att_shape *s, cudnnBackendDescr
     cudnnBackendDescriptor_t raw = virt(b, &ids, CUDNN_DATA_FLOAT, sv), scaled = virt(b, &ids, CUDNN_DATA_FLOAT, sv);
     ops[n++] = op_matmul(b, q, kt, raw);
     ops[n++] = op_pointwise(b, CUDNN_POINTWISE_MUL, raw, scale, NULL, scaled, -1);
-    cudnnBackendDescriptor_t masked = causal_mask(b, &ids, s, scaled, neg_inf, ops, &n);
+    cudnnBackendDescriptor_t masked = attention_mask(b, &ids, s, scaled, neg_inf, ops, &n);
     /* softmax with its statistics: m = max, e = exp(x - m), z = sum e,
      * stats = m + log z, p = e / z */
     cudnnBackendDescriptor_t m = virt(b, &ids, CUDNN_DATA_FLOAT, st), shifted = virt(b, &ids, CUDNN_DATA_FLOAT, sv);
@@ -337,6 +352,13 @@ static int forward_graph(builder *b, const cudnn_att_shape *s, cudnnBackendDescr
 typedef enum { DIR_FORWARD = 0, DIR_BACKWARD = 1 } direction;
 
 static const char *direction_name(direction dir) { return dir == DIR_FORWARD ? "forward" : "backward"; }
+
+/* "forward B=4 T=1024 NH=12 NKV=4 hd=64 docs": a plan's name in messages. */
+static const char *plan_name(char *buf, size_t len, const cudnn_att_shape *s, direction dir) {
+    snprintf(buf, len, "%s B=%d T=%d NH=%d NKV=%d hd=%d%s", direction_name(dir), s->B, s->T, s->NH, s->NKV, s->hd,
+             s->docs ? " docs" : "");
+    return buf;
+}
 
 static int backward_graph(builder *b, const cudnn_att_shape *s, cudnnBackendDescriptor_t *ops);
 
@@ -510,7 +532,7 @@ static int backward_graph(builder *b, const cudnn_att_shape *s, cudnnBackendDesc
     ops[n++] = op_matmul(b, q, kt, raw);
     ops[n++] = op_pointwise(b, CUDNN_POINTWISE_MUL, raw, scale, NULL, scaled, -1);
     ops[n++] = op_pointwise(b, CUDNN_POINTWISE_SUB, scaled, stats, NULL, shifted, -1);
-    cudnnBackendDescriptor_t masked = causal_mask(b, &ids, s, shifted, neg_inf, ops, &n);
+    cudnnBackendDescriptor_t masked = attention_mask(b, &ids, s, shifted, neg_inf, ops, &n);
     cudnnBackendDescriptor_t p = virt(b, &ids, CUDNN_DATA_FLOAT, sv);
     ops[n++] = op_pointwise(b, CUDNN_POINTWISE_EXP, masked, NULL, NULL, p, -1);
     /* dV = P^T dO */
@@ -605,7 +627,7 @@ void cudnn_attention_close(cudnn_attention *ca) {
 
 static bool same_shape(const cudnn_att_shape *a, const cudnn_att_shape *b) {
     return a->B == b->B && a->T == b->T && a->NH == b->NH && a->NKV == b->NKV && a->hd == b->hd &&
-           a->scale == b->scale;
+           a->scale == b->scale && a->docs == b->docs;
 }
 
 /* The cached plan of (s, dir), built on first use. NULL when cuDNN refuses
@@ -634,8 +656,8 @@ static plan_entry *plan_for(cudnn_attention *ca, const cudnn_att_shape *s, direc
     }
     e->ok = !e->b.failed;
     if (!e->ok) {
-        fprintf(stderr, "soju: cudnn: %s attention B=%d T=%d NH=%d NKV=%d hd=%d %s: %s\n",
-                direction_name(dir), s->B, s->T, s->NH, s->NKV, s->hd,
+        char name[96];
+        fprintf(stderr, "soju: cudnn: %s attention %s: %s\n", plan_name(name, sizeof name, s, dir),
                 ca->strict ? "refused (SOJU_CUDA_CUDNN=strict)" : "runs on soju's kernels", e->b.why);
         if (ca->strict) abort();
         builder_free(&e->b); /* keep only the verdict */
@@ -688,9 +710,9 @@ static void tune_plan(cudnn_attention *ca, plan_entry *e, cudnnBackendDescriptor
     cudaEventDestroy(t1);
     cudaGetLastError(); /* a candidate's refused launch must not surface at soju's next launch check */
     const cudnn_att_shape *s = &e->shape;
-    fprintf(stderr, "soju: cudnn: %s B=%d T=%d NH=%d NKV=%d hd=%d: engine %lld, %.3f ms (of %d timed:",
-            direction_name(e->dir), s->B, s->T, s->NH, s->NKV, s->hd, (long long)e->engine,
-            best, e->cands.n_plans);
+    char name[96];
+    fprintf(stderr, "soju: cudnn: %s: engine %lld, %.3f ms (of %d timed:", plan_name(name, sizeof name, s, e->dir),
+            (long long)e->engine, best, e->cands.n_plans);
     for (int i = 0; i < e->cands.n_plans; i++)
         fprintf(stderr, " engine %lld %.3f", (long long)e->cands.engines[i], ms[i]);
     fprintf(stderr, ")\n");
@@ -727,20 +749,21 @@ static void qkv_heads(const cudnn_att_shape *s, const void *qkv, void **q, void 
     *v = base + (size_t)(s->NH + s->NKV) * s->hd * 2;
 }
 
-int cudnn_attention_forward(cudnn_attention *ca, const cudnn_att_shape *s, void *out, float *lse, const void *qkv) {
+int cudnn_attention_forward(cudnn_attention *ca, const cudnn_att_shape *s, void *out, float *lse, const void *qkv,
+                            const int32_t *doc_start) {
     plan_entry *e = plan_for(ca, s, DIR_FORWARD);
     if (!e) return -1;
     float scale = s->scale, neg_inf = -INFINITY;
     void *q, *k, *v;
     qkv_heads(s, qkv, &q, &k, &v);
-    int64_t uids[] = {UID_Q, UID_K, UID_V, UID_O, UID_STATS, UID_SCALE, UID_NEG_INF};
-    void *ptrs[] = {q, k, v, out, lse, &scale, &neg_inf};
-    run_plan(ca, e, 7, uids, ptrs, workspace(ca, 0, e));
+    int64_t uids[] = {UID_Q, UID_K, UID_V, UID_O, UID_STATS, UID_SCALE, UID_NEG_INF, UID_DOC_START};
+    void *ptrs[] = {q, k, v, out, lse, &scale, &neg_inf, (void *)doc_start};
+    run_plan(ca, e, s->docs ? 8 : 7, uids, ptrs, workspace(ca, 0, e));
     return 0;
 }
 
 int cudnn_attention_backward(cudnn_attention *ca, const cudnn_att_shape *s, void *dqkv, const void *dout,
-                             const void *qkv, const void *out, const float *lse) {
+                             const void *qkv, const void *out, const float *lse, const int32_t *doc_start) {
     plan_entry *e = plan_for(ca, s, DIR_BACKWARD);
     if (!e) return -1;
     /* the graph's own fp32 tensors, 256-byte aligned at the workspace's start */
@@ -755,11 +778,11 @@ int cudnn_attention_backward(cudnn_attention *ca, const cudnn_att_shape *s, void
     void *q, *k, *v, *dq, *dk, *dv;
     qkv_heads(s, qkv, &q, &k, &v);
     qkv_heads(s, dqkv, &dq, &dk, &dv);
-    int64_t uids[] = {UID_Q,  UID_K,  UID_V,  UID_O,   UID_STATS,  UID_SCALE,   UID_NEG_INF,
-                      UID_DO, UID_DQ, UID_DK, UID_DV, UID_ONE, UID_ROWSUM, UID_DQ_ACCUM};
+    int64_t uids[] = {UID_Q,  UID_K,  UID_V,  UID_O,   UID_STATS,  UID_SCALE,    UID_NEG_INF,
+                      UID_DO, UID_DQ, UID_DK, UID_DV, UID_ONE, UID_ROWSUM, UID_DQ_ACCUM, UID_DOC_START};
     void *ptrs[] = {q, k, v, (void *)out, (void *)lse, &scale, &neg_inf, (void *)dout, dq, dk, dv, &one, rowsum,
-                    dq_accum};
-    run_plan(ca, e, 14, uids, ptrs, ws + rowsum_bytes + accum_bytes);
+                    dq_accum, (void *)doc_start};
+    run_plan(ca, e, s->docs ? 15 : 14, uids, ptrs, ws + rowsum_bytes + accum_bytes);
     return 0;
 }
 
@@ -782,9 +805,9 @@ int cudnn_attention_check_offline(const char *device_json, const cudnn_att_shape
         finalize(&b, dev, "device properties");
         cudnnBackendDescriptor_t g = op_graph(&b, s, (direction)dir);
         plan_result r = make_plan(&b, g, NULL, dev, false);
-        fprintf(f, "cudnn %zu %s B=%d T=%d NH=%d NKV=%d hd=%d: %d engine configs, %d compiled", api.get_version(),
-                direction_name((direction)dir), s->B, s->T, s->NH, s->NKV, s->hd, r.offered,
-                r.compiled);
+        char name[96];
+        fprintf(f, "cudnn %zu %s: %d engine configs, %d compiled", api.get_version(),
+                plan_name(name, sizeof name, s, (direction)dir), r.offered, r.compiled);
         if (r.compiled) fprintf(f, " (engine %lld)\n", (long long)r.engine);
         else fprintf(f, ": %s\n", b.why);
         good += r.compiled > 0;

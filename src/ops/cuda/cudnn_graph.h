@@ -2,9 +2,9 @@
  *
  * cuDNN is optional at every level: the build compiles this part only where
  * cudnn.h is found, and the library (libcudnn.so.9, e.g. from PyTorch's wheel
- * nvidia-cudnn-cu12/13) is opened at run time, only when SOJU_CUDA_ATT=cudnn
+ * nvidia-cudnn-cu12/13) is opened at run time, only when SOJU_CUDA_CUDNN
  * asks for it. soju's own kernels stay the default and serve every case
- * cuDNN's engines do not (packed documents, windows, odd head sizes).
+ * cuDNN's engines do not (windows, odd head sizes).
  *
  * The attention is described to cuDNN as an operation graph (matrix
  * products, point-wise steps, reductions) that its flash-attention engines
@@ -23,10 +23,13 @@ typedef struct cudnn_attention cudnn_attention;
 
 /* The attention problem one plan serves: qkv packed as the ops interface
  * says (B, T, (NH + 2 NKV) hd), out (B, T, NH hd), lse (B, NH, T) fp32;
- * causal, no documents, no window. */
+ * causal, no window, and with docs packed documents, each one run of
+ * positions: key j is kept for query i when j >= doc_start[i], the first
+ * position of i's document (B, T) int32. */
 typedef struct cudnn_att_shape {
     int B, T, NH, NKV, hd;
     float scale;
+    int docs; /* 1: packed documents, masked by doc_ids (B, T) int32 */
 } cudnn_att_shape;
 
 /* Opens libcudnn (SOJU_CUDNN_LIB, else libcudnn.so.9 on the loader's path)
@@ -40,11 +43,12 @@ cudnn_attention *cudnn_attention_open(void *stream, int strict, int tune, char *
 void cudnn_attention_close(cudnn_attention *ca);
 
 /* The ops' contract (ops.h attention_forward / attention_backward without
- * documents, window or rope). Return 0 on success, -1 when cuDNN refused the
- * shape (nothing was written then). */
-int cudnn_attention_forward(cudnn_attention *ca, const cudnn_att_shape *s, void *out, float *lse, const void *qkv);
+ * window or rope; documents as doc_start, NULL unless s->docs). Return 0 on
+ * success, -1 when cuDNN refused the shape (nothing was written then). */
+int cudnn_attention_forward(cudnn_attention *ca, const cudnn_att_shape *s, void *out, float *lse, const void *qkv,
+                            const int32_t *doc_start);
 int cudnn_attention_backward(cudnn_attention *ca, const cudnn_att_shape *s, void *dqkv, const void *dout,
-                             const void *qkv, const void *out, const float *lse);
+                             const void *qkv, const void *out, const float *lse, const int32_t *doc_start);
 
 /* Without a GPU: builds the forward and backward graphs of `s` and asks
  * cuDNN for execution plans for the device described by `device_json`
