@@ -52,6 +52,20 @@ TEST(packed_documents_grouped_query) { CHECK_EQ_INT(check_shape_docs(4, 1024, 12
  * multiple of 8 (soju never sends one there). */
 TEST(refused_head_dim) { CHECK_EQ_INT(check_shape(1, 128, 2, 2, 36), 0); }
 
+/* Releases with known wrong results refuse the shapes they get wrong. */
+TEST(known_bad_releases) {
+    cudnn_att_shape gpt2 = {4, 1024, 12, 12, 64, 0.125f, 0}, ragged = {3, 77, 6, 2, 128, 0.088f, 0};
+    CHECK(cudnn_attention_known_bad(91000, &gpt2, 0) != NULL);
+    CHECK(cudnn_attention_known_bad(91001, &gpt2, 1) != NULL);
+    CHECK(cudnn_attention_known_bad(91002, &gpt2, 1) == NULL);
+    CHECK(cudnn_attention_known_bad(91500, &ragged, 1) != NULL); /* T % 128 before 9.16 */
+    CHECK(cudnn_attention_known_bad(91500, &ragged, 0) == NULL); /* the forward is fine */
+    CHECK(cudnn_attention_known_bad(91900, &ragged, 1) == NULL);
+    cudnn_att_shape one_row = gpt2;
+    one_row.T = 1;
+    CHECK(cudnn_attention_known_bad(91900, &one_row, 1) != NULL);
+}
+
 /* Without a GPU, opening cuDNN for execution fails with a reason (the
  * backend then prints it and keeps soju's kernels). */
 TEST(open_without_gpu) {
@@ -69,7 +83,7 @@ TEST(open_without_gpu) {
 }
 
 TEST_MAIN(gpt2_shape, llama_grouped_query_shape, head_dim_128, ragged_sequence_and_groups, packed_documents,
-          packed_documents_grouped_query, refused_head_dim,
+          packed_documents_grouped_query, refused_head_dim, known_bad_releases,
           open_without_gpu)
 #else
 int main(void) { SKIP("this build has no cuDNN header (cudnn_backend.h)"); }

@@ -106,6 +106,18 @@ static void builder_fail(builder *b, const char *what, cudnnStatus_t st) {
         if (*c == '\n') *c = ';';
 }
 
+/* A failure soju decides (not a cuDNN call's): the reason, printf-style. */
+static void builder_refuse(builder *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void builder_refuse(builder *b, const char *fmt, ...) {
+    if (b->failed) return;
+    b->failed = true;
+    b->status = CUDNN_STATUS_NOT_SUPPORTED;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(b->why, sizeof b->why, fmt, ap);
+    va_end(ap);
+}
+
 static void builder_free(builder *b) {
     for (int i = b->n_descs - 1; i >= 0; i--) b->api->destroy_desc(b->descs[i]);
     b->n_descs = 0;
@@ -114,9 +126,7 @@ static void builder_free(builder *b) {
 static cudnnBackendDescriptor_t desc_new(builder *b, cudnnBackendDescriptorType_t type) {
     if (b->failed) return NULL;
     if (b->n_descs == BUILDER_MAX_DESCS) {
-        b->failed = true;
-        b->status = CUDNN_STATUS_NOT_SUPPORTED;
-        snprintf(b->why, sizeof b->why, "more than %d descriptors in one graph", BUILDER_MAX_DESCS);
+        builder_refuse(b, "more than %d descriptors in one graph", BUILDER_MAX_DESCS);
         return NULL;
     }
     cudnnBackendDescriptor_t d = NULL;
@@ -362,8 +372,23 @@ static const char *plan_name(char *buf, size_t len, const cudnn_att_shape *s, di
 
 static int backward_graph(builder *b, const cudnn_att_shape *s, cudnnBackendDescriptor_t *ops);
 
+const char *cudnn_attention_known_bad(size_t version, const cudnn_att_shape *s, int backward) {
+    if (version == 91000 || version == 91001) return "cuDNN 9.10.0 and 9.10.1 compute bf16 attention wrongly";
+    if (backward && s->T == 1) return "the backward takes no single-row attention";
+    /* up to 9.15 the backward needs a padding mask (which soju does not build) when the
+       rows do not fill the engine's 128-key tiles */
+    if (backward && version < 91600 && s->T % 128 != 0)
+        return "before cuDNN 9.16 the backward is wrong unless T is a multiple of 128";
+    return NULL;
+}
+
 /* The operation graph of one direction, finalized. */
 static cudnnBackendDescriptor_t op_graph(builder *b, const cudnn_att_shape *s, direction dir) {
+    const char *bad = cudnn_attention_known_bad(b->api->get_version(), s, dir == DIR_BACKWARD);
+    if (bad) {
+        builder_refuse(b, "%s", bad);
+        return NULL;
+    }
     cudnnBackendDescriptor_t ops[64];
     int n = dir == DIR_FORWARD ? forward_graph(b, s, ops) : backward_graph(b, s, ops);
     cudnnBackendDescriptor_t g = desc_new(b, CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR);
@@ -450,12 +475,8 @@ static plan_result make_plan(builder *b, cudnnBackendDescriptor_t g, cudnnHandle
             b->failed = false; /* try the next configuration */
         }
     }
-    if (!r.plan) {
-        b->failed = true;
-        b->status = CUDNN_STATUS_NOT_SUPPORTED;
-        snprintf(b->why, sizeof b->why, "none of %d engine configurations built a plan; the first: %s", (int)count,
-                 first_why);
-    }
+    if (!r.plan)
+        builder_refuse(b, "none of %d engine configurations built a plan; the first: %s", (int)count, first_why);
     return r;
 }
 

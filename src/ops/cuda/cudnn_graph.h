@@ -50,6 +50,12 @@ int cudnn_attention_forward(cudnn_attention *ca, const cudnn_att_shape *s, void 
 int cudnn_attention_backward(cudnn_attention *ca, const cudnn_att_shape *s, void *dqkv, const void *dout,
                              const void *qkv, const void *out, const float *lse, const int32_t *doc_start);
 
+/* Shapes that cuDNN release `version` (cudnnGetVersion's number) gets
+ * wrong although its engines take them, as NVIDIA's frontend lists them
+ * (it refuses them or works around them): the reason, or NULL. Such shapes
+ * are refused like those no engine takes (soju's kernels serve them). */
+const char *cudnn_attention_known_bad(size_t version, const cudnn_att_shape *s, int backward);
+
 /* Without a GPU: builds the forward and backward graphs of `s` and asks
  * cuDNN for execution plans for the device described by `device_json`
  * (cuDNN's device-properties JSON, e.g. tools/cudnn_h100.json). Prints one
