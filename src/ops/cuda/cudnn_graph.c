@@ -13,6 +13,7 @@
 #include <cuda_runtime_api.h>
 #include <cudnn.h>
 #include <dlfcn.h>
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -762,6 +763,12 @@ static void run_plan(cudnn_attention *ca, plan_entry *e, int n, const int64_t *u
     builder_free(&b);
 }
 
+/* What masked scores become: -inf, but the lowest finite float before cuDNN
+ * 9.10, whose engines expect that (as NVIDIA's frontend does it). */
+static float masked_value(const cudnn_attention *ca) {
+    return ca->api.get_version() < 91000 ? -FLT_MAX : -INFINITY;
+}
+
 /* Pointers to the query, key and value heads of row 0 inside qkv (bf16). */
 static void qkv_heads(const cudnn_att_shape *s, const void *qkv, void **q, void **k, void **v) {
     char *base = (char *)qkv;
@@ -774,7 +781,7 @@ int cudnn_attention_forward(cudnn_attention *ca, const cudnn_att_shape *s, void 
                             const int32_t *doc_start) {
     plan_entry *e = plan_for(ca, s, DIR_FORWARD);
     if (!e) return -1;
-    float scale = s->scale, neg_inf = -INFINITY;
+    float scale = s->scale, neg_inf = masked_value(ca);
     void *q, *k, *v;
     qkv_heads(s, qkv, &q, &k, &v);
     int64_t uids[] = {UID_Q, UID_K, UID_V, UID_O, UID_STATS, UID_SCALE, UID_NEG_INF, UID_DOC_START};
@@ -795,7 +802,7 @@ int cudnn_attention_backward(cudnn_attention *ca, const cudnn_att_shape *s, void
     void *rowsum = ws, *dq_accum = ws + rowsum_bytes;
     if (ca->api.get_version() < 90600) /* older engines add into dQ's fp32 sums instead of writing them */
         cudaMemsetAsync(dq_accum, 0, rows * s->hd * sizeof(float), ca->stream);
-    float scale = s->scale, neg_inf = -INFINITY, one = 1.0f;
+    float scale = s->scale, neg_inf = masked_value(ca), one = 1.0f;
     void *q, *k, *v, *dq, *dk, *dv;
     qkv_heads(s, qkv, &q, &k, &v);
     qkv_heads(s, dqkv, &dq, &dk, &dv);
