@@ -33,28 +33,30 @@ static void load_device(void) {
 }
 
 /* Both directions of `s` must compile (returns 2); -1 means no library. */
-static int check_shape_docs(int B, int T, int NH, int NKV, int hd, int docs) {
+static int check_masked_shape(int B, int T, int NH, int NKV, int hd, int docs, int window) {
     load_device();
-    cudnn_att_shape s = {B, T, NH, NKV, hd, 1.0f / sqrtf((float)hd), docs};
+    cudnn_att_shape s = {B, T, NH, NKV, hd, 1.0f / sqrtf((float)hd), docs, window};
     int r = cudnn_attention_check_offline(device_json, &s, stdout);
     if (r < 0) SKIP("libcudnn.so.9 cannot be opened here");
     return r;
 }
-static int check_shape(int B, int T, int NH, int NKV, int hd) { return check_shape_docs(B, T, NH, NKV, hd, 0); }
+static int check_shape(int B, int T, int NH, int NKV, int hd) { return check_masked_shape(B, T, NH, NKV, hd, 0, 0); }
 
 TEST(gpt2_shape) { CHECK_EQ_INT(check_shape(4, 1024, 12, 12, 64), 2); }
 TEST(llama_grouped_query_shape) { CHECK_EQ_INT(check_shape(4, 1024, 12, 4, 64), 2); }
 TEST(head_dim_128) { CHECK_EQ_INT(check_shape(2, 256, 4, 4, 128), 2); }
 TEST(ragged_sequence_and_groups) { CHECK_EQ_INT(check_shape(3, 77, 6, 2, 128), 2); }
-TEST(packed_documents) { CHECK_EQ_INT(check_shape_docs(4, 1024, 12, 12, 64, 1), 2); }
-TEST(packed_documents_grouped_query) { CHECK_EQ_INT(check_shape_docs(4, 1024, 12, 4, 64, 1), 2); }
+TEST(packed_documents) { CHECK_EQ_INT(check_masked_shape(4, 1024, 12, 12, 64, 1, 0), 2); }
+TEST(packed_documents_grouped_query) { CHECK_EQ_INT(check_masked_shape(4, 1024, 12, 4, 64, 1, 0), 2); }
+TEST(sliding_window) { CHECK_EQ_INT(check_masked_shape(2, 1024, 8, 4, 128, 0, 256), 2); }
+TEST(sliding_window_and_documents) { CHECK_EQ_INT(check_masked_shape(2, 512, 8, 2, 64, 1, 100), 2); }
 /* The check can fail: cuDNN's engines take no head dim that is not a
  * multiple of 8 (soju never sends one there). */
 TEST(refused_head_dim) { CHECK_EQ_INT(check_shape(1, 128, 2, 2, 36), 0); }
 
 /* Releases with known wrong results refuse the shapes they get wrong. */
 TEST(known_bad_releases) {
-    cudnn_att_shape gpt2 = {4, 1024, 12, 12, 64, 0.125f, 0}, ragged = {3, 77, 6, 2, 128, 0.088f, 0};
+    cudnn_att_shape gpt2 = {4, 1024, 12, 12, 64, 0.125f, 0, 0}, ragged = {3, 77, 6, 2, 128, 0.088f, 0, 0};
     CHECK(cudnn_attention_known_bad(91000, &gpt2, 0) != NULL);
     CHECK(cudnn_attention_known_bad(91001, &gpt2, 1) != NULL);
     CHECK(cudnn_attention_known_bad(91002, &gpt2, 1) == NULL);
@@ -83,7 +85,8 @@ TEST(open_without_gpu) {
 }
 
 TEST_MAIN(gpt2_shape, llama_grouped_query_shape, head_dim_128, ragged_sequence_and_groups, packed_documents,
-          packed_documents_grouped_query, refused_head_dim, known_bad_releases,
+          packed_documents_grouped_query, sliding_window, sliding_window_and_documents, refused_head_dim,
+          known_bad_releases,
           open_without_gpu)
 #else
 int main(void) { SKIP("this build has no cuDNN header (cudnn_backend.h)"); }

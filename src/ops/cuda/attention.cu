@@ -623,12 +623,11 @@ static att_args make_args(const void *qkv, const int32_t *doc_ids, int B, int T,
     return a;
 }
 
-// cuDNN's fused attention (SOJU_CUDA_CUDNN=1) takes causal attention with or
-// without packed documents: no window, head dims its engines serve, 16-byte
-// aligned heads.
-static bool cudnn_takes(soju_backend *be, int window, int hd, const void *a, const void *b, const void *c) {
-    return cuda_state(be)->cudnn && window <= 0 && hd % 8 == 0 && hd <= 128 && aligned16(a) && aligned16(b) &&
-           aligned16(c);
+// cuDNN's fused attention (SOJU_CUDA_CUDNN=1) takes causal attention, with or
+// without packed documents and a sliding window, at the head dims its engines
+// serve, with 16-byte aligned heads.
+static bool cudnn_takes(soju_backend *be, int hd, const void *a, const void *b, const void *c) {
+    return cuda_state(be)->cudnn && hd % 8 == 0 && hd <= 128 && aligned16(a) && aligned16(b) && aligned16(c);
 }
 
 #ifdef SOJU_HAVE_CUDNN
@@ -655,8 +654,8 @@ __global__ void doc_starts_kernel(int32_t *start, const int32_t *doc_ids, int T,
 
 // The shape cuDNN's plan is for, and (with documents) each row's document start.
 static cudnn_att_shape cudnn_shape(soju_backend *be, const int32_t *doc_ids, int B, int T, int NH, int NKV, int hd,
-                                   float scale, const int32_t **starts) {
-    cudnn_att_shape sh = {B, T, NH, NKV, hd, scale, doc_ids != nullptr};
+                                   int window, float scale, const int32_t **starts) {
+    cudnn_att_shape sh = {B, T, NH, NKV, hd, scale, doc_ids != nullptr, window > 0 ? window : 0};
     *starts = nullptr;
     if (doc_ids) {
         int32_t *buf = (int32_t *)cuda_scratch(be, SCRATCH_DOC_START, (size_t)B * T * sizeof(int32_t));
@@ -673,9 +672,9 @@ void cuda_attention_forward(soju_backend *be, void *out, float *lse, const void 
                             int T, int NH, int NKV, int hd, int window, float scale) {
     if (B <= 0 || T <= 0) return;
 #ifdef SOJU_HAVE_CUDNN
-    if (cudnn_takes(be, window, hd, out, qkv, lse)) {
+    if (cudnn_takes(be, hd, out, qkv, lse)) {
         const int32_t *starts;
-        cudnn_att_shape sh = cudnn_shape(be, doc_ids, B, T, NH, NKV, hd, scale, &starts);
+        cudnn_att_shape sh = cudnn_shape(be, doc_ids, B, T, NH, NKV, hd, window, scale, &starts);
         if (cudnn_attention_forward(cuda_state(be)->cudnn, &sh, out, lse, qkv, starts) == 0) return;
     }
 #endif
@@ -801,9 +800,9 @@ void cuda_attention_backward(soju_backend *be, void *dqkv, const void *dout, con
     if (B <= 0 || T <= 0) return;
     bool done = false, q_rotated = false;
 #ifdef SOJU_HAVE_CUDNN
-    if (cudnn_takes(be, window, hd, dqkv, dout, qkv) && aligned16(out) && aligned16(lse)) {
+    if (cudnn_takes(be, hd, dqkv, dout, qkv) && aligned16(out) && aligned16(lse)) {
         const int32_t *starts;
-        cudnn_att_shape sh = cudnn_shape(be, doc_ids, B, T, NH, NKV, hd, scale, &starts);
+        cudnn_att_shape sh = cudnn_shape(be, doc_ids, B, T, NH, NKV, hd, window, scale, &starts);
         done = cudnn_attention_backward(cuda_state(be)->cudnn, &sh, dqkv, dout, qkv, out, lse, starts) == 0;
     }
 #endif

@@ -213,14 +213,13 @@ static cudnnBackendDescriptor_t op_matmul(builder *b, cudnnBackendDescriptor_t a
     return op;
 }
 
-/* y = mode(x [, b [, t]]) element-wise; axis is for GEN_INDEX (-1: none).
- * BINARY_SELECT reads y = t ? x : b. */
-static cudnnBackendDescriptor_t op_pointwise(builder *b, cudnnPointwiseMode_t mode, cudnnBackendDescriptor_t x,
-                                             cudnnBackendDescriptor_t bx, cudnnBackendDescriptor_t t,
-                                             cudnnBackendDescriptor_t y, int64_t axis) {
+/* y = mode(x [, b [, t]]) element-wise, computed in prec; axis is for
+ * GEN_INDEX (-1: none). BINARY_SELECT reads y = t ? x : b. */
+static cudnnBackendDescriptor_t op_pointwise_in(builder *b, cudnnPointwiseMode_t mode, cudnnDataType_t prec,
+                                                cudnnBackendDescriptor_t x, cudnnBackendDescriptor_t bx,
+                                                cudnnBackendDescriptor_t t, cudnnBackendDescriptor_t y,
+                                                int64_t axis) {
     cudnnBackendDescriptor_t pw = desc_new(b, CUDNN_BACKEND_POINTWISE_DESCRIPTOR);
-    /* comparisons compute in booleans, everything else in fp32 */
-    cudnnDataType_t prec = mode == CUDNN_POINTWISE_CMP_GE ? CUDNN_DATA_BOOLEAN : CUDNN_DATA_FLOAT;
     set(b, pw, CUDNN_ATTR_POINTWISE_MODE, CUDNN_TYPE_POINTWISE_MODE, 1, &mode, "pointwise mode");
     set(b, pw, CUDNN_ATTR_POINTWISE_MATH_PREC, CUDNN_TYPE_DATA_TYPE, 1, &prec, "pointwise precision");
     if (axis >= 0) set(b, pw, CUDNN_ATTR_POINTWISE_AXIS, CUDNN_TYPE_INT64, 1, &axis, "pointwise axis");
@@ -233,6 +232,15 @@ static cudnnBackendDescriptor_t op_pointwise(builder *b, cudnnPointwiseMode_t mo
     set(b, op, CUDNN_ATTR_OPERATION_POINTWISE_YDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &y, "pointwise y");
     finalize(b, op, "pointwise operation");
     return op;
+}
+
+/* The same in the usual precision: comparisons in booleans, the rest in fp32
+ * (integer arithmetic on indices names INT32 through op_pointwise_in). */
+static cudnnBackendDescriptor_t op_pointwise(builder *b, cudnnPointwiseMode_t mode, cudnnBackendDescriptor_t x,
+                                             cudnnBackendDescriptor_t bx, cudnnBackendDescriptor_t t,
+                                             cudnnBackendDescriptor_t y, int64_t axis) {
+    const bool compare = mode == CUDNN_POINTWISE_CMP_GE || mode == CUDNN_POINTWISE_CMP_GT;
+    return op_pointwise_in(b, mode, compare ? CUDNN_DATA_BOOLEAN : CUDNN_DATA_FLOAT, x, bx, t, y, axis);
 }
 
 /* y = reduce(x) over the dims where y has extent 1, in fp32. */
@@ -273,6 +281,7 @@ enum {
     UID_ROWSUM,      /* backward: rowsum(dO O), fp32 (B, NH, T, 1), in the workspace */
     UID_DQ_ACCUM,    /* backward: dQ summed in fp32 (B, NH, T, hd), in the workspace */
     UID_DOC_START,   /* packed documents: each row's document's first position, int32 (B, 1, T, 1) */
+    UID_WINDOW,      /* sliding window: its length, int32 by value */
     UID_FIRST_VIRTUAL = 100
 };
 
@@ -295,14 +304,15 @@ static tensor4 out_view(const cudnn_att_shape *s) {
 static tensor4 stats_view(const cudnn_att_shape *s) { return packed(s->B, s->NH, s->T, 1); }
 static tensor4 scores_view(const cudnn_att_shape *s) { return packed(s->B, s->NH, s->T, s->T); }
 
-/* The mask on scores x (virtual fp32): key j is kept for query i when i >= j
- * and, with packed documents, when j >= start[i], the first position of
- * i's document (each document is one run of positions, which the caller
- * checks); the rest become -inf. Returns the masked scores.
+/* The mask on scores x (virtual fp32): key j is kept for query i when i >= j,
+ * with packed documents when j >= start[i], the first position of i's
+ * document (each document is one run of positions, which the caller
+ * checks), and with a sliding window when j + window > i; the rest become
+ * -inf. Returns the masked scores.
  *
- * The engines take each condition as its own select (a logical AND of the
- * two is refused), and a comparison's first operand must be an
- * intermediate: the key index, not the bound starts. */
+ * The engines take each condition as its own select (a logical AND of two
+ * is refused), and a comparison's first operand must be an intermediate:
+ * the key index, not the bound starts. */
 static cudnnBackendDescriptor_t attention_mask(builder *b, graph_ids *ids, const cudnn_att_shape *s,
                                                cudnnBackendDescriptor_t x, cudnnBackendDescriptor_t neg_inf,
                                                cudnnBackendDescriptor_t *ops, int *n_ops) {
@@ -320,6 +330,16 @@ static cudnnBackendDescriptor_t attention_mask(builder *b, graph_ids *ids, const
         ops[(*n_ops)++] = op_pointwise(b, CUDNN_POINTWISE_CMP_GE, col, start, NULL, inside, -1);
         ops[(*n_ops)++] = op_pointwise(b, CUDNN_POINTWISE_BINARY_SELECT, y, neg_inf, inside, y2, -1);
         y = y2;
+    }
+    if (s->window > 0) {
+        /* reach = j + window in int32 (the engines refuse the sum in fp32) */
+        cudnnBackendDescriptor_t window = scalar(b, UID_WINDOW, CUDNN_DATA_INT32);
+        cudnnBackendDescriptor_t reach = virt(b, ids, CUDNN_DATA_INT32, sv);
+        cudnnBackendDescriptor_t near = virt(b, ids, CUDNN_DATA_BOOLEAN, sv), y3 = virt(b, ids, CUDNN_DATA_FLOAT, sv);
+        ops[(*n_ops)++] = op_pointwise_in(b, CUDNN_POINTWISE_ADD, CUDNN_DATA_INT32, col, window, NULL, reach, -1);
+        ops[(*n_ops)++] = op_pointwise(b, CUDNN_POINTWISE_CMP_GT, reach, row, NULL, near, -1);
+        ops[(*n_ops)++] = op_pointwise(b, CUDNN_POINTWISE_BINARY_SELECT, y, neg_inf, near, y3, -1);
+        y = y3;
     }
     return y;
 }
@@ -366,8 +386,10 @@ static const char *direction_name(direction dir) { return dir == DIR_FORWARD ? "
 
 /* "forward B=4 T=1024 NH=12 NKV=4 hd=64 docs": a plan's name in messages. */
 static const char *plan_name(char *buf, size_t len, const cudnn_att_shape *s, direction dir) {
-    snprintf(buf, len, "%s B=%d T=%d NH=%d NKV=%d hd=%d%s", direction_name(dir), s->B, s->T, s->NH, s->NKV, s->hd,
-             s->docs ? " docs" : "");
+    char window[32] = "";
+    if (s->window > 0) snprintf(window, sizeof window, " window=%d", s->window);
+    snprintf(buf, len, "%s B=%d T=%d NH=%d NKV=%d hd=%d%s%s", direction_name(dir), s->B, s->T, s->NH, s->NKV, s->hd,
+             s->docs ? " docs" : "", window);
     return buf;
 }
 
@@ -649,7 +671,7 @@ void cudnn_attention_close(cudnn_attention *ca) {
 
 static bool same_shape(const cudnn_att_shape *a, const cudnn_att_shape *b) {
     return a->B == b->B && a->T == b->T && a->NH == b->NH && a->NKV == b->NKV && a->hd == b->hd &&
-           a->scale == b->scale && a->docs == b->docs;
+           a->scale == b->scale && a->docs == b->docs && a->window == b->window;
 }
 
 /* The cached plan of (s, dir), built on first use. NULL when cuDNN refuses
@@ -777,16 +799,29 @@ static void qkv_heads(const cudnn_att_shape *s, const void *qkv, void **q, void 
     *v = base + (size_t)(s->NH + s->NKV) * s->hd * 2;
 }
 
+/* The mask's bound tensors, when the shape has them, appended to a variant
+ * pack's n bindings: the document starts, and the window (by value: *window
+ * must live until the plan has run). */
+static int bind_mask(const cudnn_att_shape *s, int64_t *uids, void **ptrs, int n, const int32_t *doc_start,
+                     int32_t *window) {
+    if (s->docs) uids[n] = UID_DOC_START, ptrs[n++] = (void *)doc_start;
+    *window = s->window;
+    if (s->window > 0) uids[n] = UID_WINDOW, ptrs[n++] = window;
+    return n;
+}
+
 int cudnn_attention_forward(cudnn_attention *ca, const cudnn_att_shape *s, void *out, float *lse, const void *qkv,
                             const int32_t *doc_start) {
     plan_entry *e = plan_for(ca, s, DIR_FORWARD);
     if (!e) return -1;
     float scale = s->scale, neg_inf = masked_value(ca);
+    int32_t window;
     void *q, *k, *v;
     qkv_heads(s, qkv, &q, &k, &v);
-    int64_t uids[] = {UID_Q, UID_K, UID_V, UID_O, UID_STATS, UID_SCALE, UID_NEG_INF, UID_DOC_START};
-    void *ptrs[] = {q, k, v, out, lse, &scale, &neg_inf, (void *)doc_start};
-    run_plan(ca, e, s->docs ? 8 : 7, uids, ptrs, workspace(ca, 0, e));
+    int64_t uids[9] = {UID_Q, UID_K, UID_V, UID_O, UID_STATS, UID_SCALE, UID_NEG_INF};
+    void *ptrs[9] = {q, k, v, out, lse, &scale, &neg_inf};
+    int n = bind_mask(s, uids, ptrs, 7, doc_start, &window);
+    run_plan(ca, e, n, uids, ptrs, workspace(ca, 0, e));
     return 0;
 }
 
@@ -803,14 +838,16 @@ int cudnn_attention_backward(cudnn_attention *ca, const cudnn_att_shape *s, void
     if (ca->api.get_version() < 90600) /* older engines add into dQ's fp32 sums instead of writing them */
         cudaMemsetAsync(dq_accum, 0, rows * s->hd * sizeof(float), ca->stream);
     float scale = s->scale, neg_inf = masked_value(ca), one = 1.0f;
+    int32_t window;
     void *q, *k, *v, *dq, *dk, *dv;
     qkv_heads(s, qkv, &q, &k, &v);
     qkv_heads(s, dqkv, &dq, &dk, &dv);
-    int64_t uids[] = {UID_Q,  UID_K,  UID_V,  UID_O,   UID_STATS,  UID_SCALE,    UID_NEG_INF,
-                      UID_DO, UID_DQ, UID_DK, UID_DV, UID_ONE, UID_ROWSUM, UID_DQ_ACCUM, UID_DOC_START};
-    void *ptrs[] = {q, k, v, (void *)out, (void *)lse, &scale, &neg_inf, (void *)dout, dq, dk, dv, &one, rowsum,
-                    dq_accum, (void *)doc_start};
-    run_plan(ca, e, s->docs ? 15 : 14, uids, ptrs, ws + rowsum_bytes + accum_bytes);
+    int64_t uids[16] = {UID_Q,  UID_K,  UID_V,  UID_O,  UID_STATS, UID_SCALE,  UID_NEG_INF,
+                        UID_DO, UID_DQ, UID_DK, UID_DV, UID_ONE,   UID_ROWSUM, UID_DQ_ACCUM};
+    void *ptrs[16] = {q, k, v, (void *)out, (void *)lse, &scale, &neg_inf, (void *)dout, dq, dk, dv, &one, rowsum,
+                      dq_accum};
+    int n = bind_mask(s, uids, ptrs, 14, doc_start, &window);
+    run_plan(ca, e, n, uids, ptrs, ws + rowsum_bytes + accum_bytes);
     return 0;
 }
 

@@ -4,7 +4,7 @@
  * cudnn.h is found, and the library (libcudnn.so.9, e.g. from PyTorch's wheel
  * nvidia-cudnn-cu12/13) is opened at run time, only when SOJU_CUDA_CUDNN
  * asks for it. soju's own kernels stay the default and serve every case
- * cuDNN's engines do not (windows, odd head sizes).
+ * cuDNN's engines do not (odd head sizes, documents out of order).
  *
  * The attention is described to cuDNN as an operation graph (matrix
  * products, point-wise steps, reductions) that its flash-attention engines
@@ -23,13 +23,14 @@ typedef struct cudnn_attention cudnn_attention;
 
 /* The attention problem one plan serves: qkv packed as the ops interface
  * says (B, T, (NH + 2 NKV) hd), out (B, T, NH hd), lse (B, NH, T) fp32;
- * causal, no window, and with docs packed documents, each one run of
- * positions: key j is kept for query i when j >= doc_start[i], the first
- * position of i's document (B, T) int32. */
+ * causal, with docs packed documents, each one run of positions: key j is
+ * kept for query i when j >= doc_start[i], the first position of i's
+ * document ((B, T) int32); with window > 0 when i - j < window. */
 typedef struct cudnn_att_shape {
     int B, T, NH, NKV, hd;
     float scale;
-    int docs; /* 1: packed documents, masked by doc_ids (B, T) int32 */
+    int docs;   /* 1: packed documents (doc_start given) */
+    int window; /* sliding window length, 0: none */
 } cudnn_att_shape;
 
 /* Opens libcudnn (SOJU_CUDNN_LIB, else libcudnn.so.9 on the loader's path)
@@ -43,8 +44,8 @@ cudnn_attention *cudnn_attention_open(void *stream, int strict, int tune, char *
 void cudnn_attention_close(cudnn_attention *ca);
 
 /* The ops' contract (ops.h attention_forward / attention_backward without
- * window or rope; documents as doc_start, NULL unless s->docs). Return 0 on
- * success, -1 when cuDNN refused the shape (nothing was written then). */
+ * rope; documents as doc_start, NULL unless s->docs). Return 0 on success,
+ * -1 when cuDNN refused the shape (nothing was written then). */
 int cudnn_attention_forward(cudnn_attention *ca, const cudnn_att_shape *s, void *out, float *lse, const void *qkv,
                             const int32_t *doc_start);
 int cudnn_attention_backward(cudnn_attention *ca, const cudnn_att_shape *s, void *dqkv, const void *dout,
