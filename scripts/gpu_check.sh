@@ -166,7 +166,7 @@ SOJU_CUDA_CE_SMEM=1 run_check cuda_ops_ce_smem "$bin/ops_test_cuda_ops" crossent
 # the attention backward's dq store applying the queries' rope backward (off by default until timed)
 SOJU_CUDA_ROPE_FUSED=1 run_check cuda_ops_rope_fused "$bin/ops_test_cuda_ops" attention
 SOJU_CUDA_ROPE_FUSED=1 run_check cuda_step_rope_fused "$bin/model_test_cuda_step"
-# cuDNN's fused attention (causal, packed documents too; off by default until timed; strict: a
+# cuDNN's fused attention (causal, with documents and windows; off by default until timed; strict: a
 # shape it refuses, or no libcudnn.so.9 on the library path, fails the check)
 SOJU_CUDA_CUDNN=strict run_check cuda_ops_cudnn "$bin/ops_test_cuda_ops" attention
 SOJU_CUDA_CUDNN=strict run_check cuda_step_cudnn "$bin/model_test_cuda_step"

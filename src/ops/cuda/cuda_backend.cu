@@ -298,7 +298,7 @@ extern "C" int soju_cuda_backend_create(soju_backend **out, soju_err *err) {
     st->norm_prefetch = env_switch("SOJU_CUDA_NORM_PREFETCH", false);
     st->ce_smem = env_switch("SOJU_CUDA_CE_SMEM", false);
     st->rope_fused = env_switch("SOJU_CUDA_ROPE_FUSED", false);
-    // SOJU_CUDA_CUDNN=1: causal attention (packed documents too) on cuDNN's
+    // SOJU_CUDA_CUDNN=1: causal attention (packed documents, windows) on cuDNN's
     // engines where it can; =strict: where it cannot, stop (the checks, so that a
     // pass means cuDNN ran)
     if (const char *cudnn = env_on("SOJU_CUDA_CUDNN")) {

@@ -156,8 +156,8 @@ struct soju_cuda_state {
     int wgmma;
     // variants of the wgmma attention kernels, each off until timed on a GPU
     hopper_att_opts hopper;
-    // SOJU_CUDA_CUDNN=1 (off until timed): causal attention, with or without
-    // packed documents, through cuDNN's fused flash-attention engines
+    // SOJU_CUDA_CUDNN=1 (off until timed): causal attention (packed documents and
+    // windows too) through cuDNN's fused flash-attention engines
     // (cudnn_graph.c); NULL otherwise
     cudnn_attention *cudnn;
     // set by the device when doc_ids given to cuDNN's attention decrease somewhere

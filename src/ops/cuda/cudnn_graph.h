@@ -4,7 +4,7 @@
  * cudnn.h is found, and the library (libcudnn.so.9, e.g. from PyTorch's wheel
  * nvidia-cudnn-cu12/13) is opened at run time, only when SOJU_CUDA_CUDNN
  * asks for it. soju's own kernels stay the default and serve every case
- * cuDNN's engines do not (odd head sizes, documents out of order).
+ * cuDNN's engines do not (head dims off the multiple of 8 or above 128).
  *
  * The attention is described to cuDNN as an operation graph (matrix
  * products, point-wise steps, reductions) that its flash-attention engines
