@@ -88,12 +88,16 @@ static int api_load(cudnn_api *api, char *err, size_t err_len) {
 #define BUILDER_MAX_DESCS 192
 
 typedef struct builder {
-    const cudnn_api *api;
+    const cudnn_api *api; /* NULL: no library, the graph is only recorded */
     cudnnBackendDescriptor_t descs[BUILDER_MAX_DESCS];
     int n_descs;
     bool failed;
     cudnnStatus_t status; /* of the first failure */
     char why[2048];
+    /* without a library: the graph as data (cudnn_attention_graph), and for each
+       descriptor the recorded tensor it is (-1: not a tensor) */
+    cudnn_graph_program *rec;
+    int tensor_of[BUILDER_MAX_DESCS];
 } builder;
 
 static void builder_fail(builder *b, const char *what, cudnnStatus_t st) {
@@ -120,7 +124,7 @@ static void builder_refuse(builder *b, const char *fmt, ...) {
 }
 
 static void builder_free(builder *b) {
-    for (int i = b->n_descs - 1; i >= 0; i--) b->api->destroy_desc(b->descs[i]);
+    for (int i = b->n_descs - 1; i >= 0 && b->api; i--) b->api->destroy_desc(b->descs[i]);
     b->n_descs = 0;
 }
 
@@ -131,10 +135,15 @@ static cudnnBackendDescriptor_t desc_new(builder *b, cudnnBackendDescriptorType_
         return NULL;
     }
     cudnnBackendDescriptor_t d = NULL;
-    cudnnStatus_t st = b->api->create_desc(type, &d);
-    if (st != CUDNN_STATUS_SUCCESS) {
-        builder_fail(b, "create descriptor", st);
-        return NULL;
+    if (!b->api) { /* recording: the handle only names the slot */
+        b->tensor_of[b->n_descs] = -1;
+        d = (cudnnBackendDescriptor_t)(intptr_t)(b->n_descs + 1);
+    } else {
+        cudnnStatus_t st = b->api->create_desc(type, &d);
+        if (st != CUDNN_STATUS_SUCCESS) {
+            builder_fail(b, "create descriptor", st);
+            return NULL;
+        }
     }
     b->descs[b->n_descs++] = d;
     return d;
@@ -142,15 +151,56 @@ static cudnnBackendDescriptor_t desc_new(builder *b, cudnnBackendDescriptorType_
 
 static void set(builder *b, cudnnBackendDescriptor_t d, cudnnBackendAttributeName_t name,
                 cudnnBackendAttributeType_t type, int64_t count, const void *value, const char *what) {
-    if (b->failed) return;
+    if (b->failed || !b->api) return;
     cudnnStatus_t st = b->api->set_attr(d, name, type, count, value);
     if (st != CUDNN_STATUS_SUCCESS) builder_fail(b, what, st);
 }
 
 static void finalize(builder *b, cudnnBackendDescriptor_t d, const char *what) {
-    if (b->failed) return;
+    if (b->failed || !b->api) return;
     cudnnStatus_t st = b->api->finalize(d);
     if (st != CUDNN_STATUS_SUCCESS) builder_fail(b, what, st);
+}
+
+/* ---------------------------------------------------------------- recording
+ *
+ * Without a library the builder records what it would have described: the
+ * tensors and the operations in order (cudnn_attention_graph), so that a
+ * test can evaluate the graphs on the CPU. */
+
+/* The recorded tensor a descriptor handle stands for (-1: none). */
+static int recorded(const builder *b, cudnnBackendDescriptor_t d) {
+    if (!b->rec || !d) return -1;
+    return b->tensor_of[(intptr_t)d - 1];
+}
+
+static void record_tensor(builder *b, cudnnBackendDescriptor_t d, int64_t uid, cudnnDataType_t type, const int64_t *dims,
+                          const int64_t *strides, bool is_virtual, bool by_value) {
+    cudnn_graph_program *p = b->rec;
+    if (!p || !d || b->failed) return;
+    if (p->n_tensors == CUDNN_GRAPH_MAX_TENSORS) {
+        builder_refuse(b, "more than %d tensors in one graph", CUDNN_GRAPH_MAX_TENSORS);
+        return;
+    }
+    cudnn_graph_tensor *t = &p->tensors[p->n_tensors];
+    t->uid = uid;
+    t->type = (int)type;
+    memcpy(t->dims, dims, sizeof t->dims);
+    memcpy(t->strides, strides, sizeof t->strides);
+    t->is_virtual = is_virtual, t->by_value = by_value;
+    b->tensor_of[(intptr_t)d - 1] = p->n_tensors++;
+}
+
+static void record_op(builder *b, cudnn_graph_kind kind, int mode, int64_t axis, cudnnBackendDescriptor_t x,
+                      cudnnBackendDescriptor_t bx, cudnnBackendDescriptor_t t, cudnnBackendDescriptor_t y) {
+    cudnn_graph_program *p = b->rec;
+    if (!p || b->failed) return;
+    if (p->n_ops == CUDNN_GRAPH_MAX_OPS) {
+        builder_refuse(b, "more than %d operations in one graph", CUDNN_GRAPH_MAX_OPS);
+        return;
+    }
+    cudnn_graph_op op = {kind, mode, (int)axis, recorded(b, x), recorded(b, bx), recorded(b, t), recorded(b, y)};
+    p->ops[p->n_ops++] = op;
 }
 
 /* A 4-d tensor's shape: every tensor of the attention graphs has 4 dims
@@ -183,6 +233,7 @@ static cudnnBackendDescriptor_t tensor(builder *b, int64_t uid, cudnnDataType_t 
     if (is_virtual) set(b, d, CUDNN_ATTR_TENSOR_IS_VIRTUAL, CUDNN_TYPE_BOOLEAN, 1, &is_virtual, "tensor virtual");
     if (by_value) set(b, d, CUDNN_ATTR_TENSOR_IS_BY_VALUE, CUDNN_TYPE_BOOLEAN, 1, &by_value, "tensor by value");
     finalize(b, d, "tensor");
+    record_tensor(b, d, uid, type, t.dims, t.strides, is_virtual, by_value);
     return d;
 }
 
@@ -210,6 +261,7 @@ static cudnnBackendDescriptor_t op_matmul(builder *b, cudnnBackendDescriptor_t a
     set(b, op, CUDNN_ATTR_OPERATION_MATMUL_CDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &c, "matmul c");
     set(b, op, CUDNN_ATTR_OPERATION_MATMUL_DESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &mm, "matmul desc");
     finalize(b, op, "matmul operation");
+    record_op(b, CUDNN_GRAPH_MATMUL, 0, -1, a, bm, NULL, c);
     return op;
 }
 
@@ -231,6 +283,7 @@ static cudnnBackendDescriptor_t op_pointwise_in(builder *b, cudnnPointwiseMode_t
     if (t) set(b, op, CUDNN_ATTR_OPERATION_POINTWISE_TDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &t, "pointwise t");
     set(b, op, CUDNN_ATTR_OPERATION_POINTWISE_YDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &y, "pointwise y");
     finalize(b, op, "pointwise operation");
+    record_op(b, CUDNN_GRAPH_POINTWISE, (int)mode, axis, x, bx, t, y);
     return op;
 }
 
@@ -256,6 +309,7 @@ static cudnnBackendDescriptor_t op_reduce(builder *b, cudnnReduceTensorOp_t mode
     set(b, op, CUDNN_ATTR_OPERATION_REDUCTION_YDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &y, "reduction y");
     set(b, op, CUDNN_ATTR_OPERATION_REDUCTION_DESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &rd, "reduction desc");
     finalize(b, op, "reduction operation");
+    record_op(b, CUDNN_GRAPH_REDUCE, (int)mode, -1, x, NULL, NULL, y);
     return op;
 }
 
@@ -266,22 +320,22 @@ static cudnnBackendDescriptor_t op_reduce(builder *b, cudnnReduceTensorOp_t mode
  * batch row b sits at qkv[b][t][h] (W = (NH + 2 NKV) hd elements per row),
  * so the (B, heads, T, hd) view has strides (T W, hd, W, 1). */
 enum {
-    UID_Q = 1,
-    UID_K,
-    UID_V,
-    UID_O,
-    UID_STATS,
-    UID_SCALE,
-    UID_NEG_INF,
-    UID_DO,
-    UID_DQ,
-    UID_DK,
-    UID_DV,
-    UID_ONE,         /* 1.0, by value */
-    UID_ROWSUM,      /* backward: rowsum(dO O), fp32 (B, NH, T, 1), in the workspace */
-    UID_DQ_ACCUM,    /* backward: dQ summed in fp32 (B, NH, T, hd), in the workspace */
-    UID_DOC_START,   /* packed documents: each row's document's first position, int32 (B, 1, T, 1) */
-    UID_WINDOW,      /* sliding window: its length, int32 by value */
+    UID_Q = CUDNN_ATT_Q,
+    UID_K = CUDNN_ATT_K,
+    UID_V = CUDNN_ATT_V,
+    UID_O = CUDNN_ATT_O,
+    UID_STATS = CUDNN_ATT_STATS,
+    UID_SCALE = CUDNN_ATT_SCALE,
+    UID_NEG_INF = CUDNN_ATT_NEG_INF,
+    UID_DO = CUDNN_ATT_DO,
+    UID_DQ = CUDNN_ATT_DQ,
+    UID_DK = CUDNN_ATT_DK,
+    UID_DV = CUDNN_ATT_DV,
+    UID_ONE = CUDNN_ATT_ONE,
+    UID_ROWSUM = CUDNN_ATT_ROWSUM,
+    UID_DQ_ACCUM = CUDNN_ATT_DQ_ACCUM,
+    UID_DOC_START = CUDNN_ATT_DOC_START,
+    UID_WINDOW = CUDNN_ATT_WINDOW,
     UID_FIRST_VIRTUAL = 100
 };
 
@@ -407,7 +461,7 @@ const char *cudnn_attention_known_bad(size_t version, const cudnn_att_shape *s, 
 
 /* The operation graph of one direction, finalized. */
 static cudnnBackendDescriptor_t op_graph(builder *b, const cudnn_att_shape *s, direction dir) {
-    const char *bad = cudnn_attention_known_bad(b->api->get_version(), s, dir == DIR_BACKWARD);
+    const char *bad = b->api ? cudnn_attention_known_bad(b->api->get_version(), s, dir == DIR_BACKWARD) : NULL;
     if (bad) {
         builder_refuse(b, "%s", bad);
         return NULL;
@@ -510,6 +564,7 @@ static cudnnBackendDescriptor_t op_reshape(builder *b, cudnnBackendDescriptor_t 
     set(b, op, CUDNN_ATTR_OPERATION_RESHAPE_XDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &x, "reshape x");
     set(b, op, CUDNN_ATTR_OPERATION_RESHAPE_YDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &y, "reshape y");
     finalize(b, op, "reshape operation");
+    record_op(b, CUDNN_GRAPH_RESHAPE, 0, -1, x, NULL, NULL, y);
     return op;
 }
 
@@ -849,6 +904,15 @@ int cudnn_attention_backward(cudnn_attention *ca, const cudnn_att_shape *s, void
     int n = bind_mask(s, uids, ptrs, 14, doc_start, &window);
     run_plan(ca, e, n, uids, ptrs, ws + rowsum_bytes + accum_bytes);
     return 0;
+}
+
+/* ---------------------------------------------------------------- the graphs as data */
+
+int cudnn_attention_graph(const cudnn_att_shape *s, int backward, cudnn_graph_program *out) {
+    memset(out, 0, sizeof *out);
+    builder b = {.api = NULL, .rec = out};
+    op_graph(&b, s, backward ? DIR_BACKWARD : DIR_FORWARD);
+    return b.failed ? -1 : 0;
 }
 
 /* ---------------------------------------------------------------- offline check */

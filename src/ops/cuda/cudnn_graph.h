@@ -33,6 +33,61 @@ typedef struct cudnn_att_shape {
     int window; /* sliding window length, 0: none */
 } cudnn_att_shape;
 
+/* The ids of the tensors bound when a plan runs (the rest are intermediates
+ * of the fused kernel). Their layouts are views into soju's buffers:
+ * Q (B, NH, T, hd), K and V (B, NKV, T, hd) or transposed, as strides into
+ * qkv; O and dO (B, NH, T, hd) into out and dout; the statistics (B, NH, T, 1)
+ * are soju's lse; the row sums and dQ's fp32 sums live in the workspace;
+ * the document starts are (B, 1, T, 1); the rest are scalars by value. */
+enum {
+    CUDNN_ATT_Q = 1,
+    CUDNN_ATT_K,
+    CUDNN_ATT_V,
+    CUDNN_ATT_O,
+    CUDNN_ATT_STATS,
+    CUDNN_ATT_SCALE,     /* fp32 */
+    CUDNN_ATT_NEG_INF,   /* fp32: what masked scores become */
+    CUDNN_ATT_DO,
+    CUDNN_ATT_DQ,
+    CUDNN_ATT_DK,
+    CUDNN_ATT_DV,
+    CUDNN_ATT_ONE,       /* fp32 1.0 */
+    CUDNN_ATT_ROWSUM,    /* backward: rowsum(dO O), fp32 (B, NH, T, 1) */
+    CUDNN_ATT_DQ_ACCUM,  /* backward: dQ summed in fp32 (B, NH, T, hd) */
+    CUDNN_ATT_DOC_START, /* packed documents: each row's first position, int32 */
+    CUDNN_ATT_WINDOW     /* int32 */
+};
+
+/* A graph as data: what cudnn_attention_graph records instead of describing
+ * it to cuDNN, so that a test can evaluate it on the CPU (types are
+ * cudnnDataType_t, modes cudnnPointwiseMode_t or cudnnReduceTensorOp_t). */
+#define CUDNN_GRAPH_MAX_TENSORS 96
+#define CUDNN_GRAPH_MAX_OPS 64
+typedef enum { CUDNN_GRAPH_MATMUL, CUDNN_GRAPH_POINTWISE, CUDNN_GRAPH_REDUCE, CUDNN_GRAPH_RESHAPE } cudnn_graph_kind;
+typedef struct cudnn_graph_tensor {
+    int64_t uid;
+    int type;
+    int64_t dims[4], strides[4];
+    int is_virtual, by_value;
+} cudnn_graph_tensor;
+/* y = op(x, b, t): tensor indices into the program's tensors, -1 for none;
+ * axis for GEN_INDEX. */
+typedef struct cudnn_graph_op {
+    cudnn_graph_kind kind;
+    int mode, axis;
+    int x, b, t, y;
+} cudnn_graph_op;
+typedef struct cudnn_graph_program {
+    cudnn_graph_tensor tensors[CUDNN_GRAPH_MAX_TENSORS];
+    int n_tensors;
+    cudnn_graph_op ops[CUDNN_GRAPH_MAX_OPS];
+    int n_ops;
+} cudnn_graph_program;
+
+/* Records the forward (backward = 0) or backward graph of `s` without a
+ * library or a GPU. 0, or -1 when the graph outgrows the program. */
+int cudnn_attention_graph(const cudnn_att_shape *s, int backward, cudnn_graph_program *out);
+
 /* Opens libcudnn (SOJU_CUDNN_LIB, else libcudnn.so.9 on the loader's path)
  * and a handle on `stream` (a cudaStream_t). NULL with a one-line reason in
  * err when there is no library or no GPU. strict: a shape cuDNN refuses
