@@ -19,6 +19,7 @@
 #   OUT=dir            where full logs go (default /tmp/soju-gpu-check)
 #   SOJU_GPU_LIB=dir   extra shared libraries for the prebuilt soju binaries only
 #   SOJU_CUDA_WGMMA=0  Hopper: the head-dim-64 attention on mma.sync instead of wgmma
+#   CHECK_TIMEOUT=300 VARIANT_TIMEOUT=60 CUDNN_TIMEOUT=300  seconds before a check counts as hung
 #   (the checks also run with SOJU_CUDA_DQ_BULK=1, SOJU_CUDA_ATT_FWD128=1 / 192=1, SOJU_CUDA_ATT_FWD_TMA=1,
 #    SOJU_CUDA_ATT_FWD_PIPE=1, SOJU_CUDA_ATT_BWD_TMA=1, SOJU_CUDA_ATT_BWD_SPLIT=1, SOJU_CUDA_ATT_BWD_WS=1 and
 #    SOJU_CUDA_ATT_FWD_WS=2 / 3 / gqa on Hopper, and SOJU_CUDA_CUDNN=strict (cuDNN's engines; needs
@@ -69,6 +70,9 @@ run_check() { # name, program, its arguments (test names: only those run); a han
         fi
     done
     [ -n "$switches" ] && limit=${VARIANT_TIMEOUT:-60}
+    # cuDNN compiles each shape's engines at run time (NVRTC, about a second per plan and
+    # direction, every candidate when tuning): the op checks' dozens of shapes take a minute
+    echo "$switches" | grep -q SOJU_CUDA_CUDNN && limit=${CUDNN_TIMEOUT:-300}
     soju_env timeout "$limit" "$prog" "$@" >"$log" 2>&1
     rc=$?
     # the switches of every failed or hung run, one per line (gpu_auto.sh leaves them out)
