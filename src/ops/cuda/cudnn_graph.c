@@ -756,7 +756,7 @@ static plan_entry *plan_for(cudnn_attention *ca, const cudnn_att_shape *s, direc
     e->ok = !e->b.failed;
     if (!e->ok) {
         char name[96];
-        fprintf(stderr, "soju: cudnn: %s attention %s: %s\n", plan_name(name, sizeof name, s, dir),
+        fprintf(stderr, "soju: cudnn: attention %s %s: %s\n", plan_name(name, sizeof name, s, dir),
                 ca->strict ? "refused (SOJU_CUDA_CUDNN=strict)" : "runs on soju's kernels", e->b.why);
         if (ca->strict) abort();
         builder_free(&e->b); /* keep only the verdict */
