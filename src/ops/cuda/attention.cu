@@ -652,11 +652,15 @@ __global__ void doc_starts_kernel(int32_t *start, const int32_t *doc_ids, int T,
     start[(size_t)b * T + t] = lo;
 }
 
-// The shape cuDNN's plan is for, and (with documents) each row's document start.
-static cudnn_att_shape cudnn_shape(soju_backend *be, const int32_t *doc_ids, int B, int T, int NH, int NKV, int hd,
-                                   int window, float scale, const int32_t **starts) {
-    cudnn_att_shape sh = {B, T, NH, NKV, hd, scale, doc_ids != nullptr, window > 0 ? window : 0};
+// Whether cuDNN runs this attention: the shape its plans are keyed by, sh,
+// has a plan in this direction. Then, with documents, each row's start is
+// computed, and only then: ids out of order are an error on cuDNN's path
+// alone (soju's kernels take any).
+static bool cudnn_prepare(soju_backend *be, int backward, const int32_t *doc_ids, int B, int T, int NH, int NKV,
+                          int hd, int window, float scale, cudnn_att_shape *sh, const int32_t **starts) {
+    *sh = cudnn_att_shape{B, T, NH, NKV, hd, scale, doc_ids != nullptr, window > 0 ? window : 0};
     *starts = nullptr;
+    if (!cudnn_attention_ready(cuda_state(be)->cudnn, sh, backward)) return false;
     if (doc_ids) {
         int32_t *buf = (int32_t *)cuda_scratch(be, SCRATCH_DOC_START, (size_t)B * T * sizeof(int32_t));
         dim3 grid(ceil_div(T, 256), B);
@@ -664,7 +668,7 @@ static cudnn_att_shape cudnn_shape(soju_backend *be, const int32_t *doc_ids, int
         CUDA_LAUNCH_CHECK();
         *starts = buf;
     }
-    return sh;
+    return true;
 }
 #endif
 
@@ -673,9 +677,11 @@ void cuda_attention_forward(soju_backend *be, void *out, float *lse, const void 
     if (B <= 0 || T <= 0) return;
 #ifdef SOJU_HAVE_CUDNN
     if (cudnn_takes(be, hd, out, qkv, lse)) {
+        cudnn_att_shape sh;
         const int32_t *starts;
-        cudnn_att_shape sh = cudnn_shape(be, doc_ids, B, T, NH, NKV, hd, window, scale, &starts);
-        if (cudnn_attention_forward(cuda_state(be)->cudnn, &sh, out, lse, qkv, starts) == 0) return;
+        if (cudnn_prepare(be, 0, doc_ids, B, T, NH, NKV, hd, window, scale, &sh, &starts) &&
+            cudnn_attention_forward(cuda_state(be)->cudnn, &sh, out, lse, qkv, starts) == 0)
+            return;
     }
 #endif
     cudaStream_t s = cuda_stream(be);
@@ -801,9 +807,10 @@ void cuda_attention_backward(soju_backend *be, void *dqkv, const void *dout, con
     bool done = false, q_rotated = false;
 #ifdef SOJU_HAVE_CUDNN
     if (cudnn_takes(be, hd, dqkv, dout, qkv) && aligned16(out) && aligned16(lse)) {
+        cudnn_att_shape sh;
         const int32_t *starts;
-        cudnn_att_shape sh = cudnn_shape(be, doc_ids, B, T, NH, NKV, hd, window, scale, &starts);
-        done = cudnn_attention_backward(cuda_state(be)->cudnn, &sh, dqkv, dout, qkv, out, lse, starts) == 0;
+        done = cudnn_prepare(be, 1, doc_ids, B, T, NH, NKV, hd, window, scale, &sh, &starts) &&
+               cudnn_attention_backward(cuda_state(be)->cudnn, &sh, dqkv, dout, qkv, out, lse, starts) == 0;
     }
 #endif
     if (!done)

@@ -765,6 +765,10 @@ static plan_entry *plan_for(cudnn_attention *ca, const cudnn_att_shape *s, direc
     return e;
 }
 
+int cudnn_attention_ready(cudnn_attention *ca, const cudnn_att_shape *s, int backward) {
+    return plan_for(ca, s, backward ? DIR_BACKWARD : DIR_FORWARD) != NULL;
+}
+
 /* The workspace: `extra` bytes of soju's own tensors at the start, then the
  * plan's. Grown on demand (cudaFree synchronizes, which only happens while
  * plans are new). */

@@ -98,6 +98,10 @@ int cudnn_attention_graph(const cudnn_att_shape *s, int backward, cudnn_graph_pr
 cudnn_attention *cudnn_attention_open(void *stream, int strict, int tune, char *err, size_t err_len);
 void cudnn_attention_close(cudnn_attention *ca);
 
+/* Whether cuDNN takes this shape in this direction: its plan, built on
+ * first use and cached (a refusal is said once on stderr; strict aborts). */
+int cudnn_attention_ready(cudnn_attention *ca, const cudnn_att_shape *s, int backward);
+
 /* The ops' contract (ops.h attention_forward / attention_backward without
  * rope; documents as doc_start, NULL unless s->docs). Return 0 on success,
  * -1 when cuDNN refused the shape (nothing was written then). */
