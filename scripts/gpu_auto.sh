@@ -3,8 +3,9 @@
 # that are off by default until timed (the SOJU_CUDA_* switches) are right
 # and faster, and what soju's training rate is with them, against
 # torch.compile. Three stages, each meant to fit a device call (a call may
-# run ten minutes); estimated, not yet run on a GPU: check about 3 minutes,
-# pick about 5, final about 6:
+# run ten minutes); estimated, not yet run on a GPU: check about 5 minutes
+# (cuDNN compiles its kernels at run time for each checked shape), pick about
+# 5.5, final about 6:
 #
 #   STAGE=check  gpu_check.sh's checks (no benchmark): every op and training
 #                step against the CPU backend, with the default kernels and
@@ -27,7 +28,8 @@
 #                soju again (gpu_check.sh's benchmark, STEPS=20 WARMUP=5): the
 #                numbers for bench/RESULTS.md.
 #   STAGE=check,pick  (any comma list) stages in a row, each passing what it
-#                prints to the next: check,pick about eight minutes.
+#                prints to the next: check,pick about ten minutes (one call
+#                only if the machine is already warm and nothing hangs).
 #   STAGE=all    the three in a row (about fourteen minutes: more than one call).
 #
 # Where the binaries come from: SOJU_GPU_BIN (gpu_bundle.sh's, with SOJU_GPU_LIB)
