@@ -573,20 +573,17 @@ static size_t dkv_smem(int hd, bool dq) {
 }
 
 // Kernels above 48 KB of dynamic shared memory must say so once per device.
+template <int HD> static void allow_flash_smem() {
+    allow_dynamic_smem(flash_fwd_kernel<HD>, fwd_smem(HD));
+    allow_dynamic_smem(flash_bwd_dq_kernel<HD>, dq_smem(HD));
+    allow_dynamic_smem(flash_bwd_dkv_kernel<HD, false>, dkv_smem(HD, false));
+    allow_dynamic_smem(flash_bwd_dkv_kernel<HD, true>, dkv_smem(HD, true));
+}
+
 void cuda_attention_init(void) {
-#define ATT_ATTR(HD)                                                                                           \
-    CUDA_CHECK(cudaFuncSetAttribute(flash_fwd_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,        \
-                                    (int)fwd_smem(HD)));                                                       \
-    CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dq_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,     \
-                                    (int)dq_smem(HD)));                                                        \
-    CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dkv_kernel<HD, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, \
-                                    (int)dkv_smem(HD, false)));                                                \
-    CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_dkv_kernel<HD, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,  \
-                                    (int)dkv_smem(HD, true)));
-    ATT_ATTR(32)
-    ATT_ATTR(64)
-    ATT_ATTR(128)
-#undef ATT_ATTR
+    allow_flash_smem<32>();
+    allow_flash_smem<64>();
+    allow_flash_smem<128>();
 #ifdef SOJU_WGMMA
     hopper_attention_init();
 #endif

@@ -516,8 +516,7 @@ __global__ void __launch_bounds__(ATT_THREADS, 4) hopper_dq_kernel(att_args p, c
 // ---------------------------------------------------------------- host side
 
 template <int WGS, bool TMA, bool PIPE> static void fwd_init(void) {
-    CUDA_CHECK(cudaFuncSetAttribute(hopper_fwd_kernel<WGS, TMA, PIPE>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    HOP_FWD_SMEM(WGS)));
+    allow_dynamic_smem(hopper_fwd_kernel<WGS, TMA, PIPE>, HOP_FWD_SMEM(WGS));
 }
 template <int WGS> static void fwd_init_modes(void) {
     fwd_init<WGS, false, false>();
@@ -527,8 +526,7 @@ template <int WGS> static void fwd_init_modes(void) {
 }
 
 template <int DQ, bool TMA> static void bwd_init(void) {
-    CUDA_CHECK(cudaFuncSetAttribute(hopper_bwd_kernel<DQ, TMA>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    DQ == DQ_BULK ? HOP_BWD_BULK_SMEM : HOP_BWD_SMEM));
+    allow_dynamic_smem(hopper_bwd_kernel<DQ, TMA>, DQ == DQ_BULK ? HOP_BWD_BULK_SMEM : HOP_BWD_SMEM);
 }
 
 void hopper_attention_init(void) {
@@ -542,8 +540,8 @@ void hopper_attention_init(void) {
     bwd_init<DQ_ATOMIC, true>();
     bwd_init<DQ_BULK, true>();
     bwd_init<DQ_NONE, true>();
-    CUDA_CHECK(cudaFuncSetAttribute(hopper_dq_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, HOP_DQ_SMEM));
-    CUDA_CHECK(cudaFuncSetAttribute(hopper_dq_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, HOP_DQ_SMEM));
+    allow_dynamic_smem(hopper_dq_kernel<false>, HOP_DQ_SMEM);
+    allow_dynamic_smem(hopper_dq_kernel<true>, HOP_DQ_SMEM);
 }
 
 // The tensor map `rc` came with, or an abort when the driver refused it

@@ -446,8 +446,7 @@ __global__ void __launch_bounds__(WS_THREADS, 1) hopper_bwd_ws_kernel(att_args p
 // ---------------------------------------------------------------- host side
 
 template <int CWG, bool PIPE, bool HEADS> static void fwd_ws_init_one(void) {
-    CUDA_CHECK(cudaFuncSetAttribute(hopper_fwd_ws_kernel<CWG, PIPE, HEADS>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    HOP_FWD_WS_SMEM(CWG)));
+    allow_dynamic_smem(hopper_fwd_ws_kernel<CWG, PIPE, HEADS>, HOP_FWD_WS_SMEM(CWG));
 }
 template <int CWG> static void fwd_ws_init(void) {
     fwd_ws_init_one<CWG, false, false>();
@@ -457,8 +456,7 @@ template <int CWG> static void fwd_ws_init(void) {
 }
 
 template <int QS, bool BULK> static void bwd_ws_init(void) {
-    CUDA_CHECK(cudaFuncSetAttribute(hopper_bwd_ws_kernel<QS, BULK>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    HOP_WS_SMEM(QS, BULK)));
+    allow_dynamic_smem(hopper_bwd_ws_kernel<QS, BULK>, HOP_WS_SMEM(QS, BULK));
 }
 
 void hopper_ws_init(void) {

@@ -139,8 +139,7 @@ void cuda_crossentropy_init(void) {
     int dev = 0, optin = 0;
     CUDA_CHECK(cudaGetDevice(&dev));
     CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-    CUDA_CHECK(cudaFuncSetAttribute(ce_fused_smem_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    optin - CE_SMEM_STATIC));
+    allow_dynamic_smem(ce_fused_smem_kernel, optin - CE_SMEM_STATIC);
 }
 
 void cuda_crossentropy_fused(soju_backend *be, float *losses, void *logits, const int32_t *targets,

@@ -172,6 +172,12 @@ static inline cudaStream_t cuda_stream(soju_backend *be) { return cuda_state(be)
 
 static inline int ceil_div(long a, long b) { return (int)((a + b - 1) / b); }
 
+// Lets `kernel` launch with `bytes` of dynamic shared memory (past the 48 KB
+// every kernel may use without asking).
+template <typename Kernel> static inline void allow_dynamic_smem(Kernel kernel, long bytes) {
+    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
+}
+
 // Scratch of at least `bytes` in slot `slot` (device memory, contents undefined).
 void *cuda_scratch(soju_backend *be, int slot, size_t bytes);
 

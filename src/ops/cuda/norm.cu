@@ -393,12 +393,9 @@ template <typename K> static int resident_blocks(soju_backend *be, K kernel, siz
 #define RMS_SMEM_MAX (8 * 2 * 3 * 1024 * sizeof(bf16))
 
 template <int NV> static void ln_bwd_init(void) {
-    CUDA_CHECK(cudaFuncSetAttribute(layernorm_bwd_regs_kernel<NV, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    (int)LN_SMEM_MAX));
-    CUDA_CHECK(cudaFuncSetAttribute(layernorm_bwd_regs_kernel<NV, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    (int)LN_SMEM_MAX));
-    CUDA_CHECK(cudaFuncSetAttribute(norm_bwd_onepass_kernel<NV, 1, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    (int)RMS_SMEM_MAX));
+    allow_dynamic_smem(layernorm_bwd_regs_kernel<NV, false>, LN_SMEM_MAX);
+    allow_dynamic_smem(layernorm_bwd_regs_kernel<NV, true>, LN_SMEM_MAX);
+    allow_dynamic_smem(norm_bwd_onepass_kernel<NV, 1, true>, RMS_SMEM_MAX);
 }
 
 // Kernels above 48 KB of dynamic shared memory must say so once per device.
