@@ -5,8 +5,10 @@
  * the graphs; this shows that the graphs compute attention: the forward's
  * output and log-sum-exp, and the backward's dQ, dK and dV, for causal
  * attention with grouped heads, packed documents and sliding windows. The
- * graph is recorded as data (cudnn_attention_graph, no library, no GPU) and
- * run here op by op in fp32 with cuDNN's meaning of each operation:
+ * graph is recorded as data (cudnn_attention_graph, no library, no GPU),
+ * bound as the GPU path binds it (cudnn_attention_bindings: which tensors,
+ * where in soju's buffers), and run here op by op in fp32 with cuDNN's
+ * meaning of each operation:
  *   - every tensor is 4-d; an input dim smaller than the output's broadcasts
  *     (extent 1) or serves a group (grouped-query heads: output index i reads
  *     input index i * in / out);
@@ -128,18 +130,27 @@ static void run_op(evaluation *ev, const cudnn_graph_op *op) {
     }
 }
 
-/* Runs the program with the bound tensors at bind(uid) (scalars too: one
- * float each); virtual tensors get memory of their own. */
-static void evaluate(const cudnn_graph_program *p, float *(*bind)(void *ctx, int64_t uid), void *ctx) {
+/* Runs the program with its bound tensors at the addresses of a variant
+ * pack (uids[i] at ptrs[i]): fp32 in place; int32 ones (inputs: the document
+ * starts, the window) copied into fp32. Virtual tensors get memory of their
+ * own. */
+static void evaluate(const cudnn_graph_program *p, const int64_t *uids, void *const *ptrs, int n) {
     evaluation ev = {p, {0}, {0}};
     for (int t = 0; t < p->n_tensors; t++) {
         const cudnn_graph_tensor *tt = &p->tensors[t];
-        if (!tt->is_virtual) {
-            ev.mem[t] = bind(ctx, tt->uid);
-            if (!ev.mem[t]) {
-                fprintf(stderr, "evaluator: nothing bound to tensor %lld\n", (long long)tt->uid);
-                exit(1);
-            }
+        if (tt->is_virtual) continue;
+        for (int i = 0; i < n; i++)
+            if (uids[i] == tt->uid) ev.mem[t] = ptrs[i];
+        if (!ev.mem[t]) {
+            fprintf(stderr, "evaluator: nothing bound to tensor %lld\n", (long long)tt->uid);
+            exit(1);
+        }
+        if (tt->type == CUDNN_DATA_INT32) {
+            const int32_t *ints = (const int32_t *)ev.mem[t];
+            size_t len = extent(tt);
+            ev.mem[t] = soju_malloc(len * sizeof(float));
+            ev.owned[t] = 1;
+            for (size_t i = 0; i < len; i++) ev.mem[t][i] = (float)ints[i];
         }
     }
     for (int o = 0; o < p->n_ops; o++) { /* a reshape's output reads its input's memory */
@@ -159,39 +170,6 @@ static void evaluate(const cudnn_graph_program *p, float *(*bind)(void *ctx, int
 
 static soju_backend *cpu;
 static soju_rng rng;
-
-typedef struct attention_case {
-    int B, T, NH, NKV, hd, window;
-    int docs; /* documents of random lengths (ids rising), else none */
-    float scale, neg_inf, one, window_value; /* the by-value scalars (the window an int32 in the graph) */
-    float *qkv, *out, *lse, *dout, *dqkv, *rowsum, *dq_accum, *doc_start;
-    int32_t *doc_ids;
-} attention_case;
-
-/* Where each bound tensor's row 0, head 0 sits (the strides do the rest). */
-static float *bind_case(void *ctx, int64_t uid) {
-    attention_case *c = ctx;
-    const size_t q_off = 0, k_off = (size_t)c->NH * c->hd, v_off = (size_t)(c->NH + c->NKV) * c->hd;
-    switch (uid) {
-    case CUDNN_ATT_Q: return c->qkv + q_off;
-    case CUDNN_ATT_K: return c->qkv + k_off;
-    case CUDNN_ATT_V: return c->qkv + v_off;
-    case CUDNN_ATT_O: return c->out;
-    case CUDNN_ATT_STATS: return c->lse;
-    case CUDNN_ATT_SCALE: return &c->scale;
-    case CUDNN_ATT_NEG_INF: return &c->neg_inf;
-    case CUDNN_ATT_DO: return c->dout;
-    case CUDNN_ATT_DQ: return c->dqkv + q_off;
-    case CUDNN_ATT_DK: return c->dqkv + k_off;
-    case CUDNN_ATT_DV: return c->dqkv + v_off;
-    case CUDNN_ATT_ONE: return &c->one;
-    case CUDNN_ATT_ROWSUM: return c->rowsum;
-    case CUDNN_ATT_DQ_ACCUM: return c->dq_accum;
-    case CUDNN_ATT_DOC_START: return c->doc_start;
-    case CUDNN_ATT_WINDOW: return &c->window_value;
-    default: return NULL;
-    }
-}
 
 static float *randoms(size_t n) {
     float *x = soju_malloc(n * sizeof(float));
@@ -221,49 +199,52 @@ static void setup(void) {
 
 static void run_case(int B, int T, int NH, int NKV, int hd, int docs, int window) {
     setup();
-    attention_case c = {.B = B, .T = T, .NH = NH, .NKV = NKV, .hd = hd, .window = window, .docs = docs};
-    c.scale = 1.0f / sqrtf((float)hd), c.neg_inf = -INFINITY, c.one = 1.0f, c.window_value = (float)window;
     const size_t W = (size_t)(NH + 2 * NKV) * hd, BT = (size_t)B * T, rows = BT * NH;
-    c.qkv = randoms(BT * W);
-    c.dout = randoms(BT * NH * hd);
-    c.out = soju_calloc(BT * NH * hd, sizeof(float));
-    c.lse = soju_calloc(rows, sizeof(float));
-    c.dqkv = soju_calloc(BT * W, sizeof(float));
-    c.rowsum = soju_calloc(rows, sizeof(float));
-    c.dq_accum = soju_calloc(rows * hd, sizeof(float));
-    c.doc_start = soju_calloc(BT, sizeof(float));
-    c.doc_ids = soju_calloc(BT, sizeof(int32_t));
+    const float scale = 1.0f / sqrtf((float)hd);
+    float *qkv = randoms(BT * W), *dout = randoms(BT * NH * hd);
+    float *out = soju_calloc(BT * NH * hd, sizeof(float)), *lse = soju_calloc(rows, sizeof(float));
+    float *dqkv = soju_calloc(BT * W, sizeof(float));
+    float *rowsum = soju_calloc(rows, sizeof(float)), *dq_accum = soju_calloc(rows * hd, sizeof(float));
+    int32_t *doc_ids = soju_calloc(BT, sizeof(int32_t)), *doc_start = soju_calloc(BT, sizeof(int32_t));
     for (int b = 0; b < B; b++) { /* documents of random lengths; each row's start (attention.cu's rule) */
         int id = 0, start = 0;
         for (int t = 0; t < T; t++) {
             if (docs && t > 0 && soju_rng_below(&rng, 6) == 0) id++, start = t;
-            c.doc_ids[b * T + t] = id;
-            c.doc_start[b * T + t] = (float)start;
+            doc_ids[b * T + t] = id;
+            doc_start[b * T + t] = start;
         }
     }
-    const int32_t *doc_ids = docs ? c.doc_ids : NULL;
-    cudnn_att_shape s = {B, T, NH, NKV, hd, c.scale, docs, window};
+    cudnn_att_shape s = {B, T, NH, NKV, hd, scale, docs, window};
     static cudnn_graph_program fwd, bwd;
     CHECK_EQ_INT(cudnn_attention_graph(&s, 0, &fwd), 0);
     CHECK_EQ_INT(cudnn_attention_graph(&s, 1, &bwd), 0);
 
     /* the reference: soju's CPU ops */
+    const int32_t *ids = docs ? doc_ids : NULL;
     float *ref_out = soju_calloc(BT * NH * hd, sizeof(float)), *ref_lse = soju_calloc(rows, sizeof(float));
     float *ref_dqkv = soju_calloc(BT * W, sizeof(float));
-    cpu->ops->attention_forward(cpu, ref_out, ref_lse, c.qkv, doc_ids, B, T, NH, NKV, hd, window, c.scale);
-    cpu->ops->attention_backward(cpu, ref_dqkv, c.dout, c.qkv, ref_out, ref_lse, doc_ids, B, T, NH, NKV, hd, window,
-                                 c.scale, NULL, NULL);
+    cpu->ops->attention_forward(cpu, ref_out, ref_lse, qkv, ids, B, T, NH, NKV, hd, window, scale);
+    cpu->ops->attention_backward(cpu, ref_dqkv, dout, qkv, ref_out, ref_lse, ids, B, T, NH, NKV, hd, window, scale,
+                                 NULL, NULL);
 
-    evaluate(&fwd, bind_case, &c);
-    double e_out = rel_diff(c.out, ref_out, BT * NH * hd), e_lse = rel_diff(c.lse, ref_lse, rows);
-    evaluate(&bwd, bind_case, &c);
-    double e_grad = rel_diff(c.dqkv, ref_dqkv, BT * W);
+    /* the graphs, bound as cudnn_attention_forward / _backward bind them (fp32 elements here) */
+    cudnn_att_buffers buf = {.qkv = qkv, .dout = dout, .out = out, .dqkv = dqkv, .rowsum = rowsum,
+                             .dq_accum = dq_accum, .lse = lse, .doc_start = doc_start, .scale = scale,
+                             .neg_inf = -INFINITY, .one = 1.0f, .window = window};
+    int64_t uids[CUDNN_ATT_MAX_BINDINGS];
+    void *ptrs[CUDNN_ATT_MAX_BINDINGS];
+    int n = cudnn_attention_bindings(&s, 0, &buf, sizeof(float), uids, ptrs);
+    evaluate(&fwd, uids, ptrs, n);
+    double e_out = rel_diff(out, ref_out, BT * NH * hd), e_lse = rel_diff(lse, ref_lse, rows);
+    n = cudnn_attention_bindings(&s, 1, &buf, sizeof(float), uids, ptrs);
+    evaluate(&bwd, uids, ptrs, n);
+    double e_grad = rel_diff(dqkv, ref_dqkv, BT * W);
     printf("  B%d T%d NH%d NKV%d hd%d%s window %d: forward %d ops, backward %d; out %.1e lse %.1e dqkv %.1e\n", B, T,
            NH, NKV, hd, docs ? " docs" : "", window, fwd.n_ops, bwd.n_ops, e_out, e_lse, e_grad);
     CHECK_MSG(e_out < 1e-5 && e_lse < 1e-5, "forward differs: out %.2e lse %.2e", e_out, e_lse);
     CHECK_MSG(e_grad < 1e-4, "backward differs: dqkv %.2e", e_grad);
-    free(c.qkv), free(c.dout), free(c.out), free(c.lse), free(c.dqkv), free(c.rowsum), free(c.dq_accum);
-    free(c.doc_start), free(c.doc_ids), free(ref_out), free(ref_lse), free(ref_dqkv);
+    free(qkv), free(dout), free(out), free(lse), free(dqkv), free(rowsum), free(dq_accum), free(doc_ids);
+    free(doc_start), free(ref_out), free(ref_lse), free(ref_dqkv);
 }
 
 TEST(causal) { run_case(2, 24, 4, 4, 8, 0, 0); }

@@ -850,36 +850,52 @@ static float masked_value(const cudnn_attention *ca) {
     return ca->api.get_version() < 91000 ? -FLT_MAX : -INFINITY;
 }
 
-/* Pointers to the query, key and value heads of row 0 inside qkv (bf16). */
-static void qkv_heads(const cudnn_att_shape *s, const void *qkv, void **q, void **k, void **v) {
+/* Pointers to the query, key and value heads of row 0 inside qkv, whose
+ * elements take elem_size bytes. */
+static void qkv_heads(const cudnn_att_shape *s, const void *qkv, size_t elem_size, void **q, void **k, void **v) {
     char *base = (char *)qkv;
     *q = base;
-    *k = base + (size_t)s->NH * s->hd * 2;
-    *v = base + (size_t)(s->NH + s->NKV) * s->hd * 2;
+    *k = base + (size_t)s->NH * s->hd * elem_size;
+    *v = base + (size_t)(s->NH + s->NKV) * s->hd * elem_size;
 }
 
-/* The mask's bound tensors, when the shape has them, appended to a variant
- * pack's n bindings: the document starts, and the window (by value: *window
- * must live until the plan has run). */
-static int bind_mask(const cudnn_att_shape *s, int64_t *uids, void **ptrs, int n, const int32_t *doc_start,
-                     int32_t *window) {
-    if (s->docs) uids[n] = UID_DOC_START, ptrs[n++] = (void *)doc_start;
-    *window = s->window;
-    if (s->window > 0) uids[n] = UID_WINDOW, ptrs[n++] = window;
+int cudnn_attention_bindings(const cudnn_att_shape *s, int backward, cudnn_att_buffers *buf, size_t elem_size,
+                             int64_t *uids, void **ptrs) {
+    int n = 0;
+#define BIND(uid, ptr) (uids[n] = (uid), ptrs[n++] = (void *)(ptr))
+    void *q, *k, *v;
+    qkv_heads(s, buf->qkv, elem_size, &q, &k, &v);
+    BIND(UID_Q, q), BIND(UID_K, k), BIND(UID_V, v), BIND(UID_O, buf->out), BIND(UID_STATS, buf->lse);
+    BIND(UID_SCALE, &buf->scale), BIND(UID_NEG_INF, &buf->neg_inf);
+    if (backward) {
+        void *dq, *dk, *dv;
+        qkv_heads(s, buf->dqkv, elem_size, &dq, &dk, &dv);
+        BIND(UID_DO, buf->dout), BIND(UID_DQ, dq), BIND(UID_DK, dk), BIND(UID_DV, dv), BIND(UID_ONE, &buf->one);
+        BIND(UID_ROWSUM, buf->rowsum), BIND(UID_DQ_ACCUM, buf->dq_accum);
+    }
+    if (s->docs) BIND(UID_DOC_START, buf->doc_start);
+    if (s->window > 0) BIND(UID_WINDOW, &buf->window);
+#undef BIND
     return n;
+}
+
+/* One call's buffers, with the by-value scalars for this library. */
+static cudnn_att_buffers call_buffers(const cudnn_attention *ca, const cudnn_att_shape *s) {
+    cudnn_att_buffers buf;
+    memset(&buf, 0, sizeof buf);
+    buf.scale = s->scale, buf.neg_inf = masked_value(ca), buf.one = 1.0f, buf.window = s->window;
+    return buf;
 }
 
 int cudnn_attention_forward(cudnn_attention *ca, const cudnn_att_shape *s, void *out, float *lse, const void *qkv,
                             const int32_t *doc_start) {
     plan_entry *e = plan_for(ca, s, DIR_FORWARD);
     if (!e) return -1;
-    float scale = s->scale, neg_inf = masked_value(ca);
-    int32_t window;
-    void *q, *k, *v;
-    qkv_heads(s, qkv, &q, &k, &v);
-    int64_t uids[9] = {UID_Q, UID_K, UID_V, UID_O, UID_STATS, UID_SCALE, UID_NEG_INF};
-    void *ptrs[9] = {q, k, v, out, lse, &scale, &neg_inf};
-    int n = bind_mask(s, uids, ptrs, 7, doc_start, &window);
+    cudnn_att_buffers buf = call_buffers(ca, s);
+    buf.qkv = qkv, buf.out = out, buf.lse = lse, buf.doc_start = doc_start;
+    int64_t uids[CUDNN_ATT_MAX_BINDINGS];
+    void *ptrs[CUDNN_ATT_MAX_BINDINGS];
+    int n = cudnn_attention_bindings(s, 0, &buf, 2, uids, ptrs);
     run_plan(ca, e, n, uids, ptrs, workspace(ca, 0, e));
     return 0;
 }
@@ -893,19 +909,14 @@ int cudnn_attention_backward(cudnn_attention *ca, const cudnn_att_shape *s, void
     size_t rowsum_bytes = (rows * sizeof(float) + 255) & ~(size_t)255;
     size_t accum_bytes = (rows * s->hd * sizeof(float) + 255) & ~(size_t)255;
     char *ws = workspace(ca, rowsum_bytes + accum_bytes, e);
-    void *rowsum = ws, *dq_accum = ws + rowsum_bytes;
+    cudnn_att_buffers buf = call_buffers(ca, s);
+    buf.qkv = qkv, buf.out = (void *)out, buf.lse = (float *)lse, buf.dout = dout, buf.dqkv = dqkv;
+    buf.rowsum = ws, buf.dq_accum = ws + rowsum_bytes, buf.doc_start = doc_start;
     if (ca->api.get_version() < 90600) /* older engines add into dQ's fp32 sums instead of writing them */
-        cudaMemsetAsync(dq_accum, 0, rows * s->hd * sizeof(float), ca->stream);
-    float scale = s->scale, neg_inf = masked_value(ca), one = 1.0f;
-    int32_t window;
-    void *q, *k, *v, *dq, *dk, *dv;
-    qkv_heads(s, qkv, &q, &k, &v);
-    qkv_heads(s, dqkv, &dq, &dk, &dv);
-    int64_t uids[16] = {UID_Q,  UID_K,  UID_V,  UID_O,  UID_STATS, UID_SCALE,  UID_NEG_INF,
-                        UID_DO, UID_DQ, UID_DK, UID_DV, UID_ONE,   UID_ROWSUM, UID_DQ_ACCUM};
-    void *ptrs[16] = {q, k, v, (void *)out, (void *)lse, &scale, &neg_inf, (void *)dout, dq, dk, dv, &one, rowsum,
-                      dq_accum};
-    int n = bind_mask(s, uids, ptrs, 14, doc_start, &window);
+        cudaMemsetAsync(buf.dq_accum, 0, rows * s->hd * sizeof(float), ca->stream);
+    int64_t uids[CUDNN_ATT_MAX_BINDINGS];
+    void *ptrs[CUDNN_ATT_MAX_BINDINGS];
+    int n = cudnn_attention_bindings(s, 1, &buf, 2, uids, ptrs);
     run_plan(ca, e, n, uids, ptrs, ws + rowsum_bytes + accum_bytes);
     return 0;
 }

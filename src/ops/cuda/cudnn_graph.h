@@ -58,6 +58,26 @@ enum {
     CUDNN_ATT_WINDOW     /* int32 */
 };
 
+/* One call's buffers: qkv, out and lse as the ops interface lays them out,
+ * and for the backward dout, dqkv and two fp32 scratch buffers (the row sums
+ * (B, NH, T) and dQ's sums (B, NH, T, hd)); the document starts with docs;
+ * and the scalars bound by value (so the struct must outlive the run). */
+typedef struct cudnn_att_buffers {
+    const void *qkv, *dout;
+    void *out, *dqkv, *rowsum, *dq_accum;
+    float *lse;
+    const int32_t *doc_start;
+    float scale, neg_inf, one;
+    int32_t window;
+} cudnn_att_buffers;
+
+/* A call's variant pack: the ids of the tensors a plan of `s` binds and their
+ * addresses in buf (qkv, out, dout and dqkv of elem_size-byte elements: 2 for
+ * bf16; the CPU evaluation of the graphs uses 4). Returns how many. */
+#define CUDNN_ATT_MAX_BINDINGS 16
+int cudnn_attention_bindings(const cudnn_att_shape *s, int backward, cudnn_att_buffers *buf, size_t elem_size,
+                             int64_t *uids, void **ptrs);
+
 /* A graph as data: what cudnn_attention_graph records instead of describing
  * it to cuDNN, so that a test can evaluate it on the CPU (types are
  * cudnnDataType_t, modes cudnnPointwiseMode_t or cudnnReduceTensorOp_t). */
