@@ -50,8 +50,8 @@ if(_want_cuda)
     find_path(CUDNN_LIB_DIR libcudnn.so.9 HINTS ${_cudnn_root}/lib ${_cudnn_root}/lib64 ${CUDAToolkit_LIBRARY_DIR}
       /usr/lib/x86_64-linux-gnu)
     target_sources(soju_cuda PRIVATE ${PROJECT_SOURCE_DIR}/src/ops/cuda/cudnn_graph.c)
-    set_source_files_properties(${PROJECT_SOURCE_DIR}/src/ops/cuda/cudnn_graph.c PROPERTIES
-      INCLUDE_DIRECTORIES "${CUDNN_INCLUDE}")
+    # public: the CPU evaluation of the graphs (tests/ops) reads cuDNN's enums too
+    target_include_directories(soju_cuda PUBLIC ${CUDNN_INCLUDE})
     target_link_libraries(soju_cuda PUBLIC ${CMAKE_DL_LIBS})
     target_compile_definitions(soju_cuda PUBLIC SOJU_HAVE_CUDNN)
     message(STATUS "soju: cuDNN attention ON (header ${CUDNN_INCLUDE}, library ${CUDNN_LIB_DIR})")

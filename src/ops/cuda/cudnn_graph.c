@@ -7,7 +7,13 @@
  * known graph shapes; the attention shape is the one below. Each graph is
  * built once per problem shape; the plan (the engine and its compiled
  * kernel) is cached and executed with the tensors' device pointers bound by
- * id. libcudnn is opened with dlopen, so nothing links against it. */
+ * id. libcudnn is opened with dlopen, so nothing links against it.
+ *
+ * In order: the library; the builder (descriptors, and the recording of a
+ * graph as data when there is no library); the operations; the attention's
+ * tensors, mask, forward and backward graphs; plans; running on a GPU (the
+ * plan cache, engine timing, the variant pack); the graphs as data; the
+ * offline check. */
 #include "ops/cuda/cudnn_graph.h"
 
 #include <cuda_runtime_api.h>
@@ -313,6 +319,17 @@ static cudnnBackendDescriptor_t op_reduce(builder *b, cudnnReduceTensorOp_t mode
     return op;
 }
 
+/* y = x laid out as y's descriptor says (a transpose, for the products that
+ * need one operand the other way round). */
+static cudnnBackendDescriptor_t op_reshape(builder *b, cudnnBackendDescriptor_t x, cudnnBackendDescriptor_t y) {
+    cudnnBackendDescriptor_t op = desc_new(b, CUDNN_BACKEND_OPERATION_RESHAPE_DESCRIPTOR);
+    set(b, op, CUDNN_ATTR_OPERATION_RESHAPE_XDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &x, "reshape x");
+    set(b, op, CUDNN_ATTR_OPERATION_RESHAPE_YDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &y, "reshape y");
+    finalize(b, op, "reshape operation");
+    record_op(b, CUDNN_GRAPH_RESHAPE, 0, -1, x, NULL, NULL, y);
+    return op;
+}
+
 /* ---------------------------------------------------------------- the attention's tensors
  *
  * Ids of the tensors bound at execution; virtual ones count from 100. The
@@ -432,6 +449,91 @@ static int forward_graph(builder *b, const cudnn_att_shape *s, cudnnBackendDescr
     return n;
 }
 
+static tensor4 transposed(tensor4 t) {
+    tensor4 r = t;
+    r.dims[2] = t.dims[3], r.dims[3] = t.dims[2];
+    r.strides[2] = t.strides[3], r.strides[3] = t.strides[2];
+    return r;
+}
+
+/* A key-side gradient, out = x^T y (dV = P^T dO, dK = dS^T Q): x, a score-
+ * shaped tensor, transposed into bf16 for the product; with grouped-query
+ * heads the product is formed per query head and then summed over each
+ * key/value head's group into out. */
+static void key_gradient(builder *b, graph_ids *ids, const cudnn_att_shape *s, cudnnBackendDescriptor_t x,
+                         cudnnBackendDescriptor_t y, cudnnBackendDescriptor_t out, cudnnBackendDescriptor_t *ops,
+                         int *n_ops) {
+    const bool grouped = s->NH != s->NKV;
+    cudnnBackendDescriptor_t xt = virt(b, ids, CUDNN_DATA_BFLOAT16, transposed(scores_view(s)));
+    cudnnBackendDescriptor_t per_head =
+        grouped ? virt(b, ids, CUDNN_DATA_BFLOAT16, packed(s->B, s->NH, s->T, s->hd)) : out;
+    ops[(*n_ops)++] = op_reshape(b, x, xt);
+    ops[(*n_ops)++] = op_matmul(b, xt, y, per_head);
+    if (grouped) ops[(*n_ops)++] = op_reduce(b, CUDNN_REDUCE_TENSOR_ADD, per_head, out);
+}
+
+/* Backward: from dO, O and the statistics, recompute P = exp(scale Q K^T +
+ * causal - stats) tile by tile and form
+ *   dV = P^T dO,  dP = dO V^T,  dS = scale P (dP - rowsum(dO O)),
+ *   dQ = dS K,    dK = dS^T Q.
+ * The engine matches this exact shape: K and V enter only transposed (as
+ * strides on their own descriptors), the row sums and the fp32 dQ sums are
+ * bound tensors (in the workspace), and with grouped-query heads dK and dV
+ * are formed per query head and then summed over each group. */
+static int backward_graph(builder *b, const cudnn_att_shape *s, cudnnBackendDescriptor_t *ops) {
+    graph_ids ids = {UID_FIRST_VIRTUAL};
+    int n = 0;
+    tensor4 sv = scores_view(s), st = stats_view(s);
+    tensor4 qv = qkv_view(s, s->NH, 0), kv = qkv_view(s, s->NKV, 0), ov = out_view(s);
+    tensor4 full = packed(s->B, s->NH, s->T, s->hd); /* per query head */
+    cudnnBackendDescriptor_t q = tensor(b, UID_Q, CUDNN_DATA_BFLOAT16, qv, false, false);
+    cudnnBackendDescriptor_t kt = tensor(b, UID_K, CUDNN_DATA_BFLOAT16, transposed(kv), false, false);
+    cudnnBackendDescriptor_t vt = tensor(b, UID_V, CUDNN_DATA_BFLOAT16, transposed(kv), false, false);
+    cudnnBackendDescriptor_t o = tensor(b, UID_O, CUDNN_DATA_BFLOAT16, ov, false, false);
+    cudnnBackendDescriptor_t dout = tensor(b, UID_DO, CUDNN_DATA_BFLOAT16, ov, false, false);
+    cudnnBackendDescriptor_t stats = tensor(b, UID_STATS, CUDNN_DATA_FLOAT, st, false, false);
+    cudnnBackendDescriptor_t dq = tensor(b, UID_DQ, CUDNN_DATA_BFLOAT16, qv, false, false);
+    cudnnBackendDescriptor_t dk = tensor(b, UID_DK, CUDNN_DATA_BFLOAT16, kv, false, false);
+    cudnnBackendDescriptor_t dv = tensor(b, UID_DV, CUDNN_DATA_BFLOAT16, kv, false, false);
+    cudnnBackendDescriptor_t rowsum = tensor(b, UID_ROWSUM, CUDNN_DATA_FLOAT, st, false, false);
+    cudnnBackendDescriptor_t dq_accum = tensor(b, UID_DQ_ACCUM, CUDNN_DATA_FLOAT, full, false, false);
+    cudnnBackendDescriptor_t scale = scalar(b, UID_SCALE, CUDNN_DATA_FLOAT);
+    cudnnBackendDescriptor_t neg_inf = scalar(b, UID_NEG_INF, CUDNN_DATA_FLOAT);
+    cudnnBackendDescriptor_t one = scalar(b, UID_ONE, CUDNN_DATA_FLOAT);
+
+    /* rowsum(dO O): the softmax's share of every row's gradient */
+    cudnnBackendDescriptor_t dot = virt(b, &ids, CUDNN_DATA_FLOAT, full), sum = virt(b, &ids, CUDNN_DATA_FLOAT, st);
+    ops[n++] = op_pointwise(b, CUDNN_POINTWISE_MUL, dout, o, NULL, dot, -1);
+    ops[n++] = op_reduce(b, CUDNN_REDUCE_TENSOR_ADD, dot, sum);
+    ops[n++] = op_pointwise(b, CUDNN_POINTWISE_MUL, sum, one, NULL, rowsum, -1);
+    /* P = exp(scale Q K^T - stats), masked */
+    cudnnBackendDescriptor_t raw = virt(b, &ids, CUDNN_DATA_FLOAT, sv), scaled = virt(b, &ids, CUDNN_DATA_FLOAT, sv);
+    cudnnBackendDescriptor_t shifted = virt(b, &ids, CUDNN_DATA_FLOAT, sv);
+    ops[n++] = op_matmul(b, q, kt, raw);
+    ops[n++] = op_pointwise(b, CUDNN_POINTWISE_MUL, raw, scale, NULL, scaled, -1);
+    ops[n++] = op_pointwise(b, CUDNN_POINTWISE_SUB, scaled, stats, NULL, shifted, -1);
+    cudnnBackendDescriptor_t masked = attention_mask(b, &ids, s, shifted, neg_inf, ops, &n);
+    cudnnBackendDescriptor_t p = virt(b, &ids, CUDNN_DATA_FLOAT, sv);
+    ops[n++] = op_pointwise(b, CUDNN_POINTWISE_EXP, masked, NULL, NULL, p, -1);
+    /* dV = P^T dO */
+    key_gradient(b, &ids, s, p, dout, dv, ops, &n);
+    /* dS = scale P (dO V^T - rowsum) */
+    cudnnBackendDescriptor_t dp = virt(b, &ids, CUDNN_DATA_FLOAT, sv), centered = virt(b, &ids, CUDNN_DATA_FLOAT, sv);
+    cudnnBackendDescriptor_t pd = virt(b, &ids, CUDNN_DATA_FLOAT, sv), ds = virt(b, &ids, CUDNN_DATA_FLOAT, sv);
+    ops[n++] = op_matmul(b, dout, vt, dp);
+    ops[n++] = op_pointwise(b, CUDNN_POINTWISE_SUB, dp, rowsum, NULL, centered, -1);
+    ops[n++] = op_pointwise(b, CUDNN_POINTWISE_MUL, centered, p, NULL, pd, -1);
+    ops[n++] = op_pointwise(b, CUDNN_POINTWISE_MUL, pd, scale, NULL, ds, -1);
+    /* dK = dS^T Q */
+    key_gradient(b, &ids, s, ds, q, dk, ops, &n);
+    /* dQ = dS K, summed in fp32, then rounded into dq */
+    cudnnBackendDescriptor_t k = virt(b, &ids, CUDNN_DATA_FLOAT, kv);
+    ops[n++] = op_reshape(b, kt, k);
+    ops[n++] = op_matmul(b, ds, k, dq_accum);
+    ops[n++] = op_pointwise(b, CUDNN_POINTWISE_IDENTITY, dq_accum, NULL, NULL, dq, -1);
+    return n;
+}
+
 /* ---------------------------------------------------------------- plans */
 
 typedef enum { DIR_FORWARD = 0, DIR_BACKWARD = 1 } direction;
@@ -446,8 +548,6 @@ static const char *plan_name(char *buf, size_t len, const cudnn_att_shape *s, di
              s->docs ? " docs" : "", window);
     return buf;
 }
-
-static int backward_graph(builder *b, const cudnn_att_shape *s, cudnnBackendDescriptor_t *ops);
 
 const char *cudnn_attention_known_bad(size_t version, const cudnn_att_shape *s, int backward) {
     if (version == 91000 || version == 91001) return "cuDNN 9.10.0 and 9.10.1 compute bf16 attention wrongly";
@@ -555,102 +655,6 @@ static plan_result make_plan(builder *b, cudnnBackendDescriptor_t g, cudnnHandle
     if (!r.plan)
         builder_refuse(b, "none of %d engine configurations built a plan; the first: %s", (int)count, first_why);
     return r;
-}
-
-/* y = x laid out as y's descriptor says (a transpose, for the products that
- * need one operand the other way round). */
-static cudnnBackendDescriptor_t op_reshape(builder *b, cudnnBackendDescriptor_t x, cudnnBackendDescriptor_t y) {
-    cudnnBackendDescriptor_t op = desc_new(b, CUDNN_BACKEND_OPERATION_RESHAPE_DESCRIPTOR);
-    set(b, op, CUDNN_ATTR_OPERATION_RESHAPE_XDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &x, "reshape x");
-    set(b, op, CUDNN_ATTR_OPERATION_RESHAPE_YDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &y, "reshape y");
-    finalize(b, op, "reshape operation");
-    record_op(b, CUDNN_GRAPH_RESHAPE, 0, -1, x, NULL, NULL, y);
-    return op;
-}
-
-static tensor4 transposed(tensor4 t) {
-    tensor4 r = t;
-    r.dims[2] = t.dims[3], r.dims[3] = t.dims[2];
-    r.strides[2] = t.strides[3], r.strides[3] = t.strides[2];
-    return r;
-}
-
-/* A key-side gradient, out = x^T y (dV = P^T dO, dK = dS^T Q): x, a score-
- * shaped tensor, transposed into bf16 for the product; with grouped-query
- * heads the product is formed per query head and then summed over each
- * key/value head's group into out. */
-static void key_gradient(builder *b, graph_ids *ids, const cudnn_att_shape *s, cudnnBackendDescriptor_t x,
-                         cudnnBackendDescriptor_t y, cudnnBackendDescriptor_t out, cudnnBackendDescriptor_t *ops,
-                         int *n_ops) {
-    const bool grouped = s->NH != s->NKV;
-    cudnnBackendDescriptor_t xt = virt(b, ids, CUDNN_DATA_BFLOAT16, transposed(scores_view(s)));
-    cudnnBackendDescriptor_t per_head =
-        grouped ? virt(b, ids, CUDNN_DATA_BFLOAT16, packed(s->B, s->NH, s->T, s->hd)) : out;
-    ops[(*n_ops)++] = op_reshape(b, x, xt);
-    ops[(*n_ops)++] = op_matmul(b, xt, y, per_head);
-    if (grouped) ops[(*n_ops)++] = op_reduce(b, CUDNN_REDUCE_TENSOR_ADD, per_head, out);
-}
-
-/* Backward: from dO, O and the statistics, recompute P = exp(scale Q K^T +
- * causal - stats) tile by tile and form
- *   dV = P^T dO,  dP = dO V^T,  dS = scale P (dP - rowsum(dO O)),
- *   dQ = dS K,    dK = dS^T Q.
- * The engine matches this exact shape: K and V enter only transposed (as
- * strides on their own descriptors), the row sums and the fp32 dQ sums are
- * bound tensors (in the workspace), and with grouped-query heads dK and dV
- * are formed per query head and then summed over each group. */
-static int backward_graph(builder *b, const cudnn_att_shape *s, cudnnBackendDescriptor_t *ops) {
-    graph_ids ids = {UID_FIRST_VIRTUAL};
-    int n = 0;
-    tensor4 sv = scores_view(s), st = stats_view(s);
-    tensor4 qv = qkv_view(s, s->NH, 0), kv = qkv_view(s, s->NKV, 0), ov = out_view(s);
-    tensor4 full = packed(s->B, s->NH, s->T, s->hd); /* per query head */
-    cudnnBackendDescriptor_t q = tensor(b, UID_Q, CUDNN_DATA_BFLOAT16, qv, false, false);
-    cudnnBackendDescriptor_t kt = tensor(b, UID_K, CUDNN_DATA_BFLOAT16, transposed(kv), false, false);
-    cudnnBackendDescriptor_t vt = tensor(b, UID_V, CUDNN_DATA_BFLOAT16, transposed(kv), false, false);
-    cudnnBackendDescriptor_t o = tensor(b, UID_O, CUDNN_DATA_BFLOAT16, ov, false, false);
-    cudnnBackendDescriptor_t dout = tensor(b, UID_DO, CUDNN_DATA_BFLOAT16, ov, false, false);
-    cudnnBackendDescriptor_t stats = tensor(b, UID_STATS, CUDNN_DATA_FLOAT, st, false, false);
-    cudnnBackendDescriptor_t dq = tensor(b, UID_DQ, CUDNN_DATA_BFLOAT16, qv, false, false);
-    cudnnBackendDescriptor_t dk = tensor(b, UID_DK, CUDNN_DATA_BFLOAT16, kv, false, false);
-    cudnnBackendDescriptor_t dv = tensor(b, UID_DV, CUDNN_DATA_BFLOAT16, kv, false, false);
-    cudnnBackendDescriptor_t rowsum = tensor(b, UID_ROWSUM, CUDNN_DATA_FLOAT, st, false, false);
-    cudnnBackendDescriptor_t dq_accum = tensor(b, UID_DQ_ACCUM, CUDNN_DATA_FLOAT, full, false, false);
-    cudnnBackendDescriptor_t scale = scalar(b, UID_SCALE, CUDNN_DATA_FLOAT);
-    cudnnBackendDescriptor_t neg_inf = scalar(b, UID_NEG_INF, CUDNN_DATA_FLOAT);
-    cudnnBackendDescriptor_t one = scalar(b, UID_ONE, CUDNN_DATA_FLOAT);
-
-    /* rowsum(dO O): the softmax's share of every row's gradient */
-    cudnnBackendDescriptor_t dot = virt(b, &ids, CUDNN_DATA_FLOAT, full), sum = virt(b, &ids, CUDNN_DATA_FLOAT, st);
-    ops[n++] = op_pointwise(b, CUDNN_POINTWISE_MUL, dout, o, NULL, dot, -1);
-    ops[n++] = op_reduce(b, CUDNN_REDUCE_TENSOR_ADD, dot, sum);
-    ops[n++] = op_pointwise(b, CUDNN_POINTWISE_MUL, sum, one, NULL, rowsum, -1);
-    /* P = exp(scale Q K^T - stats), masked */
-    cudnnBackendDescriptor_t raw = virt(b, &ids, CUDNN_DATA_FLOAT, sv), scaled = virt(b, &ids, CUDNN_DATA_FLOAT, sv);
-    cudnnBackendDescriptor_t shifted = virt(b, &ids, CUDNN_DATA_FLOAT, sv);
-    ops[n++] = op_matmul(b, q, kt, raw);
-    ops[n++] = op_pointwise(b, CUDNN_POINTWISE_MUL, raw, scale, NULL, scaled, -1);
-    ops[n++] = op_pointwise(b, CUDNN_POINTWISE_SUB, scaled, stats, NULL, shifted, -1);
-    cudnnBackendDescriptor_t masked = attention_mask(b, &ids, s, shifted, neg_inf, ops, &n);
-    cudnnBackendDescriptor_t p = virt(b, &ids, CUDNN_DATA_FLOAT, sv);
-    ops[n++] = op_pointwise(b, CUDNN_POINTWISE_EXP, masked, NULL, NULL, p, -1);
-    /* dV = P^T dO */
-    key_gradient(b, &ids, s, p, dout, dv, ops, &n);
-    /* dS = scale P (dO V^T - rowsum) */
-    cudnnBackendDescriptor_t dp = virt(b, &ids, CUDNN_DATA_FLOAT, sv), centered = virt(b, &ids, CUDNN_DATA_FLOAT, sv);
-    cudnnBackendDescriptor_t pd = virt(b, &ids, CUDNN_DATA_FLOAT, sv), ds = virt(b, &ids, CUDNN_DATA_FLOAT, sv);
-    ops[n++] = op_matmul(b, dout, vt, dp);
-    ops[n++] = op_pointwise(b, CUDNN_POINTWISE_SUB, dp, rowsum, NULL, centered, -1);
-    ops[n++] = op_pointwise(b, CUDNN_POINTWISE_MUL, centered, p, NULL, pd, -1);
-    ops[n++] = op_pointwise(b, CUDNN_POINTWISE_MUL, pd, scale, NULL, ds, -1);
-    /* dK = dS^T Q */
-    key_gradient(b, &ids, s, ds, q, dk, ops, &n);
-    /* dQ = dS K, summed in fp32, then rounded into dq */
-    cudnnBackendDescriptor_t k = virt(b, &ids, CUDNN_DATA_FLOAT, kv);
-    ops[n++] = op_reshape(b, kt, k);
-    ops[n++] = op_matmul(b, ds, k, dq_accum);
-    ops[n++] = op_pointwise(b, CUDNN_POINTWISE_IDENTITY, dq_accum, NULL, NULL, dq, -1);
-    return n;
 }
 
 /* ---------------------------------------------------------------- running on a GPU */
