@@ -80,6 +80,7 @@ static float pointwise(int mode, float x, float b, float t, int64_t index) {
     case CUDNN_POINTWISE_GEN_INDEX: return (float)index;
     case CUDNN_POINTWISE_CMP_GE: return x >= b;
     case CUDNN_POINTWISE_CMP_GT: return x > b;
+    case CUDNN_POINTWISE_CMP_LE: return x <= b;
     case CUDNN_POINTWISE_CMP_EQ: return x == b;
     case CUDNN_POINTWISE_LOGICAL_AND: return x != 0 && b != 0;
     case CUDNN_POINTWISE_BINARY_SELECT: return t != 0 ? x : b;
@@ -132,7 +133,7 @@ static void run_op(evaluation *ev, const cudnn_graph_op *op) {
 
 /* Runs the program with its bound tensors at the addresses of a variant
  * pack (uids[i] at ptrs[i]): fp32 in place; int32 ones (inputs: the document
- * starts, the window) copied into fp32. Virtual tensors get memory of their
+ * ends, the window) copied into fp32. Virtual tensors get memory of their
  * own. */
 static void evaluate(const cudnn_graph_program *p, const int64_t *uids, void *const *ptrs, int n) {
     evaluation ev = {p, {0}, {0}};
@@ -205,14 +206,15 @@ static void run_case(int B, int T, int NH, int NKV, int hd, int docs, int window
     float *out = soju_calloc(BT * NH * hd, sizeof(float)), *lse = soju_calloc(rows, sizeof(float));
     float *dqkv = soju_calloc(BT * W, sizeof(float));
     float *rowsum = soju_calloc(rows, sizeof(float)), *dq_accum = soju_calloc(rows * hd, sizeof(float));
-    int32_t *doc_ids = soju_calloc(BT, sizeof(int32_t)), *doc_start = soju_calloc(BT, sizeof(int32_t));
-    for (int b = 0; b < B; b++) { /* documents of random lengths; each row's start (attention.cu's rule) */
-        int id = 0, start = 0;
+    int32_t *doc_ids = soju_calloc(BT, sizeof(int32_t)), *doc_end = soju_calloc(BT, sizeof(int32_t));
+    for (int b = 0; b < B; b++) { /* documents of random lengths (ids rising) */
+        int id = 0;
         for (int t = 0; t < T; t++) {
-            if (docs && t > 0 && soju_rng_below(&rng, 6) == 0) id++, start = t;
+            if (docs && t > 0 && soju_rng_below(&rng, 6) == 0) id++;
             doc_ids[b * T + t] = id;
-            doc_start[b * T + t] = start;
         }
+        for (int t = T - 1; t >= 0; t--) /* each key's document's last position (attention.cu's rule) */
+            doc_end[b * T + t] = t == T - 1 || doc_ids[b * T + t + 1] != doc_ids[b * T + t] ? t : doc_end[b * T + t + 1];
     }
     cudnn_att_shape s = {B, T, NH, NKV, hd, scale, docs, window};
     static cudnn_graph_program fwd, bwd;
@@ -229,7 +231,7 @@ static void run_case(int B, int T, int NH, int NKV, int hd, int docs, int window
 
     /* the graphs, bound as cudnn_attention_forward / _backward bind them (fp32 elements here) */
     cudnn_att_buffers buf = {.qkv = qkv, .dout = dout, .out = out, .dqkv = dqkv, .rowsum = rowsum,
-                             .dq_accum = dq_accum, .lse = lse, .doc_start = doc_start, .scale = scale,
+                             .dq_accum = dq_accum, .lse = lse, .doc_end = doc_end, .scale = scale,
                              .neg_inf = -INFINITY, .one = 1.0f, .window = window};
     int64_t uids[CUDNN_ATT_MAX_BINDINGS];
     void *ptrs[CUDNN_ATT_MAX_BINDINGS];
@@ -244,7 +246,7 @@ static void run_case(int B, int T, int NH, int NKV, int hd, int docs, int window
     CHECK_MSG(e_out < 1e-5 && e_lse < 1e-5, "forward differs: out %.2e lse %.2e", e_out, e_lse);
     CHECK_MSG(e_grad < 1e-4, "backward differs: dqkv %.2e", e_grad);
     free(qkv), free(dout), free(out), free(lse), free(dqkv), free(rowsum), free(dq_accum), free(doc_ids);
-    free(doc_start), free(ref_out), free(ref_lse), free(ref_dqkv);
+    free(doc_end), free(ref_out), free(ref_lse), free(ref_dqkv);
 }
 
 TEST(causal) { run_case(2, 24, 4, 4, 8, 0, 0); }

@@ -20,25 +20,36 @@
 
 #include "ops/cuda/cudnn_graph.h"
 
-static char *device_json;
-
-static void load_device(void) {
-    if (device_json) return;
-    soju_err err;
-    size_t len;
-    if (soju_read_file("tools/cudnn_h100.json", &device_json, &len, &err) != 0) {
-        fprintf(stderr, "%s\n", err.msg);
-        exit(1);
+/* A device description (tools/cudnn_<name>.json), read once. */
+static const char *device(const char *name) {
+    static char *json[2];
+    static const char *names[2];
+    int slot = 0;
+    while (slot < 2 && names[slot] && strcmp(names[slot], name) != 0) slot++;
+    if (slot == 2) exit(1); /* two devices are all these tests describe */
+    if (!json[slot]) {
+        char path[64];
+        snprintf(path, sizeof path, "tools/cudnn_%s.json", name);
+        soju_err err;
+        size_t len;
+        if (soju_read_file(path, &json[slot], &len, &err) != 0) {
+            fprintf(stderr, "%s\n", err.msg);
+            exit(1);
+        }
+        names[slot] = name;
     }
+    return json[slot];
 }
 
-/* Both directions of `s` must compile (returns 2); -1 means no library. */
-static int check_masked_shape(int B, int T, int NH, int NKV, int hd, int docs, int window) {
-    load_device();
+/* Both directions of `s` must compile for the device (returns 2); -1 means no library. */
+static int check_on(const char *dev, int B, int T, int NH, int NKV, int hd, int docs, int window) {
     cudnn_att_shape s = {B, T, NH, NKV, hd, 1.0f / sqrtf((float)hd), docs, window};
-    int r = cudnn_attention_check_offline(device_json, &s, stdout);
+    int r = cudnn_attention_check_offline(device(dev), &s, stdout);
     if (r < 0) SKIP("libcudnn.so.9 cannot be opened here");
     return r;
+}
+static int check_masked_shape(int B, int T, int NH, int NKV, int hd, int docs, int window) {
+    return check_on("h100", B, T, NH, NKV, hd, docs, window);
 }
 static int check_shape(int B, int T, int NH, int NKV, int hd) { return check_masked_shape(B, T, NH, NKV, hd, 0, 0); }
 
@@ -53,6 +64,13 @@ TEST(sliding_window_and_documents) { CHECK_EQ_INT(check_masked_shape(2, 512, 8, 
 /* The check can fail: cuDNN's engines take no head dim that is not a
  * multiple of 8 (soju never sends one there). */
 TEST(refused_head_dim) { CHECK_EQ_INT(check_shape(1, 128, 2, 2, 36), 0); }
+
+/* An older GPU (the backend's floor is Ampere): an A100 SXM, plain and with
+ * documents and grouped heads. */
+TEST(ampere) {
+    CHECK_EQ_INT(check_on("a100", 4, 1024, 12, 12, 64, 0, 0), 2);
+    CHECK_EQ_INT(check_on("a100", 4, 1024, 12, 4, 64, 1, 0), 2);
+}
 
 /* Releases with known wrong results refuse the shapes they get wrong. */
 TEST(known_bad_releases) {
@@ -86,7 +104,7 @@ TEST(open_without_gpu) {
 
 TEST_MAIN(gpt2_shape, llama_grouped_query_shape, head_dim_128, ragged_sequence_and_groups, packed_documents,
           packed_documents_grouped_query, sliding_window, sliding_window_and_documents, refused_head_dim,
-          known_bad_releases,
+          ampere, known_bad_releases,
           open_without_gpu)
 #else
 int main(void) { SKIP("this build has no cuDNN header (cudnn_backend.h)"); }

@@ -55,7 +55,7 @@ enum {
     SCRATCH_BIAS,        // matmul backward: a bias gradient from the BGRADB epilogue
     SCRATCH_INDEX,       // encoder backward: rows grouped by token
     SCRATCH_INDEX2,      // ... and by position
-    SCRATCH_DOC_START,   // attention on cuDNN: each row's document start
+    SCRATCH_DOC_END,     // attention on cuDNN: each key's document end
     SCRATCH_SLOTS
 };
 

@@ -298,7 +298,7 @@ static cudnnBackendDescriptor_t op_pointwise_in(builder *b, cudnnPointwiseMode_t
 static cudnnBackendDescriptor_t op_pointwise(builder *b, cudnnPointwiseMode_t mode, cudnnBackendDescriptor_t x,
                                              cudnnBackendDescriptor_t bx, cudnnBackendDescriptor_t t,
                                              cudnnBackendDescriptor_t y, int64_t axis) {
-    const bool compare = mode == CUDNN_POINTWISE_CMP_GE || mode == CUDNN_POINTWISE_CMP_GT;
+    const bool compare = mode == CUDNN_POINTWISE_CMP_GE || mode == CUDNN_POINTWISE_CMP_GT || mode == CUDNN_POINTWISE_CMP_LE;
     return op_pointwise_in(b, mode, compare ? CUDNN_DATA_BOOLEAN : CUDNN_DATA_FLOAT, x, bx, t, y, axis);
 }
 
@@ -351,7 +351,7 @@ enum {
     UID_ONE = CUDNN_ATT_ONE,
     UID_ROWSUM = CUDNN_ATT_ROWSUM,
     UID_DQ_ACCUM = CUDNN_ATT_DQ_ACCUM,
-    UID_DOC_START = CUDNN_ATT_DOC_START,
+    UID_DOC_END = CUDNN_ATT_DOC_END,
     UID_WINDOW = CUDNN_ATT_WINDOW,
     UID_FIRST_VIRTUAL = 100
 };
@@ -376,14 +376,16 @@ static tensor4 stats_view(const cudnn_att_shape *s) { return packed(s->B, s->NH,
 static tensor4 scores_view(const cudnn_att_shape *s) { return packed(s->B, s->NH, s->T, s->T); }
 
 /* The mask on scores x (virtual fp32): key j is kept for query i when i >= j,
- * with packed documents when j >= start[i], the first position of i's
- * document (each document is one run of positions, which the caller
- * checks), and with a sliding window when j + window > i; the rest become
- * -inf. Returns the masked scores.
+ * with packed documents when i <= end[j], the last position of j's document
+ * (each document is one run of positions, which the caller checks), and
+ * with a sliding window when j + window > i; the rest become -inf. Returns
+ * the masked scores.
  *
  * The engines take each condition as its own select (a logical AND of two
- * is refused), and a comparison's first operand must be an intermediate:
- * the key index, not the bound starts. */
+ * is refused), a comparison's first operand must be an intermediate (the
+ * query index, not the bound ends), and the documents enter per key: Ampere's
+ * backward takes no third per-row vector beside the statistics and the row
+ * sums, which a per-query start would be. */
 static cudnnBackendDescriptor_t attention_mask(builder *b, graph_ids *ids, const cudnn_att_shape *s,
                                                cudnnBackendDescriptor_t x, cudnnBackendDescriptor_t neg_inf,
                                                cudnnBackendDescriptor_t *ops, int *n_ops) {
@@ -395,10 +397,10 @@ static cudnnBackendDescriptor_t attention_mask(builder *b, graph_ids *ids, const
     ops[(*n_ops)++] = op_pointwise(b, CUDNN_POINTWISE_CMP_GE, row, col, NULL, keep, -1);
     ops[(*n_ops)++] = op_pointwise(b, CUDNN_POINTWISE_BINARY_SELECT, x, neg_inf, keep, y, -1);
     if (s->docs) {
-        tensor4 per_row = {{s->B, 1, s->T, 1}, {s->T, s->T, 1, 1}};
-        cudnnBackendDescriptor_t start = tensor(b, UID_DOC_START, CUDNN_DATA_INT32, per_row, false, false);
+        tensor4 per_key = {{s->B, 1, 1, s->T}, {s->T, s->T, s->T, 1}};
+        cudnnBackendDescriptor_t end = tensor(b, UID_DOC_END, CUDNN_DATA_INT32, per_key, false, false);
         cudnnBackendDescriptor_t inside = virt(b, ids, CUDNN_DATA_BOOLEAN, sv), y2 = virt(b, ids, CUDNN_DATA_FLOAT, sv);
-        ops[(*n_ops)++] = op_pointwise(b, CUDNN_POINTWISE_CMP_GE, col, start, NULL, inside, -1);
+        ops[(*n_ops)++] = op_pointwise(b, CUDNN_POINTWISE_CMP_LE, row, end, NULL, inside, -1);
         ops[(*n_ops)++] = op_pointwise(b, CUDNN_POINTWISE_BINARY_SELECT, y, neg_inf, inside, y2, -1);
         y = y2;
     }
@@ -877,7 +879,7 @@ int cudnn_attention_bindings(const cudnn_att_shape *s, int backward, cudnn_att_b
         BIND(UID_DO, buf->dout), BIND(UID_DQ, dq), BIND(UID_DK, dk), BIND(UID_DV, dv), BIND(UID_ONE, &buf->one);
         BIND(UID_ROWSUM, buf->rowsum), BIND(UID_DQ_ACCUM, buf->dq_accum);
     }
-    if (s->docs) BIND(UID_DOC_START, buf->doc_start);
+    if (s->docs) BIND(UID_DOC_END, buf->doc_end);
     if (s->window > 0) BIND(UID_WINDOW, &buf->window);
 #undef BIND
     return n;
@@ -892,11 +894,11 @@ static cudnn_att_buffers call_buffers(const cudnn_attention *ca, const cudnn_att
 }
 
 int cudnn_attention_forward(cudnn_attention *ca, const cudnn_att_shape *s, void *out, float *lse, const void *qkv,
-                            const int32_t *doc_start) {
+                            const int32_t *doc_end) {
     plan_entry *e = plan_for(ca, s, DIR_FORWARD);
     if (!e) return -1;
     cudnn_att_buffers buf = call_buffers(ca, s);
-    buf.qkv = qkv, buf.out = out, buf.lse = lse, buf.doc_start = doc_start;
+    buf.qkv = qkv, buf.out = out, buf.lse = lse, buf.doc_end = doc_end;
     int64_t uids[CUDNN_ATT_MAX_BINDINGS];
     void *ptrs[CUDNN_ATT_MAX_BINDINGS];
     int n = cudnn_attention_bindings(s, 0, &buf, 2, uids, ptrs);
@@ -905,7 +907,7 @@ int cudnn_attention_forward(cudnn_attention *ca, const cudnn_att_shape *s, void 
 }
 
 int cudnn_attention_backward(cudnn_attention *ca, const cudnn_att_shape *s, void *dqkv, const void *dout,
-                             const void *qkv, const void *out, const float *lse, const int32_t *doc_start) {
+                             const void *qkv, const void *out, const float *lse, const int32_t *doc_end) {
     plan_entry *e = plan_for(ca, s, DIR_BACKWARD);
     if (!e) return -1;
     /* the graph's own fp32 tensors, 256-byte aligned at the workspace's start */
@@ -915,7 +917,7 @@ int cudnn_attention_backward(cudnn_attention *ca, const cudnn_att_shape *s, void
     char *ws = workspace(ca, rowsum_bytes + accum_bytes, e);
     cudnn_att_buffers buf = call_buffers(ca, s);
     buf.qkv = qkv, buf.out = (void *)out, buf.lse = (float *)lse, buf.dout = dout, buf.dqkv = dqkv;
-    buf.rowsum = ws, buf.dq_accum = ws + rowsum_bytes, buf.doc_start = doc_start;
+    buf.rowsum = ws, buf.dq_accum = ws + rowsum_bytes, buf.doc_end = doc_end;
     if (ca->api.get_version() < 90600) /* older engines add into dQ's fp32 sums instead of writing them */
         cudaMemsetAsync(buf.dq_accum, 0, rows * s->hd * sizeof(float), ca->stream);
     int64_t uids[CUDNN_ATT_MAX_BINDINGS];

@@ -24,12 +24,12 @@ typedef struct cudnn_attention cudnn_attention;
 /* The attention problem one plan serves: qkv packed as the ops interface
  * says (B, T, (NH + 2 NKV) hd), out (B, T, NH hd), lse (B, NH, T) fp32;
  * causal, with docs packed documents, each one run of positions: key j is
- * kept for query i when j >= doc_start[i], the first position of i's
- * document ((B, T) int32); with window > 0 when i - j < window. */
+ * kept for query i when i <= doc_end[j], the last position of j's document
+ * ((B, T) int32); with window > 0 when i - j < window. */
 typedef struct cudnn_att_shape {
     int B, T, NH, NKV, hd;
     float scale;
-    int docs;   /* 1: packed documents (doc_start given) */
+    int docs;   /* 1: packed documents (doc_end given) */
     int window; /* sliding window length, 0: none */
 } cudnn_att_shape;
 
@@ -38,7 +38,7 @@ typedef struct cudnn_att_shape {
  * Q (B, NH, T, hd), K and V (B, NKV, T, hd) or transposed, as strides into
  * qkv; O and dO (B, NH, T, hd) into out and dout; the statistics (B, NH, T, 1)
  * are soju's lse; the row sums and dQ's fp32 sums live in the workspace;
- * the document starts are (B, 1, T, 1); the rest are scalars by value. */
+ * the document ends are (B, 1, 1, T); the rest are scalars by value. */
 enum {
     CUDNN_ATT_Q = 1,
     CUDNN_ATT_K,
@@ -54,19 +54,19 @@ enum {
     CUDNN_ATT_ONE,       /* fp32 1.0 */
     CUDNN_ATT_ROWSUM,    /* backward: rowsum(dO O), fp32 (B, NH, T, 1) */
     CUDNN_ATT_DQ_ACCUM,  /* backward: dQ summed in fp32 (B, NH, T, hd) */
-    CUDNN_ATT_DOC_START, /* packed documents: each row's first position, int32 */
+    CUDNN_ATT_DOC_END,   /* packed documents: each key's document's last position, int32 */
     CUDNN_ATT_WINDOW     /* int32 */
 };
 
 /* One call's buffers: qkv, out and lse as the ops interface lays them out,
  * and for the backward dout, dqkv and two fp32 scratch buffers (the row sums
- * (B, NH, T) and dQ's sums (B, NH, T, hd)); the document starts with docs;
+ * (B, NH, T) and dQ's sums (B, NH, T, hd)); the document ends with docs;
  * and the scalars bound by value (so the struct must outlive the run). */
 typedef struct cudnn_att_buffers {
     const void *qkv, *dout;
     void *out, *dqkv, *rowsum, *dq_accum;
     float *lse;
-    const int32_t *doc_start;
+    const int32_t *doc_end;
     float scale, neg_inf, one;
     int32_t window;
 } cudnn_att_buffers;
@@ -123,12 +123,12 @@ void cudnn_attention_close(cudnn_attention *ca);
 int cudnn_attention_ready(cudnn_attention *ca, const cudnn_att_shape *s, int backward);
 
 /* The ops' contract (ops.h attention_forward / attention_backward without
- * rope; documents as doc_start, NULL unless s->docs). Return 0 on success,
+ * rope; documents as doc_end, NULL unless s->docs). Return 0 on success,
  * -1 when cuDNN refused the shape (nothing was written then). */
 int cudnn_attention_forward(cudnn_attention *ca, const cudnn_att_shape *s, void *out, float *lse, const void *qkv,
-                            const int32_t *doc_start);
+                            const int32_t *doc_end);
 int cudnn_attention_backward(cudnn_attention *ca, const cudnn_att_shape *s, void *dqkv, const void *dout,
-                             const void *qkv, const void *out, const float *lse, const int32_t *doc_start);
+                             const void *qkv, const void *out, const float *lse, const int32_t *doc_end);
 
 /* Shapes that cuDNN release `version` (cudnnGetVersion's number) gets
  * wrong although its engines take them, as NVIDIA's frontend lists them
