@@ -65,11 +65,12 @@ TEST(sliding_window_and_documents) { CHECK_EQ_INT(check_masked_shape(2, 512, 8, 
  * multiple of 8 (soju never sends one there). */
 TEST(refused_head_dim) { CHECK_EQ_INT(check_shape(1, 128, 2, 2, 36), 0); }
 
-/* An older GPU (the backend's floor is Ampere): an A100 SXM, plain and with
- * documents and grouped heads. */
+/* An older GPU (the backend's floor is Ampere): an A100 SXM, plain, with
+ * documents and grouped heads, and with a window too. */
 TEST(ampere) {
     CHECK_EQ_INT(check_on("a100", 4, 1024, 12, 12, 64, 0, 0), 2);
     CHECK_EQ_INT(check_on("a100", 4, 1024, 12, 4, 64, 1, 0), 2);
+    CHECK_EQ_INT(check_on("a100", 2, 512, 8, 2, 128, 1, 100), 2);
 }
 
 /* Releases with known wrong results refuse the shapes they get wrong. */
