@@ -133,7 +133,7 @@ static void run_op(evaluation *ev, const cudnn_graph_op *op) {
 
 /* Runs the program with its bound tensors at the addresses of a variant
  * pack (uids[i] at ptrs[i]): fp32 in place; int32 ones (inputs: the document
- * ends, the window) copied into fp32. Virtual tensors get memory of their
+ * ids, the window, zero) copied into fp32. Virtual tensors get memory of their
  * own. */
 static void evaluate(const cudnn_graph_program *p, const int64_t *uids, void *const *ptrs, int n) {
     evaluation ev = {p, {0}, {0}};
@@ -206,17 +206,15 @@ static void run_case(int B, int T, int NH, int NKV, int hd, int docs, int window
     float *out = soju_calloc(BT * NH * hd, sizeof(float)), *lse = soju_calloc(rows, sizeof(float));
     float *dqkv = soju_calloc(BT * W, sizeof(float));
     float *rowsum = soju_calloc(rows, sizeof(float)), *dq_accum = soju_calloc(rows * hd, sizeof(float));
-    int32_t *doc_ids = soju_calloc(BT, sizeof(int32_t)), *doc_end = soju_calloc(BT, sizeof(int32_t));
-    for (int b = 0; b < B; b++) { /* documents of random lengths (ids rising) */
+    int32_t *doc_ids = soju_calloc(BT, sizeof(int32_t));
+    for (int b = 0; b < B; b++) { /* docs 1: documents of random lengths, ids rising; 2: ids reused out of order */
         int id = 0;
         for (int t = 0; t < T; t++) {
             if (docs && t > 0 && soju_rng_below(&rng, 6) == 0) id++;
-            doc_ids[b * T + t] = id;
+            doc_ids[b * T + t] = docs == 2 ? (t * 7 + b) % 3 : id;
         }
-        for (int t = T - 1; t >= 0; t--) /* each key's document's last position (attention.cu's rule) */
-            doc_end[b * T + t] = t == T - 1 || doc_ids[b * T + t + 1] != doc_ids[b * T + t] ? t : doc_end[b * T + t + 1];
     }
-    cudnn_att_shape s = {B, T, NH, NKV, hd, scale, docs, window};
+    cudnn_att_shape s = {B, T, NH, NKV, hd, scale, docs != 0, window};
     static cudnn_graph_program fwd, bwd;
     CHECK_EQ_INT(cudnn_attention_graph(&s, 0, &fwd), 0);
     CHECK_EQ_INT(cudnn_attention_graph(&s, 1, &bwd), 0);
@@ -231,7 +229,7 @@ static void run_case(int B, int T, int NH, int NKV, int hd, int docs, int window
 
     /* the graphs, bound as cudnn_attention_forward / _backward bind them (fp32 elements here) */
     cudnn_att_buffers buf = {.qkv = qkv, .dout = dout, .out = out, .dqkv = dqkv, .rowsum = rowsum,
-                             .dq_accum = dq_accum, .lse = lse, .doc_end = doc_end, .scale = scale,
+                             .dq_accum = dq_accum, .lse = lse, .doc_ids = doc_ids, .scale = scale,
                              .neg_inf = -INFINITY, .one = 1.0f, .window = window};
     int64_t uids[CUDNN_ATT_MAX_BINDINGS];
     void *ptrs[CUDNN_ATT_MAX_BINDINGS];
@@ -246,7 +244,7 @@ static void run_case(int B, int T, int NH, int NKV, int hd, int docs, int window
     CHECK_MSG(e_out < 1e-5 && e_lse < 1e-5, "forward differs: out %.2e lse %.2e", e_out, e_lse);
     CHECK_MSG(e_grad < 1e-4, "backward differs: dqkv %.2e", e_grad);
     free(qkv), free(dout), free(out), free(lse), free(dqkv), free(rowsum), free(dq_accum), free(doc_ids);
-    free(doc_end), free(ref_out), free(ref_lse), free(ref_dqkv);
+    free(ref_out), free(ref_lse), free(ref_dqkv);
 }
 
 TEST(causal) { run_case(2, 24, 4, 4, 8, 0, 0); }
@@ -254,8 +252,10 @@ TEST(grouped_query_heads) { run_case(2, 20, 6, 2, 8, 0, 0); }
 TEST(packed_documents) { run_case(2, 32, 4, 2, 8, 1, 0); }
 TEST(sliding_window) { run_case(1, 30, 4, 1, 16, 0, 7); }
 TEST(documents_and_window) { run_case(2, 28, 2, 2, 8, 1, 5); }
+TEST(document_ids_out_of_order) { run_case(2, 26, 4, 2, 8, 2, 0); }
 
-TEST_MAIN(causal, grouped_query_heads, packed_documents, sliding_window, documents_and_window)
+TEST_MAIN(causal, grouped_query_heads, packed_documents, sliding_window, documents_and_window,
+          document_ids_out_of_order)
 #else
 int main(void) { SKIP("this build has no cuDNN header (cudnn_backend.h)"); }
 #endif

@@ -621,65 +621,28 @@ static att_args make_args(const void *qkv, const int32_t *doc_ids, int B, int T,
 }
 
 // cuDNN's fused attention (SOJU_CUDA_CUDNN=1) takes causal attention, with or
-// without packed documents and a sliding window, at the head dims its engines
-// serve, with 16-byte aligned heads.
+// without packed documents (any ids) and a sliding window, at the head dims
+// its engines serve, with 16-byte aligned heads.
 static bool cudnn_takes(soju_backend *be, int hd, const void *a, const void *b, const void *c) {
     return cuda_state(be)->cudnn && hd % 8 == 0 && hd <= 128 && aligned16(a) && aligned16(b) && aligned16(c);
 }
 
 #ifdef SOJU_HAVE_CUDNN
-// cuDNN's document mask keeps key j for query i when i <= end[j], the last
-// position of j's document: exact (with the causal j <= i) when every
-// document is one run of positions, which ids that never decrease along a
-// sequence guarantee (the loader numbers documents in order). Ids out of order
-// set *bad, which the backend reports at its next synchronization
-// (cuda_check_cudnn_docs): the outputs of that call are wrong, so the run stops
-// there.
-__global__ void doc_ends_kernel(int32_t *end, const int32_t *doc_ids, int T, int *bad) {
-    const int b = blockIdx.y, t = blockIdx.x * blockDim.x + threadIdx.x;
-    if (t >= T) return;
-    const int32_t *d = doc_ids + (size_t)b * T;
-    const int32_t id = d[t];
-    if (t > 0 && id < d[t - 1]) *bad = 1;
-    int lo = t + 1, hi = T; // the first j > t with d[j] > d[t]: one past the run's end when ids never decrease
-    while (lo < hi) {
-        int mid = (lo + hi) / 2;
-        if (d[mid] <= id) lo = mid + 1;
-        else hi = mid;
-    }
-    end[(size_t)b * T + t] = lo - 1;
-}
-
-// Whether cuDNN runs this attention: the shape its plans are keyed by, sh,
-// has a plan in this direction. Then, with documents, each key's document end
-// is computed, and only then: ids out of order are an error on cuDNN's path
-// alone (soju's kernels take any).
-static bool cudnn_prepare(soju_backend *be, int backward, const int32_t *doc_ids, int B, int T, int NH, int NKV,
-                          int hd, int window, float scale, cudnn_att_shape *sh, const int32_t **ends) {
-    *sh = cudnn_att_shape{B, T, NH, NKV, hd, scale, doc_ids != nullptr, window > 0 ? window : 0};
-    *ends = nullptr;
-    if (!cudnn_attention_ready(cuda_state(be)->cudnn, sh, backward)) return false;
-    if (doc_ids) {
-        int32_t *buf = (int32_t *)cuda_scratch(be, SCRATCH_DOC_END, (size_t)B * T * sizeof(int32_t));
-        dim3 grid(ceil_div(T, 256), B);
-        doc_ends_kernel<<<grid, 256, 0, cuda_stream(be)>>>(buf, doc_ids, T, cuda_state(be)->cudnn_docs_bad_dev);
-        CUDA_LAUNCH_CHECK();
-        *ends = buf;
-    }
-    return true;
+// The attention problem as cuDNN's plans key it.
+static cudnn_att_shape cudnn_shape(const int32_t *doc_ids, int B, int T, int NH, int NKV, int hd, int window,
+                                   float scale) {
+    return cudnn_att_shape{B, T, NH, NKV, hd, scale, doc_ids != nullptr, window > 0 ? window : 0};
 }
 #endif
+
 
 void cuda_attention_forward(soju_backend *be, void *out, float *lse, const void *qkv, const int32_t *doc_ids, int B,
                             int T, int NH, int NKV, int hd, int window, float scale) {
     if (B <= 0 || T <= 0) return;
 #ifdef SOJU_HAVE_CUDNN
     if (cudnn_takes(be, hd, out, qkv, lse)) {
-        cudnn_att_shape sh;
-        const int32_t *ends;
-        if (cudnn_prepare(be, 0, doc_ids, B, T, NH, NKV, hd, window, scale, &sh, &ends) &&
-            cudnn_attention_forward(cuda_state(be)->cudnn, &sh, out, lse, qkv, ends) == 0)
-            return;
+        cudnn_att_shape sh = cudnn_shape(doc_ids, B, T, NH, NKV, hd, window, scale);
+        if (cudnn_attention_forward(cuda_state(be)->cudnn, &sh, out, lse, qkv, doc_ids) == 0) return;
     }
 #endif
     cudaStream_t s = cuda_stream(be);
@@ -805,10 +768,8 @@ void cuda_attention_backward(soju_backend *be, void *dqkv, const void *dout, con
     bool done = false, q_rotated = false;
 #ifdef SOJU_HAVE_CUDNN
     if (cudnn_takes(be, hd, dqkv, dout, qkv) && aligned16(out) && aligned16(lse)) {
-        cudnn_att_shape sh;
-        const int32_t *ends;
-        done = cudnn_prepare(be, 1, doc_ids, B, T, NH, NKV, hd, window, scale, &sh, &ends) &&
-               cudnn_attention_backward(cuda_state(be)->cudnn, &sh, dqkv, dout, qkv, out, lse, ends) == 0;
+        cudnn_att_shape sh = cudnn_shape(doc_ids, B, T, NH, NKV, hd, window, scale);
+        done = cudnn_attention_backward(cuda_state(be)->cudnn, &sh, dqkv, dout, qkv, out, lse, doc_ids) == 0;
     }
 #endif
     if (!done)

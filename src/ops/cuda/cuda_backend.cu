@@ -53,32 +53,16 @@ static void cuda_upload(soju_backend *be, void *dst, const void *src, size_t byt
     CUDA_CHECK(cudaStreamSynchronize(st->stream));
 }
 
-// After a synchronization: whether cuDNN's attention was given documents out
-// of order since the last one. Its document mask (attention.cu) was wrong for
-// them, and so is everything computed from it: the run stops.
-static void cuda_check_cudnn_docs(soju_backend *be) {
-    const int *bad = cuda_state(be)->cudnn_docs_bad;
-    if (bad && *bad) {
-        fprintf(stderr, "soju: cuda: attention doc_ids decrease along a sequence; cuDNN's document mask "
-                        "(SOJU_CUDA_CUDNN) needs each document in one run of positions: unset SOJU_CUDA_CUDNN\n");
-        abort();
-    }
-}
-
 static void cuda_download(soju_backend *be, void *dst, const void *src, size_t bytes) {
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, cuda_state(be)->stream));
     CUDA_CHECK(cudaStreamSynchronize(cuda_state(be)->stream));
-    cuda_check_cudnn_docs(be);
 }
 
 static void cuda_memzero(soju_backend *be, void *p, size_t bytes) {
     if (bytes) CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, cuda_state(be)->stream));
 }
 
-static void cuda_sync(soju_backend *be) {
-    CUDA_CHECK(cudaStreamSynchronize(cuda_state(be)->stream));
-    cuda_check_cudnn_docs(be);
-}
+static void cuda_sync(soju_backend *be) { CUDA_CHECK(cudaStreamSynchronize(cuda_state(be)->stream)); }
 
 static size_t cuda_act_bytes(soju_backend *be) {
     (void)be;
@@ -311,10 +295,6 @@ extern "C" int soju_cuda_backend_create(soju_backend **out, soju_err *err) {
         if (!st->cudnn) {
             fprintf(stderr, "soju: cuda: SOJU_CUDA_CUDNN: %s; attention runs on soju's kernels\n", why);
             if (strict) abort();
-        } else {
-            CUDA_CHECK(cudaHostAlloc((void **)&st->cudnn_docs_bad, sizeof(int), cudaHostAllocMapped));
-            *st->cudnn_docs_bad = 0;
-            CUDA_CHECK(cudaHostGetDevicePointer((void **)&st->cudnn_docs_bad_dev, st->cudnn_docs_bad, 0));
         }
     }
 #ifdef SOJU_WGMMA
@@ -367,7 +347,6 @@ extern "C" void soju_cuda_backend_free(soju_backend *be) {
 #ifdef SOJU_HAVE_CUDNN
     cudnn_attention_close(st->cudnn);
 #endif
-    if (st->cudnn_docs_bad) CUDA_CHECK(cudaFreeHost(st->cudnn_docs_bad));
     if (st->reduce_buf) CUDA_CHECK(cudaFree(st->reduce_buf));
     for (int i = 0; i < SCRATCH_SLOTS; i++)
         if (st->scratch[i]) CUDA_CHECK(cudaFree(st->scratch[i]));

@@ -55,7 +55,6 @@ enum {
     SCRATCH_BIAS,        // matmul backward: a bias gradient from the BGRADB epilogue
     SCRATCH_INDEX,       // encoder backward: rows grouped by token
     SCRATCH_INDEX2,      // ... and by position
-    SCRATCH_DOC_END,     // attention on cuDNN: each key's document end
     SCRATCH_SLOTS
 };
 
@@ -160,9 +159,6 @@ struct soju_cuda_state {
     // windows too) through cuDNN's fused flash-attention engines
     // (cudnn_graph.c); NULL otherwise
     cudnn_attention *cudnn;
-    // set by the device when doc_ids given to cuDNN's attention decrease somewhere
-    // (its document mask needs each document in one run); checked at each sync
-    int *cudnn_docs_bad, *cudnn_docs_bad_dev; // mapped pinned memory: host and device views
     void *profile; // per-op timing (profile.cu), NULL unless SOJU_CUDA_PROFILE=1
     soju_backend_ops table; // this backend's op table (profiled or plain)
 };

@@ -298,7 +298,7 @@ static cudnnBackendDescriptor_t op_pointwise_in(builder *b, cudnnPointwiseMode_t
 static cudnnBackendDescriptor_t op_pointwise(builder *b, cudnnPointwiseMode_t mode, cudnnBackendDescriptor_t x,
                                              cudnnBackendDescriptor_t bx, cudnnBackendDescriptor_t t,
                                              cudnnBackendDescriptor_t y, int64_t axis) {
-    const bool compare = mode == CUDNN_POINTWISE_CMP_GE || mode == CUDNN_POINTWISE_CMP_GT || mode == CUDNN_POINTWISE_CMP_LE;
+    const bool compare = mode == CUDNN_POINTWISE_CMP_GE || mode == CUDNN_POINTWISE_CMP_GT || mode == CUDNN_POINTWISE_CMP_EQ;
     return op_pointwise_in(b, mode, compare ? CUDNN_DATA_BOOLEAN : CUDNN_DATA_FLOAT, x, bx, t, y, axis);
 }
 
@@ -351,7 +351,9 @@ enum {
     UID_ONE = CUDNN_ATT_ONE,
     UID_ROWSUM = CUDNN_ATT_ROWSUM,
     UID_DQ_ACCUM = CUDNN_ATT_DQ_ACCUM,
-    UID_DOC_END = CUDNN_ATT_DOC_END,
+    UID_DOC_ROW = CUDNN_ATT_DOC_ROW,
+    UID_DOC_COL = CUDNN_ATT_DOC_COL,
+    UID_ZERO = CUDNN_ATT_ZERO,
     UID_WINDOW = CUDNN_ATT_WINDOW,
     UID_FIRST_VIRTUAL = 100
 };
@@ -376,16 +378,16 @@ static tensor4 stats_view(const cudnn_att_shape *s) { return packed(s->B, s->NH,
 static tensor4 scores_view(const cudnn_att_shape *s) { return packed(s->B, s->NH, s->T, s->T); }
 
 /* The mask on scores x (virtual fp32): key j is kept for query i when i >= j,
- * with packed documents when i <= end[j], the last position of j's document
- * (each document is one run of positions, which the caller checks), and
- * with a sliding window when j + window > i; the rest become -inf. Returns
- * the masked scores.
+ * with packed documents when doc[i] == doc[j], and with a sliding window
+ * when j + window > i; the rest become -inf. Returns the masked scores.
  *
  * The engines take each condition as its own select (a logical AND of two
- * is refused), a comparison's first operand must be an intermediate (the
- * query index, not the bound ends), and the documents enter per key: Ampere's
- * backward takes no third per-row vector beside the statistics and the row
- * sums, which a per-query start would be. */
+ * is refused), and a comparison's first operand must be an intermediate of
+ * the fused kernel, never a bound tensor: the documents' ids are bound twice
+ * (a column, doc[i], and a row, doc[j], of the same array), so the query's id
+ * is first made an intermediate, as i * 0 + doc[i]. (Ampere's backward takes
+ * no per-query vector beyond the statistics and the row sums: there the
+ * backward with documents stays on soju's kernels.) */
 static cudnnBackendDescriptor_t attention_mask(builder *b, graph_ids *ids, const cudnn_att_shape *s,
                                                cudnnBackendDescriptor_t x, cudnnBackendDescriptor_t neg_inf,
                                                cudnnBackendDescriptor_t *ops, int *n_ops) {
@@ -397,10 +399,15 @@ static cudnnBackendDescriptor_t attention_mask(builder *b, graph_ids *ids, const
     ops[(*n_ops)++] = op_pointwise(b, CUDNN_POINTWISE_CMP_GE, row, col, NULL, keep, -1);
     ops[(*n_ops)++] = op_pointwise(b, CUDNN_POINTWISE_BINARY_SELECT, x, neg_inf, keep, y, -1);
     if (s->docs) {
-        tensor4 per_key = {{s->B, 1, 1, s->T}, {s->T, s->T, s->T, 1}};
-        cudnnBackendDescriptor_t end = tensor(b, UID_DOC_END, CUDNN_DATA_INT32, per_key, false, false);
+        tensor4 per_query = {{s->B, 1, s->T, 1}, {s->T, s->T, 1, 1}}, per_key = {{s->B, 1, 1, s->T}, {s->T, s->T, s->T, 1}};
+        cudnnBackendDescriptor_t doc_q = tensor(b, UID_DOC_ROW, CUDNN_DATA_INT32, per_query, false, false);
+        cudnnBackendDescriptor_t doc_k = tensor(b, UID_DOC_COL, CUDNN_DATA_INT32, per_key, false, false);
+        cudnnBackendDescriptor_t zero = scalar(b, UID_ZERO, CUDNN_DATA_INT32);
+        cudnnBackendDescriptor_t nothing = virt(b, ids, CUDNN_DATA_INT32, sv), query_doc = virt(b, ids, CUDNN_DATA_INT32, sv);
         cudnnBackendDescriptor_t inside = virt(b, ids, CUDNN_DATA_BOOLEAN, sv), y2 = virt(b, ids, CUDNN_DATA_FLOAT, sv);
-        ops[(*n_ops)++] = op_pointwise(b, CUDNN_POINTWISE_CMP_LE, row, end, NULL, inside, -1);
+        ops[(*n_ops)++] = op_pointwise_in(b, CUDNN_POINTWISE_MUL, CUDNN_DATA_INT32, row, zero, NULL, nothing, -1);
+        ops[(*n_ops)++] = op_pointwise_in(b, CUDNN_POINTWISE_ADD, CUDNN_DATA_INT32, nothing, doc_q, NULL, query_doc, -1);
+        ops[(*n_ops)++] = op_pointwise(b, CUDNN_POINTWISE_CMP_EQ, query_doc, doc_k, NULL, inside, -1);
         ops[(*n_ops)++] = op_pointwise(b, CUDNN_POINTWISE_BINARY_SELECT, y, neg_inf, inside, y2, -1);
         y = y2;
     }
@@ -771,10 +778,6 @@ static plan_entry *plan_for(cudnn_attention *ca, const cudnn_att_shape *s, direc
     return e;
 }
 
-int cudnn_attention_ready(cudnn_attention *ca, const cudnn_att_shape *s, int backward) {
-    return plan_for(ca, s, backward ? DIR_BACKWARD : DIR_FORWARD) != NULL;
-}
-
 /* The workspace: `extra` bytes of soju's own tensors at the start, then the
  * plan's. Grown on demand (cudaFree synchronizes, which only happens while
  * plans are new). */
@@ -865,24 +868,40 @@ static void qkv_heads(const cudnn_att_shape *s, const void *qkv, size_t elem_siz
     *v = base + (size_t)(s->NH + s->NKV) * s->hd * elem_size;
 }
 
+/* A variant pack being filled: ids and addresses, n so far. */
+typedef struct bindings {
+    int64_t *uids;
+    void **ptrs;
+    int n;
+} bindings;
+
+static void bind(bindings *p, int64_t uid, const void *ptr) {
+    if (p->n == CUDNN_ATT_MAX_BINDINGS) { /* a graph grew past the callers' arrays: a bug here */
+        fprintf(stderr, "soju: cudnn: more than %d bound tensors\n", CUDNN_ATT_MAX_BINDINGS);
+        abort();
+    }
+    p->uids[p->n] = uid;
+    p->ptrs[p->n++] = (void *)ptr;
+}
+
 int cudnn_attention_bindings(const cudnn_att_shape *s, int backward, cudnn_att_buffers *buf, size_t elem_size,
                              int64_t *uids, void **ptrs) {
-    int n = 0;
-#define BIND(uid, ptr) (uids[n] = (uid), ptrs[n++] = (void *)(ptr))
+    bindings p = {uids, ptrs, 0};
     void *q, *k, *v;
     qkv_heads(s, buf->qkv, elem_size, &q, &k, &v);
-    BIND(UID_Q, q), BIND(UID_K, k), BIND(UID_V, v), BIND(UID_O, buf->out), BIND(UID_STATS, buf->lse);
-    BIND(UID_SCALE, &buf->scale), BIND(UID_NEG_INF, &buf->neg_inf);
+    bind(&p, UID_Q, q), bind(&p, UID_K, k), bind(&p, UID_V, v);
+    bind(&p, UID_O, buf->out), bind(&p, UID_STATS, buf->lse);
+    bind(&p, UID_SCALE, &buf->scale), bind(&p, UID_NEG_INF, &buf->neg_inf);
     if (backward) {
         void *dq, *dk, *dv;
         qkv_heads(s, buf->dqkv, elem_size, &dq, &dk, &dv);
-        BIND(UID_DO, buf->dout), BIND(UID_DQ, dq), BIND(UID_DK, dk), BIND(UID_DV, dv), BIND(UID_ONE, &buf->one);
-        BIND(UID_ROWSUM, buf->rowsum), BIND(UID_DQ_ACCUM, buf->dq_accum);
+        bind(&p, UID_DO, buf->dout), bind(&p, UID_DQ, dq), bind(&p, UID_DK, dk), bind(&p, UID_DV, dv);
+        bind(&p, UID_ONE, &buf->one), bind(&p, UID_ROWSUM, buf->rowsum), bind(&p, UID_DQ_ACCUM, buf->dq_accum);
     }
-    if (s->docs) BIND(UID_DOC_END, buf->doc_end);
-    if (s->window > 0) BIND(UID_WINDOW, &buf->window);
-#undef BIND
-    return n;
+    if (s->docs) /* one array, seen per query and per key */
+        bind(&p, UID_DOC_ROW, buf->doc_ids), bind(&p, UID_DOC_COL, buf->doc_ids), bind(&p, UID_ZERO, &buf->zero);
+    if (s->window > 0) bind(&p, UID_WINDOW, &buf->window);
+    return p.n;
 }
 
 /* One call's buffers, with the by-value scalars for this library. */
@@ -894,11 +913,11 @@ static cudnn_att_buffers call_buffers(const cudnn_attention *ca, const cudnn_att
 }
 
 int cudnn_attention_forward(cudnn_attention *ca, const cudnn_att_shape *s, void *out, float *lse, const void *qkv,
-                            const int32_t *doc_end) {
+                            const int32_t *doc_ids) {
     plan_entry *e = plan_for(ca, s, DIR_FORWARD);
     if (!e) return -1;
     cudnn_att_buffers buf = call_buffers(ca, s);
-    buf.qkv = qkv, buf.out = out, buf.lse = lse, buf.doc_end = doc_end;
+    buf.qkv = qkv, buf.out = out, buf.lse = lse, buf.doc_ids = doc_ids;
     int64_t uids[CUDNN_ATT_MAX_BINDINGS];
     void *ptrs[CUDNN_ATT_MAX_BINDINGS];
     int n = cudnn_attention_bindings(s, 0, &buf, 2, uids, ptrs);
@@ -907,7 +926,7 @@ int cudnn_attention_forward(cudnn_attention *ca, const cudnn_att_shape *s, void 
 }
 
 int cudnn_attention_backward(cudnn_attention *ca, const cudnn_att_shape *s, void *dqkv, const void *dout,
-                             const void *qkv, const void *out, const float *lse, const int32_t *doc_end) {
+                             const void *qkv, const void *out, const float *lse, const int32_t *doc_ids) {
     plan_entry *e = plan_for(ca, s, DIR_BACKWARD);
     if (!e) return -1;
     /* the graph's own fp32 tensors, 256-byte aligned at the workspace's start */
@@ -917,7 +936,7 @@ int cudnn_attention_backward(cudnn_attention *ca, const cudnn_att_shape *s, void
     char *ws = workspace(ca, rowsum_bytes + accum_bytes, e);
     cudnn_att_buffers buf = call_buffers(ca, s);
     buf.qkv = qkv, buf.out = (void *)out, buf.lse = (float *)lse, buf.dout = dout, buf.dqkv = dqkv;
-    buf.rowsum = ws, buf.dq_accum = ws + rowsum_bytes, buf.doc_end = doc_end;
+    buf.rowsum = ws, buf.dq_accum = ws + rowsum_bytes, buf.doc_ids = doc_ids;
     if (ca->api.get_version() < 90600) /* older engines add into dQ's fp32 sums instead of writing them */
         cudaMemsetAsync(buf.dq_accum, 0, rows * s->hd * sizeof(float), ca->stream);
     int64_t uids[CUDNN_ATT_MAX_BINDINGS];

@@ -23,13 +23,13 @@ typedef struct cudnn_attention cudnn_attention;
 
 /* The attention problem one plan serves: qkv packed as the ops interface
  * says (B, T, (NH + 2 NKV) hd), out (B, T, NH hd), lse (B, NH, T) fp32;
- * causal, with docs packed documents, each one run of positions: key j is
- * kept for query i when i <= doc_end[j], the last position of j's document
- * ((B, T) int32); with window > 0 when i - j < window. */
+ * causal, with docs packed documents (key j kept for query i when
+ * doc_ids[j] == doc_ids[i], (B, T) int32, any ids), with window > 0 a
+ * sliding window (i - j < window). */
 typedef struct cudnn_att_shape {
     int B, T, NH, NKV, hd;
     float scale;
-    int docs;   /* 1: packed documents (doc_end given) */
+    int docs;   /* 1: packed documents (doc_ids given) */
     int window; /* sliding window length, 0: none */
 } cudnn_att_shape;
 
@@ -38,7 +38,8 @@ typedef struct cudnn_att_shape {
  * Q (B, NH, T, hd), K and V (B, NKV, T, hd) or transposed, as strides into
  * qkv; O and dO (B, NH, T, hd) into out and dout; the statistics (B, NH, T, 1)
  * are soju's lse; the row sums and dQ's fp32 sums live in the workspace;
- * the document ends are (B, 1, 1, T); the rest are scalars by value. */
+ * the document ids enter as (B, 1, T, 1) and (B, 1, 1, T) views of one array;
+ * the rest are scalars by value. */
 enum {
     CUDNN_ATT_Q = 1,
     CUDNN_ATT_K,
@@ -54,27 +55,29 @@ enum {
     CUDNN_ATT_ONE,       /* fp32 1.0 */
     CUDNN_ATT_ROWSUM,    /* backward: rowsum(dO O), fp32 (B, NH, T, 1) */
     CUDNN_ATT_DQ_ACCUM,  /* backward: dQ summed in fp32 (B, NH, T, hd) */
-    CUDNN_ATT_DOC_END,   /* packed documents: each key's document's last position, int32 */
+    CUDNN_ATT_DOC_ROW,   /* packed documents: the ids (int32) per query */
+    CUDNN_ATT_DOC_COL,   /* ... and the same ids per key */
+    CUDNN_ATT_ZERO,      /* int32 0 (makes the query's id an intermediate) */
     CUDNN_ATT_WINDOW     /* int32 */
 };
 
 /* One call's buffers: qkv, out and lse as the ops interface lays them out,
  * and for the backward dout, dqkv and two fp32 scratch buffers (the row sums
- * (B, NH, T) and dQ's sums (B, NH, T, hd)); the document ends with docs;
+ * (B, NH, T) and dQ's sums (B, NH, T, hd)); the document ids with docs;
  * and the scalars bound by value (so the struct must outlive the run). */
 typedef struct cudnn_att_buffers {
     const void *qkv, *dout;
     void *out, *dqkv, *rowsum, *dq_accum;
     float *lse;
-    const int32_t *doc_end;
+    const int32_t *doc_ids;
     float scale, neg_inf, one;
-    int32_t window;
+    int32_t window, zero;
 } cudnn_att_buffers;
 
 /* A call's variant pack: the ids of the tensors a plan of `s` binds and their
  * addresses in buf (qkv, out, dout and dqkv of elem_size-byte elements: 2 for
  * bf16; the CPU evaluation of the graphs uses 4). Returns how many. */
-#define CUDNN_ATT_MAX_BINDINGS 16
+#define CUDNN_ATT_MAX_BINDINGS 20 /* the backward with documents and a window binds 18 */
 int cudnn_attention_bindings(const cudnn_att_shape *s, int backward, cudnn_att_buffers *buf, size_t elem_size,
                              int64_t *uids, void **ptrs);
 
@@ -118,17 +121,13 @@ int cudnn_attention_graph(const cudnn_att_shape *s, int backward, cudnn_graph_pr
 cudnn_attention *cudnn_attention_open(void *stream, int strict, int tune, char *err, size_t err_len);
 void cudnn_attention_close(cudnn_attention *ca);
 
-/* Whether cuDNN takes this shape in this direction: its plan, built on
- * first use and cached (a refusal is said once on stderr; strict aborts). */
-int cudnn_attention_ready(cudnn_attention *ca, const cudnn_att_shape *s, int backward);
-
 /* The ops' contract (ops.h attention_forward / attention_backward without
- * rope; documents as doc_end, NULL unless s->docs). Return 0 on success,
+ * rope; doc_ids NULL unless s->docs). Return 0 on success,
  * -1 when cuDNN refused the shape (nothing was written then). */
 int cudnn_attention_forward(cudnn_attention *ca, const cudnn_att_shape *s, void *out, float *lse, const void *qkv,
-                            const int32_t *doc_end);
+                            const int32_t *doc_ids);
 int cudnn_attention_backward(cudnn_attention *ca, const cudnn_att_shape *s, void *dqkv, const void *dout,
-                             const void *qkv, const void *out, const float *lse, const int32_t *doc_end);
+                             const void *qkv, const void *out, const float *lse, const int32_t *doc_ids);
 
 /* Shapes that cuDNN release `version` (cudnnGetVersion's number) gets
  * wrong although its engines take them, as NVIDIA's frontend lists them
