@@ -54,6 +54,8 @@ soju_env() { env LD_LIBRARY_PATH="${SOJU_GPU_LIB:+$SOJU_GPU_LIB:}${LD_LIBRARY_PA
 stage_check() {
     echo "== check: gpu_check.sh without its benchmark"
     OUT=$out/check BENCH=0 SOJU_GPU_BIN=$bin bash "$(script gpu_check.sh)" | sed -n '/soju CUDA check/,$p'
+    # cuDNN's engines and their times per shape (its checks' stderr): the first numbers on it
+    grep -h "soju: cudnn" "$out"/check/cuda_*cudnn*.log 2>/dev/null | sort -u | head -40
     exclude=$(sort -u "$out/check/failed_switches" 2>/dev/null | tr '\n' ' ' | sed 's/ $//')
     if [ -s "$out/check/failed_default" ]; then
         # the default kernels themselves: timing them means nothing until this is fixed
