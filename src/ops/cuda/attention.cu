@@ -635,7 +635,6 @@ static cudnn_att_shape cudnn_shape(const int32_t *doc_ids, int B, int T, int NH,
 }
 #endif
 
-
 void cuda_attention_forward(soju_backend *be, void *out, float *lse, const void *qkv, const int32_t *doc_ids, int B,
                             int T, int NH, int NKV, int hd, int window, float scale) {
     if (B <= 0 || T <= 0) return;
