@@ -31,6 +31,10 @@
 #                prints to the next: check,pick about ten minutes (one call
 #                only if the machine is already warm and nothing hangs).
 #   STAGE=all    the three in a row (about fourteen minutes: more than one call).
+#   STAGE=cudnn  the short way, one call (about 5 minutes): cuDNN's attention
+#                checked (ops and steps, strict), timed alone beside the
+#                default and torch's kernels, and whole steps default vs cuDNN
+#                on both models (gpu_ab.sh).
 #
 # Where the binaries come from: SOJU_GPU_BIN (gpu_bundle.sh's, with SOJU_GPU_LIB)
 # or build-gpu/. A dry run of the pick stage's plumbing on a machine without a
@@ -128,6 +132,29 @@ stage_pick() {
     echo "WINNERS=\"$winners\""
 }
 
+# ---------------------------------------------------------------- cudnn
+# The one question that matters most, in one call (about 5 minutes), for a
+# session with little device time: is cuDNN's attention right, and how much
+# faster are whole steps with it? Its op and step checks under strict, the
+# attention alone beside soju's default and torch's kernels, then whole
+# steps default vs cuDNN, alternating, on both models.
+stage_cudnn() {
+    echo "== cudnn: checks, attention alone, whole steps"
+    local t rc
+    mkdir -p "$out/cudnn"
+    for t in "ops_test_cuda_ops attention" model_test_cuda_step; do
+        # shellcheck disable=SC2086
+        soju_env SOJU_CUDA_CUDNN=strict timeout 300 "$bin"/$t >"$out/cudnn/${t%% *}.log" 2>&1
+        rc=$?
+        echo "  ${t%% *} with SOJU_CUDA_CUDNN=strict: rc $rc ($(grep -c 'FAIL$' "$out/cudnn/${t%% *}.log") failing lines)"
+    done
+    grep -h "soju: cudnn" "$out"/cudnn/*.log | sort -u | head -40
+    VARIANTS="default SOJU_CUDA_CUDNN=strict" SOJU_GPU_BIN=$bin bash "$(script attn_bench.sh bench)"
+    SHAPES=docs VARIANTS="default SOJU_CUDA_CUDNN=strict" TORCH=0 SOJU_GPU_BIN=$bin \
+        bash "$(script attn_bench.sh bench)" | grep -E 'soju|fastest'
+    ARCHS="gpt2 llama" AB_ENV="SOJU_CUDA_CUDNN=1" SOJU_GPU_BIN=$bin bash "$(script gpu_ab.sh)"
+}
+
 # ---------------------------------------------------------------- final
 stage_final() {
     echo "== final: with ${WINNERS:-the defaults only}"
@@ -153,6 +180,7 @@ for st in ${stage//,/ }; do
         check) stage_check ;;
         pick) EXCLUDE=$exclude stage_pick ;;
         final) WINNERS=$winners stage_final ;;
-        *) echo "gpu_auto.sh: STAGE is check, pick, final, a comma list of them, or all"; exit 2 ;;
+        cudnn) stage_cudnn ;;
+        *) echo "gpu_auto.sh: STAGE is check, pick, final, cudnn, a comma list of them, or all"; exit 2 ;;
     esac
 done
