@@ -162,6 +162,12 @@ static void set(builder *b, cudnnBackendDescriptor_t d, cudnnBackendAttributeNam
     if (st != CUDNN_STATUS_SUCCESS) builder_fail(b, what, st);
 }
 
+/* The same for an attribute that names another descriptor (the most common kind). */
+static void set_desc(builder *b, cudnnBackendDescriptor_t d, cudnnBackendAttributeName_t name,
+                     cudnnBackendDescriptor_t value, const char *what) {
+    set(b, d, name, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &value, what);
+}
+
 static void finalize(builder *b, cudnnBackendDescriptor_t d, const char *what) {
     if (b->failed || !b->api) return;
     cudnnStatus_t st = b->api->finalize(d);
@@ -262,10 +268,10 @@ static cudnnBackendDescriptor_t op_matmul(builder *b, cudnnBackendDescriptor_t a
     set(b, mm, CUDNN_ATTR_MATMUL_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &comp, "matmul compute type");
     finalize(b, mm, "matmul descriptor");
     cudnnBackendDescriptor_t op = desc_new(b, CUDNN_BACKEND_OPERATION_MATMUL_DESCRIPTOR);
-    set(b, op, CUDNN_ATTR_OPERATION_MATMUL_ADESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &a, "matmul a");
-    set(b, op, CUDNN_ATTR_OPERATION_MATMUL_BDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &bm, "matmul b");
-    set(b, op, CUDNN_ATTR_OPERATION_MATMUL_CDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &c, "matmul c");
-    set(b, op, CUDNN_ATTR_OPERATION_MATMUL_DESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &mm, "matmul desc");
+    set_desc(b, op, CUDNN_ATTR_OPERATION_MATMUL_ADESC, a, "matmul a");
+    set_desc(b, op, CUDNN_ATTR_OPERATION_MATMUL_BDESC, bm, "matmul b");
+    set_desc(b, op, CUDNN_ATTR_OPERATION_MATMUL_CDESC, c, "matmul c");
+    set_desc(b, op, CUDNN_ATTR_OPERATION_MATMUL_DESC, mm, "matmul desc");
     finalize(b, op, "matmul operation");
     record_op(b, CUDNN_GRAPH_MATMUL, 0, -1, a, bm, NULL, c);
     return op;
@@ -283,11 +289,11 @@ static cudnnBackendDescriptor_t op_pointwise_in(builder *b, cudnnPointwiseMode_t
     if (axis >= 0) set(b, pw, CUDNN_ATTR_POINTWISE_AXIS, CUDNN_TYPE_INT64, 1, &axis, "pointwise axis");
     finalize(b, pw, "pointwise descriptor");
     cudnnBackendDescriptor_t op = desc_new(b, CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR);
-    set(b, op, CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &pw, "pointwise desc");
-    set(b, op, CUDNN_ATTR_OPERATION_POINTWISE_XDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &x, "pointwise x");
-    if (bx) set(b, op, CUDNN_ATTR_OPERATION_POINTWISE_BDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &bx, "pointwise b");
-    if (t) set(b, op, CUDNN_ATTR_OPERATION_POINTWISE_TDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &t, "pointwise t");
-    set(b, op, CUDNN_ATTR_OPERATION_POINTWISE_YDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &y, "pointwise y");
+    set_desc(b, op, CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR, pw, "pointwise desc");
+    set_desc(b, op, CUDNN_ATTR_OPERATION_POINTWISE_XDESC, x, "pointwise x");
+    if (bx) set_desc(b, op, CUDNN_ATTR_OPERATION_POINTWISE_BDESC, bx, "pointwise b");
+    if (t) set_desc(b, op, CUDNN_ATTR_OPERATION_POINTWISE_TDESC, t, "pointwise t");
+    set_desc(b, op, CUDNN_ATTR_OPERATION_POINTWISE_YDESC, y, "pointwise y");
     finalize(b, op, "pointwise operation");
     record_op(b, CUDNN_GRAPH_POINTWISE, (int)mode, axis, x, bx, t, y);
     return op;
@@ -311,9 +317,9 @@ static cudnnBackendDescriptor_t op_reduce(builder *b, cudnnReduceTensorOp_t mode
     set(b, rd, CUDNN_ATTR_REDUCTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &comp, "reduction compute type");
     finalize(b, rd, "reduction descriptor");
     cudnnBackendDescriptor_t op = desc_new(b, CUDNN_BACKEND_OPERATION_REDUCTION_DESCRIPTOR);
-    set(b, op, CUDNN_ATTR_OPERATION_REDUCTION_XDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &x, "reduction x");
-    set(b, op, CUDNN_ATTR_OPERATION_REDUCTION_YDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &y, "reduction y");
-    set(b, op, CUDNN_ATTR_OPERATION_REDUCTION_DESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &rd, "reduction desc");
+    set_desc(b, op, CUDNN_ATTR_OPERATION_REDUCTION_XDESC, x, "reduction x");
+    set_desc(b, op, CUDNN_ATTR_OPERATION_REDUCTION_YDESC, y, "reduction y");
+    set_desc(b, op, CUDNN_ATTR_OPERATION_REDUCTION_DESC, rd, "reduction desc");
     finalize(b, op, "reduction operation");
     record_op(b, CUDNN_GRAPH_REDUCE, (int)mode, -1, x, NULL, NULL, y);
     return op;
@@ -323,8 +329,8 @@ static cudnnBackendDescriptor_t op_reduce(builder *b, cudnnReduceTensorOp_t mode
  * need one operand the other way round). */
 static cudnnBackendDescriptor_t op_reshape(builder *b, cudnnBackendDescriptor_t x, cudnnBackendDescriptor_t y) {
     cudnnBackendDescriptor_t op = desc_new(b, CUDNN_BACKEND_OPERATION_RESHAPE_DESCRIPTOR);
-    set(b, op, CUDNN_ATTR_OPERATION_RESHAPE_XDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &x, "reshape x");
-    set(b, op, CUDNN_ATTR_OPERATION_RESHAPE_YDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &y, "reshape y");
+    set_desc(b, op, CUDNN_ATTR_OPERATION_RESHAPE_XDESC, x, "reshape x");
+    set_desc(b, op, CUDNN_ATTR_OPERATION_RESHAPE_YDESC, y, "reshape y");
     finalize(b, op, "reshape operation");
     record_op(b, CUDNN_GRAPH_RESHAPE, 0, -1, x, NULL, NULL, y);
     return op;
@@ -619,10 +625,10 @@ static plan_result make_plan(builder *b, cudnnBackendDescriptor_t g, cudnnHandle
     r.engine = -1;
     cudnnBackendDescriptor_t heur = desc_new(b, CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR);
     cudnnBackendHeurMode_t mode = CUDNN_HEUR_MODE_A;
-    set(b, heur, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &g, "heuristics graph");
+    set_desc(b, heur, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, g, "heuristics graph");
     set(b, heur, CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &mode, "heuristics mode");
     if (devprop)
-        set(b, heur, CUDNN_ATTR_ENGINEHEUR_DEVICEPROP, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &devprop, "heuristics device");
+        set_desc(b, heur, CUDNN_ATTR_ENGINEHEUR_DEVICEPROP, devprop, "heuristics device");
     finalize(b, heur, "heuristics");
     cudnnBackendDescriptor_t cfgs[MAX_ENGINE_CONFIGS];
     for (int i = 0; i < MAX_ENGINE_CONFIGS; i++) cfgs[i] = desc_new(b, CUDNN_BACKEND_ENGINECFG_DESCRIPTOR);
@@ -643,12 +649,9 @@ static plan_result make_plan(builder *b, cudnnBackendDescriptor_t g, cudnnHandle
     for (int64_t i = 0; i < count && (keep_all || !r.plan); i++) {
         int64_t id = engine_id(b, cfgs[i]);
         cudnnBackendDescriptor_t plan = desc_new(b, CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
-        set(b, plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cfgs[i],
-            "plan engine config");
+        set_desc(b, plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, cfgs[i], "plan engine config");
         if (handle) set(b, plan, CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle, "plan handle");
-        if (devprop)
-            set(b, plan, CUDNN_ATTR_EXECUTION_PLAN_DEVICEPROP, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &devprop,
-                "plan device");
+        if (devprop) set_desc(b, plan, CUDNN_ATTR_EXECUTION_PLAN_DEVICEPROP, devprop, "plan device");
         finalize(b, plan, "execution plan");
         bool compiled = !b->failed || b->status == CUDNN_STATUS_EXECUTION_FAILED_CUDA_DRIVER;
         if (compiled && r.compiled++ == 0) r.engine = id;
