@@ -54,12 +54,20 @@ script() { [ -f "$here/$1" ] && echo "$here/$1" || echo "$root/${2:-scripts}/$1"
 # a soju program with SOJU_GPU_LIB's libraries (and any NAME=value words before it)
 soju_env() { env LD_LIBRARY_PATH="${SOJU_GPU_LIB:+$SOJU_GPU_LIB:}${LD_LIBRARY_PATH:-}" "$@"; }
 
+# cuDNN's engine lines (stderr: each shape's engine and timed candidates) in logs
+cudnn_lines() { grep -h "soju: cudnn" "$@" 2>/dev/null | sort -u | head -40; }
+# cuDNN against the default on the docs shape (soju pretrain's document mask)
+cudnn_docs_timing() {
+    SHAPES=docs VARIANTS="default SOJU_CUDA_CUDNN=strict" TORCH=0 SOJU_GPU_BIN=$bin \
+        bash "$(script attn_bench.sh bench)" | grep -E 'soju|fastest'
+}
+
 # ---------------------------------------------------------------- check
 stage_check() {
     echo "== check: gpu_check.sh without its benchmark"
     OUT=$out/check BENCH=0 SOJU_GPU_BIN=$bin bash "$(script gpu_check.sh)" | sed -n '/soju CUDA check/,$p'
     # cuDNN's engines and their times per shape (its checks' stderr): the first numbers on it
-    grep -h "soju: cudnn" "$out"/check/cuda_*cudnn*.log 2>/dev/null | sort -u | head -40
+    cudnn_lines "$out"/check/cuda_*cudnn*.log
     exclude=$(sort -u "$out/check/failed_switches" 2>/dev/null | tr '\n' ' ' | sed 's/ $//')
     if [ -s "$out/check/failed_default" ]; then
         # the default kernels themselves: timing them means nothing until this is fixed
@@ -108,9 +116,7 @@ stage_pick() {
     winners=$(echo "$attention" | grep -v '^#' | tail -1)
     # soju pretrain masks packed documents by default: cuDNN's document mask beside soju's
     # kernels there (for the notes; the pick above is on the benchmark's causal shapes)
-    [[ " ${EXCLUDE:-} " == *" SOJU_CUDA_CUDNN "* ]] ||
-        SHAPES=docs VARIANTS="default SOJU_CUDA_CUDNN=strict" TORCH=0 SOJU_GPU_BIN=$bin \
-            bash "$(script attn_bench.sh bench)" | grep -E 'soju|fastest'
+    [[ " ${EXCLUDE:-} " == *" SOJU_CUDA_CUDNN "* ]] || cudnn_docs_timing
     # the memory-bound kernels' switches: per-op times, A/B
     local sw arch ok line ops
     for sw in SOJU_CUDA_NORM_PREFETCH=1 SOJU_CUDA_CE_SMEM=1 SOJU_CUDA_ROPE_FUSED=1; do
@@ -148,10 +154,9 @@ stage_cudnn() {
         rc=$?
         echo "  ${t%% *} with SOJU_CUDA_CUDNN=strict: rc $rc ($(grep -c 'FAIL$' "$out/cudnn/${t%% *}.log") failing lines)"
     done
-    grep -h "soju: cudnn" "$out"/cudnn/*.log | sort -u | head -40
+    cudnn_lines "$out"/cudnn/*.log
     VARIANTS="default SOJU_CUDA_CUDNN=strict" SOJU_GPU_BIN=$bin bash "$(script attn_bench.sh bench)"
-    SHAPES=docs VARIANTS="default SOJU_CUDA_CUDNN=strict" TORCH=0 SOJU_GPU_BIN=$bin \
-        bash "$(script attn_bench.sh bench)" | grep -E 'soju|fastest'
+    cudnn_docs_timing
     ARCHS="gpt2 llama" AB_ENV="SOJU_CUDA_CUDNN=1" SOJU_GPU_BIN=$bin bash "$(script gpu_ab.sh)"
 }
 
