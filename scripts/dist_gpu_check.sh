@@ -20,6 +20,15 @@
 #                 (SOJU_DIST_COMM=mpi; NCCL refuses two ranks on one GPU)
 #   mpi-2-zero1   the same with --zero 1
 #   nccl-2[-zero1] with 2 or more GPUs: the real thing, NCCL between GPUs 0, 1
+#   nccl-2-hostid[-zero1|-nooverlap]  with one GPU: 2 NCCL ranks sharing it,
+#                 each rank told it is on a host of its own (NCCL_HOSTID), so
+#                 NCCL joins them as two machines over its socket transport on
+#                 the loopback interface instead of refusing a duplicate GPU.
+#                 Slow (its proxy threads copy through host memory), but every
+#                 NCCL call of soju's runs for real: the per-layer all-reduce on
+#                 the NCCL stream during the backward, ZeRO-1's reduce and
+#                 broadcast. The log's "via NET/Socket" lines (NCCL_DEBUG=INFO)
+#                 show the transport NCCL chose.
 # "half" is one plain process with half the batch: a run is right when it is
 # much closer to the reference than that (bf16 activations make batch-split
 # runs differ by rounding; mean |diff| is the fair measure).
@@ -43,7 +52,9 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_
 gpus=$(nvidia-smi -L 2>/dev/null | wc -l)
 [ "$device" = cuda ] || gpus=0
 
-bash "$root/scripts/demo_corpus.sh" "$out/corpus.txt" 400
+here=$(cd "$(dirname "$0")" && pwd)
+corpus_script=$here/demo_corpus.sh # (beside this script in gpu_bundle.sh's bundle, else in scripts/)
+bash "$corpus_script" "$out/corpus.txt" 400
 $soju tokenize --tokenizer bytes --quiet --out "$out/train.bin" --val-out "$out/val.bin" --val-frac 0.1 "$out/corpus.txt" >/dev/null
 cat >"$out/config.json" <<'EOF'
 {"model_type": "llama", "vocab_size": 257, "hidden_size": 128, "intermediate_size": 256,
@@ -72,6 +83,18 @@ train nccl-1-zero1 "${mpi1[@]}" -- --micro-batch 8 --batch-tokens 512 --zero 1
 SOJU_DIST_COMM=mpi train mpi-2 "${mpi2[@]}" -x SOJU_DIST_COMM -- --micro-batch 4 --batch-tokens 512
 SOJU_DIST_COMM=mpi train mpi-2-zero1 "${mpi2[@]}" -x SOJU_DIST_COMM -- --micro-batch 4 --batch-tokens 512 --zero 1
 runs=(half nccl-1 nccl-1-zero1 mpi-2 mpi-2-zero1)
+if [ "$gpus" -eq 1 ] || [ "$device" = cpu ]; then # (on the CPU: the launch alone, MPI sums)
+    per_rank_host=$out/per_rank_host.sh
+    printf '#!/bin/sh\nexport NCCL_HOSTID=soju-rank-${OMPI_COMM_WORLD_RANK:-0}\nexec "$@"\n' >"$per_rank_host"
+    # a hung socket transport must not eat the device call
+    mpi_hostid=(timeout 300 "${mpi2[@]}" -x NCCL_SOCKET_IFNAME=lo -x NCCL_IB_DISABLE=1 -x NCCL_DEBUG=INFO)
+    own_host=(sh "$per_rank_host")
+    train nccl-2-hostid "${mpi_hostid[@]}" "${own_host[@]}" -- --micro-batch 4 --batch-tokens 512
+    train nccl-2-hostid-zero1 "${mpi_hostid[@]}" "${own_host[@]}" -- --micro-batch 4 --batch-tokens 512 --zero 1
+    SOJU_DIST_OVERLAP=0 train nccl-2-hostid-nooverlap "${mpi_hostid[@]}" -x SOJU_DIST_OVERLAP "${own_host[@]}" -- \
+        --micro-batch 4 --batch-tokens 512
+    runs+=(nccl-2-hostid nccl-2-hostid-zero1 nccl-2-hostid-nooverlap)
+fi
 if [ "$gpus" -ge 2 ]; then
     train nccl-2 "${mpi2[@]}" -- --micro-batch 4 --batch-tokens 512
     train nccl-2-zero1 "${mpi2[@]}" -- --micro-batch 4 --batch-tokens 512 --zero 1
@@ -95,12 +118,18 @@ def load(run):
     return {k: np.frombuffer(b[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]], dtype=np.float32)
             for k, v in h.items() if k != "__metadata__"}
 ref = load("ref")
-print(f"{'run':18} {'max |diff|':>12} {'mean |diff|':>12}  vs the plain run (batch 8 in one process)")
+print(f"{'run':24} {'max |diff|':>12} {'mean |diff|':>12}  vs the plain run (batch 8 in one process)")
 for run in runs:
     x = load(run)
     if x is None or ref is None:
-        print(f"{run:18} {'missing':>12}")
+        print(f"{run:24} {'missing':>12}")
         continue
     d = np.concatenate([np.abs(x[k] - ref[k]) for k in ref])
-    print(f"{run:18} {d.max():12.3g} {d.mean():12.3g}  {'bit-identical' if d.max() == 0 else ''}")
+    print(f"{run:24} {d.max():12.3g} {d.mean():12.3g}  {'bit-identical' if d.max() == 0 else ''}")
 EOF
+# how NCCL joined the two ranks that share one GPU (NCCL_DEBUG=INFO lines of the hostid runs)
+for run in "${runs[@]}"; do
+    case $run in *hostid*) ;; *) continue ;; esac
+    via=$(grep -o "via NET/[A-Za-z]*" "$out/$run.log" 2>/dev/null | sort | uniq -c | tr -s ' ' | tr '\n' ';')
+    echo "$run: ${via:-no NCCL transport lines (MPI sums, or NCCL did not start: see $out/$run.log)}"
+done

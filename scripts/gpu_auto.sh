@@ -35,6 +35,10 @@
 #                checked (ops and steps, strict), timed alone beside the
 #                default and torch's kernels, and whole steps default vs cuDNN
 #                on both models (gpu_ab.sh).
+#   STAGE=dist   data-parallel training on this GPU (dist_gpu_check.sh, about a
+#                minute, needs mpirun): NCCL with one rank, and two NCCL ranks
+#                sharing the GPU over sockets, against one process;
+#                STAGE=cudnn,dist fits one call.
 #
 # Where the binaries come from: SOJU_GPU_BIN (gpu_bundle.sh's, with SOJU_GPU_LIB)
 # or build-gpu/. A dry run of the pick stage's plumbing on a machine without a
@@ -160,6 +164,21 @@ stage_cudnn() {
     ARCHS="gpt2 llama" AB_ENV="SOJU_CUDA_CUDNN=1" SOJU_GPU_BIN=$bin bash "$(script gpu_ab.sh)"
 }
 
+# ---------------------------------------------------------------- dist
+# Data-parallel training on the GPU (dist_gpu_check.sh, about a minute): NCCL
+# with one rank, two ranks sharing the GPU through MPI, and two NCCL ranks
+# sharing it as two "hosts" over sockets (NCCL_HOSTID), each run's final
+# parameters against one process with the whole batch. Needs mpirun (the
+# OpenMPI of `MPI=1 bash scripts/gpu_bundle.sh`, unpacked as
+# bench/CUDA_NOTES.md says).
+stage_dist() {
+    echo "== dist: data parallel on this GPU"
+    command -v mpirun >/dev/null ||
+        { echo "  mpirun not found: unpack .gpu/mpi.tgz first (bench/CUDA_NOTES.md, data parallel)"; return 0; }
+    OUT=$out/dist SOJU_GPU_BIN=$bin LD_LIBRARY_PATH="${SOJU_GPU_LIB:+$SOJU_GPU_LIB:}${LD_LIBRARY_PATH:-}" \
+        bash "$(script dist_gpu_check.sh)"
+}
+
 # ---------------------------------------------------------------- final
 stage_final() {
     echo "== final: with ${WINNERS:-the defaults only}"
@@ -186,6 +205,7 @@ for st in ${stage//,/ }; do
         pick) EXCLUDE=$exclude stage_pick ;;
         final) WINNERS=$winners stage_final ;;
         cudnn) stage_cudnn ;;
-        *) echo "gpu_auto.sh: STAGE is check, pick, final, cudnn, a comma list of them, or all"; exit 2 ;;
+        dist) stage_dist ;;
+        *) echo "gpu_auto.sh: STAGE is check, pick, final, cudnn, dist, a comma list of them, or all"; exit 2 ;;
     esac
 done

@@ -49,7 +49,8 @@ if [ -n "${BASE:-}" ]; then
   git worktree remove --force "$wt"
 fi
 strip .gpu/bin/*
-cp scripts/gpu_check.sh scripts/gpu_ab.sh scripts/gpu_auto.sh scripts/demo_corpus.sh bench/gpt2_torch_compile.py \
+cp scripts/gpu_check.sh scripts/gpu_ab.sh scripts/gpu_auto.sh scripts/dist_gpu_check.sh scripts/demo_corpus.sh \
+  bench/gpt2_torch_compile.py \
   bench/attn_bench.sh bench/attn_torch.py bench/pick_attention.py .gpu/
 # one compressed file: the device tool carries at most 64 MiB (OpenBLAS alone is 35 MB)
 tar czf gpu-bundle.tgz .gpu && rm -rf .gpu && mkdir .gpu && mv gpu-bundle.tgz .gpu/bundle.tgz

@@ -122,7 +122,10 @@ int soju_comm_nccl_init(soju_comm *c, soju_err *err) {
         free(s);
         return soju_errf(err, SOJU_EIO, "NCCL: rank %d of %d could not join the communicator: %s%s", d->rank,
                          d->world, ncclGetErrorString(r),
-                         r == ncclInvalidUsage ? " (two ranks on one GPU? give each rank its own device)" : "");
+                         r == ncclInvalidUsage
+                             ? " (two ranks on one GPU? give each rank its own device, or for a test its own "
+                               "NCCL_HOSTID, as scripts/dist_gpu_check.sh does)"
+                             : "");
     }
     /* The highest priority, so the GPU schedules the transfer kernels between
      * the backward's kernels instead of after them. */
