@@ -187,35 +187,14 @@ __global__ void __launch_bounds__(ATT_THREADS *WGS, WGS == 3 ? 1 : WGS == 2 ? 2 
             // Every warpgroup computes every tile of the block (a tile it
             // cannot see is masked whole, p = 0); S_it and the previous
             // tile's O += P V go to the tensor cores together.
-            wg_product(s, Q_u, K_u);
-            wg_frags_times_mn(o, pa, smem_u32(Vs + (buf ^ 1) * WG_TILE_BYTES));
-            wg_wait<1>(); // S is done; O += P V may still run
-            wg_pin(s);
-            if (masked) mask_tile(s, -INFINITY, qi, qdoc, k0, qb.hi, kdoc + buf * ATT_BLK, docs, p.window, t4);
-            float alpha[2];
-            const bool moved = softmax_tile(s, m, l, alpha, p.scale_log2);
-            wg_wait<0>(); // O may be read again, and the fragments reused
-            wg_pin(o);
-            if (moved) rescale_rows<8>(o, alpha);
-#pragma unroll
-            for (int kk = 0; kk < 4; kk++) acc_to_a(pa[kk], s, kk);
+            fwd_tile<true>(s, o, m, l, pa, Q_u, K_u, smem_u32(Vs + (buf ^ 1) * WG_TILE_BYTES), masked, qi, qdoc, k0,
+                           kdoc + buf * ATT_BLK, docs, qb, p, t4);
         } else if (WGS == 1 || (has_rows && k0 < qb.hi && k0 + ATT_BLK > qb.lo)) {
             // (with two warpgroups, a tile none of this warpgroup's queries
             // can see, all keys before its first visible key or after its
             // last query, is skipped; the barrier below is still everyone's)
-            // S = Q K^T over the head dim
-            wg_product(s, Q_u, K_u);
-            wg_wait<0>();
-            wg_pin(s);
-
-            // the online softmax, as in attention.cu's forward
-            if (masked) mask_tile(s, -INFINITY, qi, qdoc, k0, qb.hi, kdoc + buf * ATT_BLK, docs, p.window, t4);
-            online_softmax<8>(s, o, m, l, p.scale_log2);
-
-            // O += P V over the 64 keys (4 slices of 16), V read transposed
-            wg_acc_times_mn(o, s, smem_u32(Vs + buf * WG_TILE_BYTES));
-            wg_wait<0>();
-            wg_pin(o);
+            fwd_tile<false>(s, o, m, l, pa, Q_u, K_u, smem_u32(Vs + buf * WG_TILE_BYTES), masked, qi, qdoc, k0,
+                            kdoc + buf * ATT_BLK, docs, qb, p, t4);
         }
         end_tile<TMA>(); // buffer buf (and its document ids) is free for tile it + 2
     }

@@ -73,6 +73,44 @@ __device__ __forceinline__ void wg_product(wg_acc d, uint32_t a, uint32_t b) {
     wg_commit();
 }
 
+// One 64-key tile of the forward for a warpgroup's 64 queries: the body of
+// hopper_fwd_kernel's loop and of hopper_fwd_ws_kernel's consumers'. S = Q K^T
+// over the head dim, the mask where the tile needs one, the online softmax,
+// then O += P V over the 64 keys (V read transposed from v_u).
+// PIPE: the product into O is the previous tile's instead (its P held in pa
+// as A fragments, v_u its V), issued together with S so that it runs on the
+// tensor cores during this tile's softmax; O's rescale waits for it, and this
+// tile's P is left in pa, owed to the next tile.
+template <bool PIPE>
+__device__ __forceinline__ void fwd_tile(wg_acc s, wg_acc o, float m[2], float l[2], uint32_t pa[4][4], uint32_t q_u,
+                                         uint32_t k_u, uint32_t v_u, bool masked, const int qi[2], const int qdoc[2],
+                                         int k0, const int *kdoc, bool docs, const q_block &qb, const att_args &p,
+                                         int t4) {
+    if (PIPE) {
+        wg_product(s, q_u, k_u);
+        wg_frags_times_mn(o, pa, v_u);
+        wg_wait<1>(); // S is done; O += P V may still run
+        wg_pin(s);
+        if (masked) mask_tile(s, -INFINITY, qi, qdoc, k0, qb.hi, kdoc, docs, p.window, t4);
+        float alpha[2];
+        const bool moved = softmax_tile(s, m, l, alpha, p.scale_log2);
+        wg_wait<0>(); // O may be read again, and the fragments reused
+        wg_pin(o);
+        if (moved) rescale_rows<8>(o, alpha);
+#pragma unroll
+        for (int kk = 0; kk < 4; kk++) acc_to_a(pa[kk], s, kk);
+    } else {
+        wg_product(s, q_u, k_u);
+        wg_wait<0>();
+        wg_pin(s);
+        if (masked) mask_tile(s, -INFINITY, qi, qdoc, k0, qb.hi, kdoc, docs, p.window, t4);
+        online_softmax<8>(s, o, m, l, p.scale_log2); // as in attention.cu's forward
+        wg_acc_times_mn(o, s, v_u);
+        wg_wait<0>();
+        wg_pin(o);
+    }
+}
+
 // The end of a tile in the loops over tiles: with cp.async, this thread's
 // copies of the next tile have landed and are made visible to wgmma (the
 // async proxy); then the barrier after which the tile's buffers may be

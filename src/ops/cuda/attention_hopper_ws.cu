@@ -156,30 +156,12 @@ __global__ void __launch_bounds__(ATT_THREADS *(CWG + 1), 1)
             // every consumer computes every tile (one it cannot see is masked whole), so that
             // no product is conditional; S_it and the previous tile's O += P V run together
             const uint32_t v_prev = it ? smem_u32(Vs + ((it - 1) % FWS_STAGES) * WG_TILE_BYTES) : smem_u32(Zs);
-            wg_product(s, Q_u, K_u);
-            wg_frags_times_mn(o, pa, v_prev);
-            wg_wait<1>(); // S is done; O += P V may still run
-            wg_pin(s);
-            if (masked) mask_tile(s, -INFINITY, qi, qdoc, k0, qb.hi, kdoc, docs, p.window, t4);
-            float alpha[2];
-            const bool moved = softmax_tile(s, m, l, alpha, p.scale_log2);
-            wg_wait<0>(); // O may be read again, the fragments reused, the previous V is done with
-            wg_pin(o);
-            if (moved) rescale_rows<8>(o, alpha);
-#pragma unroll
-            for (int kk = 0; kk < 4; kk++) acc_to_a(pa[kk], s, kk);
-            if (it) release((it - 1) % FWS_STAGES);
+            fwd_tile<true>(s, o, m, l, pa, Q_u, K_u, v_prev, masked, qi, qdoc, k0, kdoc, docs, qb, p, t4);
+            if (it) release((it - 1) % FWS_STAGES); // (the previous V is done with)
         } else {
-            if (has_rows && k0 < qb.hi && k0 + ATT_BLK > qb.lo) { // a tile none of its queries sees is skipped
-                wg_product(s, Q_u, K_u);
-                wg_wait<0>();
-                wg_pin(s);
-                if (masked) mask_tile(s, -INFINITY, qi, qdoc, k0, qb.hi, kdoc, docs, p.window, t4);
-                online_softmax<8>(s, o, m, l, p.scale_log2);
-                wg_acc_times_mn(o, s, smem_u32(Vs + st * WG_TILE_BYTES));
-                wg_wait<0>();
-                wg_pin(o);
-            }
+            if (has_rows && k0 < qb.hi && k0 + ATT_BLK > qb.lo) // a tile none of its queries sees is skipped
+                fwd_tile<false>(s, o, m, l, pa, Q_u, K_u, smem_u32(Vs + st * WG_TILE_BYTES), masked, qi, qdoc, k0, kdoc,
+                                docs, qb, p, t4);
             release(st);
         }
     }
