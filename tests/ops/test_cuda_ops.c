@@ -11,6 +11,7 @@
  *
  * Each check prints one line "op  rel-error  tolerance  ok"; the GPU check
  * script collects them into its table. Without a GPU the test skips (77). */
+#include <limits.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -382,7 +383,8 @@ TEST(rope) {
 static void attention_case_rope(int B, int T, int NH, int NKV, int hd, int window, int docs, int rope) {
     char name[128], tag[96];
     snprintf(tag, sizeof tag, "B%d T%d NH%d NKV%d hd%d%s%s%s", B, T, NH, NKV, hd, window ? " window" : "",
-             docs == 1 ? " docs" : docs == 2 ? " docs-unordered" : "", rope ? " rope" : "");
+             docs == 1 ? " docs" : docs == 2 ? " docs-unordered" : docs == 3 ? " docs-past-2^24" : "",
+             rope ? " rope" : "");
     const int W = (NH + 2 * NKV) * hd, OW = NH * hd;
     float scale = 1.0f / sqrtf((float)hd);
     pair qkv = act_in((size_t)B * T * W, 1.0f);
@@ -392,7 +394,9 @@ static void attention_case_rope(int B, int T, int NH, int NKV, int hd, int windo
             int id = 0;
             for (int t = 0; t < T; t++) {
                 if (t > 0 && soju_rng_below(&rng, 40) == 0) id++;
-                doc[b * T + t] = docs == 1 ? id : (int32_t)((t * 7 + b) % 3);
+                /* 3: ids from 2^24, where neighbours are one fp32 apart no more (a comparison
+                   in fp32 would merge documents 0 and 1) */
+                doc[b * T + t] = docs == 1 ? id : docs == 3 ? (1 << 24) + id : (int32_t)((t * 7 + b) % 3);
             }
         }
         cdoc = ints_both(doc, (size_t)B * T, &gdoc);
@@ -445,6 +449,8 @@ TEST(attention) {
     attention_case(1, 1024, 4, 2, 64, 0, 0);  /* long causal rows (cuDNN's path with SOJU_CUDA_CUDNN) */
     attention_case(2, 512, 4, 4, 128, 0, 1);  /* documents at head dim 128 (cuDNN's document mask too) */
     attention_case(2, 192, 6, 2, 64, 0, 1);   /* GQA groups of 3 (the forward's GQA mode: runs of 3 heads) */
+    attention_case(1, 200, 4, 2, 64, INT_MAX, 1); /* a config's "no window" sentinel: no overflow in key + window */
+    attention_case(2, 256, 4, 2, 64, 0, 3);        /* document ids past 2^24 (compared as integers, not in fp32) */
     /* with the rope's backward (the dq store folds in the queries' with SOJU_CUDA_ROPE_FUSED=1) */
     attention_case_rope(2, 130, 4, 2, 64, 0, 0, 1);
     attention_case_rope(1, 100, 4, 1, 32, 0, 1, 1);

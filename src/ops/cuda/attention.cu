@@ -622,10 +622,17 @@ static att_args make_args(const void *qkv, const int32_t *doc_ids, int B, int T,
 
 // cuDNN's fused attention (SOJU_CUDA_CUDNN=1) takes causal attention, with or
 // without packed documents (any ids) and a sliding window, at the head dims
-// its engines serve, with 16-byte aligned heads.
-static bool cudnn_takes(soju_backend *be, int hd, const void *a, const void *b, const void *c) {
-    return cuda_state(be)->cudnn && hd % 8 == 0 && hd <= 128 && aligned16(a) && aligned16(b) && aligned16(c);
+// its engines serve, with 16-byte aligned heads and document ids (its graphs
+// declare every tensor so).
+static bool cudnn_takes(soju_backend *be, int hd, const void *a, const void *b, const void *c, const int32_t *doc_ids) {
+    return cuda_state(be)->cudnn && hd % 8 == 0 && hd <= 128 && aligned16(a) && aligned16(b) && aligned16(c) &&
+           (!doc_ids || aligned16(doc_ids));
 }
+
+// A window of T keys or more hides nothing among T rows: none (0). So such a
+// window costs no mask, and a huge one (a config's "no window" sentinel)
+// cannot overflow the kernels' key + window sums.
+static int window_within(int window, int T) { return window > 0 && window < T ? window : 0; }
 
 #ifdef SOJU_HAVE_CUDNN
 // The attention problem as cuDNN's plans key it.
@@ -638,8 +645,9 @@ static cudnn_att_shape cudnn_shape(const int32_t *doc_ids, int B, int T, int NH,
 void cuda_attention_forward(soju_backend *be, void *out, float *lse, const void *qkv, const int32_t *doc_ids, int B,
                             int T, int NH, int NKV, int hd, int window, float scale) {
     if (B <= 0 || T <= 0) return;
+    window = window_within(window, T);
 #ifdef SOJU_HAVE_CUDNN
-    if (cudnn_takes(be, hd, out, qkv, lse)) {
+    if (cudnn_takes(be, hd, out, qkv, lse, doc_ids)) {
         cudnn_att_shape sh = cudnn_shape(doc_ids, B, T, NH, NKV, hd, window, scale);
         if (cudnn_attention_forward(cuda_state(be)->cudnn, &sh, out, lse, qkv, doc_ids) == 0) return;
     }
@@ -765,8 +773,9 @@ void cuda_attention_backward(soju_backend *be, void *dqkv, const void *dout, con
                              int window, float scale, const float *rope_table, const int32_t *positions) {
     if (B <= 0 || T <= 0) return;
     bool done = false, q_rotated = false;
+    window = window_within(window, T);
 #ifdef SOJU_HAVE_CUDNN
-    if (cudnn_takes(be, hd, dqkv, dout, qkv) && aligned16(out) && aligned16(lse)) {
+    if (cudnn_takes(be, hd, dqkv, dout, qkv, doc_ids) && aligned16(out) && aligned16(lse)) {
         cudnn_att_shape sh = cudnn_shape(doc_ids, B, T, NH, NKV, hd, window, scale);
         done = cudnn_attention_backward(cuda_state(be)->cudnn, &sh, dqkv, dout, qkv, out, lse, doc_ids) == 0;
     }

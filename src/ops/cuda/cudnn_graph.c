@@ -112,7 +112,11 @@ static void builder_fail(builder *b, const char *what, cudnnStatus_t st) {
     b->status = st;
     char last[1536] = "";
     b->api->last_error(last, sizeof last);
-    snprintf(b->why, sizeof b->why, "%s: %s%s%s", what, b->api->error_string(st), *last ? ": " : "", last);
+    /* libcudnn.so.9 loads its engines from separate libraries on the loader's
+       path: SOJU_CUDNN_LIB naming one cuDNN and LD_LIBRARY_PATH another fails so */
+    const bool mixed = st == CUDNN_STATUS_SUBLIBRARY_LOADING_FAILED || st == CUDNN_STATUS_SUBLIBRARY_VERSION_MISMATCH;
+    snprintf(b->why, sizeof b->why, "%s: %s%s%s%s", what, b->api->error_string(st), *last ? ": " : "", last,
+             mixed ? " (SOJU_CUDNN_LIB and LD_LIBRARY_PATH must name the same cuDNN)" : "");
     for (char *c = b->why; *c; c++) /* cuDNN's messages span lines; errors here are one line */
         if (*c == '\n') *c = ';';
 }
@@ -574,8 +578,12 @@ const char *cudnn_attention_known_bad(size_t version, const cudnn_att_shape *s, 
     return NULL;
 }
 
-/* The operation graph of one direction, finalized. */
-static cudnnBackendDescriptor_t op_graph(builder *b, const cudnn_att_shape *s, direction dir) {
+/* The operation graph of one direction, finalized; on the GPU path it
+ * carries the handle (NULL offline and when recording). Before cuDNN 9.8 a
+ * graph without a handle fails to finalize (NVIDIA's frontend refuses to
+ * build one there); from 9.8 on it is optional, and the heuristics learn the
+ * device from it. The header marks the attribute deprecated for that reason. */
+static cudnnBackendDescriptor_t op_graph(builder *b, const cudnn_att_shape *s, direction dir, cudnnHandle_t handle) {
     const char *bad = b->api ? cudnn_attention_known_bad(b->api->get_version(), s, dir == DIR_BACKWARD) : NULL;
     if (bad) {
         builder_refuse(b, "%s", bad);
@@ -585,6 +593,10 @@ static cudnnBackendDescriptor_t op_graph(builder *b, const cudnn_att_shape *s, d
     int n = dir == DIR_FORWARD ? forward_graph(b, s, ops) : backward_graph(b, s, ops);
     cudnnBackendDescriptor_t g = desc_new(b, CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR);
     set(b, g, CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, n, ops, "graph operations");
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    if (handle) set(b, g, CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle, "graph handle");
+#pragma GCC diagnostic pop
     finalize(b, g, "operation graph");
     return g;
 }
@@ -672,7 +684,8 @@ static plan_result make_plan(builder *b, cudnnBackendDescriptor_t g, cudnnHandle
 /* ---------------------------------------------------------------- running on a GPU */
 
 /* One cached plan per (shape, direction); a failed build is cached too, so
- * a shape cuDNN refuses costs one attempt. A new shape costs a plan build
+ * a shape cuDNN refuses costs one attempt. When all are taken, a new shape
+ * replaces the least recently used. A new shape costs a plan build
  * (the runtime-compiled engines compile their kernel: about a second), which
  * training's fixed shapes pay once; varying prompt lengths would pay it per
  * length. */
@@ -688,6 +701,7 @@ typedef struct plan_entry {
        gave, to be timed on the first call's own tensors (the fastest becomes `plan`) */
     plan_result cands;
     bool tuned;
+    unsigned long last_use; /* the cache's clock at its last lookup */
 } plan_entry;
 
 struct cudnn_attention {
@@ -697,7 +711,8 @@ struct cudnn_attention {
     bool strict; /* a refused shape aborts */
     bool tune;   /* time the engines' plans on the first call of each shape */
     plan_entry plans[PLAN_CACHE];
-    int n_plans, next_evict;
+    int n_plans;
+    unsigned long clock; /* lookups so far: the least recently used entry goes first */
     void *workspace;
     size_t workspace_cap;
 };
@@ -748,18 +763,28 @@ static bool same_shape(const cudnn_att_shape *a, const cudnn_att_shape *b) {
 /* The cached plan of (s, dir), built on first use. NULL when cuDNN refuses
  * the shape (said once on stderr). */
 static plan_entry *plan_for(cudnn_attention *ca, const cudnn_att_shape *s, direction dir) {
+    ca->clock++;
     for (int i = 0; i < ca->n_plans; i++)
-        if (ca->plans[i].dir == dir && same_shape(&ca->plans[i].shape, s))
+        if (ca->plans[i].dir == dir && same_shape(&ca->plans[i].shape, s)) {
+            ca->plans[i].last_use = ca->clock;
             return ca->plans[i].ok ? &ca->plans[i] : NULL;
-    int slot = ca->n_plans < PLAN_CACHE ? ca->n_plans++ : ca->next_evict++ % PLAN_CACHE;
+        }
+    /* a new shape: a free slot, else the least recently used (never the
+       training step's shapes, used every step, while others come and go) */
+    int slot = 0;
+    if (ca->n_plans < PLAN_CACHE) slot = ca->n_plans++;
+    else
+        for (int i = 1; i < PLAN_CACHE; i++)
+            if (ca->plans[i].last_use < ca->plans[slot].last_use) slot = i;
     plan_entry *e = &ca->plans[slot];
     if (e->b.n_descs) cudaStreamSynchronize(ca->stream); /* its kernels may still be running */
     builder_free(&e->b);
     memset(e, 0, sizeof *e);
     e->shape = *s;
     e->dir = dir;
+    e->last_use = ca->clock;
     e->b.api = &ca->api;
-    cudnnBackendDescriptor_t g = op_graph(&e->b, s, dir);
+    cudnnBackendDescriptor_t g = op_graph(&e->b, s, dir, ca->handle);
     e->cands = make_plan(&e->b, g, ca->handle, NULL, ca->tune);
     e->plan = e->cands.plan, e->engine = e->cands.engine;
     e->tuned = e->cands.n_plans <= 1;
@@ -781,17 +806,32 @@ static plan_entry *plan_for(cudnn_attention *ca, const cudnn_att_shape *s, direc
     return e;
 }
 
+/* A shape that was planned but cannot run after all (its workspace cannot
+ * be allocated, or cuDNN refuses to execute it): said once, then it runs on
+ * soju's kernels, or, under strict, the process stops. Nothing of this call
+ * has been written yet, so soju's kernels can take it over. */
+static int give_up(cudnn_attention *ca, plan_entry *e, const char *why) {
+    char name[96];
+    fprintf(stderr, "soju: cudnn: attention %s %s: %s\n", plan_name(name, sizeof name, &e->shape, e->dir),
+            ca->strict ? "failed (SOJU_CUDA_CUDNN=strict)" : "runs on soju's kernels from now on", why);
+    if (ca->strict) abort();
+    cudaGetLastError(); /* a launch cuDNN failed must not surface at soju's next launch check */
+    e->ok = false;      /* the verdict stays; the descriptors go when the entry is evicted */
+    return -1;
+}
+
 /* The workspace: `extra` bytes of soju's own tensors at the start, then the
  * plan's. Grown on demand (cudaFree synchronizes, which only happens while
- * plans are new). */
+ * plans are new). NULL when the memory is not there. */
 static char *workspace(cudnn_attention *ca, size_t extra, const plan_entry *e) {
     size_t need = extra + (size_t)e->workspace;
     if (need > ca->workspace_cap) {
         if (ca->workspace) cudaFree(ca->workspace);
         ca->workspace = NULL, ca->workspace_cap = 0;
         if (cudaMalloc(&ca->workspace, need) != cudaSuccess) {
-            fprintf(stderr, "soju: cudnn: cannot allocate its %zu-byte workspace\n", need);
-            abort();
+            cudaGetLastError();
+            ca->workspace = NULL;
+            return NULL;
         }
         ca->workspace_cap = need;
     }
@@ -836,8 +876,9 @@ static void tune_plan(cudnn_attention *ca, plan_entry *e, cudnnBackendDescriptor
 
 /* Runs plan e with the given tensors bound by id (by-value scalars point at
  * host memory); the plan's own workspace starts at plan_ws. The first run of
- * an untuned shape picks its fastest plan first. */
-static void run_plan(cudnn_attention *ca, plan_entry *e, int n, const int64_t *uids, void **ptrs, void *plan_ws) {
+ * an untuned shape picks its fastest plan first. 0, or -1 when cuDNN would
+ * not run it (give_up). */
+static int run_plan(cudnn_attention *ca, plan_entry *e, int n, const int64_t *uids, void **ptrs, void *plan_ws) {
     builder b = {.api = &ca->api};
     cudnnBackendDescriptor_t pack = desc_new(&b, CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR);
     set(&b, pack, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, n, uids, "variant pack ids");
@@ -849,11 +890,9 @@ static void run_plan(cudnn_attention *ca, plan_entry *e, int n, const int64_t *u
         cudnnStatus_t st = ca->api.execute(ca->handle, e->plan, pack);
         if (st != CUDNN_STATUS_SUCCESS) builder_fail(&b, "execute", st);
     }
-    if (b.failed) { /* the plan was built for this shape: a failure here is a dead device or a bug */
-        fprintf(stderr, "soju: cudnn: %s\n", b.why);
-        abort();
-    }
+    int rc = b.failed ? give_up(ca, e, b.why) : 0;
     builder_free(&b);
+    return rc;
 }
 
 /* What masked scores become: -inf, but the lowest finite float before cuDNN
@@ -924,8 +963,9 @@ int cudnn_attention_forward(cudnn_attention *ca, const cudnn_att_shape *s, void 
     int64_t uids[CUDNN_ATT_MAX_BINDINGS];
     void *ptrs[CUDNN_ATT_MAX_BINDINGS];
     int n = cudnn_attention_bindings(s, 0, &buf, 2, uids, ptrs);
-    run_plan(ca, e, n, uids, ptrs, workspace(ca, 0, e));
-    return 0;
+    char *ws = workspace(ca, 0, e);
+    if (!ws) return give_up(ca, e, "no memory for its workspace");
+    return run_plan(ca, e, n, uids, ptrs, ws);
 }
 
 int cudnn_attention_backward(cudnn_attention *ca, const cudnn_att_shape *s, void *dqkv, const void *dout,
@@ -937,16 +977,17 @@ int cudnn_attention_backward(cudnn_attention *ca, const cudnn_att_shape *s, void
     size_t rowsum_bytes = (rows * sizeof(float) + 255) & ~(size_t)255;
     size_t accum_bytes = (rows * s->hd * sizeof(float) + 255) & ~(size_t)255;
     char *ws = workspace(ca, rowsum_bytes + accum_bytes, e);
+    if (!ws) return give_up(ca, e, "no memory for its workspace");
     cudnn_att_buffers buf = call_buffers(ca, s);
     buf.qkv = qkv, buf.out = (void *)out, buf.lse = (float *)lse, buf.dout = dout, buf.dqkv = dqkv;
     buf.rowsum = ws, buf.dq_accum = ws + rowsum_bytes, buf.doc_ids = doc_ids;
-    if (ca->api.get_version() < 90600) /* older engines add into dQ's fp32 sums instead of writing them */
-        cudaMemsetAsync(buf.dq_accum, 0, rows * s->hd * sizeof(float), ca->stream);
+    if (ca->api.get_version() < 90600 && /* older engines add into dQ's fp32 sums instead of writing them */
+        cudaMemsetAsync(buf.dq_accum, 0, rows * s->hd * sizeof(float), ca->stream) != cudaSuccess)
+        return give_up(ca, e, "zeroing dQ's sums failed");
     int64_t uids[CUDNN_ATT_MAX_BINDINGS];
     void *ptrs[CUDNN_ATT_MAX_BINDINGS];
     int n = cudnn_attention_bindings(s, 1, &buf, 2, uids, ptrs);
-    run_plan(ca, e, n, uids, ptrs, ws + rowsum_bytes + accum_bytes);
-    return 0;
+    return run_plan(ca, e, n, uids, ptrs, ws + rowsum_bytes + accum_bytes);
 }
 
 /* ---------------------------------------------------------------- the graphs as data */
@@ -954,7 +995,7 @@ int cudnn_attention_backward(cudnn_attention *ca, const cudnn_att_shape *s, void
 int cudnn_attention_graph(const cudnn_att_shape *s, int backward, cudnn_graph_program *out) {
     memset(out, 0, sizeof *out);
     builder b = {.api = NULL, .rec = out};
-    op_graph(&b, s, backward ? DIR_BACKWARD : DIR_FORWARD);
+    op_graph(&b, s, backward ? DIR_BACKWARD : DIR_FORWARD, NULL);
     return b.failed ? -1 : 0;
 }
 
@@ -975,7 +1016,7 @@ int cudnn_attention_check_offline(const char *device_json, const cudnn_att_shape
         set(&b, dev, CUDNN_ATTR_DEVICEPROP_JSON_REPRESENTATION, CUDNN_TYPE_CHAR, (int64_t)strlen(device_json),
             device_json, "device json");
         finalize(&b, dev, "device properties");
-        cudnnBackendDescriptor_t g = op_graph(&b, s, (direction)dir);
+        cudnnBackendDescriptor_t g = op_graph(&b, s, (direction)dir, NULL);
         plan_result r = make_plan(&b, g, NULL, dev, false);
         char name[96];
         fprintf(f, "cudnn %zu %s: %d engine configs, %d compiled", api.get_version(),

@@ -122,8 +122,10 @@ cudnn_attention *cudnn_attention_open(void *stream, int strict, int tune, char *
 void cudnn_attention_close(cudnn_attention *ca);
 
 /* The ops' contract (ops.h attention_forward / attention_backward without
- * rope; doc_ids NULL unless s->docs). Return 0 on success,
- * -1 when cuDNN refused the shape (nothing was written then). */
+ * rope; doc_ids NULL unless s->docs). Return 0 on success, -1 when cuDNN
+ * refused the shape or would not run it (no memory for its workspace, a
+ * failed execute: said once on stderr, strict stops there). Outputs may then
+ * hold a timing run's values; the caller's kernels write them all again. */
 int cudnn_attention_forward(cudnn_attention *ca, const cudnn_att_shape *s, void *out, float *lse, const void *qkv,
                             const int32_t *doc_ids);
 int cudnn_attention_backward(cudnn_attention *ca, const cudnn_att_shape *s, void *dqkv, const void *dout,
