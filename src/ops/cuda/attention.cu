@@ -596,6 +596,21 @@ static bool flash_ok(int hd, const void *a, const void *b, const void *c) {
     return (hd == 32 || hd == 64 || hd == 128) && aligned16(a) && aligned16(b) && (!c || aligned16(c));
 }
 
+// Whether the flash kernels of a pass fit this device's shared memory. Where
+// they do not (the fused backward at head dim 128 wants 113 KB; GPUs of
+// compute capability 8.6 and 8.9 give 99), the backward takes the
+// deterministic pair, or both passes the plain kernels.
+enum flash_pass { FLASH_FWD, FLASH_BWD_FUSED, FLASH_BWD_PAIR };
+template <int HD> static bool flash_fits_hd(flash_pass pass) {
+    if (pass == FLASH_FWD) return smem_fits(flash_fwd_kernel<HD>, fwd_smem(HD));
+    if (pass == FLASH_BWD_FUSED) return smem_fits(flash_bwd_dkv_kernel<HD, true>, dkv_smem(HD, true));
+    return smem_fits(flash_bwd_dkv_kernel<HD, false>, dkv_smem(HD, false)) &&
+           smem_fits(flash_bwd_dq_kernel<HD>, dq_smem(HD));
+}
+static bool flash_fits(int hd, flash_pass pass) {
+    return hd == 32 ? flash_fits_hd<32>(pass) : hd == 64 ? flash_fits_hd<64>(pass) : flash_fits_hd<128>(pass);
+}
+
 // Fill kv_lo / q_hi when a mask can skip tiles (documents or a window).
 static void att_bounds(soju_backend *be, att_args *a, const int32_t *doc_ids, int B, int T, int window) {
     a->nblk = ceil_div(T, ATT_BLK);
@@ -653,7 +668,7 @@ void cuda_attention_forward(soju_backend *be, void *out, float *lse, const void 
     }
 #endif
     cudaStream_t s = cuda_stream(be);
-    if (flash_ok(hd, out, qkv, nullptr)) {
+    if (flash_ok(hd, out, qkv, nullptr) && (hopper_ok(be, hd) || flash_fits(hd, FLASH_FWD))) {
         att_args a = make_args(qkv, doc_ids, B, T, NH, NKV, window, scale);
         a.o = (bf16 *)out;
         a.lse = lse;
@@ -715,18 +730,21 @@ static bool attention_backward_grads(soju_backend *be, void *dqkv, const void *d
     a.lse_in = lse;
     a.D = D;
     a.lse2 = lse2;
-    if (flash_ok(hd, dqkv, qkv, dout)) {
+    const bool hopper = flash_ok(hd, dqkv, qkv, dout) && hopper_ok(be, hd);
+    const bool fused = flash_ok(hd, dqkv, qkv, dout) && !cuda_state(be)->deterministic &&
+                       (hopper || flash_fits(hd, FLASH_BWD_FUSED));
+    if (hopper || fused || (flash_ok(hd, dqkv, qkv, dout) && flash_fits(hd, FLASH_BWD_PAIR))) {
         att_bounds(be, &a, doc_ids, B, T, window);
         dim3 gq(a.nblk, B * NH), gkv(a.nblk, B * NKV);
-        if (hopper_ok(be, hd) && cuda_state(be)->hopper.bwd_split) { // dK/dV, then dQ: no atomics, deterministic
+        if (hopper && cuda_state(be)->hopper.bwd_split) { // dK/dV, then dQ: no atomics, deterministic
             hopper_attention_backward(&a, &cuda_state(be)->hopper, s);
             return false;
         }
-        if (!cuda_state(be)->deterministic) { // one kernel, dQ summed with atomics
+        if (fused) { // one kernel, dQ summed with atomics
             size_t acc_bytes = (size_t)B * T * NH * hd * sizeof(float);
             a.dq_acc = (float *)cuda_scratch(be, SCRATCH_ATTN_DQ, acc_bytes);
             CUDA_CHECK(cudaMemsetAsync(a.dq_acc, 0, acc_bytes, s));
-            if (hopper_ok(be, hd)) hopper_attention_backward(&a, &cuda_state(be)->hopper, s);
+            if (hopper) hopper_attention_backward(&a, &cuda_state(be)->hopper, s);
             else if (hd == 32) flash_bwd_dkv_kernel<32, true><<<gkv, ATT_THREADS, dkv_smem(32, true), s>>>(a);
             else if (hd == 64) flash_bwd_dkv_kernel<64, true><<<gkv, ATT_THREADS, dkv_smem(64, true), s>>>(a);
             else flash_bwd_dkv_kernel<128, true><<<gkv, ATT_THREADS, dkv_smem(128, true), s>>>(a);
@@ -744,6 +762,7 @@ static bool attention_backward_grads(soju_backend *be, void *dqkv, const void *d
             CUDA_LAUNCH_CHECK();
             return false;
         }
+        // the deterministic pair: dK/dV, then dQ recomputing S and dP (also where the fused kernel does not fit)
         if (hd == 32) {
             flash_bwd_dkv_kernel<32, false><<<gkv, ATT_THREADS, dkv_smem(32, false), s>>>(a);
             flash_bwd_dq_kernel<32><<<gq, ATT_THREADS, dq_smem(32), s>>>(a);

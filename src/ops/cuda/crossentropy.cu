@@ -2,6 +2,8 @@
 // The forward keeps only each row's log-sum-exp (one pass, online max/sum);
 // the backward recomputes the softmax from it and may overwrite the logits
 // with their gradient in place, so no fp32 copy of the logits ever exists.
+#include <limits.h>
+
 #include "cuda_common.cuh"
 
 #define IGNORE_LABEL (-100)
@@ -124,30 +126,22 @@ __global__ void __launch_bounds__(CE_FUSED_THREADS, 1)
     }
 }
 
-// ce_fused_smem_kernel may take all the dynamic shared memory a block can
-// opt in to but the static bytes of its block reductions
-#define CE_SMEM_STATIC (32 * sizeof(float)) // its __shared__ float shared[32]
-
 // The shared memory ce_fused_smem_kernel needs for rows of V, or 0 when
 // two rows do not fit (V over about 58,000 on an H100).
-static size_t ce_smem_bytes(soju_backend *be, int V) {
+static size_t ce_smem_bytes(int V) {
     size_t need = (size_t)2 * V * sizeof(bf16);
-    return need <= cuda_state(be)->prop.sharedMemPerBlockOptin - CE_SMEM_STATIC ? need : 0;
+    return smem_fits(ce_fused_smem_kernel, need) ? need : 0;
 }
 
-void cuda_crossentropy_init(void) {
-    int dev = 0, optin = 0;
-    CUDA_CHECK(cudaGetDevice(&dev));
-    CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-    allow_dynamic_smem(ce_fused_smem_kernel, optin - CE_SMEM_STATIC);
-}
+// ce_fused_smem_kernel may take all the dynamic shared memory a block can opt in to
+void cuda_crossentropy_init(void) { allow_dynamic_smem(ce_fused_smem_kernel, LONG_MAX); }
 
 void cuda_crossentropy_fused(soju_backend *be, float *losses, void *logits, const int32_t *targets,
                              const float *weights, float scale, int BT, int V) {
     if (BT <= 0) return;
     cudaStream_t s = cuda_stream(be);
     bf16 *x = (bf16 *)logits;
-    const size_t smem = V % 8 == 0 && aligned16(logits) && cuda_state(be)->ce_smem ? ce_smem_bytes(be, V) : 0;
+    const size_t smem = V % 8 == 0 && aligned16(logits) && cuda_state(be)->ce_smem ? ce_smem_bytes(V) : 0;
     if (smem) {
         const int grid = BT < cuda_state(be)->prop.multiProcessorCount ? BT : cuda_state(be)->prop.multiProcessorCount;
         ce_fused_smem_kernel<<<grid, CE_FUSED_THREADS, smem, s>>>(losses, x, targets, weights, scale, V, BT);

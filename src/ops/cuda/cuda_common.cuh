@@ -169,9 +169,26 @@ static inline cudaStream_t cuda_stream(soju_backend *be) { return cuda_state(be)
 static inline int ceil_div(long a, long b) { return (int)((a + b - 1) / b); }
 
 // Lets `kernel` launch with `bytes` of dynamic shared memory (past the 48 KB
-// every kernel may use without asking).
+// every kernel may use without asking), or with all this device has beside
+// the kernel's static shared memory when that is less: asking for more fails
+// (an A100 has 163 KB per block, an RTX 4090 or L4 99 KB, an H100 227 KB).
+// Launch sites check smem_fits, and take another kernel where it is false.
 template <typename Kernel> static inline void allow_dynamic_smem(Kernel kernel, long bytes) {
-    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
+    int dev = 0, optin = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    cudaFuncAttributes fa;
+    CUDA_CHECK(cudaFuncGetAttributes(&fa, kernel));
+    const long most = optin - (long)fa.sharedSizeBytes;
+    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)(bytes < most ? bytes : most)));
+}
+
+// Whether `kernel` may launch with `bytes` of dynamic shared memory on this
+// device (after allow_dynamic_smem).
+template <typename Kernel> static inline bool smem_fits(Kernel kernel, size_t bytes) {
+    cudaFuncAttributes fa;
+    CUDA_CHECK(cudaFuncGetAttributes(&fa, kernel));
+    return bytes <= (size_t)fa.maxDynamicSharedSizeBytes;
 }
 
 // Scratch of at least `bytes` in slot `slot` (device memory, contents undefined).

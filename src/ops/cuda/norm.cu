@@ -423,14 +423,19 @@ static bool layernorm_bwd_onepass(soju_backend *be, void *dinp, float *dw, float
                                   const void *inp, const void *weight, const float *mean, const float *rstd, int BT,
                                   int C) {
     if (!onepass_ok(dinp, dout, inp, weight, C)) return false;
-    const bool prefetch = cuda_state(be)->norm_prefetch;
-    size_t smem = (size_t)8 * 2 * C * sizeof(float) + (prefetch ? (size_t)8 * 3 * C * sizeof(bf16) : 0);
     const int nv = (C + 255) / 256;
-    void (*kernel)(bf16 *, float *, const bf16 *, const bf16 *, const bf16 *, const float *, const float *, int,
-                   int) = nv == 1   ? ln_bwd_kernel<1>(prefetch)
-                          : nv == 2 ? ln_bwd_kernel<2>(prefetch)
-                          : nv == 3 ? ln_bwd_kernel<3>(prefetch)
-                                    : ln_bwd_kernel<4>(prefetch);
+    auto pick = [nv](bool prefetch) {
+        return nv == 1 ? ln_bwd_kernel<1>(prefetch)
+             : nv == 2 ? ln_bwd_kernel<2>(prefetch)
+             : nv == 3 ? ln_bwd_kernel<3>(prefetch)
+                       : ln_bwd_kernel<4>(prefetch);
+    };
+    // the partials, and (prefetch) the next rows, where this device's shared memory holds them
+    const size_t partials = (size_t)8 * 2 * C * sizeof(float), rows = (size_t)8 * 3 * C * sizeof(bf16);
+    const bool prefetch = cuda_state(be)->norm_prefetch && smem_fits(pick(true), partials + rows);
+    const size_t smem = partials + (prefetch ? rows : 0);
+    auto kernel = pick(prefetch);
+    if (!smem_fits(kernel, smem)) return false;
     int blocks = resident_blocks(be, kernel, smem, BT);
     float *part = (float *)cuda_scratch(be, SCRATCH_PARTIAL, (size_t)2 * blocks * C * sizeof(float));
     cudaStream_t st = cuda_stream(be);
@@ -454,13 +459,16 @@ static bool rmsnorm_bwd_onepass(soju_backend *be, void *dinp, float *dw, const v
                                 const void *weight, const float *rstd, int BT, int C) {
     if (!onepass_ok(dinp, dout, inp, weight, C)) return false;
     int nv = ceil_div(C, 256);
-    const bool prefetch = cuda_state(be)->norm_prefetch;
-    const size_t smem = prefetch ? (size_t)8 * 2 * 3 * C * sizeof(bf16) : 0;
-    void (*kernel)(bf16 *, float *, float *, const bf16 *, const bf16 *, const bf16 *, const float *, const float *,
-                   int, int) = nv == 1   ? rms_bwd_kernel<1>(prefetch)
-                               : nv == 2 ? rms_bwd_kernel<2>(prefetch)
-                               : nv == 3 ? rms_bwd_kernel<3>(prefetch)
-                                         : rms_bwd_kernel<4>(prefetch);
+    auto pick = [nv](bool prefetch) {
+        return nv == 1 ? rms_bwd_kernel<1>(prefetch)
+             : nv == 2 ? rms_bwd_kernel<2>(prefetch)
+             : nv == 3 ? rms_bwd_kernel<3>(prefetch)
+                       : rms_bwd_kernel<4>(prefetch);
+    };
+    const size_t rows = (size_t)8 * 2 * 3 * C * sizeof(bf16); // (prefetch) the next rows, where they fit
+    const bool prefetch = cuda_state(be)->norm_prefetch && smem_fits(pick(true), rows);
+    const size_t smem = prefetch ? rows : 0;
+    auto kernel = pick(prefetch);
     int blocks = resident_blocks(be, kernel, smem, BT);
     int nwarps = blocks * 8;
     float *pw = (float *)cuda_scratch(be, SCRATCH_PARTIAL, (size_t)nwarps * C * sizeof(float));

@@ -244,9 +244,15 @@ __device__ __forceinline__ void wg_acc_to_swz_f32(unsigned char *halves, const w
 static inline void *tensor_map_encoder(void) {
     void *fn = NULL;
     cudaDriverEntryPointQueryResult found;
+#if CUDART_VERSION >= 12050 // (the unversioned lookup is deprecated from 12.5 on)
     if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &found) != cudaSuccess ||
         found != cudaDriverEntryPointSuccess)
         return NULL;
+#else
+    if (cudaGetDriverEntryPoint("cuTensorMapEncodeTiled", &fn, cudaEnableDefault, &found) != cudaSuccess ||
+        found != cudaDriverEntryPointSuccess)
+        return NULL;
+#endif
     return fn;
 }
 
