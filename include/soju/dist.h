@@ -76,6 +76,9 @@ void soju_dist_barrier(soju_dist *d);
 void soju_dist_sum(soju_dist *d, double *x, int n);
 /* Copy bytes from root to every rank. */
 void soju_dist_bcast(soju_dist *d, void *buf, size_t bytes, int root);
+/* 1 when every rank passed the same x[0..n) (exactly), else 0; the same
+ * answer on every rank. */
+int soju_dist_same(soju_dist *d, const double *x, int n);
 /* Agreement on failure: every rank passes its status; all get the status of
  * the lowest failing rank and its message (prefixed "rank R: " when the world
  * has several ranks), or SOJU_OK when all succeeded. Call it where a rank may

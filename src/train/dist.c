@@ -159,6 +159,22 @@ void soju_dist_bcast(soju_dist *d, void *buf, size_t bytes, int root) {
 #endif
 }
 
+int soju_dist_same(soju_dist *d, const double *x, int n) {
+    int same = 1;
+#ifdef SOJU_HAVE_MPI
+    if (!MPI_ON(d) || n <= 0) return 1;
+    /* the lowest and (negated) the highest of each value: equal when lowest == highest */
+    double *ends = soju_malloc(2 * (size_t)n * sizeof *ends);
+    for (int i = 0; i < n; i++) ends[i] = x[i], ends[n + i] = -x[i];
+    MPI_Allreduce(MPI_IN_PLACE, ends, 2 * n, MPI_DOUBLE, MPI_MIN, MPI_COMM_WORLD);
+    for (int i = 0; i < n; i++) same &= ends[i] == -ends[n + i];
+    free(ends);
+#else
+    (void)d, (void)x, (void)n;
+#endif
+    return same;
+}
+
 /* Give every rank root's status and message. */
 static int share_error(soju_dist *d, int rc, soju_err *err, int root) {
     int code = rc;

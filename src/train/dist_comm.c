@@ -9,15 +9,23 @@
 
 #include "dist_internal.h"
 
+int soju_comm_uses_nccl(const soju_dist *d, const soju_backend *be) {
+#if defined(SOJU_HAVE_NCCL) && defined(SOJU_HAVE_MPI)
+    const char *force = getenv("SOJU_DIST_COMM");
+    return d->mpi && !(force && !strcmp(force, "mpi")) && strcmp(be->ops->name, "cuda") == 0;
+#else
+    (void)d, (void)be;
+    return 0;
+#endif
+}
+
 int soju_comm_create(soju_comm **out, soju_dist *d, soju_backend *be, soju_err *err) {
     soju_comm *c = soju_calloc(1, sizeof *c);
     c->d = d;
     c->be = be;
     int rc;
 #if defined(SOJU_HAVE_NCCL) && defined(SOJU_HAVE_MPI)
-    const char *force = getenv("SOJU_DIST_COMM");
-    int want_mpi = force && !strcmp(force, "mpi");
-    if (d->mpi && !want_mpi && strcmp(be->ops->name, "cuda") == 0) rc = soju_comm_nccl_init(c, err);
+    if (soju_comm_uses_nccl(d, be)) rc = soju_comm_nccl_init(c, err);
     else rc = soju_comm_mpi_init(c, err);
 #else
     rc = soju_comm_mpi_init(c, err);

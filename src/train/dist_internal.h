@@ -44,6 +44,10 @@ struct soju_comm {
     void *state; /* the implementation's */
 };
 
+/* Whether soju_comm_create picks NCCL for this group and backend (a CUDA
+ * backend under MPI, unless SOJU_DIST_COMM=mpi), else MPI. */
+int soju_comm_uses_nccl(const soju_dist *d, const soju_backend *be);
+
 /* Fill c->ops and c->state (c->d and c->be are set). */
 int soju_comm_mpi_init(soju_comm *c, soju_err *err);
 #if defined(SOJU_HAVE_NCCL) && defined(SOJU_HAVE_MPI)

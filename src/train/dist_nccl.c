@@ -115,17 +115,23 @@ int soju_comm_nccl_init(soju_comm *c, soju_err *err) {
         return soju_errf(err, SOJU_EIO, "NCCL: ncclGetUniqueId failed on rank 0: %s",
                          ncclGetErrorString((ncclResult_t)code));
     MPI_Bcast(&id, (int)sizeof id, MPI_BYTE, 0, MPI_COMM_WORLD);
+    /* every rank has the id before any enters NCCL's setup, which makes no MPI
+       calls (some MPIs finish a broadcast on a rank only at its next call) */
+    MPI_Barrier(MPI_COMM_WORLD);
     nccl_comm *s = soju_calloc(1, sizeof *s);
     /* ncclCommInitRank uses the current device, which the backend selected. */
     ncclResult_t r = ncclCommInitRank(&s->comm, d->world, id, d->rank);
     if (r != ncclSuccess) {
         free(s);
-        return soju_errf(err, SOJU_EIO, "NCCL: rank %d of %d could not join the communicator: %s%s", d->rank,
-                         d->world, ncclGetErrorString(r),
-                         r == ncclInvalidUsage
-                             ? " (two ranks on one GPU? give each rank its own device, or for a test its own "
-                               "NCCL_HOSTID, as scripts/dist_gpu_check.sh does)"
-                             : "");
+        int rc = soju_errf(err, SOJU_EIO, "NCCL: rank %d of %d could not join the communicator: %s%s", d->rank, d->world,
+                  ncclGetErrorString(r),
+                  r == ncclInvalidUsage ? " (two ranks on one GPU? give each rank its own device, or for a test its own "
+                                          "NCCL_HOSTID, as scripts/dist_gpu_check.sh does)"
+                                        : "");
+        /* NCCL's setup has no timeout: ranks whose setup went on wait in it
+           for this one forever, and no MPI call reaches them there */
+        soju_dist_abort(d, err);
+        return rc;
     }
     /* The highest priority, so the GPU schedules the transfer kernels between
      * the backward's kernels instead of after them. */

@@ -49,7 +49,19 @@ const char *soju_dist_comm_name(const soju_dist *d) { return d && d->comm ? soju
 int soju_dist_attach(soju_dist *d, soju_model *m, soju_err *err) {
     if (!d) return SOJU_OK;
     if (d->model) return soju_errf(err, SOJU_EARG, "data-parallel group is already bound to a model");
-    int rc = soju_comm_create(&d->comm, d, soju_model_backend(m), err);
+    /* Every rank must make the same collectives with the same counts: NCCL
+     * trusts that (a mismatch hangs or sums garbage, where MPI fails loudly),
+     * and its setup is itself a collective. So what decides them is compared
+     * first, over MPI: the model's size, --zero, SOJU_DIST_OVERLAP and the
+     * communicator (SOJU_DIST_COMM, the device). */
+    soju_backend *be = soju_model_backend(m);
+    const double decides[] = {(double)soju_model_num_params(m), d->opts.zero, d->opts.overlap,
+                              soju_comm_uses_nccl(d, be)};
+    if (!soju_dist_same(d, decides, 4))
+        return soju_errf(err, SOJU_EARG,
+                         "the ranks differ in model size, --zero, device, SOJU_DIST_OVERLAP or SOJU_DIST_COMM "
+                         "(start every rank with the same command and environment; mpirun -x passes variables)");
+    int rc = soju_comm_create(&d->comm, d, be, err);
     if (rc) return rc;
     d->model = m;
     d->n_params = soju_model_num_params(m);

@@ -415,6 +415,13 @@ int soju_pretrain(const soju_pretrain_opts *o, soju_pretrain_summary *sum, soju_
     /* each rank sets up alone; then rank 0's weights go to all; then the
      * optimizer. A rank that fails stops all of them at the next agreement. */
     rc = soju_dist_agree(r.dist, setup(&r, err), err);
+    /* on --resume each rank found the latest checkpoint itself: they must have
+     * found the same one (a shared filesystem's stale listing could show a
+     * rank an older one, whose optimizer and data position it would keep) */
+    const double step = (double)r.st.step;
+    if (rc == SOJU_OK && !soju_dist_same(r.dist, &step, 1))
+        rc = soju_errf(err, SOJU_EIO, "%s: the ranks found different latest checkpoints (is the run directory on a "
+                       "filesystem every rank sees the same way?)", r.dir);
     if (rc == SOJU_OK) rc = soju_dist_attach(r.dist, r.model, err);
     if (rc == SOJU_OK) rc = soju_dist_agree(r.dist, setup_trainer(&r, err), err);
     if (rc) {

@@ -168,6 +168,30 @@ TEST(an_error_on_setup_stops_both_ranks_once) {
     free(log);
 }
 
+/* Ranks that would make different collectives (NCCL would hang or sum
+ * garbage) are stopped before the first one, on every rank. */
+TEST(ranks_started_differently_are_refused) {
+    /* one rank with ZeRO-1, the other without (mpirun's colon gives each its own command) */
+    int rc = sh("timeout 120 mpirun --oversubscribe --bind-to none -np 1 %s --micro-batch 4 --out %s/mixed : "
+                "-np 1 %s --micro-batch 4 --zero 1 --out %s/mixed > %s/err3.log 2>&1",
+                common(), dir_, common(), dir_, dir_);
+    CHECK(rc != 0 && rc != 124);
+    char *log = at("err3.log");
+    CHECK_EQ_INT(count_lines(log, "soju: error:"), 1);
+    CHECK_EQ_INT(count_lines(log, "the ranks differ"), 1);
+    free(log);
+    /* on --resume, ranks that found different latest checkpoints (here: told different
+       run directories; a stale listing of a shared filesystem does the same) */
+    CHECK_EQ_INT(sh(MPIRUN " %s --micro-batch 4 --stop-at 3 --out %s/early > /dev/null 2>&1", common(), dir_), 0);
+    rc = sh("timeout 120 mpirun --oversubscribe --bind-to none -np 1 %s pretrain --resume %s/early --threads 1 --quiet : "
+            "-np 1 %s pretrain --resume %s/r2 --threads 1 --quiet > %s/err4.log 2>&1",
+            soju_, dir_, soju_, dir_, dir_);
+    CHECK(rc != 0 && rc != 124);
+    log = at("err4.log");
+    CHECK_EQ_INT(count_lines(log, "different latest checkpoints"), 1);
+    free(log);
+}
+
 int main(int argc, char **argv) {
     soju_ = getenv("SOJU_BIN");
     if (!soju_) soju_ = "build/soju";
@@ -197,9 +221,9 @@ int main(int argc, char **argv) {
     soju_err err;
     if (soju_write_file_atomic(cfg, json, strlen(json), &err)) SKIP("%s", err.msg);
     void (*fns[])(void) = {test_two_ranks_equal_one_process, test_resume_with_zero1_on_two_ranks_and_on_one,
-                           test_an_error_on_setup_stops_both_ranks_once};
+                           test_an_error_on_setup_stops_both_ranks_once, test_ranks_started_differently_are_refused};
     return test_run_(fns, sizeof fns / sizeof fns[0],
                      "two_ranks_equal_one_process, resume_with_zero1_on_two_ranks_and_on_one, "
-                     "an_error_on_setup_stops_both_ranks_once",
+                     "an_error_on_setup_stops_both_ranks_once, ranks_started_differently_are_refused",
                      argc, argv);
 }
