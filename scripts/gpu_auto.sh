@@ -9,8 +9,9 @@
 #
 #   STAGE=check  gpu_check.sh's checks (no benchmark): every op and training
 #                step against the CPU backend, with the default kernels and
-#                with each variant; prints EXCLUDE="...": the switches of
-#                every run that failed or hung.
+#                with each variant; prints EXCLUDE="...": the switch set of
+#                every run that failed or hung ('+'-joined; attn_bench leaves
+#                out a variant only when it has all of one set).
 #   STAGE=pick   EXCLUDE="..." from the check stage. attn_bench.sh times every
 #                attention variant not excluded, at the GPT-2 and Llama
 #                shapes beside torch's kernels; gpu_train --profile times the
@@ -46,20 +47,64 @@
 # (the attention variants run on the CPU backend, where every switch is a no-op).
 # Then, on the dev box: make the winners the default in cuda_backend.cu, delete
 # the losers' kernels and switches, and record the final table in bench/RESULTS.md.
+#
+# What comes back from a device call: at most 8 files of $OUT and the last
+# 12,000 characters of output. So the logs go to a scratch folder (LOGS,
+# /tmp/soju-auto), and $OUT gets two files per run of this script, written
+# after every stage: summary-<stages>.txt (all it printed) and
+# logs-<stages>.tgz (every log, without checkpoints and shards).
+# DEADLINE (seconds from the start, 540 by default): what has not begun by
+# then is skipped, so that the summary and the logs are written before the
+# call's 600 s are up.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 bin=${SOJU_GPU_BIN:-$root/build-gpu}
-out=${OUT:-/tmp/soju-gpu-auto}
+out=${LOGS:-/tmp/soju-auto}
+keep=${OUT:-}
 mkdir -p "$out"
 margin=${MARGIN:-0.02}
-stage=${STAGE:-all}
+stage=${STAGE:-}
+[ -n "$stage" ] || { echo "gpu_auto.sh: say STAGE= (check, pick, final, cudnn, dist, a comma list, or all)"; exit 2; }
+export SOJU_DEADLINE_AT=$(($(date +%s) + ${DEADLINE:-540})) # (gpu_check.sh skips checks past it)
+time_left() { echo $((SOJU_DEADLINE_AT - $(date +%s))); }
+tag=${stage//,/-}
+if [ -n "$keep" ]; then
+    mkdir -p "$keep"
+    exec > >(tee -a "$keep/summary-$tag.txt") 2>&1
+fi
+pack_logs() {
+    [ -n "$keep" ] || return 0
+    tar czf "$keep/logs-$tag.tgz" -C "$(dirname "$out")" --exclude=checkpoints --exclude='*.bin' \
+        --exclude='*.safetensors' --exclude=corpus.txt "$(basename "$out")" 2>/dev/null
+}
 script() { [ -f "$here/$1" ] && echo "$here/$1" || echo "$root/${2:-scripts}/$1"; } # bundle: all in one folder
 # a soju program with SOJU_GPU_LIB's libraries (and any NAME=value words before it)
 soju_env() { env LD_LIBRARY_PATH="${SOJU_GPU_LIB:+$SOJU_GPU_LIB:}${LD_LIBRARY_PATH:-}" "$@"; }
+[ -f "$here/VERSION" ] && echo "bundle: $(cat "$here/VERSION")"
+
+# cuDNN (SOJU_CUDA_CUDNN) loads libcudnn.so.9 from the library path: where no
+# folder of SOJU_GPU_LIB has it and the loader knows none, PyTorch's wheel's
+# (after the toolkit's folder, so that one cuDNN's libraries are never mixed
+# with another's)
+has_cudnn() {
+    local d
+    local IFS=: # (the paths' separator)
+    for d in ${SOJU_GPU_LIB:-} ${LD_LIBRARY_PATH:-}; do [ -e "$d/libcudnn.so.9" ] && return 0; done
+    ldconfig -p 2>/dev/null | grep -q 'libcudnn\.so\.9 '
+}
+if ! has_cudnn; then
+    wheel=$(python3 -c "import nvidia.cudnn as n; print(list(n.__path__)[0] + '/lib')" 2>/dev/null)
+    if [ -n "$wheel" ] && [ -e "$wheel/libcudnn.so.9" ]; then
+        export SOJU_GPU_LIB="${SOJU_GPU_LIB:+$SOJU_GPU_LIB:}$wheel"
+        echo "cuDNN: $wheel (PyTorch's wheel)"
+    else
+        echo "cuDNN: no libcudnn.so.9 found (SOJU_CUDA_CUDNN runs will fail)"
+    fi
+fi
 
 # cuDNN's engine lines (stderr: each shape's engine and timed candidates) in logs
-cudnn_lines() { grep -h "soju: cudnn" "$@" 2>/dev/null | sort -u | head -40; }
+cudnn_lines() { grep -hE "soju: cudnn|SOJU_CUDA_CUDNN" "$@" 2>/dev/null | sort -u | head -40; }
 # cuDNN against the default on the docs shape (soju pretrain's document mask)
 cudnn_docs_timing() {
     SHAPES=docs VARIANTS="default SOJU_CUDA_CUDNN=strict" TORCH=0 SOJU_GPU_BIN=$bin \
@@ -68,19 +113,22 @@ cudnn_docs_timing() {
 
 # ---------------------------------------------------------------- check
 stage_check() {
-    echo "== check: gpu_check.sh without its benchmark"
-    OUT=$out/check BENCH=0 SOJU_GPU_BIN=$bin bash "$(script gpu_check.sh)" | sed -n '/soju CUDA check/,$p'
-    # cuDNN's engines and their times per shape (its checks' stderr): the first numbers on it
+    echo "== check: gpu_check.sh without its benchmark ($(time_left) s left)"
+    # (its rows as they finish, then its table; not the passing lines of each check)
+    OUT=$out/check BENCH=0 SOJU_GPU_BIN=$bin bash "$(script gpu_check.sh)" | grep -vE '^  .* ok$'
+    # cuDNN's library and each shape's engine (its checks' stderr)
     cudnn_lines "$out"/check/cuda_*cudnn*.log
+    # the failed runs' switch sets ('+'-joined): attn_bench leaves out a variant with all of one
     exclude=$(sort -u "$out/check/failed_switches" 2>/dev/null | tr '\n' ' ' | sed 's/ $//')
+    [ -s "$out/check/failed_other" ] && echo "OTHER FAILS (modes, CPU checks; logs in the tarball): $(tr '\n' ' ' <"$out/check/failed_other")"
     if [ -s "$out/check/failed_default" ]; then
         # the default kernels themselves: timing them means nothing until this is fixed
-        echo "DEFAULT FAILS: $(tr '\n' ' ' <"$out/check/failed_default")(logs in $out/check); the changes on by"
+        echo "DEFAULT FAILS: $(tr '\n' ' ' <"$out/check/failed_default")(logs: check/ in the logs tarball); the changes on by"
         echo "default since the last GPU-checked commit are the suspects (bench/CUDA_NOTES.md, (a)-(p))"
         local t
         for t in ops_test_cuda_ops model_test_cuda_step; do # the same checks as of gpu_bundle.sh's BASE
             [ -x "$bin/${t}_base" ] || continue
-            soju_env timeout 300 "$bin/${t}_base" >"$out/check/${t}_base.log" 2>&1
+            soju_env timeout 120 "$bin/${t}_base" >"$out/check/${t}_base.log" 2>&1
             echo "  $t as of BASE: rc $? ($(grep -c 'FAIL$' "$out/check/${t}_base.log") failing lines; now:" \
                 "$(grep -h 'FAIL$' "$out/check/"cuda_ops.log "$out/check/"cuda_step.log 2>/dev/null | head -3 | tr -s ' ' | tr '\n' ';'))"
         done
@@ -125,6 +173,7 @@ stage_pick() {
     local sw arch ok line ops
     for sw in SOJU_CUDA_NORM_PREFETCH=1 SOJU_CUDA_CE_SMEM=1 SOJU_CUDA_ROPE_FUSED=1; do
         [[ " ${EXCLUDE:-} " == *" ${sw%%=*} "* ]] && { echo "# ${sw%%=*}: excluded by the checks"; continue; }
+        [ "$(time_left)" -gt 120 ] || { echo "# ${sw%%=*}: not timed (the call's deadline is near)"; continue; }
         ok=1
         for arch in gpt2 llama; do
             case $sw in
@@ -153,8 +202,9 @@ stage_cudnn() {
     local t rc
     mkdir -p "$out/cudnn"
     for t in "ops_test_cuda_ops attention" model_test_cuda_step; do
+        # (one plan per shape, untimed: the timing is at the real shapes below)
         # shellcheck disable=SC2086
-        soju_env SOJU_CUDA_CUDNN=strict timeout 300 "$bin"/$t >"$out/cudnn/${t%% *}.log" 2>&1
+        soju_env SOJU_CUDA_CUDNN=strict SOJU_CUDA_GEMM_TUNE=0 timeout 240 "$bin"/$t >"$out/cudnn/${t%% *}.log" 2>&1
         rc=$?
         echo "  ${t%% *} with SOJU_CUDA_CUDNN=strict: rc $rc ($(grep -c 'FAIL$' "$out/cudnn/${t%% *}.log") failing lines)"
     done
@@ -194,12 +244,16 @@ stage_final() {
     [ -n "${WINNERS:-}" ] && ARCHS="gpt2 llama" AB_ENV="$WINNERS" SOJU_GPU_BIN=$bin bash "$(script gpu_ab.sh)"
     # shellcheck disable=SC2086
     env ${WINNERS:-} OUT=$out/final CHECKS=0 STEPS=${STEPS:-20} WARMUP=${WARMUP:-5} SOJU_GPU_BIN=$bin \
-        bash "$(script gpu_check.sh)" | sed -n '/soju CUDA check/,$p'
+        bash "$(script gpu_check.sh)"
 }
 
 exclude=${EXCLUDE:-} winners=${WINNERS:-}
 [ "$stage" = all ] && stage=check,pick,final
 for st in ${stage//,/ }; do
+    if [ "$(time_left)" -le 30 ]; then
+        echo "== $st: SKIPPED (the call's deadline: DEADLINE=${DEADLINE:-540} s from the start)"
+        continue
+    fi
     case $st in
         check) stage_check ;;
         pick) EXCLUDE=$exclude stage_pick ;;
@@ -208,4 +262,6 @@ for st in ${stage//,/ }; do
         dist) stage_dist ;;
         *) echo "gpu_auto.sh: STAGE is check, pick, final, cudnn, dist, a comma list of them, or all"; exit 2 ;;
     esac
+    echo "== $st done, $SECONDS s since the start"
+    pack_logs
 done

@@ -19,7 +19,9 @@
 #   OUT=dir            where full logs go (default /tmp/soju-gpu-check)
 #   SOJU_GPU_LIB=dir   extra shared libraries for the prebuilt soju binaries only
 #   SOJU_CUDA_WGMMA=0  Hopper: the head-dim-64 attention on mma.sync instead of wgmma
-#   CHECK_TIMEOUT=300 VARIANT_TIMEOUT=60 CUDNN_TIMEOUT=300  seconds before a check counts as hung
+#   CHECK_TIMEOUT=120 VARIANT_TIMEOUT=60 CUDNN_TIMEOUT=300  seconds before a check counts as hung
+#   SOJU_DEADLINE_AT=t  (epoch seconds, from gpu_auto.sh) checks not begun by then are skipped, so
+#                      that the table is printed before the device call's time is up
 #   (the checks also run with SOJU_CUDA_DQ_BULK=1, SOJU_CUDA_ATT_FWD128=1 / 192=1, SOJU_CUDA_ATT_FWD_TMA=1,
 #    SOJU_CUDA_ATT_FWD_PIPE=1, SOJU_CUDA_ATT_BWD_TMA=1, SOJU_CUDA_ATT_BWD_SPLIT=1, SOJU_CUDA_ATT_BWD_WS=1 and
 #    SOJU_CUDA_ATT_FWD_WS=2 / 3 / gqa on Hopper, and SOJU_CUDA_CUDNN=strict (cuDNN's engines; needs
@@ -51,20 +53,36 @@ rows=()
 status=0
 
 # ---------------------------------------------------------------- checks
-hung="" # the kernel-variant switches of runs that hung
+hung=""         # the kernel-variant switches of runs that hung
+default_hung="" # a check of the default kernels that hung: every later CUDA check builds on them
+# one row of the table, also printed at once (a killed call still shows what ran)
+row() {
+    rows+=("$(printf '%-28s %-10s %s' "$1" "$2" "$3")")
+    echo "${rows[-1]}"
+}
 run_check() { # name, program, its arguments (test names: only those run); a hang, e.g. a bulk
     # copy that never lands, ends as rc 124 after CHECK_TIMEOUT s (VARIANT_TIMEOUT s, 60 by
     # default, when a kernel-variant switch is set: these checks take seconds); later runs
     # with a switch that was on in a hung run are skipped, so that one deadlocking kernel
     # costs one timeout and not one per check of it
-    local name=$1 prog=$2 log="$out/$1.log" rc sw limit=${CHECK_TIMEOUT:-300}
+    local name=$1 prog=$2 log="$out/$1.log" rc sw limit=${CHECK_TIMEOUT:-120}
     shift 2
     local switches
     switches=$(env | grep -oE '^SOJU_CUDA_(ATT_[A-Z0-9_]+|DQ_BULK|NORM_PREFETCH|CE_SMEM|ROPE_FUSED|CUDNN)=[^0]' | cut -d= -f1 |
         sort -u)
+    if [ -n "${SOJU_DEADLINE_AT:-}" ] && [ "$(date +%s)" -ge "$SOJU_DEADLINE_AT" ]; then
+        row "$name" "SKIP" "the call's deadline passed"
+        status=1
+        return
+    fi
+    if [ -n "$default_hung" ] && [[ $name == cuda_* ]]; then
+        row "$name" "SKIP" "the default kernels hung ($default_hung)"
+        status=1
+        return
+    fi
     for sw in $switches; do
         if [[ " $hung " == *" $sw "* ]]; then
-            rows+=("$(printf '%-28s %-10s %s' "$name" "SKIP" "$sw hung in an earlier run")")
+            row "$name" "SKIP" "$sw hung in an earlier run"
             status=1
             return
         fi
@@ -75,14 +93,24 @@ run_check() { # name, program, its arguments (test names: only those run); a han
     echo "$switches" | grep -q SOJU_CUDA_CUDNN && limit=${CUDNN_TIMEOUT:-300}
     soju_env timeout "$limit" "$prog" "$@" >"$log" 2>&1
     rc=$?
-    # the switches of every failed or hung run, one per line (gpu_auto.sh leaves them out)
-    # (and the names of failed runs with no such switch: the default kernels)
+    # what failed, for gpu_auto.sh: the switch set of each failed variant run, its names
+    # joined by '+' (a variant is left out only when it has every switch of a failed
+    # set: a broken kernel must not take down the switches it was combined with; a
+    # hang puts each switch alone there too, as one hang costs a timeout per run);
+    # the default kernels' own checks; and other failed runs (modes, CPU checks)
     case $rc in 0 | 77) ;; *)
-        for sw in $switches; do echo "$sw" >>"$out/failed_switches"; done
-        [ -n "$switches" ] || echo "$name" >>"$out/failed_default" ;;
+        if [ -n "$switches" ]; then
+            echo $switches | tr ' ' '+' >>"$out/failed_switches"
+            [ $rc = 124 ] && for sw in $switches; do echo "$sw" >>"$out/failed_switches"; done
+        elif [ "$name" = cuda_ops ] || [ "$name" = cuda_step ]; then
+            echo "$name" >>"$out/failed_default"
+        else
+            echo "$name" >>"$out/failed_other"
+        fi ;;
     esac
     if [ $rc = 124 ]; then
         for sw in $switches; do hung="$hung $sw "; done
+        if [ -z "$switches" ] && { [ "$name" = cuda_ops ] || [ "$name" = cuda_step ]; }; then default_hung=$name; fi
         echo "hung after ${limit} s: $name${switches:+ (}$(echo $switches)${switches:+)}" >>"$log"
     fi
     grep -E "^  .*(ok|FAIL)$" "$log" >"$out/$name.table" || true
@@ -90,12 +118,13 @@ run_check() { # name, program, its arguments (test names: only those run); a han
     total=$(wc -l <"$out/$name.table")
     fails=$(grep -c "FAIL$" "$out/$name.table")
     case $rc in
-        0) rows+=("$(printf '%-28s %-10s %s' "$name" "pass" "$total checks")") ;;
-        77) rows+=("$(printf '%-28s %-10s %s' "$name" "SKIP" "$(grep -m1 SKIP "$log")")") ;;
-        *) rows+=("$(printf '%-28s %-10s %s' "$name" "FAIL rc=$rc" "$fails of $total checks failed")"); status=1 ;;
+        0) row "$name" "pass" "$total checks" ;;
+        77) row "$name" "SKIP" "$(grep -m1 SKIP "$log")" ;;
+        *) row "$name" "FAIL rc=$rc" "$fails of $total checks failed; $(grep -E 'FAIL$|soju: .*(error|abort)|Assert|CUDA error' "$log" | head -2 | tr -s ' ' | tr '\n' ';')"
+           status=1 ;;
     esac
 }
-rm -f "$out/failed_switches" "$out/failed_default"
+rm -f "$out/failed_switches" "$out/failed_default" "$out/failed_other"
 if [ "${CHECKS:-1}" != 0 ]; then
 echo "== checks"
 # Hopper's wgmma layouts one at a time (when the probe was built: gpu_bundle.sh, or nvcc below)
@@ -172,8 +201,10 @@ SOJU_CUDA_ROPE_FUSED=1 run_check cuda_ops_rope_fused "$bin/ops_test_cuda_ops" at
 SOJU_CUDA_ROPE_FUSED=1 run_check cuda_step_rope_fused "$bin/model_test_cuda_step"
 # cuDNN's fused attention (causal, with documents and windows; off by default until timed; strict: a
 # shape it refuses, or no libcudnn.so.9 on the library path, fails the check)
-SOJU_CUDA_CUDNN=strict run_check cuda_ops_cudnn "$bin/ops_test_cuda_ops" attention
-SOJU_CUDA_CUDNN=strict run_check cuda_step_cudnn "$bin/model_test_cuda_step"
+# (without timing every engine of every shape: one plan each, compiled once; the timing that
+# matters is at the real shapes, in attn_bench and gpu_ab)
+SOJU_CUDA_CUDNN=strict SOJU_CUDA_GEMM_TUNE=0 run_check cuda_ops_cudnn "$bin/ops_test_cuda_ops" attention
+SOJU_CUDA_CUDNN=strict SOJU_CUDA_GEMM_TUNE=0 run_check cuda_step_cudnn "$bin/model_test_cuda_step"
 run_check optimizer_ops "$bin/ops_test_optimizer_ops"
 [ -x "$bin/model_test_recompute" ] && run_check recompute_cpu "$bin/model_test_recompute"
 [ -x "$bin/ops_test_layer_ops" ] && run_check cpu_layer_ops "$bin/ops_test_layer_ops"
@@ -181,7 +212,7 @@ if [ "${SANITIZE:-0}" = 1 ] && command -v compute-sanitizer >/dev/null; then
     soju_env timeout 300 compute-sanitizer --tool memcheck --error-exitcode 9 "$bin/ops_test_cuda_ops" \
         >"$out/sanitizer.log" 2>&1
     rc=$?
-    rows+=("$(printf '%-28s %-10s %s' "memcheck cuda_ops" "$([ $rc = 0 ] && echo pass || echo "FAIL rc=$rc")" "$(grep -m1 'ERROR SUMMARY' "$out/sanitizer.log")")")
+    row "memcheck cuda_ops" "$([ $rc = 0 ] && echo pass || echo "FAIL rc=$rc")" "$(grep -m1 'ERROR SUMMARY' "$out/sanitizer.log")"
 fi
 # soju pretrain on the GPU, and checkpoints moving between devices: a run on
 # cuda, the same run twice (determinism), cuda stopped at 15 and resumed on
@@ -190,12 +221,18 @@ fi
 pretrain_check() {
     local t="$out/pretrain" corpus=$root/scripts/demo_corpus.sh
     [ -f "$corpus" ] || corpus=$here/demo_corpus.sh
+    local loads
+    loads=$(soju_env "$bin/soju" version 2>&1) || { # (a library missing from SOJU_GPU_LIB, say)
+        row "pretrain cpu<->cuda" "FAIL" "soju does not start: $(echo "$loads" | tail -1)"
+        status=1
+        return
+    }
     soju_env "$bin/soju" pretrain --help >/dev/null 2>&1 && [ -f "$corpus" ] || {
-        rows+=("$(printf '%-28s %-10s %s' "pretrain cpu<->cuda" "SKIP" "no pretrain command in this build")")
+        row "pretrain cpu<->cuda" "SKIP" "no pretrain command in this build"
         return
     }
     [ "$(nvidia-smi -L 2>/dev/null | wc -l)" -gt 0 ] || {
-        rows+=("$(printf '%-28s %-10s %s' "pretrain cpu<->cuda" "SKIP" "no GPU here (nvidia-smi lists none)")")
+        row "pretrain cpu<->cuda" "SKIP" "no GPU here (nvidia-smi lists none)"
         return
     }
     rm -rf "$t" && mkdir -p "$t"
@@ -206,8 +243,8 @@ pretrain_check() {
  "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
  "max_position_embeddings": 128, "tie_word_embeddings": true}
 JSON
-    train() {
-        soju_env "$bin/soju" pretrain --config "$t/config.json" --train "$t/train.bin" --micro-batch 8 --seq-len 128 \
+    train() { # (seconds each: a hang must not eat the call)
+        soju_env timeout 120 "$bin/soju" pretrain --config "$t/config.json" --train "$t/train.bin" --micro-batch 8 --seq-len 128 \
             --steps 40 --lr 3e-3 --warmup 4 --save-every 20 --eval-every 0 --quiet "$@"
     }
     local ok=1 detail
@@ -215,9 +252,9 @@ JSON
     SOJU_CUDA_DETERMINISTIC=1 train --device cuda --out "$t/gpu" >"$t/gpu.log" 2>&1 || ok=0
     SOJU_CUDA_DETERMINISTIC=1 train --device cuda --out "$t/gpu2" >"$t/gpu2.log" 2>&1 || ok=0
     train --device cuda --out "$t/g2c" --stop-at 20 >"$t/g2c.log" 2>&1 &&
-        soju_env "$bin/soju" pretrain --resume "$t/g2c" --device cpu --quiet >>"$t/g2c.log" 2>&1 || ok=0
+        soju_env timeout 120 "$bin/soju" pretrain --resume "$t/g2c" --device cpu --quiet >>"$t/g2c.log" 2>&1 || ok=0
     train --device cpu --out "$t/c2g" --stop-at 20 >"$t/c2g.log" 2>&1 &&
-        soju_env "$bin/soju" pretrain --resume "$t/c2g" --device cuda --quiet >>"$t/c2g.log" 2>&1 || ok=0
+        soju_env timeout 120 "$bin/soju" pretrain --resume "$t/c2g" --device cuda --quiet >>"$t/c2g.log" 2>&1 || ok=0
     train --device cpu --out "$t/cpu" >"$t/cpu.log" 2>&1 || ok=0
     last() { grep '"loss"' "$t/$1/metrics.jsonl" 2>/dev/null | tail -1 | sed 's/.*"loss":\([0-9.]*\).*/\1/'; }
     first=$(sed -n '/"loss"/{s/.*"loss":\([0-9.]*\).*/\1/p;q}' "$t/cpu/metrics.jsonl" 2>/dev/null)
@@ -232,10 +269,14 @@ JSON
     detail="$detail; cuda repeat (deterministic) bit-identical: $(cmp -s "$t/gpu/checkpoints/step_00000040/model.safetensors" \
         "$t/gpu2/checkpoints/step_00000040/model.safetensors" && echo yes || echo no)"
     rm -rf "$t"/*/checkpoints "$t"/*.bin "$t/corpus.txt" # keep the logs and metrics only
-    if [ $ok = 1 ]; then rows+=("$(printf '%-28s %-10s %s' "pretrain cpu<->cuda" "pass" "$detail")")
-    else rows+=("$(printf '%-28s %-10s %s' "pretrain cpu<->cuda" "FAIL" "$detail")"); status=1; fi
+    if [ $ok = 1 ]; then row "pretrain cpu<->cuda" "pass" "$detail"
+    else row "pretrain cpu<->cuda" "FAIL" "$detail"; status=1; fi
 }
-pretrain_check
+if [ -n "${SOJU_DEADLINE_AT:-}" ] && [ "$(date +%s)" -ge "$((SOJU_DEADLINE_AT - 60))" ]; then
+    row "pretrain cpu<->cuda" "SKIP" "the call's deadline is near"
+else
+    pretrain_check
+fi
 
 echo "   relative errors (gpu vs cpu):"
 cat "$out/cuda_ops.table" "$out/cuda_step.table" 2>/dev/null
@@ -247,22 +288,22 @@ if [ "${BENCH:-1}" != 0 ]; then
     micro=${MICRO:-64} batch=${BATCH:-64} seq=${SEQ:-1024} steps=${STEPS:-10} warmup=${WARMUP:-3}
     for arch in ${ARCHS:-gpt2 llama}; do
         echo "== benchmark $arch: soju"
-        soju_env "$bin/gpu_train" --arch "$arch" --micro "$micro" --batch "$batch" --seq "$seq" --steps "$steps" \
-            --warmup "$warmup" >"$out/bench_soju_$arch.log" 2>&1
+        soju_env timeout 180 "$bin/gpu_train" --arch "$arch" --micro "$micro" --batch "$batch" --seq "$seq" \
+            --steps "$steps" --warmup "$warmup" >"$out/bench_soju_$arch.log" 2>&1
         s1=$(grep -m1 '^RESULT' "$out/bench_soju_$arch.log")
         [ -n "$s1" ] || tail -5 "$out/bench_soju_$arch.log"
         t=""
         if [ "${TORCH:-1}" != 0 ] && python3 -c "import torch" 2>/dev/null; then
             echo "== benchmark $arch: torch.compile"
-            PYTHONUNBUFFERED=1 python3 "$torch_bench" --arch "$arch" --micro "$micro" --batch "$batch" \
+            PYTHONUNBUFFERED=1 timeout 300 python3 "$torch_bench" --arch "$arch" --micro "$micro" --batch "$batch" \
                 --seq "$seq" --steps "$steps" --warmup "$warmup" >"$out/bench_torch_$arch.log" 2>&1
             t=$(grep -m1 '^RESULT' "$out/bench_torch_$arch.log")
             [ -n "$t" ] || tail -5 "$out/bench_torch_$arch.log"
         fi
         # soju again after the peer (runs interleaved); the table shows the mean of the two
         echo "== benchmark $arch: soju (again)"
-        soju_env "$bin/gpu_train" --arch "$arch" --micro "$micro" --batch "$batch" --seq "$seq" --steps "$steps" \
-            --warmup "$warmup" >"$out/bench_soju2_$arch.log" 2>&1
+        soju_env timeout 180 "$bin/gpu_train" --arch "$arch" --micro "$micro" --batch "$batch" --seq "$seq" \
+            --steps "$steps" --warmup "$warmup" >"$out/bench_soju2_$arch.log" 2>&1
         s2=$(grep -m1 '^RESULT' "$out/bench_soju2_$arch.log")
         field() { echo "$1" | tr ' ' '\n' | sed -n "s|^$2=||p"; }
         mean() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN { if (a > 0 && b > 0) printf "%.6g", (a + b) / 2; else if (a > 0) print a; else print b }'; }
@@ -301,8 +342,8 @@ JSON
         soju_env "$bin/soju" pretrain --device cuda --config "$t/gpt2.json" --train "$t/train.bin" --micro-batch 64 \
             --seq-len 1024 --steps 20 --warmup 2 --eval-every 0 --quiet $flag --out "$t/$mask" >"$t/$mask.log" 2>&1
         line=$(grep -m1 "tokens/s" "$t/$mask.log")
-        rows+=("$(printf '%-28s %-10s %s' "pretrain gpt2-124M $mask" "$([ -n "$line" ] && echo ran || echo FAIL)" \
-            "${line:-$(tail -1 "$t/$mask.log")} (20 steps incl. the first)")")
+        row "pretrain gpt2-124M $mask" "$([ -n "$line" ] && echo ran || echo FAIL)" \
+            "${line:-$(tail -1 "$t/$mask.log")} (20 steps incl. the first)"
     done
     rm -rf "$t"/*/checkpoints "$t"/*.bin "$t/corpus.txt"
 fi

@@ -14,6 +14,7 @@
  * tensors, mask, forward and backward graphs; plans; running on a GPU (the
  * plan cache, engine timing, the variant pack); the graphs as data; the
  * offline check. */
+#define _GNU_SOURCE /* dladdr: the path of the libcudnn that was loaded */
 #include "ops/cuda/cudnn_graph.h"
 
 #include <cuda_runtime_api.h>
@@ -100,6 +101,7 @@ typedef struct builder {
     bool failed;
     cudnnStatus_t status; /* of the first failure */
     char why[2048];
+    bool known_limit; /* refused by cudnn_attention_known_bad: a documented fallback, even under strict */
     /* without a library: the graph as data (cudnn_attention_graph), and for each
        descriptor the recorded tensor it is (-1: not a tensor) */
     cudnn_graph_program *rec;
@@ -587,6 +589,7 @@ static cudnnBackendDescriptor_t op_graph(builder *b, const cudnn_att_shape *s, d
     const char *bad = b->api ? cudnn_attention_known_bad(b->api->get_version(), s, dir == DIR_BACKWARD) : NULL;
     if (bad) {
         builder_refuse(b, "%s", bad);
+        b->known_limit = true;
         return NULL;
     }
     cudnnBackendDescriptor_t ops[64];
@@ -729,6 +732,11 @@ cudnn_attention *cudnn_attention_open(void *stream, int strict, int tune, char *
     }
     ca->stream = (cudaStream_t)stream;
     ca->strict = strict != 0;
+    /* which cuDNN: PyTorch's wheel and the toolkit may each bring one */
+    Dl_info where;
+    size_t v = ca->api.get_version();
+    fprintf(stderr, "soju: cudnn: cuDNN %zu.%zu.%zu from %s\n", v / 10000, v / 100 % 100, v % 100,
+            dladdr((void *)ca->api.get_version, &where) && where.dli_fname ? where.dli_fname : "?");
     /* before 9.6 the backward sums into dQ's fp32 buffer, zeroed once per call: repeated
        timing runs would add up there, so those versions take the heuristics' first plan */
     ca->tune = tune != 0 && ca->api.get_version() >= 90600;
@@ -797,9 +805,12 @@ static plan_entry *plan_for(cudnn_attention *ca, const cudnn_att_shape *s, direc
     e->ok = !e->b.failed;
     if (!e->ok) {
         char name[96];
+        /* strict stops where cuDNN should have run and did not; a shape that a known
+           limit of this cuDNN release keeps on soju's kernels is no such case */
+        const bool stop = ca->strict && !e->b.known_limit;
         fprintf(stderr, "soju: cudnn: attention %s %s: %s\n", plan_name(name, sizeof name, s, dir),
-                ca->strict ? "refused (SOJU_CUDA_CUDNN=strict)" : "runs on soju's kernels", e->b.why);
-        if (ca->strict) abort();
+                stop ? "refused (SOJU_CUDA_CUDNN=strict)" : "runs on soju's kernels", e->b.why);
+        if (stop) abort();
         builder_free(&e->b); /* keep only the verdict */
         return NULL;
     }

@@ -113,9 +113,10 @@ int cudnn_attention_graph(const cudnn_att_shape *s, int backward, cudnn_graph_pr
 
 /* Opens libcudnn (SOJU_CUDNN_LIB, else libcudnn.so.9 on the loader's path)
  * and a handle on `stream` (a cudaStream_t). NULL with a one-line reason in
- * err when there is no library or no GPU. strict: a shape cuDNN refuses
- * stops the process instead of falling back to soju's kernels (checks use
- * it, so that a pass means cuDNN ran). tune: the first call of each shape
+ * err when there is no library or no GPU; one line on stderr says which
+ * cuDNN it is. strict: a shape cuDNN refuses stops the process instead of
+ * falling back to soju's kernels (checks use it, so that a pass means cuDNN
+ * ran), except those cudnn_attention_known_bad keeps on soju's kernels. tune: the first call of each shape
  * times every plan cuDNN's heuristics offer and keeps the fastest (one line
  * on stderr says which); otherwise the heuristics' first is taken. */
 cudnn_attention *cudnn_attention_open(void *stream, int strict, int tune, char *err, size_t err_len);
