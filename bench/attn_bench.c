@@ -73,10 +73,12 @@ static float *act_download(soju_backend *be, const void *act, size_t n) {
     return host;
 }
 
-/* max |a - b| / max |b| */
+/* max |a - b| / max |b|; infinite where either holds a NaN or an infinity
+ * (fmax skips a NaN: a variant that writes NaN would read as right) */
 static double rel_diff(const float *a, const float *b, size_t n) {
     double d = 0, m = 0;
     for (size_t i = 0; i < n; i++) {
+        if (!isfinite(a[i]) || !isfinite(b[i])) return INFINITY;
         d = fmax(d, fabs((double)a[i] - b[i]));
         m = fmax(m, fabs((double)b[i]));
     }

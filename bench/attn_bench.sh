@@ -10,8 +10,12 @@
 #
 #   SOJU_GPU_BIN=dir bash bench/attn_bench.sh        (prebuilt: gpu_bundle.sh; default build-gpu/)
 #   SHAPES="gpt2 llama"  (docs: GPT-2's heads with up to 4 packed documents per row)  REPS=20  VARIANTS="default SOJU_CUDA_DQ_BULK=1 ..."  TORCH=0 (soju only)
-#   EXCLUDE="SOJU_CUDA_ATT_BWD_WS ..."  leave out the variants with any of these switches
-#   ALL_TIMEOUT=150 ONE_TIMEOUT=60   seconds before a hung run is ended
+#   EXCLUDE="SOJU_CUDA_ATT_BWD_WS+SOJU_CUDA_DQ_BULK SOJU_CUDA_CUDNN ..."  switch sets, each the
+#                        '+'-joined switches of one failed run: a variant with every switch of a
+#                        set is left out (one name: every variant with that switch)
+#   ALL_TIMEOUT=150 ONE_TIMEOUT=60   seconds before a hung run is ended; a variant that hung is
+#                        not run again, nor is any later variant with all its switches, and
+#                        the last line says HUNG_SETS="..." (sets as in EXCLUDE) for the next call
 #   BATCH=64 SEQ=1024    the shape's batch and length; DEVICE=cpu runs attn_bench on the CPU (a dry run)
 #   SOJU_GPU_LIB=dir     extra shared libraries for the prebuilt soju binaries
 #   RESULTS=file         also append soju's raw result lines there, each after shape=<shape>
@@ -29,15 +33,26 @@ variants=${VARIANTS:-"default SOJU_CUDA_WGMMA=0 SOJU_CUDA_DETERMINISTIC=1 SOJU_C
   SOJU_CUDA_ATT_FWD_WS=2 SOJU_CUDA_ATT_FWD_WS=3 SOJU_CUDA_ATT_FWD_WS=2,SOJU_CUDA_ATT_FWD_PIPE=1
   SOJU_CUDA_ATT_FWD_WS=3,SOJU_CUDA_ATT_FWD_PIPE=1 SOJU_CUDA_ATT_FWD_WS=gqa SOJU_CUDA_ATT_FWD_WS=gqa,SOJU_CUDA_ATT_FWD_PIPE=1
   SOJU_CUDA_ATT_BWD_WS=1 SOJU_CUDA_ATT_BWD_WS=1,SOJU_CUDA_DQ_BULK=1 SOJU_CUDA_ATT_BWD_WS=128"}
-# EXCLUDE="SOJU_CUDA_X ...": leave out every variant with one of these switches (gpu_auto.sh: those
-# whose checks failed or hung)
+# Whether variant $1 has every switch of one of the sets that follow ('+'-joined names). By
+# whole sets, not single names: a failed WS+DQ_BULK run (gpu_auto.sh's checks) must not take
+# DQ_BULK alone, which passed its own checks, out of the timing.
+has_set() {
+    local v=$1 set sw all; shift
+    for set in "$@"; do
+        [ -n "${set//+/}" ] || continue # (an empty set would take every variant, the default too)
+        all=1
+        for sw in ${set//+/ }; do [[ ",$v" == *",$sw="* ]] || all=0; done
+        [ $all = 1 ] && return 0
+    done
+    return 1
+}
+# a variant's switch names as a set: SOJU_CUDA_A=1,SOJU_CUDA_B=2 -> SOJU_CUDA_A+SOJU_CUDA_B
+switch_set() { echo "$1" | tr ',' '\n' | sed 's/=.*//' | paste -sd+; }
 kept=""
-for v in $variants; do
-    keep=1
-    for sw in ${EXCLUDE:-}; do [[ ",$v" == *",$sw="* ]] && keep=0; done
-    [ $keep = 1 ] && kept="$kept $v"
-done
+# shellcheck disable=SC2086
+for v in $variants; do has_set "$v" ${EXCLUDE:-} || kept="$kept $v"; done
 variants=$kept
+hung="" # the sets of the variants that hung, at any shape: left out of the shapes after
 torch_py=$here/attn_torch.py
 for shape in ${SHAPES:-gpt2 llama}; do
     case $shape in
@@ -47,41 +62,81 @@ for shape in ${SHAPES:-gpt2 llama}; do
         *) echo "attn_bench.sh: unknown shape $shape (gpt2, llama, docs)"; exit 2 ;;
     esac
     args+=(--batch "${BATCH:-64}" --seq "${SEQ:-1024}")
+    shape_variants=""
+    # shellcheck disable=SC2086
+    for v in $variants; do
+        if has_set "$v" $hung; then echo "attn_bench: $v left out (it or a variant with its switches hung)"
+        else shape_variants="$shape_variants $v"; fi
+    done
     # a hang (a deadlocked kernel) ends at the timeout: ALL_TIMEOUT s for all the variants in
     # one process (they take about a second each), ONE_TIMEOUT s for each one alone after
     bench() { local limit=$1; shift; LD_LIBRARY_PATH="${SOJU_GPU_LIB:+$SOJU_GPU_LIB:}${LD_LIBRARY_PATH:-}" timeout "$limit" \
         "$bin/attn_bench" "${args[@]}" --device "${DEVICE:-cuda}" --reps "$reps" "$@" 2>&1; }
     # shellcheck disable=SC2086
-    soju=$(bench "${ALL_TIMEOUT:-150}" $variants)
+    soju=$(bench "${ALL_TIMEOUT:-150}" $shape_variants)
     rc=$?
     echo "$soju" | grep -v '^RESULT'
-    if [ $rc != 0 ]; then
+    done_n=$(echo "$soju" | grep -c '^RESULT soju')
+    # the variant running when the process ended: the one after the last measured
+    next=$(echo $shape_variants | tr ' ' '\n' | sed -n "$((done_n + 1))p")
+    if [ $rc = 124 ] && [ "$next" = default ]; then
+        # every run starts with the default: nothing after it can be timed at this shape
+        echo "attn_bench: the default hung (killed after ${ALL_TIMEOUT:-150} s); no variant timed at $shape"
+    elif [ $rc != 0 ]; then
         # a variant that faults ends the process (CUDA errors stick to it): the variants
-        # after the last one measured, each in its own process beside the default
+        # after the last one measured, each in its own process beside the default; one that
+        # hung is not rerun (another ONE_TIMEOUT s for the same hang)
         echo "attn_bench failed (rc $rc); the remaining variants one by one"
-        done_n=$(echo "$soju" | grep -c '^RESULT soju')
-        for v in $(echo $variants | tr ' ' '\n' | tail -n +$((done_n + 1))); do
+        skip_n=$done_n
+        if [ $rc = 124 ] && [ -n "$next" ]; then
+            echo "attn_bench: variant $next hung (killed after ${ALL_TIMEOUT:-150} s); not run again"
+            hung="$hung $(switch_set "$next")" skip_n=$((done_n + 1))
+        fi
+        for v in $(echo $shape_variants | tr ' ' '\n' | tail -n +$((skip_n + 1))); do
             [ "$v" = default ] && continue
-            one=$(bench "${ONE_TIMEOUT:-60}" default "$v") || echo "attn_bench: variant $v failed (rc $?)"
+            # shellcheck disable=SC2086
+            if has_set "$v" $hung; then echo "attn_bench: variant $v skipped (a variant with its switches hung)"; continue; fi
+            one=$(bench "${ONE_TIMEOUT:-60}" default "$v")
+            orc=$?
+            if [ $orc != 0 ]; then
+                echo "attn_bench: variant $v failed (rc $orc$([ $orc = 124 ] && echo ", hung: killed after ${ONE_TIMEOUT:-60} s")); its last lines:"
+                echo "$one" | grep -v '^RESULT' | tail -3 | sed 's/^/    /'
+                if [ $orc = 124 ] && ! echo "$one" | grep -q '^RESULT soju variant=default '; then
+                    echo "attn_bench: the default hung this time; no more variants at $shape"
+                    break
+                fi
+                [ $orc = 124 ] && hung="$hung $(switch_set "$v")"
+            fi
             soju="$soju
 $(echo "$one" | grep "^RESULT soju variant=$v ")"
         done
     fi
     [ -n "${RESULTS:-}" ] && echo "$soju" | grep '^RESULT soju' | sed "s/^/shape=$shape /" >>"$RESULTS"
     torch=""
-    [ "${TORCH:-1}" = 1 ] && torch=$(timeout 300 python3 "$torch_py" "${args[@]}" --reps "$reps" 2>&1) &&
-        echo "$torch" | grep -v '^RESULT'
+    if [ "${TORCH:-1}" = 1 ]; then
+        torch=$(timeout 300 python3 "$torch_py" "${args[@]}" --reps "$reps" 2>&1)
+        trc=$?
+        if [ $trc = 0 ]; then echo "$torch" | grep -v '^RESULT'
+        else # (an import error, CUDA out of memory: the table below lacks torch's rows)
+            echo "attn_torch.py failed (rc $trc$([ $trc = 124 ] && echo ", killed after 300 s")); its last lines:"
+            echo "$torch" | grep -v '^RESULT' | tail -5 | sed 's/^/    /'
+        fi
+    fi
     echo "== $shape: per call, ms (TFLOP/s); vs flash = torch FlashAttention-2 time / soju time"
+    # (a diff of inf or nan is wrong: gawk reads both as 0, mawk reads nan as under 2e-2)
     { echo "$torch"; echo "$soju"; } | awk '
+        function wrong(x) { return x ~ /[iI][nN][fF]|[nN][aA][nN]/ || x + 0 > 2e-2 }
         function f(line, k,   i, n, w) { n = split(line, w, " "); for (i = 1; i <= n; i++) if (index(w[i], k "=") == 1) return substr(w[i], length(k) + 2); return "" }
         /^RESULT torch/ { if (f($0, "kernel") == "flash") { tf = f($0, "fwd_ms"); tb = f($0, "bwd_ms") }
                           printf "  torch %-52s fwd %7.4f (%5.1f)  bwd %7.4f (%5.1f)\n", f($0, "kernel"), f($0, "fwd_ms"), f($0, "fwd_tflops"), f($0, "bwd_ms"), f($0, "bwd_tflops") }
         /^RESULT soju/ { fm = f($0, "fwd_ms"); bm = f($0, "bwd_ms")
                          printf "  soju  %-52s fwd %7.4f (%5.1f)  bwd %7.4f (%5.1f)", f($0, "variant"), fm, f($0, "fwd_tflops"), bm, f($0, "bwd_tflops")
                          if (tf != "") printf "  vs flash fwd %.2fx bwd %.2fx fwd+bwd %.2fx", tf / fm, tb / bm, (tf + tb) / (fm + bm)
-                         od = f($0, "out_diff") + 0; gd = f($0, "grad_diff") + 0
-                         printf "  diff out %s grad %s%s\n", f($0, "out_diff"), f($0, "grad_diff"), (od > 2e-2 || gd > 2e-2) ? "  WRONG" : ""
-                         if (od <= 2e-2 && (bf == "" || fm + 0 < bf + 0)) { bf = fm; bfv = f($0, "variant") }
-                         if (gd <= 2e-2 && (bb == "" || bm + 0 < bb + 0)) { bb = bm; bbv = f($0, "variant") } }
+                         ow = wrong(f($0, "out_diff")); gw = wrong(f($0, "grad_diff"))
+                         printf "  diff out %s grad %s%s\n", f($0, "out_diff"), f($0, "grad_diff"), (ow || gw) ? "  WRONG" : ""
+                         if (!ow && (bf == "" || fm + 0 < bf + 0)) { bf = fm; bfv = f($0, "variant") }
+                         if (!gw && (bb == "" || bm + 0 < bb + 0)) { bb = bm; bbv = f($0, "variant") } }
         END { if (bf != "") printf "  fastest right forward: %s (%s ms); backward: %s (%s ms)\n", bfv, bf, bbv, bb }'
 done
+# the hung variants' sets, for the caller's EXCLUDE (they would hang its next call too)
+if [ -n "$hung" ]; then echo "HUNG_SETS=\"${hung# }\""; fi

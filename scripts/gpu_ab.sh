@@ -8,6 +8,7 @@
 #   SOJU_GPU_BIN=dir  prebuilt binaries (gpu_bundle.sh), else build-gpu/
 #   ARCHS="gpt2"  ROUNDS=2  STEPS=10 WARMUP=3  OPS="attention_backward attention_forward"
 #   BIN_A=path    A runs this gpu_train instead (an older binary: A/B of a code change)
+#   RUN_TIMEOUT=90  seconds before a run is ended (one takes about 10 s: a hang must not take the call)
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -20,9 +21,22 @@ run() { # gpu_train, then NAME=value environment words, then -- and gpu_train's 
     local envs=()
     while [ "$1" != -- ]; do envs+=("$1"); shift; done
     shift
-    env ${envs[@]+"${envs[@]}"} LD_LIBRARY_PATH="${SOJU_GPU_LIB:+$SOJU_GPU_LIB:}${LD_LIBRARY_PATH:-}" timeout "${RUN_TIMEOUT:-300}" "$prog" "$@" 2>&1
+    env ${envs[@]+"${envs[@]}"} LD_LIBRARY_PATH="${SOJU_GPU_LIB:+$SOJU_GPU_LIB:}${LD_LIBRARY_PATH:-}" timeout "${RUN_TIMEOUT:-90}" "$prog" "$@" 2>&1
 }
 field() { echo "$1" | tr ' ' '\n' | sed -n "s|^$2=||p"; }
+# a run's step_ms from its output, "-" without a RESULT line
+step_ms() { local s; s=$(field "$(grep -m1 '^RESULT' <<<"$1")" step_ms); echo "${s:--}"; }
+# a run that failed (no RESULT line, or a non-zero rc: a profile table lost to a crash after
+# it): its rc and last lines, the reason (a missing library, a CUDA error, a timeout), where
+# a bare "-" would say nothing
+why() { # what, rc, output
+    local found=1
+    grep -q '^RESULT' <<<"$3" || found=0
+    [ $found = 1 ] && [ "$2" = 0 ] && return
+    echo "  $1: rc $2$([ "$2" = 124 ] && echo " (killed after ${RUN_TIMEOUT:-90} s)")$([ $found = 0 ] &&
+        echo ", no RESULT line"); its last lines:"
+    tail -3 <<<"$3" | sed 's/^/    /'
+}
 # an op's line of a --profile table: "total ms (ms/call)", or the total line's "ms"
 op_time() { echo "$1" | awk -v o="$2" '$1 == o { print ($2 ~ /^[0-9]+$/ ? $3 " ms (" $4 "/call)" : $2 " ms") }'; }
 read -r -a variant <<<"$ab_env"
@@ -30,14 +44,19 @@ for arch in ${ARCHS:-gpt2}; do
     args=(--arch "$arch" --micro 64 --batch 64 --seq 1024 --steps "${STEPS:-10}" --warmup "${WARMUP:-3}")
     a_list="" b_list=""
     for r in $(seq "${ROUNDS:-2}"); do
-        a=$(run "$bin_a" -- "${args[@]}" | grep -m1 '^RESULT')
-        b=$(run "$bin/gpu_train" ${variant[@]+"${variant[@]}"} -- "${args[@]}" | grep -m1 '^RESULT')
-        a_list="$a_list $(field "$a" step_ms)" b_list="$b_list $(field "$b" step_ms)"
+        a=$(run "$bin_a" -- "${args[@]}")
+        why "$arch A, round $r" $? "$a"
+        b=$(run "$bin/gpu_train" ${variant[@]+"${variant[@]}"} -- "${args[@]}")
+        why "$arch B, round $r" $? "$b"
+        a_list="$a_list $(step_ms "$a")" b_list="$b_list $(step_ms "$b")"
     done
     echo "== $arch step ms   A:$a_list   B ($ab_env${BIN_A:+, new binary}):$b_list"
     prof=(--arch "$arch" --micro 64 --batch 64 --seq 1024 --steps 4 --warmup 2 --profile)
     ops=${OPS:-attention_backward attention_forward}
-    pa=$(run "$bin_a" -- "${prof[@]}") pb=$(run "$bin/gpu_train" ${variant[@]+"${variant[@]}"} -- "${prof[@]}")
+    pa=$(run "$bin_a" -- "${prof[@]}")
+    why "$arch A, profiled" $? "$pa"
+    pb=$(run "$bin/gpu_train" ${variant[@]+"${variant[@]}"} -- "${prof[@]}")
+    why "$arch B, profiled" $? "$pb"
     for op in $ops total; do
         ra=$(op_time "$pa" "$op") rb=$(op_time "$pb" "$op")
         printf '   %-22s A %-26s B %s\n' "$op" "${ra:--}" "${rb:--}"

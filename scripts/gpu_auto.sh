@@ -108,7 +108,7 @@ cudnn_lines() { grep -hE "soju: cudnn|SOJU_CUDA_CUDNN" "$@" 2>/dev/null | sort -
 # cuDNN against the default on the docs shape (soju pretrain's document mask)
 cudnn_docs_timing() {
     SHAPES=docs VARIANTS="default SOJU_CUDA_CUDNN=strict" TORCH=0 SOJU_GPU_BIN=$bin \
-        bash "$(script attn_bench.sh bench)" | grep -E 'soju|fastest'
+        bash "$(script attn_bench.sh bench)" | grep -E 'soju|fastest|failed|hung|HUNG'
 }
 
 # ---------------------------------------------------------------- check

@@ -11,16 +11,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=build-gpubundle
-cmake -S . -B $B -DCMAKE_BUILD_TYPE=Release -DSOJU_NATIVE=OFF -DCMAKE_C_FLAGS="-march=x86-64-v3" \
-  -DSOJU_CUDA=ON -DSOJU_CUDA_ARCHS="90a" >/dev/null
+# a step's output goes to a log, shown (its tail) only when the step fails
+quiet() {
+  local log rc=0
+  log=$(mktemp)
+  "$@" >"$log" 2>&1 || rc=$?
+  [ $rc = 0 ] || { echo "gpu_bundle.sh: failed (rc $rc): $*"; tail -30 "$log"; rm -f "$log"; exit 1; }
+  rm -f "$log"
+}
+quiet cmake -S . -B $B -DCMAKE_BUILD_TYPE=Release -DSOJU_NATIVE=OFF -DCMAKE_C_FLAGS="-march=x86-64-v3" \
+  -DSOJU_CUDA=ON -DSOJU_CUDA_ARCHS="90a"
 progs=(soju gpu_train attn_bench ops_test_cuda_ops model_test_cuda_step ops_test_optimizer_ops model_test_recompute
   ops_test_layer_ops)
-cmake --build $B -j "$(nproc)" --target "${progs[@]}" >/dev/null
+quiet cmake --build $B -j "$(nproc)" --target "${progs[@]}"
 rm -rf .gpu && mkdir -p .gpu/bin .gpu/lib
 for p in "${progs[@]}"; do cp $B/$p .gpu/bin/; done
 # the wgmma layout probe (tools/wgmma_probe.cu; gpu_check.sh runs it first)
-/usr/local/cuda/bin/nvcc -O2 -std=c++17 -arch=sm_90a -I src -I include -o .gpu/bin/wgmma_probe tools/wgmma_probe.cu \
-  2>/dev/null
+quiet /usr/local/cuda/bin/nvcc -O2 -std=c++17 -arch=sm_90a -I src -I include -o .gpu/bin/wgmma_probe tools/wgmma_probe.cu
 # Libraries the GPU machine lacks: everything ldd resolves outside libc's own
 # set and outside CUDA (the GPU machine has its own driver and toolkit).
 for p in "${progs[@]}"; do ldd ".gpu/bin/$p"; done | awk '/=> \// {print $1, $3}' | sort -u |
@@ -38,9 +45,9 @@ for p in "${progs[@]}"; do ldd ".gpu/bin/$p"; done | awk '/=> \// {print $1, $3}
 if [ -n "${BASE:-}" ]; then
   wt=$(mktemp -d)
   git worktree add -q --detach "$wt" "$BASE"
-  cmake -S "$wt" -B "$wt/build" -DCMAKE_BUILD_TYPE=Release -DSOJU_NATIVE=OFF -DCMAKE_C_FLAGS="-march=x86-64-v3" \
-    -DSOJU_CUDA=ON -DSOJU_CUDA_ARCHS="90a" >/dev/null
-  cmake --build "$wt/build" -j "$(nproc)" --target gpu_train ops_test_cuda_ops model_test_cuda_step >/dev/null
+  quiet cmake -S "$wt" -B "$wt/build" -DCMAKE_BUILD_TYPE=Release -DSOJU_NATIVE=OFF -DCMAKE_C_FLAGS="-march=x86-64-v3" \
+    -DSOJU_CUDA=ON -DSOJU_CUDA_ARCHS="90a"
+  quiet cmake --build "$wt/build" -j "$(nproc)" --target gpu_train ops_test_cuda_ops model_test_cuda_step
   cp "$wt/build/gpu_train" .gpu/bin/gpu_train_base
   # and its checks: when a check of the default kernels fails, the same check at BASE says
   # whether a change since then broke it (the op's name in the failing line says which)
@@ -49,9 +56,19 @@ if [ -n "${BASE:-}" ]; then
   git worktree remove --force "$wt"
 fi
 strip .gpu/bin/*
+# without cuDNN compiled in, every SOJU_CUDA_CUDNN=strict run on the GPU aborts: stop here instead
+grep -q libcudnn.so.9 .gpu/bin/attn_bench || {
+  echo "gpu_bundle.sh: .gpu/bin/attn_bench has no cuDNN support (no libcudnn.so.9 in it): configure found"
+  echo "no cudnn_backend.h (install cuDNN's headers or pip's nvidia-cudnn-cu13; see cmake/cuda.cmake)"
+  exit 1
+}
 cp scripts/gpu_check.sh scripts/gpu_ab.sh scripts/gpu_auto.sh scripts/dist_gpu_check.sh scripts/demo_corpus.sh \
   bench/gpt2_torch_compile.py \
   bench/attn_bench.sh bench/attn_torch.py bench/pick_attention.py .gpu/
+# which code the bundle is (gpu_auto.sh prints it first): a stale bundle carried to the GPU
+# shows in the call's output
+echo "$(git describe --always --dirty 2>/dev/null || echo unknown)${BASE:+ (base $BASE)}, built $(date -u '+%Y-%m-%d %H:%M UTC')" \
+  >.gpu/VERSION
 # one compressed file: the device tool carries at most 64 MiB (OpenBLAS alone is 35 MB)
 tar czf gpu-bundle.tgz .gpu && rm -rf .gpu && mkdir .gpu && mv gpu-bundle.tgz .gpu/bundle.tgz
 du -sh .gpu/bundle.tgz

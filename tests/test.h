@@ -154,6 +154,10 @@ typedef struct { const char *name; void (*fn)(void); } test_case_;
 #define TEST_F40_(a, ...) test_##a, TEST_F39_(__VA_ARGS__)
 
 static inline int test_run_(void (**fns)(void), size_t n, const char *names, int argc, char **argv) {
+    /* stdout line by line, also into a file or a pipe: a test's printed lines (the CUDA
+     * checks' "name err tol ok|FAIL") must survive an abort() or a timeout's kill,
+     * which do not flush a full buffer */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     /* Split the stringified name list "a, b, c". */
     char *list = strdup(names), *save = NULL;
     const char *nm[64];

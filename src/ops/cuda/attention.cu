@@ -635,6 +635,12 @@ static att_args make_args(const void *qkv, const int32_t *doc_ids, int B, int T,
     return a;
 }
 
+// A window of T keys or more hides nothing among T rows: none (0). So such a
+// window costs no mask, and a huge one (a config's "no window" sentinel)
+// cannot overflow the kernels' key + window sums.
+static int window_within(int window, int T) { return window > 0 && window < T ? window : 0; }
+
+#ifdef SOJU_HAVE_CUDNN
 // cuDNN's fused attention (SOJU_CUDA_CUDNN=1) takes causal attention, with or
 // without packed documents (any ids) and a sliding window, at the head dims
 // its engines serve, with 16-byte aligned heads and document ids (its graphs
@@ -644,12 +650,6 @@ static bool cudnn_takes(soju_backend *be, int hd, const void *a, const void *b, 
            (!doc_ids || aligned16(doc_ids));
 }
 
-// A window of T keys or more hides nothing among T rows: none (0). So such a
-// window costs no mask, and a huge one (a config's "no window" sentinel)
-// cannot overflow the kernels' key + window sums.
-static int window_within(int window, int T) { return window > 0 && window < T ? window : 0; }
-
-#ifdef SOJU_HAVE_CUDNN
 // The attention problem as cuDNN's plans key it.
 static cudnn_att_shape cudnn_shape(const int32_t *doc_ids, int B, int T, int NH, int NKV, int hd, int window,
                                    float scale) {
