@@ -8,6 +8,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 make build
+# where the build found CUDA and cuDNN's header, the CUDA backend must also
+# compile without the header (a CUDA toolkit alone, the usual machine): once
+# more, for PTX only (about 20 s)
+if grep -q '^CUDNN_INCLUDE:PATH=/' build/CMakeCache.txt 2>/dev/null; then
+    echo "== the CUDA backend without cuDNN"
+    cmake -S . -B build-nocudnn -DCMAKE_BUILD_TYPE=Release -DSOJU_CUDA=ON -DSOJU_CUDA_ARCHS=80-virtual \
+        -DCUDNN_INCLUDE=CUDNN_INCLUDE-NOTFOUND >/dev/null
+    cmake --build build-nocudnn -j "$(nproc)" --target soju_cuda >/dev/null
+fi
 (cd build && ctest --output-on-failure -j "$(nproc)")
 bash fuzz/run.sh "${SOJU_FUZZ_SECONDS:-10}"
 echo "== all tests passed"
