@@ -180,7 +180,11 @@ __device__ __forceinline__ void block_watchdog(uint32_t done, int expected) {
         int n;
         asm volatile("ld.volatile.shared.u32 %0, [%1];\n" : "=r"(n) : "r"(done) : "memory");
         if (n >= expected) return;
-        __nanosleep(100000);
+        // short naps: the block leaves its SM (one block per SM) only when this
+        // thread has seen the count, and the kernels' blocks take 10-40 us; a
+        // 100 us nap held each SM about that long past the work. One thread's
+        // shared load and clock read per half microsecond cost the others nothing.
+        __nanosleep(500);
         if (global_ns() - start > BLOCK_WATCHDOG_NS) __trap();
     }
 #endif
