@@ -58,6 +58,16 @@ expect "cudnn under the margin" "$(pick "$tmp/cudnn_margin" | tail -1)" "SOJU_CU
     for s in gpt2 llama; do line $s SOJU_CUDA_CUDNN=1 0.3 0.5 0 0.5; done
 } >"$tmp/cudnn_wrong"
 expect "cudnn wrong" "$(pick "$tmp/cudnn_wrong" | tail -1)" "SOJU_CUDA_ATT_FWD_TMA=1 SOJU_CUDA_DQ_BULK=1"
+# a variant whose output or gradients hold NaN or inf (attn_bench prints inf for both) is
+# wrong however fast: a "nan > tolerance" test is false, which once let such a variant win
+{
+    cat "$tmp/results"
+    for s in gpt2 llama; do line $s SOJU_CUDA_ATT_BWD_TMA=1 1.0 0.5 0 nan; done
+    for s in gpt2 llama; do line $s SOJU_CUDA_ATT_FWD_WS=3 0.4 2.0 inf 0; done
+} >"$tmp/nonfinite"
+out=$(pick "$tmp/nonfinite")
+expect "nan and inf never picked" "$(echo "$out" | tail -1)" "SOJU_CUDA_ATT_FWD_TMA=1 SOJU_CUDA_DQ_BULK=1"
+expect "nan and inf are wrong" "$(echo "$out" | grep -cE '(BWD_TMA=1|FWD_WS=3) WRONG')" 2
 # nothing beats the default: an empty line
 grep -E 'variant=default ' "$tmp/results" >"$tmp/default_only"
 expect "default only" "$(pick "$tmp/default_only" | tail -1)" ""
