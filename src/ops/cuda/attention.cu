@@ -730,10 +730,9 @@ static bool attention_backward_grads(soju_backend *be, void *dqkv, const void *d
     a.lse_in = lse;
     a.D = D;
     a.lse2 = lse2;
-    const bool hopper = flash_ok(hd, dqkv, qkv, dout) && hopper_ok(be, hd);
-    const bool fused = flash_ok(hd, dqkv, qkv, dout) && !cuda_state(be)->deterministic &&
-                       (hopper || flash_fits(hd, FLASH_BWD_FUSED));
-    if (hopper || fused || (flash_ok(hd, dqkv, qkv, dout) && flash_fits(hd, FLASH_BWD_PAIR))) {
+    const bool flash = flash_ok(hd, dqkv, qkv, dout), hopper = flash && hopper_ok(be, hd);
+    const bool fused = flash && !cuda_state(be)->deterministic && (hopper || flash_fits(hd, FLASH_BWD_FUSED));
+    if (hopper || fused || (flash && flash_fits(hd, FLASH_BWD_PAIR))) {
         att_bounds(be, &a, doc_ids, B, T, window);
         dim3 gq(a.nblk, B * NH), gkv(a.nblk, B * NKV);
         if (hopper && cuda_state(be)->hopper.bwd_split) { // dK/dV, then dQ: no atomics, deterministic

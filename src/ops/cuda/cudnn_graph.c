@@ -768,6 +768,18 @@ static bool same_shape(const cudnn_att_shape *a, const cudnn_att_shape *b) {
            a->scale == b->scale && a->docs == b->docs && a->window == b->window;
 }
 
+/* A shape that runs on soju's kernels instead of cuDNN's (cuDNN refused to
+ * plan it, or a planned one cannot run after all), said once on stderr with
+ * the reason. Under strict the process stops there, unless may_stop is false
+ * (a known limit of the cuDNN release: no case of cuDNN failing). */
+static void refuse(const cudnn_attention *ca, const plan_entry *e, const char *why, bool may_stop) {
+    char name[96];
+    const bool stop = ca->strict && may_stop;
+    fprintf(stderr, "soju: cudnn: attention %s %s: %s\n", plan_name(name, sizeof name, &e->shape, e->dir),
+            stop ? "refused (SOJU_CUDA_CUDNN=strict)" : "runs on soju's kernels", why);
+    if (stop) abort();
+}
+
 /* The cached plan of (s, dir), built on first use. NULL when cuDNN refuses
  * the shape (said once on stderr). */
 static plan_entry *plan_for(cudnn_attention *ca, const cudnn_att_shape *s, direction dir) {
@@ -804,13 +816,7 @@ static plan_entry *plan_for(cudnn_attention *ca, const cudnn_att_shape *s, direc
     }
     e->ok = !e->b.failed;
     if (!e->ok) {
-        char name[96];
-        /* strict stops where cuDNN should have run and did not; a shape that a known
-           limit of this cuDNN release keeps on soju's kernels is no such case */
-        const bool stop = ca->strict && !e->b.known_limit;
-        fprintf(stderr, "soju: cudnn: attention %s %s: %s\n", plan_name(name, sizeof name, s, dir),
-                stop ? "refused (SOJU_CUDA_CUDNN=strict)" : "runs on soju's kernels", e->b.why);
-        if (stop) abort();
+        refuse(ca, e, e->b.why, !e->b.known_limit);
         builder_free(&e->b); /* keep only the verdict */
         return NULL;
     }
@@ -818,14 +824,11 @@ static plan_entry *plan_for(cudnn_attention *ca, const cudnn_att_shape *s, direc
 }
 
 /* A shape that was planned but cannot run after all (its workspace cannot
- * be allocated, or cuDNN refuses to execute it): said once, then it runs on
- * soju's kernels, or, under strict, the process stops. Nothing of this call
- * has been written yet, so soju's kernels can take it over. */
+ * be allocated, or cuDNN refuses to execute it): refused from now on. The
+ * caller's kernels then compute this call whole (a timing run may have
+ * written its outputs; they are written again). */
 static int give_up(cudnn_attention *ca, plan_entry *e, const char *why) {
-    char name[96];
-    fprintf(stderr, "soju: cudnn: attention %s %s: %s\n", plan_name(name, sizeof name, &e->shape, e->dir),
-            ca->strict ? "failed (SOJU_CUDA_CUDNN=strict)" : "runs on soju's kernels from now on", why);
-    if (ca->strict) abort();
+    refuse(ca, e, why, true);
     cudaGetLastError(); /* a launch cuDNN failed must not surface at soju's next launch check */
     e->ok = false;      /* the verdict stays; the descriptors go when the entry is evicted */
     return -1;
