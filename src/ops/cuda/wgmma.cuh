@@ -181,7 +181,7 @@ __device__ __forceinline__ void block_watchdog(uint32_t done, int expected) {
         asm volatile("ld.volatile.shared.u32 %0, [%1];\n" : "=r"(n) : "r"(done) : "memory");
         if (n >= expected) return;
         // short naps: the block leaves its SM (one block per SM) only when this
-        // thread has seen the count, and the kernels' blocks take 10-40 us; a
+        // thread has seen the count, and the kernels' blocks take roughly 10-40 us (estimated); a
         // 100 us nap held each SM about that long past the work. One thread's
         // shared load and clock read per half microsecond cost the others nothing.
         __nanosleep(500);
