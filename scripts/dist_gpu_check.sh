@@ -30,6 +30,12 @@
 #                 stream during the backward, ZeRO-1's reduce and broadcast.
 #                 The log's "via NET/Socket" lines (NCCL_DEBUG=INFO) show the
 #                 transport NCCL chose.
+#   hang-...      the first 2-rank NCCL launch above (MPI on the CPU), training
+#                 on, when rank 1 is stopped (SIGSTOP, as a hung rank): rank
+#                 0's watchdog must end the job within --dist-timeout (10 s)
+#                 plus a margin, saying what it waited on (a collective on the
+#                 host, or NCCL's work on the GPU stream), and the run must
+#                 resume from its last checkpoint.
 # What passes: with two ranks every sum is one fp32 addition a + b, the same
 # bits whichever rank or library adds, and the deterministic kernels make
 # each rank's gradients the same in every run. So every 2-rank NCCL run must
@@ -123,9 +129,59 @@ elif [ "$gpus" -eq 1 ] || [ "$device" = cpu ]; then # (on the CPU: the launch al
             --micro-batch 4 --batch-tokens 512 && runs+=(nccl-2-hostid-nooverlap)
 fi
 
+# A hung rank: rank 1 stops mid-run; rank 0's watchdog must end the job.
+hang_failed=0
+hang() { # name, launcher words...
+    local name=$1
+    shift
+    (timeout 120 "$@" $soju pretrain --config "$out/config.json" --train "$out/train.bin" --device "$device" \
+        --threads 1 --seq-len 64 --steps 100000 --save-every 2 --micro-batch 4 --batch-tokens 512 --quiet \
+        --dist-timeout 10 --out "$out/$name" >"$out/$name.log" 2>&1; echo $? >"$out/$name.rc") &
+    local waited=0 pid="" took
+    until ls "$out/$name/checkpoints" 2>/dev/null | grep -q step_ || [ -f "$out/$name.rc" ] || [ $waited -ge 600 ]; do
+        sleep 0.1; waited=$((waited + 1))
+    done
+    sleep 1 # training on, past its first checkpoint
+    for p in $(pgrep -f -- "--out $out/$name"); do
+        grep -qz '^OMPI_COMM_WORLD_RANK=1$' /proc/$p/environ 2>/dev/null && pid=$p
+    done
+    if [ -z "$pid" ] || [ -f "$out/$name.rc" ]; then
+        echo "  $name: FAIL: rank 1 was not training ($(tail -1 "$out/$name.log" 2>/dev/null))"
+        hang_failed=1; wait; return 1
+    fi
+    local t0=$(date +%s.%N)
+    kill -STOP "$pid"
+    waited=0
+    until [ -f "$out/$name.rc" ] || [ $waited -ge 900 ]; do sleep 0.1; waited=$((waited + 1)); done
+    took=$(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$t0" "$(date +%s.%N)")
+    kill -KILL "$pid" 2>/dev/null
+    wait
+    local rc=$(cat "$out/$name.rc" 2>/dev/null) said
+    said=$(grep -m1 "soju: error: rank 0 of 2" "$out/$name.log" | sed 's/; another rank.*//')
+    local last=$(ls "$out/$name/checkpoints" 2>/dev/null | grep step_ | sort | tail -1)
+    if [ "${rc:-0}" = 0 ] || [ "${rc:-0}" = 124 ] || [ -z "$said" ] || [ -z "$last" ] ||
+        ! python3 -c "import sys; sys.exit(float(sys.argv[1]) > 60)" "$took"; then
+        echo "  $name: FAIL: rc ${rc:-none} ${took} s after rank 1 stopped; rank 0 said: ${said:-nothing}"
+        hang_failed=1; return 1
+    fi
+    local step=$((10#${last#step_}))
+    timeout 120 "$@" $soju pretrain --resume "$out/$name" --stop-at $((step + 2)) --device "$device" --threads 1 \
+        --quiet >"$out/$name-resume.log" 2>&1
+    rc=$?
+    [ -d "$out/$name/checkpoints/$(printf 'step_%08d' $((step + 2)))" ] || rc=1 # (it must have saved there)
+    echo "  $name: rank 1 stopped; the job ended ${took} s later: ${said#soju: error: }"
+    echo "  $name: resumed from step $step to $((step + 2)): $([ $rc = 0 ] && echo done || echo "FAIL, rc $rc")"
+    [ $rc = 0 ] || hang_failed=1
+}
+if [ "$gpus" -ge 2 ]; then
+    hang hang-nccl-2 "${mpi2[@]}"
+elif [ "$gpus" -eq 1 ] || [ "$device" = cpu ]; then
+    hang hang-nccl-2-hostid "${mpi_hostid[@]}" "${own_host[@]}"
+fi
+
 echo "== $device: $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1) x $gpus GPU(s), $($soju version)"
-python3 - "$out" "${runs[@]}" <<'EOF'
-import json, struct, sys
+HANG_FAILED=$hang_failed python3 - "$out" "${runs[@]}" <<'EOF'
+import json, os, struct, sys
 import numpy as np
 out, runs = sys.argv[1], sys.argv[2:]
 def load(run, file):
@@ -165,6 +221,7 @@ for run in runs:
         note = f"= {t} bit for bit (parameters, optimizer)" if ok else f"FAIL: differs from {t}"
         bad += not ok
     print(f"{run:26} {d.max():11.3g} {d.mean():11.3g}  {note}")
+bad += int(os.environ["HANG_FAILED"])  # the hung-rank run, reported above
 print("dist check:", "PASS" if bad == 0 else f"{bad} FAILED")
 EOF
 # how NCCL joined the two ranks that share one GPU (NCCL_DEBUG=INFO lines of the hostid runs)

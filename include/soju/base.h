@@ -214,6 +214,50 @@ void soju_progress_finish(soju_progress *p);
 int soju_num_threads(void);          /* OpenMP's current maximum */
 void soju_set_num_threads(int n);    /* n <= 0 leaves it unchanged */
 
+/* ---------------------------------------------------------------- watchdog
+ *
+ * A thread that stops waits from lasting forever. Data-parallel training waits
+ * on the other ranks in every collective; when one of them dies without its
+ * launcher noticing (srun without --kill-on-bad-exit) or hangs, the others
+ * would wait until the job's time runs out. With a watchdog they fail after
+ * the limit instead, and the job (or its scheduler) can resume from the last
+ * checkpoint.
+ *
+ * Two kinds of wait count:
+ *  - host waits, between enter and leave (a blocking MPI call), and
+ *  - waits a poll function reports (work queued on a device that has not
+ *    finished: a GPU stream stuck in a collective), or a failure it reports.
+ * When either has lasted `limit_s` seconds without a break, or the poll
+ * reports a failure, the watchdog calls `fire` once, from its own thread,
+ * with a one-line reason. `fire` normally prints and ends the process. */
+
+typedef struct soju_watchdog soju_watchdog;
+
+enum { SOJU_WATCH_FAILED = -1, SOJU_WATCH_IDLE = 0, SOJU_WATCH_WAITING = 1 };
+/* Runs on the watchdog's thread and returns SOJU_WATCH_IDLE (nothing
+ * queued), _FAILED with a reason written to why[0..why_size), or _WAITING with
+ * *progress set to a count that grows while the waiter makes progress (work
+ * issued so far, say): the wait is timed from the last change of that count,
+ * so a device that is busy but moving never fires, however the checks fall. */
+typedef int (*soju_watch_poll_fn)(void *ctx, unsigned long *progress, char *why, size_t why_size);
+typedef void (*soju_watch_fire_fn)(void *ctx, const char *why);
+
+/* Start watching; NULL when limit_s <= 0 (no limit). The checks run every
+ * min(1 s, limit_s / 4). Every function below accepts w == NULL and does
+ * nothing. */
+soju_watchdog *soju_watchdog_start(double limit_s, soju_watch_fire_fn fire, void *fire_ctx);
+/* Stop the thread and free w (the fire function is not called after this
+ * returns). */
+void soju_watchdog_stop(soju_watchdog *w);
+/* Set (poll != NULL) or clear the poll function. Once this returns, the old
+ * one is not running and will not run again, so its context may be freed. */
+void soju_watchdog_set_poll(soju_watchdog *w, soju_watch_poll_fn poll, void *ctx);
+/* A host wait begins, named by `what` (a string literal: "MPI_Allreduce");
+ * enters nest, and only the outermost counts. Call both from one thread. */
+void soju_watchdog_enter(soju_watchdog *w, const char *what);
+void soju_watchdog_leave(soju_watchdog *w);
+double soju_watchdog_limit(const soju_watchdog *w);
+
 /* ---------------------------------------------------------------- config */
 
 /* Load a JSON file into a cJSON tree. Errors name the file and the position. */

@@ -57,11 +57,26 @@ typedef struct soju_dist_opts {
     int zero;    /* 0: every rank updates all parameters; 1: ZeRO-1 (optimizer state sharded) */
     int overlap; /* reduce each layer's gradients during the backward: -1 where the
                     communicator is asynchronous (NCCL), 1 always, 0 never */
+    double timeout_s; /* with several ranks: how long one waits for the others
+                         (in a collective, or on a GPU stream held by one)
+                         before it stops the job; 0 = forever. See below. */
 } soju_dist_opts;
 
 /* Join the launcher's group (MPI is initialized once per process and
  * finalized at exit); a group of one when soju_dist_launched() is 0. Fails if
- * a launcher started several processes but this build has no MPI. */
+ * a launcher started several processes but this build has no MPI.
+ *
+ * Stuck ranks. A rank that dies or hangs leaves the others waiting in their
+ * next collective. mpirun ends the job when a rank dies, but srun without
+ * --kill-on-bad-exit does not, and nothing ends it when a rank hangs (a
+ * stuck filesystem, a GPU fault). So with several ranks and timeout_s > 0, a
+ * watchdog thread (soju/base.h) stops this rank when one host collective, or
+ * the communicator's queued GPU work, has made no progress for timeout_s, or
+ * when NCCL reports a failed connection: it prints
+ *   soju: error: rank R of W: <what waited>; ...
+ * and exits with status 1 (a launcher then stops the rest), and the run can
+ * resume from its last checkpoint. The limit must exceed the longest
+ * legitimate wait: rank 0 writing a checkpoint while the others wait. */
 int soju_dist_create(soju_dist **d, const soju_dist_opts *o, soju_err *err);
 void soju_dist_free(soju_dist *d);
 

@@ -344,6 +344,8 @@ typedef struct soju_pretrain_opts {
     /* data-parallel (under mpirun / srun; see soju/dist.h) */
     int zero;          /* 1: ZeRO-1, the optimizer state sharded across ranks */
     int overlap;       /* gradient sums during the backward: -1 auto (NCCL), 0 off, 1 on */
+    double dist_timeout; /* seconds a rank waits for the others before it stops the job; 0 = forever
+                            (soju_dist_opts.timeout_s; default SOJU_DEFAULT_DIST_TIMEOUT) */
     /* The tokenizer of the shards (NULL: none). A model from config_path takes
      * its vocab_size and BOS/EOS ids; RUN/tokenizer.json and every checkpoint
      * get a copy, so `soju generate` finds it. */
@@ -355,6 +357,9 @@ typedef struct soju_pretrain_opts {
 #define SOJU_DEFAULT_EVAL_BATCHES 20
 #define SOJU_DEFAULT_SAVE_EVERY 0
 #define SOJU_DEFAULT_KEEP 2
+/* PyTorch's default for NCCL's collectives too: longer than any checkpoint
+ * write of a model one machine trains, short next to a job's hours. */
+#define SOJU_DEFAULT_DIST_TIMEOUT 600
 
 void soju_pretrain_defaults(soju_pretrain_opts *o);
 

@@ -40,7 +40,8 @@ int cmd_pretrain(int argc, char **argv) {
               save_every = SOJU_DEFAULT_SAVE_EVERY, keep = SOJU_DEFAULT_KEEP, threads = 0,
               seed = (long long)o.init_seed, stop_at = 0, zero = o.zero;
     double lr = sc->peak_lr, min_lr_frac = sc->min_lr_frac, decay_frac = sc->decay_frac, wd = aw->weight_decay,
-           clip = o.train.grad_clip, beta1 = aw->beta1, beta2 = aw->beta2, peak_tflops = 0;
+           clip = o.train.grad_clip, beta1 = aw->beta1, beta2 = aw->beta2, peak_tflops = 0,
+           dist_timeout = o.dist_timeout;
     int no_doc_mask = 0, no_shuffle = 0, recompute = 0, decay_emb = 0, quiet = 0;
     cli_opt opts[] = {
         {"config", CLI_STR, &config, "model config.json: a new model initialized from --seed"},
@@ -79,6 +80,8 @@ int cmd_pretrain(int argc, char **argv) {
         {"threads", CLI_INT, &threads, "CPU threads, 0 = all"},
         {"device", CLI_STR, &device, "cpu | cuda"},
         {"zero", CLI_INT, &zero, "under mpirun/srun: 1 = ZeRO-1, the optimizer state sharded across ranks"},
+        {"dist-timeout", CLI_FLOAT, &dist_timeout,
+         "under mpirun/srun: seconds a rank waits for the others before it stops the job, 0 = forever"},
         {"peak-tflops", CLI_FLOAT, &peak_tflops, "peak TFLOP/s for MFU, 0 = the GPU's tensor rate or a CPU estimate"},
         {"quiet", CLI_FLAG, &quiet, "no progress bar"},
         {0},
@@ -138,6 +141,7 @@ int cmd_pretrain(int argc, char **argv) {
     o.quiet = quiet;
     o.peak_flops = peak_tflops * 1e12;
     o.zero = (int)zero;
+    o.dist_timeout = dist_timeout;
     const char *overlap = getenv("SOJU_DIST_OVERLAP");
     if (overlap && *overlap) o.overlap = atoi(overlap) != 0;
 

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dist_internal.h"
 
@@ -83,9 +84,26 @@ static int join_mpi(soju_dist *d, soju_err *err) {
 }
 #endif
 
+/* The watchdog's verdict: this rank waited past the limit (or NCCL failed).
+ * The other ranks may be anywhere, so no collective can tell them; exiting
+ * makes the launcher stop them (or their own watchdogs do). _exit, because
+ * atexit's MPI_Finalize would wait for them too. */
+static void stop_stuck_rank(void *ctx, const char *why) {
+    const soju_dist *d = ctx;
+    fprintf(stderr,
+            "soju: error: rank %d of %d: %s; another rank has probably died or hung. Stopping this rank; "
+            "`soju pretrain --resume RUN` continues from the last checkpoint (--dist-timeout sets the limit)\n",
+            d->rank, d->world, why);
+    fflush(stderr);
+    _exit(1);
+}
+
 int soju_dist_create(soju_dist **out, const soju_dist_opts *o, soju_err *err) {
     *out = NULL;
     if (o->zero != 0 && o->zero != 1) return soju_errf(err, SOJU_EARG, "--zero must be 0 or 1, not %d", o->zero);
+    if (!(o->timeout_s >= 0))
+        return soju_errf(err, SOJU_EARG, "--dist-timeout must be 0 (wait forever) or a number of seconds, not %g",
+                         o->timeout_s);
     soju_dist *d = soju_calloc(1, sizeof *d);
     d->opts = *o;
     d->world = d->local_size = 1;
@@ -96,6 +114,7 @@ int soju_dist_create(soju_dist **out, const soju_dist_opts *o, soju_err *err) {
             free(d);
             return rc;
         }
+        if (d->world > 1) d->watchdog = soju_watchdog_start(o->timeout_s, stop_stuck_rank, d);
 #else
         const char *size = launcher_size();
         if (size && atoi(size) > 1) {
@@ -113,7 +132,8 @@ int soju_dist_create(soju_dist **out, const soju_dist_opts *o, soju_err *err) {
 
 void soju_dist_free(soju_dist *d) {
     if (!d) return;
-    soju_comm_free(d->comm);
+    soju_comm_free(d->comm); /* first: it takes its poll off the watchdog */
+    soju_watchdog_stop(d->watchdog);
     free(d);
 }
 
@@ -132,7 +152,7 @@ int soju_dist_zero(const soju_dist *d) { return d ? d->opts.zero : 0; }
 
 void soju_dist_barrier(soju_dist *d) {
 #ifdef SOJU_HAVE_MPI
-    if (MPI_ON(d)) MPI_Barrier(MPI_COMM_WORLD);
+    if (MPI_ON(d)) SOJU_DIST_WAIT(d, "MPI_Barrier", MPI_Barrier(MPI_COMM_WORLD));
 #else
     (void)d;
 #endif
@@ -140,7 +160,8 @@ void soju_dist_barrier(soju_dist *d) {
 
 void soju_dist_sum(soju_dist *d, double *x, int n) {
 #ifdef SOJU_HAVE_MPI
-    if (MPI_ON(d) && n > 0) MPI_Allreduce(MPI_IN_PLACE, x, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    if (MPI_ON(d) && n > 0)
+        SOJU_DIST_WAIT(d, "MPI_Allreduce", MPI_Allreduce(MPI_IN_PLACE, x, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
 #else
     (void)d, (void)x, (void)n;
 #endif
@@ -151,7 +172,7 @@ void soju_dist_bcast(soju_dist *d, void *buf, size_t bytes, int root) {
     if (!MPI_ON(d)) return;
     for (size_t done = 0; done < bytes;) {
         size_t piece = bytes - done < SOJU_MPI_PIECE ? bytes - done : SOJU_MPI_PIECE;
-        MPI_Bcast((char *)buf + done, (int)piece, MPI_BYTE, root, MPI_COMM_WORLD);
+        SOJU_DIST_WAIT(d, "MPI_Bcast", MPI_Bcast((char *)buf + done, (int)piece, MPI_BYTE, root, MPI_COMM_WORLD));
         done += piece;
     }
 #else
@@ -166,7 +187,7 @@ int soju_dist_same(soju_dist *d, const double *x, int n) {
     /* the lowest and (negated) the highest of each value: equal when lowest == highest */
     double *ends = soju_malloc(2 * (size_t)n * sizeof *ends);
     for (int i = 0; i < n; i++) ends[i] = x[i], ends[n + i] = -x[i];
-    MPI_Allreduce(MPI_IN_PLACE, ends, 2 * n, MPI_DOUBLE, MPI_MIN, MPI_COMM_WORLD);
+    SOJU_DIST_WAIT(d, "MPI_Allreduce", MPI_Allreduce(MPI_IN_PLACE, ends, 2 * n, MPI_DOUBLE, MPI_MIN, MPI_COMM_WORLD));
     for (int i = 0; i < n; i++) same &= ends[i] == -ends[n + i];
     free(ends);
 #else
@@ -191,7 +212,7 @@ int soju_dist_agree(soju_dist *d, int rc, soju_err *err) {
     /* The lowest failing rank, or `world` when none failed. */
     double first = rc != SOJU_OK ? d->rank : d->world;
 #ifdef SOJU_HAVE_MPI
-    MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_DOUBLE, MPI_MIN, MPI_COMM_WORLD);
+    SOJU_DIST_WAIT(d, "MPI_Allreduce", MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_DOUBLE, MPI_MIN, MPI_COMM_WORLD));
 #endif
     if ((int)first == d->world) return SOJU_OK;
     return share_error(d, rc, err, (int)first);
@@ -213,18 +234,19 @@ void soju_dist_abort(soju_dist *d, const soju_err *err) {
 }
 
 #ifdef SOJU_HAVE_MPI
-void soju_mpi_send_floats(const float *buf, size_t n, int to) {
+void soju_mpi_send_floats(soju_dist *d, const float *buf, size_t n, int to) {
     for (size_t done = 0; done < n;) {
         size_t piece = n - done < SOJU_MPI_PIECE ? n - done : SOJU_MPI_PIECE;
-        MPI_Send(buf + done, (int)piece, MPI_FLOAT, to, 0, MPI_COMM_WORLD);
+        SOJU_DIST_WAIT(d, "MPI_Send", MPI_Send(buf + done, (int)piece, MPI_FLOAT, to, 0, MPI_COMM_WORLD));
         done += piece;
     }
 }
 
-void soju_mpi_recv_floats(float *buf, size_t n, int from) {
+void soju_mpi_recv_floats(soju_dist *d, float *buf, size_t n, int from) {
     for (size_t done = 0; done < n;) {
         size_t piece = n - done < SOJU_MPI_PIECE ? n - done : SOJU_MPI_PIECE;
-        MPI_Recv(buf + done, (int)piece, MPI_FLOAT, from, 0, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        SOJU_DIST_WAIT(d, "MPI_Recv",
+                       MPI_Recv(buf + done, (int)piece, MPI_FLOAT, from, 0, MPI_COMM_WORLD, MPI_STATUS_IGNORE));
         done += piece;
     }
 }

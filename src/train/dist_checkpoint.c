@@ -33,8 +33,8 @@ int soju_dist_checkpoint_save(soju_dist *d, const char *dir, soju_model *m, soju
         for (int r = 1; r < d->world; r++) {
             size_t rlo, rhi;
             soju_dist_shard(d, r, n, &rlo, &rhi);
-            soju_mpi_recv_floats(fm + rlo, rhi - rlo, r);
-            soju_mpi_recv_floats(fv + rlo, rhi - rlo, r);
+            soju_mpi_recv_floats(d, fm + rlo, rhi - rlo, r);
+            soju_mpi_recv_floats(d, fv + rlo, rhi - rlo, r);
         }
         rc = soju_checkpoint_save_moments(dir, m, opt, fm, fv, st, tokenizer_json, err);
         free(full);
@@ -42,8 +42,8 @@ int soju_dist_checkpoint_save(soju_dist *d, const char *dir, soju_model *m, soju
         float *mine = soju_malloc(2 * len * sizeof(float) + 1);
         be->ops->download(be, mine, dev_m, len * sizeof(float));
         be->ops->download(be, mine + len, dev_v, len * sizeof(float));
-        soju_mpi_send_floats(mine, len, 0);
-        soju_mpi_send_floats(mine + len, len, 0);
+        soju_mpi_send_floats(d, mine, len, 0);
+        soju_mpi_send_floats(d, mine + len, len, 0);
         free(mine);
     }
 #else

@@ -46,9 +46,18 @@ void soju_comm_free(soju_comm *c) {
 
 const char *soju_comm_name(const soju_comm *c) { return c->ops->name; }
 int soju_comm_async(const soju_comm *c) { return c->ops->async; }
+/* MPI's collectives wait for the other ranks before they return; NCCL's
+ * return at once (their wait is on the GPU, which the communicator's poll
+ * shows the watchdog), except a group's end, which may wait on connections. */
 void soju_comm_begin(soju_comm *c) { c->ops->begin(c); }
-void soju_comm_end(soju_comm *c) { c->ops->end(c); }
+void soju_comm_end(soju_comm *c) { SOJU_DIST_WAIT(c->d, "a group of collectives", c->ops->end(c)); }
 void soju_comm_wait(soju_comm *c) { c->ops->wait(c); }
-void soju_comm_allreduce(soju_comm *c, float *buf, size_t n) { c->ops->allreduce(c, buf, n); }
-void soju_comm_reduce(soju_comm *c, float *buf, size_t n, int root) { c->ops->reduce(c, buf, n, root); }
-void soju_comm_broadcast(soju_comm *c, float *buf, size_t n, int root) { c->ops->broadcast(c, buf, n, root); }
+void soju_comm_allreduce(soju_comm *c, float *buf, size_t n) {
+    SOJU_DIST_WAIT(c->d, "an all-reduce of gradients", c->ops->allreduce(c, buf, n));
+}
+void soju_comm_reduce(soju_comm *c, float *buf, size_t n, int root) {
+    SOJU_DIST_WAIT(c->d, "a reduce of gradients", c->ops->reduce(c, buf, n, root));
+}
+void soju_comm_broadcast(soju_comm *c, float *buf, size_t n, int root) {
+    SOJU_DIST_WAIT(c->d, "a broadcast of parameters", c->ops->broadcast(c, buf, n, root));
+}

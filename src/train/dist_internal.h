@@ -15,6 +15,7 @@ struct soju_dist {
     int rank, world, local_size;
     int mpi;            /* 1: the group is MPI_COMM_WORLD; 0: a group of one without MPI */
     soju_dist_opts opts;
+    soju_watchdog *watchdog; /* limits waits on the other ranks; NULL: none */
     /* after soju_dist_attach */
     soju_model *model;
     soju_comm *comm;
@@ -54,12 +55,21 @@ int soju_comm_mpi_init(soju_comm *c, soju_err *err);
 int soju_comm_nccl_init(soju_comm *c, soju_err *err);
 #endif
 
+/* Around every call that waits for the other ranks (MPI's, NCCL's setup):
+ * the watchdog times it. `what` names the call in its message. */
+#define SOJU_DIST_WAIT(d, what, call)                 \
+    do {                                              \
+        soju_watchdog_enter((d)->watchdog, (what));   \
+        call;                                         \
+        soju_watchdog_leave((d)->watchdog);           \
+    } while (0)
+
 #ifdef SOJU_HAVE_MPI
 /* MPI counts are ints: longer buffers go in pieces of at most this many elements. */
 #define SOJU_MPI_PIECE ((size_t)1 << 30)
 /* Point-to-point transfer of n floats (host memory), in pieces. */
-void soju_mpi_send_floats(const float *buf, size_t n, int to);
-void soju_mpi_recv_floats(float *buf, size_t n, int from);
+void soju_mpi_send_floats(soju_dist *d, const float *buf, size_t n, int to);
+void soju_mpi_recv_floats(soju_dist *d, float *buf, size_t n, int from);
 #endif
 
 #endif

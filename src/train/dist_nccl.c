@@ -20,11 +20,20 @@
  *
  * Reductions are in place: NCCL allows sendbuff == recvbuff, and a reduce
  * ignores recvbuff on ranks other than the root. NCCL sums in an order fixed
- * by its algorithm for a given world size, topology and message size. */
+ * by its algorithm for a given world size, topology and message size.
+ *
+ * Stuck ranks. Collectives return to the host at once; a rank that died
+ * leaves this one's NCCL kernels spinning on the GPU, and the host blocks at
+ * its next read of a result. So the communicator gives the dist watchdog a
+ * poll (on the watchdog's thread): WAITING while the last `communicated`
+ * event has not completed, with the count of waits issued as progress;
+ * FAILED when NCCL reports an asynchronous error (a connection lost) or the
+ * device a sticky one. */
 #if defined(SOJU_HAVE_NCCL) && defined(SOJU_HAVE_MPI)
 
 #include <cuda_runtime.h>
 #include <nccl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -35,6 +44,8 @@ typedef struct nccl_comm {
     cudaStream_t compute; /* the backend's stream */
     cudaStream_t stream;  /* NCCL's */
     cudaEvent_t computed, communicated;
+    int device;                 /* the backend's, made current on the watchdog's thread */
+    atomic_ulong waits_issued;  /* records of `communicated`: the poll's progress */
 } nccl_comm;
 
 /* A failure after initialization is a dead device or link: report and stop. */
@@ -69,6 +80,25 @@ static void nccl_wait(soju_comm *c) {
     nccl_comm *s = state(c);
     CUDA_CHECK(cudaEventRecord(s->communicated, s->stream));
     CUDA_CHECK(cudaStreamWaitEvent(s->compute, s->communicated, 0));
+    atomic_fetch_add(&s->waits_issued, 1);
+}
+
+/* The watchdog's view (see the top of the file). Both queries are made for
+ * being called beside the thread that issues the work. */
+static int nccl_poll(void *ctx, unsigned long *progress, char *why, size_t n) {
+    nccl_comm *s = ctx;
+    ncclResult_t async = ncclSuccess;
+    if (ncclCommGetAsyncError(s->comm, &async) == ncclSuccess && async != ncclSuccess && async != ncclInProgress) {
+        snprintf(why, n, "NCCL reports %s", ncclGetErrorString(async));
+        return SOJU_WATCH_FAILED;
+    }
+    cudaSetDevice(s->device);
+    *progress = atomic_load(&s->waits_issued);
+    cudaError_t e = cudaEventQuery(s->communicated);
+    if (e == cudaSuccess) return SOJU_WATCH_IDLE;
+    if (e == cudaErrorNotReady) return SOJU_WATCH_WAITING;
+    snprintf(why, n, "the GPU reports %s", cudaGetErrorString(e));
+    return SOJU_WATCH_FAILED;
 }
 
 static void nccl_allreduce(soju_comm *c, float *buf, size_t n) {
@@ -85,6 +115,7 @@ static void nccl_broadcast(soju_comm *c, float *buf, size_t n, int root) {
 
 static void nccl_free(soju_comm *c) {
     nccl_comm *s = state(c);
+    soju_watchdog_set_poll(c->d->watchdog, NULL, NULL);
     CUDA_CHECK(cudaStreamSynchronize(s->stream));
     ncclCommDestroy(s->comm);
     cudaEventDestroy(s->computed);
@@ -110,17 +141,18 @@ int soju_comm_nccl_init(soju_comm *c, soju_err *err) {
     ncclUniqueId id;
     int code = 0;
     if (d->rank == 0) code = (int)ncclGetUniqueId(&id);
-    MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    SOJU_DIST_WAIT(d, "MPI_Bcast", MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD));
     if (code != ncclSuccess)
         return soju_errf(err, SOJU_EIO, "NCCL: ncclGetUniqueId failed on rank 0: %s",
                          ncclGetErrorString((ncclResult_t)code));
-    MPI_Bcast(&id, (int)sizeof id, MPI_BYTE, 0, MPI_COMM_WORLD);
+    SOJU_DIST_WAIT(d, "MPI_Bcast", MPI_Bcast(&id, (int)sizeof id, MPI_BYTE, 0, MPI_COMM_WORLD));
     /* every rank has the id before any enters NCCL's setup, which makes no MPI
        calls (some MPIs finish a broadcast on a rank only at its next call) */
-    MPI_Barrier(MPI_COMM_WORLD);
+    SOJU_DIST_WAIT(d, "MPI_Barrier", MPI_Barrier(MPI_COMM_WORLD));
     nccl_comm *s = soju_calloc(1, sizeof *s);
     /* ncclCommInitRank uses the current device, which the backend selected. */
-    ncclResult_t r = ncclCommInitRank(&s->comm, d->world, id, d->rank);
+    ncclResult_t r;
+    SOJU_DIST_WAIT(d, "NCCL's setup (ncclCommInitRank)", r = ncclCommInitRank(&s->comm, d->world, id, d->rank));
     if (r != ncclSuccess) {
         free(s);
         int rc = soju_errf(err, SOJU_EIO, "NCCL: rank %d of %d could not join the communicator: %s%s", d->rank, d->world,
@@ -141,8 +173,11 @@ int soju_comm_nccl_init(soju_comm *c, soju_err *err) {
     CUDA_CHECK(cudaEventCreateWithFlags(&s->computed, cudaEventDisableTiming));
     CUDA_CHECK(cudaEventCreateWithFlags(&s->communicated, cudaEventDisableTiming));
     s->compute = (cudaStream_t)soju_cuda_stream(c->be);
+    CUDA_CHECK(cudaGetDevice(&s->device));
+    atomic_init(&s->waits_issued, 0);
     c->ops = &nccl_ops;
     c->state = s;
+    soju_watchdog_set_poll(d->watchdog, nccl_poll, s);
     return SOJU_OK;
 }
 

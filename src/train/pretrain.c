@@ -46,6 +46,7 @@ void soju_pretrain_defaults(soju_pretrain_opts *o) {
     o->shuffle = 1;
     o->init_seed = o->data_seed = 1337;
     o->overlap = -1;
+    o->dist_timeout = SOJU_DEFAULT_DIST_TIMEOUT;
 }
 
 /* Everything one run holds, so cleanup is one function. */
@@ -398,7 +399,7 @@ int soju_pretrain(const soju_pretrain_opts *o, soju_pretrain_summary *sum, soju_
     soju_trainer_state_init(&r.st);
     /* Under a launcher: one rank of a data-parallel group. Alone: no group
      * at all, so single-process training is untouched by it. */
-    soju_dist_opts dopts = {.zero = o->zero, .overlap = o->overlap};
+    soju_dist_opts dopts = {.zero = o->zero, .overlap = o->overlap, .timeout_s = o->dist_timeout};
     int rc = soju_dist_launched() ? soju_dist_create(&r.dist, &dopts, err) : SOJU_OK;
     if (rc) {
         run_free(&r);

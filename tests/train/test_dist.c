@@ -249,6 +249,11 @@ TEST(trainer_in_a_group_of_one_is_the_plain_trainer) {
     soju_dist *d = NULL;
     CHECK(soju_dist_create(&d, &bad, &err) == SOJU_EARG && d == NULL);
     CHECK(strstr(err.msg, "--zero") != NULL);
+    soju_dist_opts bad_wait = {.timeout_s = -1};
+    CHECK(soju_dist_create(&d, &bad_wait, &err) == SOJU_EARG && d == NULL);
+    CHECK(strstr(err.msg, "--dist-timeout") != NULL);
+    bad_wait.timeout_s = NAN;
+    CHECK(soju_dist_create(&d, &bad_wait, &err) == SOJU_EARG && d == NULL);
 }
 
 TEST_MAIN(split_tiles_the_buffer, grad_hook_ranges_tile_once_and_are_final, sharded_adamw_equals_whole,

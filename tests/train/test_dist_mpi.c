@@ -13,10 +13,12 @@
  *
  * Runs as root on a 2-core machine with loopback only (the settings below),
  * one thread per rank. SKIPs when mpirun is absent or soju has no MPI. */
+#include <signal.h>
 #include <stdarg.h>
 #include <sys/wait.h>
 
 #include "soju/io.h"
+#include "soju/train.h"
 #include "test.h"
 
 static char *dir_;
@@ -192,6 +194,69 @@ TEST(ranks_started_differently_are_refused) {
     free(log);
 }
 
+/* The step of run directory DIR/name's latest checkpoint, or -1. */
+static long latest_step(const char *name) {
+    char run[1024];
+    snprintf(run, sizeof run, "%s/%s", dir_, name);
+    char *ckpt = soju_checkpoint_latest(run);
+    const char *p = ckpt ? strstr(ckpt, "step_") : NULL;
+    long step = p ? atol(p + 5) : -1;
+    free(ckpt);
+    return step;
+}
+
+/* A rank that hangs (stopped here with SIGSTOP; a stuck filesystem or GPU
+ * does the same) leaves the other waiting in a collective. Its watchdog
+ * stops it after --dist-timeout, with a message naming the wait, mpirun ends
+ * the job, and the run resumes from its last checkpoint. */
+TEST(a_hung_rank_stops_the_job_which_resumes) {
+    /* long enough that it is still training when rank 1 stops */
+    sh("(" MPIRUN " %s pretrain --config %s/config.json --train %s/train0.bin --train %s/train1.bin --seq-len 16 "
+       "--batch-tokens 128 --micro-batch 4 --steps 100000 --save-every 2 --threads 1 --quiet --dist-timeout 2 "
+       "--out %s/hang > %s/hang.log 2>&1; echo $? > %s/hang.rc) &",
+       soju_, dir_, dir_, dir_, dir_, dir_, dir_);
+    char *rc_path = at("hang.rc");
+    double t0 = soju_now();
+    while (latest_step("hang") < 4 && soju_now() - t0 < 60 && access(rc_path, F_OK) != 0) usleep(20000);
+    CHECK_MSG(latest_step("hang") >= 4, "the run did not get to step 4 in 60 s");
+    /* rank 1: the soju of this run whose environment says so (mpirun's does not) */
+    char find[1024];
+    snprintf(find, sizeof find,
+             "for p in $(pgrep -f -- '--out %s/hang'); do "
+             "grep -qz '^OMPI_COMM_WORLD_RANK=1$' /proc/$p/environ 2>/dev/null && echo $p; done",
+             dir_);
+    FILE *f = popen(find, "r");
+    int pid = 0;
+    if (!f || fscanf(f, "%d", &pid) != 1) pid = 0;
+    if (f) pclose(f);
+    CHECK_MSG(pid > 0, "rank 1's process not found");
+    double stopped = soju_now();
+    if (pid > 0) kill(pid, SIGSTOP);
+    while (access(rc_path, F_OK) != 0 && soju_now() - stopped < 100) usleep(20000);
+    double took = soju_now() - stopped;
+    if (pid > 0) kill(pid, SIGKILL); /* whatever mpirun did with it */
+    long rc = -1;
+    f = fopen(rc_path, "r");
+    if (!f || fscanf(f, "%ld", &rc) != 1) rc = -1;
+    if (f) fclose(f);
+    fprintf(stderr, "   the job ended %.1f s after rank 1 stopped, status %ld\n", took, rc);
+    CHECK(rc != 0 && rc != 124 && rc != -1); /* failed, not by timeout(1) */
+    CHECK_MSG(took < 60, "the job took %.0f s to end", took);
+    char *log = at("hang.log");
+    CHECK_EQ_INT(count_lines(log, "soju: error: rank 0 of 2: "), 1);
+    /* (rank 1 may say the same when mpirun wakes it to end it: its clock ran on while it stood) */
+    CHECK(count_lines(log, "another rank has probably died or hung") >= 1);
+    free(log);
+    /* the checkpoints are whole: the run resumes from the latest, two steps on */
+    long last = latest_step("hang");
+    CHECK(last >= 4);
+    CHECK_EQ_INT(sh(MPIRUN " %s pretrain --resume %s/hang --stop-at %ld --threads 1 --quiet > %s/hang2.log 2>&1",
+                    soju_, dir_, last + 2, dir_),
+                 0);
+    CHECK_EQ_INT(latest_step("hang"), last + 2);
+    free(rc_path);
+}
+
 int main(int argc, char **argv) {
     soju_ = getenv("SOJU_BIN");
     if (!soju_) soju_ = "build/soju";
@@ -221,9 +286,11 @@ int main(int argc, char **argv) {
     soju_err err;
     if (soju_write_file_atomic(cfg, json, strlen(json), &err)) SKIP("%s", err.msg);
     void (*fns[])(void) = {test_two_ranks_equal_one_process, test_resume_with_zero1_on_two_ranks_and_on_one,
-                           test_an_error_on_setup_stops_both_ranks_once, test_ranks_started_differently_are_refused};
+                           test_an_error_on_setup_stops_both_ranks_once, test_ranks_started_differently_are_refused,
+                           test_a_hung_rank_stops_the_job_which_resumes};
     return test_run_(fns, sizeof fns / sizeof fns[0],
                      "two_ranks_equal_one_process, resume_with_zero1_on_two_ranks_and_on_one, "
-                     "an_error_on_setup_stops_both_ranks_once, ranks_started_differently_are_refused",
+                     "an_error_on_setup_stops_both_ranks_once, ranks_started_differently_are_refused, "
+                     "a_hung_rank_stops_the_job_which_resumes",
                      argc, argv);
 }
