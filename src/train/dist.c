@@ -82,7 +82,6 @@ static int join_mpi(soju_dist *d, soju_err *err) {
     d->mpi = 1;
     return SOJU_OK;
 }
-#endif
 
 /* The watchdog's verdict: this rank waited past the limit (or NCCL failed).
  * The other ranks may be anywhere, so no collective can tell them; exiting
@@ -97,6 +96,7 @@ static void stop_stuck_rank(void *ctx, const char *why) {
     fflush(stderr);
     _exit(1);
 }
+#endif
 
 int soju_dist_create(soju_dist **out, const soju_dist_opts *o, soju_err *err) {
     *out = NULL;
